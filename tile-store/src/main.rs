@@ -1,0 +1,3 @@
+//! `tile-store`: serve pyramids, or tile an image on the command line.
+
+fn main() {}

@@ -1,0 +1,80 @@
+//! Tessera's tiler: Deep Zoom pyramids identical to what `vips dzsave` writes.
+//!
+//! The core is plain Rust with no browser or async dependencies; it runs natively
+//! (tests, the `tile-store` service and CLI) and as WebAssembly in a Web Worker,
+//! where [`wasm`] holds the bindings and nothing else.
+//!
+//! ```ignore
+//! # fn main() -> tiler_wasm::Result<()> {
+//! let bytes = std::fs::read("photo.jpg").expect("readable");
+//! let mut tiler = tiler_wasm::Tiler::open(&bytes, &tiler_wasm::Options::default())?;
+//! println!("{}×{} {}", tiler.metadata().width, tiler.metadata().height, tiler.dzi());
+//! let top = tiler.layout().max_level();
+//! let jpeg: Vec<u8> = tiler.tile(top, 0, 0)?;
+//! # let _ = jpeg; Ok(()) }
+//! ```
+
+pub mod dzi;
+pub mod error;
+pub mod id;
+pub mod layout;
+
+pub use dzi::{Dzi, TileFormat};
+pub use error::{Error, Result};
+pub use id::{is_valid_id, pyramid_id, IdHasher};
+pub use layout::{Layout, Rect, TileAddr};
+
+use serde::{Deserialize, Serialize};
+
+/// Default JPEG quality, as `vips dzsave`.
+pub const DEFAULT_QUALITY: u8 = 75;
+
+/// Limits applied to every image before and while decoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Limits {
+    /// Largest width × height accepted, checked against the declared size before decoding.
+    pub max_pixels: u64,
+    /// Largest width or height accepted.
+    pub max_dimension: u32,
+    /// Largest allocation a decoder may make, in bytes.
+    pub max_alloc: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_pixels: 600_000_000,
+            max_dimension: 1 << 20,
+            max_alloc: 3 << 30,
+        }
+    }
+}
+
+/// How to tile an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Options {
+    /// Tile format; `None` picks PNG for images with alpha and JPEG otherwise.
+    pub format: Option<TileFormat>,
+    /// JPEG / WebP quality, 1..=100.
+    pub quality: u8,
+    /// Tile size without overlap.
+    pub tile_size: u32,
+    /// Overlap on each side of a tile.
+    pub overlap: u32,
+    /// Decoding limits.
+    pub limits: Limits,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            format: None,
+            quality: DEFAULT_QUALITY,
+            tile_size: layout::DEFAULT_TILE_SIZE,
+            overlap: layout::DEFAULT_OVERLAP,
+            limits: Limits::default(),
+        }
+    }
+}
