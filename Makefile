@@ -1,0 +1,55 @@
+# The two commands a newcomer needs are `make run` and `make test`; each installs what it needs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+CARGO ?= cargo
+LISTEN ?= 127.0.0.1:8080
+DATA_DIR ?= data
+
+.PHONY: help run test wasm web server bench lint fmt clean
+
+help:
+	@echo "make run    build everything and serve the web app with a sample image on http://$(LISTEN)/"
+	@echo "make test   install what the tests need and run every test"
+	@echo "make bench  the benchmarks (tiler against vips dzsave, ...)"
+	@echo "make lint   fmt check, clippy (native and wasm32), tsc"
+
+## The main job: tile-store on the local-disk store, serving the web app and a sample image.
+run: server web
+	@echo "Open http://$(LISTEN)/?src=/samples/bridge-deck.jpg&vectorSrc=/samples/bridge-deck.json"
+	./target/release/tile-store serve --listen $(LISTEN) --data-dir $(DATA_DIR) --web-dir www/dist
+
+## Every test: Rust unit, golden and integration tests, wasm tests, end-to-end tests in Chromium.
+test:
+	scripts/setup.sh test
+	$(CARGO) test --workspace --all-targets
+	$(MAKE) server web
+	scripts/test-wasm.sh
+	scripts/setup.sh npm tests/e2e
+	cd tests/e2e && node --test --test-concurrency=1
+
+wasm:
+	scripts/setup.sh run
+	scripts/build-wasm.sh
+
+web: wasm
+	scripts/setup.sh npm www
+	cd www && npm run build
+
+server:
+	$(CARGO) build --release -p tile-store
+
+bench: server
+	python3 bench/tiling.py
+
+fmt:
+	$(CARGO) fmt --all
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p tiler-wasm --target wasm32-unknown-unknown --all-targets -- -D warnings
+	cd www && npx tsc --noEmit
+
+clean:
+	$(CARGO) clean
+	rm -rf www/dist tiler-wasm/pkg tests/artifacts
