@@ -1,3 +1,87 @@
+/** The page: `?src=` and `?vectorSrc=` URLs, or a picked / dropped file, shown in the Workspace. */
+import { useCallback, useEffect, useState } from 'react';
+import type { DragEvent, FormEvent } from 'react';
+import { Workspace } from './components/Workspace';
+import type { ImageInput } from './hooks/useTilingImage';
+
+interface Sources {
+  src: ImageInput;
+  vectorSrc: string | null;
+}
+
+function fromLocation(): Sources {
+  const q = new URLSearchParams(location.search);
+  return { src: q.get('src') || null, vectorSrc: q.get('vectorSrc') || null };
+}
+
 export function App() {
-  return <h1>Tessera</h1>;
+  const [sources, setSources] = useState<Sources>(fromLocation);
+  const [dragging, setDragging] = useState(false);
+  const [urlInput, setUrlInput] = useState(() => (typeof sources.src === 'string' ? sources.src : ''));
+
+  useEffect(() => {
+    const onPop = () => setSources(fromLocation());
+    window.addEventListener('popstate', onPop);
+    return () => window.removeEventListener('popstate', onPop);
+  }, []);
+
+  const openUrl = (e: FormEvent) => {
+    e.preventDefault();
+    const src = urlInput.trim();
+    const q = new URLSearchParams(location.search);
+    if (src) q.set('src', src);
+    else q.delete('src');
+    history.pushState(null, '', `?${q}`);
+    setSources(fromLocation());
+  };
+
+  const openFile = useCallback((file: File | undefined) => {
+    if (file) setSources((s) => ({ ...s, src: file }));
+  }, []);
+
+  const onDrop = (e: DragEvent) => {
+    e.preventDefault();
+    setDragging(false);
+    openFile(e.dataTransfer.files[0]);
+  };
+
+  return (
+    <div
+      className={`app${dragging ? ' dragging' : ''}`}
+      onDragOver={(e) => {
+        e.preventDefault();
+        setDragging(true);
+      }}
+      onDragLeave={(e) => e.currentTarget === e.target && setDragging(false)}
+      onDrop={onDrop}
+    >
+      <header>
+        <h1>Tessera</h1>
+        <form onSubmit={openUrl} className="open-url">
+          <input
+            type="url"
+            placeholder="Image URL (JPEG, PNG, WebP, TIFF)"
+            value={urlInput}
+            onChange={(e) => setUrlInput(e.target.value)}
+            aria-label="Image URL"
+          />
+          <button type="submit">Open</button>
+        </form>
+        <label className="file-button">
+          Open file…
+          <input
+            type="file"
+            accept="image/jpeg,image/png,image/webp,image/tiff"
+            data-testid="file-input"
+            onChange={(e) => openFile(e.target.files?.[0])}
+          />
+        </label>
+        <span className="hint">or drop an image anywhere</span>
+      </header>
+      <main>
+        <Workspace src={sources.src} vectorSrc={sources.vectorSrc} />
+      </main>
+      {dragging && <div className="drop-hint">Drop the image to tile it here</div>}
+    </div>
+  );
 }

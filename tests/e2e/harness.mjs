@@ -1,0 +1,213 @@
+// Shared set-up: the built app served by the real tile-store, test images beside it, a second
+// loopback origin without CORS headers, and Debian's Chromium driven by playwright-core.
+import { spawn } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { dirname, extname, join, normalize, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { PNG } from 'pngjs';
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export const ARTIFACTS = join(ROOT, 'tests/artifacts');
+const DIST = join(ROOT, 'www/dist');
+const TILE_STORE = process.env.TILE_STORE_BIN ?? join(ROOT, 'target/release/tile-store');
+
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+const MIME = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript',
+  '.css': 'text/css',
+  '.wasm': 'application/wasm',
+  '.json': 'application/json',
+  '.jpg': 'image/jpeg',
+  '.png': 'image/png',
+  '.svg': 'image/svg+xml',
+  '.map': 'application/json',
+};
+
+/** A free loopback port (the OS picks one; it is free again when this returns). */
+async function freePort() {
+  const s = createServer();
+  await new Promise((r) => s.listen(0, '127.0.0.1', r));
+  const { port } = s.address();
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+/** A plain static file server on 127.0.0.1 that sends no CORS headers. */
+export async function staticServer(dir) {
+  const server = createServer((req, res) => {
+    const path = normalize(decodeURIComponent(new URL(req.url, 'http://x').pathname));
+    const file = join(dir, path === '/' ? 'index.html' : path);
+    if (!file.startsWith(dir) || !existsSync(file)) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
+      return;
+    }
+    res.writeHead(200, { 'content-type': MIME[extname(file)] ?? 'application/octet-stream' });
+    res.end(readFileSync(file));
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${server.address().port}`, close: () => new Promise((r) => server.close(r)) };
+}
+
+async function waitForHttp(url, child, log) {
+  for (let i = 0; i < 200; i++) {
+    if (child.exitCode !== null) throw new Error(`tile-store exited with ${child.exitCode}:\n${log()}`);
+    try {
+      const r = await fetch(url);
+      if (r.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`tile-store did not answer ${url}:\n${log()}`);
+}
+
+/** `tile-store serve` with the built app plus `files` (name → contents) under /e2e/. */
+async function tileStore(webDir, dataDir) {
+  const port = await freePort();
+  let output = '';
+  const child = spawn(
+    TILE_STORE,
+    ['serve', '--listen', `127.0.0.1:${port}`, '--web-dir', webDir, '--data-dir', dataDir],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' } },
+  );
+  child.stdout.on('data', (d) => (output += d));
+  child.stderr.on('data', (d) => (output += d));
+  const url = `http://127.0.0.1:${port}`;
+  await waitForHttp(`${url}/`, child, () => output);
+  return {
+    url,
+    kind: 'tile-store',
+    close: () =>
+      new Promise((r) => {
+        if (child.exitCode !== null) return r();
+        child.once('exit', r);
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+/**
+ * Everything a scenario needs. `prepare(imagesDir)` writes test files, served at `/e2e/`.
+ * Returns `{ app, foreign, open, shot, close }`.
+ */
+export async function setup(name, prepare) {
+  if (!existsSync(join(DIST, 'index.html'))) throw new Error(`no built app at ${DIST}; run \`make web\` first`);
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const work = mkdtempSync(join(tmpdir(), `tessera-e2e-${name}-`));
+  const webDir = join(work, 'web');
+  cpSync(DIST, webDir, { recursive: true });
+  const images = join(webDir, 'e2e');
+  mkdirSync(images);
+  const files = await prepare(images);
+  const dataDir = join(work, 'data');
+  mkdirSync(dataDir);
+
+  let app;
+  if (existsSync(TILE_STORE)) app = await tileStore(webDir, dataDir);
+  else if (process.env.TESSERA_E2E_STATIC === '1') app = { ...(await staticServer(webDir)), kind: 'static' };
+  else throw new Error(`no tile-store binary at ${TILE_STORE}; run \`make server\` (or TESSERA_E2E_STATIC=1)`);
+
+  // Another origin (another port) serving the same files without CORS headers.
+  const foreign = await staticServer(images);
+
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: [...CHROMIUM_ARGS, `--user-data-dir=${join(work, 'chromium')}`],
+    headless: true,
+  });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, deviceScaleFactor: 1 });
+  const page = await context.newPage();
+  const consoleLog = [];
+  page.on('console', (m) => consoleLog.push(`[${m.type()}] ${m.text()}`));
+  page.on('pageerror', (e) => consoleLog.push(`[pageerror] ${e.message}`));
+
+  return {
+    app,
+    foreign,
+    files,
+    imagesDir: images,
+    page,
+    consoleLog,
+    /** Opens the app with these query parameters. */
+    async open(params) {
+      const q = new URLSearchParams(params);
+      await page.goto(`${app.url}/?${q}`);
+    },
+    /** Screenshot of the viewer element saved as tests/artifacts/<name>-<label>.png, decoded. */
+    async shot(label) {
+      const path = join(ARTIFACTS, `${name}-${label}.png`);
+      const buffer = await page.getByTestId('viewer').screenshot({ path });
+      return { png: PNG.sync.read(buffer), path };
+    },
+    async close() {
+      writeFileSync(join(ARTIFACTS, `${name}-console.log`), consoleLog.join('\n') + '\n');
+      await browser.close().catch(() => {});
+      await foreign.close();
+      await app.close();
+      rmSync(work, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Waits for the viewer's `data-state` to be one of `states`; returns the viewer's attributes. */
+export async function waitForState(page, states, timeout = 120_000) {
+  const viewer = page.getByTestId('viewer');
+  await page.waitForFunction(
+    (want) => want.includes(document.querySelector('[data-testid="viewer"]')?.getAttribute('data-state')),
+    states,
+    { timeout, polling: 100 },
+  );
+  return viewer.evaluate((el) => Object.fromEntries([...el.attributes].map((a) => [a.name, a.value])));
+}
+
+/** Waits until the viewer has stopped animating and every tile of the view is drawn. */
+export async function waitForSettled(page, timeout = 60_000) {
+  await page.waitForFunction(
+    () => {
+      const el = document.querySelector('[data-testid="viewer"]');
+      return el?.getAttribute('data-animating') === 'false' && el?.getAttribute('data-fully-loaded') === 'true';
+    },
+    null,
+    { timeout, polling: 100 },
+  );
+  // Two frames, so the last tiles are painted, not just decoded.
+  await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+}
+
+/** The RGB of screenshot pixel (x, y). */
+export function pixel(png, x, y) {
+  const i = (Math.round(y) * png.width + Math.round(x)) * 4;
+  return [png.data[i], png.data[i + 1], png.data[i + 2]];
+}
+
+/** Whether two colours differ by at most `tolerance` in every channel. */
+export function near(a, b, tolerance = 28) {
+  return a.every((v, i) => Math.abs(v - b[i]) <= tolerance);
+}
+
+/**
+ * Where image pixel (x, y) appears in the viewer element at the home view (the image fitted and
+ * centred), zoomed by `zoom` about the element's centre.
+ */
+export function toScreen(box, image, zoom, x, y) {
+  const scale = Math.min(box.width / image.width, box.height / image.height) * zoom;
+  return {
+    x: box.width / 2 + (x - image.width / 2) * scale,
+    y: box.height / 2 + (y - image.height / 2) * scale,
+  };
+}

@@ -1,0 +1,87 @@
+// The vector layer lands on the right pixels, stays aligned when zoomed, and the damage list
+// zooms to a feature.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { damageLayer, makeImages, QUAD } from './images.mjs';
+import { near, pixel, setup, toScreen, waitForSettled, waitForState } from './harness.mjs';
+
+const DAMAGE = [255, 45, 85];
+
+let t;
+before(async () => {
+  t = await setup('overlay', (dir) => {
+    const files = makeImages(dir);
+    writeFileSync(join(dir, 'damage.json'), JSON.stringify(damageLayer()));
+    return { ...files, damage: 'damage.json' };
+  });
+});
+after(async () => t?.close());
+
+/** The on-screen box of feature `index`, relative to the viewer element. */
+async function featureBox(index) {
+  const viewer = await t.page.getByTestId('viewer').boundingBox();
+  const shape = t.page.locator(`[data-testid="vector-feature"][data-index="${index}"] path`).first();
+  const b = await shape.boundingBox();
+  return { x: b.x - viewer.x, y: b.y - viewer.y, width: b.width, height: b.height };
+}
+
+function assertBoxNear(got, want, what, tolerance = 2) {
+  for (const k of ['x', 'y', 'width', 'height']) {
+    assert.ok(Math.abs(got[k] - want[k]) <= tolerance, `${what} ${k}: got ${got[k].toFixed(1)}, want ${want[k].toFixed(1)}`);
+  }
+}
+
+function expectedBox(box, zoom, [x0, y0, x1, y1]) {
+  const a = toScreen(box, QUAD, zoom, x0, y0);
+  const b = toScreen(box, QUAD, zoom, x1, y1);
+  return { x: a.x, y: a.y, width: b.x - a.x, height: b.y - a.y };
+}
+
+test('the damage layer is aligned at every zoom and the list zooms to a feature', async () => {
+  await t.open({ src: `/e2e/${t.files.quadrants}`, vectorSrc: `/e2e/${t.files.damage}` });
+  const attrs = await waitForState(t.page, ['ready', 'error']);
+  assert.equal(attrs['data-state'], 'ready', attrs['data-error']);
+  await t.page.locator('[data-testid="vector-feature"]').first().waitFor();
+  await waitForSettled(t.page);
+  const viewerBox = await t.page.getByTestId('viewer').boundingBox();
+
+  const features = t.page.locator('[data-testid="vector-feature"]');
+  assert.equal(await features.count(), 4);
+  const labels = await t.page.locator('.vector-overlay text').allInnerTexts();
+  assert.deepEqual(labels, ['Crack A · crack 93%', 'spalling 61%', 'Rust stain', 'Efflorescence · efflorescence 50%']);
+
+  // The polygon (200,200)-(700,500) at the home view: its box, and its stroke on screen.
+  const crack = [200, 200, 700, 500];
+  assertBoxNear(await featureBox(0), expectedBox(viewerBox, 1, crack), 'home');
+  const home = await t.shot('home');
+  const edge = toScreen(viewerBox, QUAD, 1, 450, 200);
+  assert.ok(near(pixel(home.png, edge.x, edge.y), DAMAGE, 40), `stroke on the polygon's top edge; see ${home.path}`);
+  const inside = toScreen(viewerBox, QUAD, 1, 450, 350);
+  assert.ok(near(pixel(home.png, inside.x, inside.y), [230, 30, 30], 45), 'the image shows through the fill');
+
+  await t.page.getByRole('button', { name: 'Zoom in' }).click();
+  await waitForSettled(t.page);
+  // The line (1200,300)-(1800,600) at 2×.
+  assertBoxNear(await featureBox(1), expectedBox(viewerBox, 2, [1200, 300, 1800, 600]), 'zoom 2 line');
+  assertBoxNear(await featureBox(0), expectedBox(viewerBox, 2, crack), 'zoom 2 polygon');
+  await t.shot('zoom2');
+
+  // The list: four entries; choosing the polygon fits it to the view.
+  const items = t.page.getByTestId('damage-list').locator('li button');
+  assert.equal(await items.count(), 4);
+  await items.nth(0).click();
+  await waitForSettled(t.page);
+  const fitted = await featureBox(0);
+  const centre = { x: fitted.x + fitted.width / 2, y: fitted.y + fitted.height / 2 };
+  assert.ok(Math.abs(centre.x - viewerBox.width / 2) < 3 && Math.abs(centre.y - viewerBox.height / 2) < 3, `feature centred: ${JSON.stringify(centre)}`);
+  assert.ok(fitted.width > viewerBox.width * 0.5 || fitted.height > viewerBox.height * 0.5, 'feature fills much of the view');
+  assert.equal(await t.page.locator('[data-testid="vector-feature"][data-index="0"]').getAttribute('class'), 'feature selected');
+  const zoomedShot = await t.shot('feature');
+  // Still aligned with the pixels: just inside the polygon's top-left corner is red image, the
+  // corner itself is stroke.
+  const corner = { x: fitted.x, y: fitted.y };
+  assert.ok(near(pixel(zoomedShot.png, corner.x + fitted.width / 2, corner.y), [255, 214, 10], 60) ||
+    near(pixel(zoomedShot.png, corner.x + fitted.width / 2, corner.y), DAMAGE, 60), 'selected stroke on the top edge');
+});

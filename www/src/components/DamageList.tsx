@@ -1,0 +1,42 @@
+/** The vector features as a list; choosing one zooms the viewer to it. */
+import type { DamageFeature } from '../geojson';
+import { featureTitle } from '../geojson';
+
+interface Props {
+  features: DamageFeature[];
+  selected: number | null;
+  onSelect: (index: number) => void;
+  error: string | null;
+  loading: boolean;
+}
+
+export function DamageList({ features, selected, onSelect, error, loading }: Props) {
+  return (
+    <section className="panel" data-testid="damage-list">
+      <h2>Damage {features.length > 0 && <span className="count">{features.length}</span>}</h2>
+      {error && (
+        <p className="error" role="alert">
+          {error}
+        </p>
+      )}
+      {loading && <p className="muted">Loading the vector layer…</p>}
+      {!error && !loading && features.length === 0 && <p className="muted">No vector layer (pass <code>?vectorSrc=</code>).</p>}
+      <ul>
+        {features.map((f) => (
+          <li key={f.index}>
+            <button
+              type="button"
+              className={f.index === selected ? 'selected' : undefined}
+              data-index={f.index}
+              onClick={() => onSelect(f.index)}
+            >
+              <span className="title">{featureTitle(f)}</span>
+              {f.class && f.class !== featureTitle(f) && <span className="class">{f.class}</span>}
+              {f.confidence !== null && <span className="confidence">{Math.round(f.confidence * 100)}%</span>}
+            </button>
+          </li>
+        ))}
+      </ul>
+    </section>
+  );
+}

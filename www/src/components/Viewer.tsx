@@ -1,0 +1,177 @@
+/**
+ * The OpenSeadragon viewer: created once, destroyed on unmount; the tile source is swapped when it
+ * changes. Its element carries the state contract the end-to-end tests read.
+ */
+import { useEffect, useLayoutEffect, useRef, useState } from 'react';
+import type { ReactNode } from 'react';
+import OpenSeadragon from 'openseadragon';
+import type { WorkerTileSource } from '../osd/WorkerTileSource';
+import type { TilingStatus } from '../hooks/useTilingImage';
+
+export type ViewerState = 'idle' | 'loading' | 'ready' | 'error';
+
+interface Props {
+  tileSource: WorkerTileSource | null;
+  status: TilingStatus;
+  /** The viewer, once created (and null after it is destroyed), for overlays and navigation. */
+  onViewer?: (viewer: OpenSeadragon.Viewer | null) => void;
+  /** Called when the first full view of a source is on screen. */
+  onFirstDraw?: (source: WorkerTileSource) => void;
+  children?: ReactNode;
+}
+
+/** Two frames: the tiles that completed the view are painted, not only decoded. */
+const afterPaint = (f: () => void) => requestAnimationFrame(() => requestAnimationFrame(f));
+
+export function Viewer({ tileSource, status, onViewer, onFirstDraw, children }: Props) {
+  const element = useRef<HTMLDivElement>(null);
+  const [viewer, setViewer] = useState<OpenSeadragon.Viewer | null>(null);
+  const [drawn, setDrawn] = useState<WorkerTileSource | null>(null);
+  const [fullyLoaded, setFullyLoaded] = useState(false);
+  const [tileError, setTileError] = useState<string | null>(null);
+  const [animating, setAnimating] = useState(false);
+  const onFirstDrawRef = useRef(onFirstDraw);
+  onFirstDrawRef.current = onFirstDraw;
+
+  useLayoutEffect(() => {
+    if (!element.current) return;
+    const v = OpenSeadragon({
+      element: element.current,
+      showNavigationControl: false,
+      // Tiles come from the worker; decoding a big image can keep the first one waiting a while.
+      timeout: 180_000,
+      visibilityRatio: 0.5,
+      constrainDuringPan: false,
+      maxZoomPixelRatio: 4,
+      gestureSettingsMouse: { clickToZoom: false, dblClickToZoom: true },
+    });
+    v.addHandler('animation-start', () => setAnimating(true));
+    v.addHandler('animation-finish', () => setAnimating(false));
+    setViewer(v);
+    onViewer?.(v);
+    return () => {
+      onViewer?.(null);
+      setViewer(null);
+      v.destroy();
+    };
+    // Created once: onViewer is read at creation only.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, []);
+
+  useEffect(() => {
+    if (!viewer) return;
+    setDrawn(null);
+    setFullyLoaded(false);
+    setTileError(null);
+    if (!tileSource) {
+      viewer.close();
+      return;
+    }
+    let live = true;
+    const onAddItem = (e: OpenSeadragon.WorldEvent) => {
+      const item = (e as unknown as { item: OpenSeadragon.TiledImage }).item;
+      if (item.source !== tileSource) return;
+      item.addHandler('fully-loaded-change', (ev) => {
+        const full = (ev as unknown as { fullyLoaded: boolean }).fullyLoaded;
+        if (!full) return setFullyLoaded(false);
+        afterPaint(() => {
+          if (!live || !item.getFullyLoaded()) return;
+          setFullyLoaded(true);
+          setDrawn((d) => {
+            if (d !== tileSource) onFirstDrawRef.current?.(tileSource);
+            return tileSource;
+          });
+        });
+      });
+    };
+    const onTileFailed = (e: OpenSeadragon.ViewerEvent) => {
+      const message = (e as unknown as { message?: string }).message;
+      if (live && message) setTileError(message);
+    };
+    viewer.world.addHandler('add-item', onAddItem);
+    viewer.addHandler('tile-load-failed', onTileFailed);
+    viewer.open({ tileSource });
+    return () => {
+      live = false;
+      viewer.world.removeHandler('add-item', onAddItem);
+      viewer.removeHandler('tile-load-failed', onTileFailed);
+    };
+  }, [viewer, tileSource]);
+
+  const state: ViewerState =
+    status.phase === 'error' ? 'error' : status.phase === 'idle' ? 'idle' : drawn && drawn === tileSource ? 'ready' : 'loading';
+  const size = status.info ?? status.metadata;
+
+  return (
+    <div className="viewer-frame">
+      <div
+        ref={element}
+        className="viewer"
+        data-testid="viewer"
+        data-state={state}
+        data-source="worker"
+        data-error={state === 'error' ? status.error?.message : undefined}
+        data-error-code={state === 'error' ? status.error?.code : undefined}
+        data-width={size?.width}
+        data-height={size?.height}
+        data-fully-loaded={state === 'ready' ? String(fullyLoaded) : undefined}
+        data-animating={String(animating)}
+        data-tiles-done={status.tilesDone}
+        data-tiles-total={status.tilesTotal}
+        data-tiling={status.phase}
+      />
+      {viewer && (
+        <div className="viewer-controls">
+          <button type="button" title="Zoom in" aria-label="Zoom in" onClick={() => viewer.viewport.zoomBy(2)}>
+            +
+          </button>
+          <button type="button" title="Zoom out" aria-label="Zoom out" onClick={() => viewer.viewport.zoomBy(0.5)}>
+            −
+          </button>
+          <button type="button" title="Whole image" aria-label="Whole image" onClick={() => viewer.viewport.goHome()}>
+            ⌂
+          </button>
+        </div>
+      )}
+      <ViewerMessage state={state} status={status} tileError={tileError} />
+      {children}
+    </div>
+  );
+}
+
+function megabytes(n: number): string {
+  return `${(n / 1048576).toFixed(1)} MB`;
+}
+
+function ViewerMessage({ state, status, tileError }: { state: ViewerState; status: TilingStatus; tileError: string | null }) {
+  if (state === 'idle') {
+    return <div className="viewer-message">Open an image: pick or drop a file, or pass <code>?src=</code> with its URL.</div>;
+  }
+  if (state === 'error') {
+    return (
+      <div className="viewer-message error" role="alert">
+        <strong>Cannot show this image.</strong>
+        <p>{status.error?.message}</p>
+      </div>
+    );
+  }
+  if (state === 'loading') {
+    let text = 'Loading…';
+    if (status.phase === 'fetching') {
+      text = status.total ? `Downloading ${megabytes(status.loaded)} of ${megabytes(status.total)}` : `Downloading ${megabytes(status.loaded)}`;
+    } else if (status.phase === 'decoding') text = 'Decoding…';
+    else if (status.phase === 'tiling' || status.phase === 'done') text = 'Drawing…';
+    const fraction = status.phase === 'fetching' && status.total ? status.loaded / status.total : null;
+    return (
+      <div className="viewer-message" role="status">
+        <p>{text}</p>
+        <progress max={1} value={fraction ?? undefined} />
+      </div>
+    );
+  }
+  return tileError ? (
+    <div className="viewer-toast" role="alert">
+      {tileError}
+    </div>
+  ) : null;
+}

@@ -1,0 +1,112 @@
+/** The image workspace: the tiled image with its damage layer, metadata and damage list. */
+import { useCallback, useEffect, useState } from 'react';
+import OpenSeadragon from 'openseadragon';
+import { useTilingImage } from '../hooks/useTilingImage';
+import type { ImageInput } from '../hooks/useTilingImage';
+import { parseDamage } from '../geojson';
+import type { DamageFeature } from '../geojson';
+import { Viewer } from './Viewer';
+import { VectorOverlay } from './VectorOverlay';
+import { MetadataPanel } from './MetadataPanel';
+import { DamageList } from './DamageList';
+
+export interface WorkspaceProps {
+  /** The image: a URL (fetched by the worker; needs CORS if on another site) or a File. */
+  src: ImageInput;
+  /** A GeoJSON FeatureCollection in the oriented image's pixel coordinates. */
+  vectorSrc?: string | null;
+}
+
+interface VectorLayer {
+  features: DamageFeature[];
+  error: string | null;
+  loading: boolean;
+}
+
+async function loadVectors(url: string, signal: AbortSignal): Promise<DamageFeature[]> {
+  let response: Response;
+  try {
+    response = await fetch(url, { signal, credentials: 'omit' });
+  } catch (e) {
+    if (signal.aborted) throw e;
+    const cross = new URL(url, document.baseURI).origin !== location.origin;
+    throw new Error(
+      cross
+        ? `Could not read the vector layer ${url}: its server does not allow this site (no CORS header) or cannot be reached.`
+        : `Could not reach the vector layer ${url}.`,
+    );
+  }
+  if (!response.ok) throw new Error(`Vector layer ${url}: HTTP ${response.status}${response.status === 404 ? ' Not Found' : ''}.`);
+  let json: unknown;
+  try {
+    json = await response.json();
+  } catch {
+    throw new Error(`Vector layer ${url} is not JSON.`);
+  }
+  try {
+    return parseDamage(json);
+  } catch (e) {
+    throw new Error(`Vector layer ${url}: ${(e as Error).message}.`);
+  }
+}
+
+export function Workspace({ src, vectorSrc }: WorkspaceProps) {
+  const [tileSource, setImageSrc, status] = useTilingImage();
+  const [viewer, setViewer] = useState<OpenSeadragon.Viewer | null>(null);
+  const [layer, setLayer] = useState<VectorLayer>({ features: [], error: null, loading: false });
+  const [selected, setSelected] = useState<number | null>(null);
+
+  useEffect(() => setImageSrc(src), [src, setImageSrc]);
+
+  useEffect(() => {
+    setSelected(null);
+    if (!vectorSrc) {
+      setLayer({ features: [], error: null, loading: false });
+      return;
+    }
+    const abort = new AbortController();
+    setLayer({ features: [], error: null, loading: true });
+    loadVectors(vectorSrc, abort.signal).then(
+      (features) => setLayer({ features, error: null, loading: false }),
+      (e: Error) => !abort.signal.aborted && setLayer({ features: [], error: e.message, loading: false }),
+    );
+    return () => abort.abort();
+  }, [vectorSrc]);
+
+  const zoomTo = useCallback(
+    (index: number) => {
+      setSelected(index);
+      const f = layer.features.find((x) => x.index === index);
+      const item = viewer?.world.getItemAt(0);
+      if (!f || !viewer || !item) return;
+      const [x0, y0, x1, y1] = f.bbox;
+      // Some context around the feature, and points get a box of their own.
+      const pad = Math.max(64, 0.25 * Math.max(x1 - x0, y1 - y0));
+      const rect = item.imageToViewportRectangle(x0 - pad, y0 - pad, x1 - x0 + 2 * pad, y1 - y0 + 2 * pad);
+      viewer.viewport.fitBoundsWithConstraints(rect);
+    },
+    [viewer, layer.features],
+  );
+
+  const size = status.info;
+  return (
+    <div className="workspace">
+      <Viewer tileSource={tileSource} status={status} onViewer={setViewer}>
+        {size && (
+          <VectorOverlay
+            viewer={viewer}
+            width={size.width}
+            height={size.height}
+            features={layer.features}
+            selected={selected}
+            onSelect={zoomTo}
+          />
+        )}
+      </Viewer>
+      <aside className="sidebar">
+        <MetadataPanel status={status} />
+        <DamageList features={layer.features} selected={selected} onSelect={zoomTo} error={layer.error} loading={layer.loading} />
+      </aside>
+    </div>
+  );
+}

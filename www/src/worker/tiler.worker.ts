@@ -1,0 +1,311 @@
+/// <reference lib="webworker" />
+/**
+ * The tiler worker: fetches (or reads) one image, decodes it once with tiler-wasm, answers tile
+ * requests first and makes the rest of the pyramid in the background. One worker per image: the
+ * page terminates it to cancel, so nothing here needs to be cancellable.
+ */
+import init, { IdHasher, Tiler, probe } from '@tessera/tiler-wasm';
+import type { FailureCode, FromWorker, ImageSource, PyramidInfo, TilerFailure, ToWorker } from './protocol';
+import type { Options } from '@tessera/tiler-wasm';
+
+declare const self: DedicatedWorkerGlobalScope;
+
+/** Progress is posted every this many background tiles, and at each level's end. */
+const PROGRESS_EVERY = 16;
+
+const wasmReady: Promise<unknown> = init();
+// Reported by `open`, which awaits it; this only keeps it from counting as unhandled meanwhile.
+wasmReady.catch(() => undefined);
+
+function post(message: FromWorker, transfer: Transferable[] = []): void {
+  self.postMessage(message, transfer);
+}
+
+function failure(code: FailureCode, message: string): TilerFailure {
+  return { code, message };
+}
+
+/** The one place anything thrown becomes a `{ code, message }`. */
+function toFailure(e: unknown): TilerFailure {
+  if (e instanceof WebAssembly.RuntimeError) {
+    return failure('panic', `The tiler crashed (${e.message}); this is a bug, please report it with the image.`);
+  }
+  if (typeof e === 'object' && e !== null && 'code' in e && 'message' in e) {
+    const { code, message } = e as { code: unknown; message: unknown };
+    if (typeof code === 'string' && typeof message === 'string') return failure(code as FailureCode, message);
+  }
+  if (e instanceof Error) return failure('worker', e.message);
+  return failure('worker', String(e));
+}
+
+function describeOrigin(url: URL): string {
+  return url.origin === self.location.origin ? 'this site' : url.origin;
+}
+
+async function fetchBytes(href: string): Promise<{ bytes: Uint8Array; contentType: string | null }> {
+  const url = new URL(href, self.location.href);
+  let response: Response;
+  try {
+    response = await fetch(url, { mode: 'cors', credentials: 'omit' });
+  } catch {
+    // fetch hides the reason; for another origin a missing CORS header is by far the likeliest.
+    if (url.origin !== self.location.origin) {
+      throw failure(
+        'fetch_blocked',
+        `${url.origin} did not allow this page to read ${url.href}: the server sends no CORS header ` +
+          `(Access-Control-Allow-Origin) or cannot be reached. Ask its owner to allow this site, ` +
+          `or download the image and open the file here.`,
+      );
+    }
+    throw failure('network', `Could not reach ${describeOrigin(url)} to fetch ${url.href}. Check your connection.`);
+  }
+  if (!response.ok) {
+    const what = response.status === 404 ? 'no such image (HTTP 404 Not Found)' : `HTTP ${response.status} ${response.statusText}`;
+    throw failure('http', `${url.href}: ${what}. Check the address.`);
+  }
+  const contentType = response.headers.get('content-type');
+  const declared = Number(response.headers.get('content-length'));
+  const total = Number.isFinite(declared) && declared > 0 ? declared : null;
+  const reader = response.body?.getReader();
+  if (!reader) return { bytes: new Uint8Array(await response.arrayBuffer()), contentType };
+
+  const chunks: Uint8Array[] = [];
+  let loaded = 0;
+  let lastReport = 0;
+  for (;;) {
+    let chunk: ReadableStreamReadResult<Uint8Array>;
+    try {
+      chunk = await reader.read();
+    } catch (e) {
+      throw failure('network', `The download of ${url.href} broke off after ${loaded} bytes: ${toFailure(e).message}`);
+    }
+    if (chunk.done) break;
+    chunks.push(chunk.value);
+    loaded += chunk.value.byteLength;
+    // Progress at most every 1 MiB, not per network packet.
+    if (loaded - lastReport >= 1 << 20) {
+      lastReport = loaded;
+      post({ type: 'progress', progress: { phase: 'fetch', loaded, total } });
+    }
+  }
+  post({ type: 'progress', progress: { phase: 'fetch', loaded, total: total ?? loaded } });
+  const bytes = new Uint8Array(loaded);
+  let at = 0;
+  for (const c of chunks) {
+    bytes.set(c, at);
+    at += c.byteLength;
+  }
+  return { bytes, contentType };
+}
+
+async function readSource(source: ImageSource): Promise<{ bytes: Uint8Array; what: string; contentType: string | null }> {
+  if (source.kind === 'url') {
+    const { bytes, contentType } = await fetchBytes(source.url);
+    return { bytes, what: source.url, contentType };
+  }
+  try {
+    const bytes = new Uint8Array(await source.blob.arrayBuffer());
+    post({ type: 'progress', progress: { phase: 'fetch', loaded: bytes.byteLength, total: bytes.byteLength } });
+    return { bytes, what: source.name, contentType: source.blob.type || null };
+  } catch (e) {
+    throw failure('read', `Could not read ${source.name}: ${toFailure(e).message}`);
+  }
+}
+
+/** Adds which file was at fault to the core's messages for people. */
+function explain(f: TilerFailure, what: string, contentType: string | null): TilerFailure {
+  switch (f.code) {
+    case 'unknown_format':
+      return failure(
+        f.code,
+        `${what} is not an image Tessera can read (JPEG, PNG, WebP or TIFF)` +
+          (contentType ? `; the server called it ${contentType}.` : '.'),
+      );
+    case 'limits':
+      return failure(f.code, `${what} is too large to tile in the browser: ${f.message}.`);
+    case 'decode':
+    case 'unsupported':
+      return failure(f.code, `${what}: ${f.message}.`);
+    default:
+      return f;
+  }
+}
+
+// ---- the pyramid ---------------------------------------------------------------------------
+
+interface Pending {
+  level: number;
+  col: number;
+  row: number;
+}
+
+let tiler: Tiler | null = null;
+let fatal: TilerFailure | null = null;
+let started = false;
+/** Encoded tiles by `level/col_row`; the page may ask again after OpenSeadragon drops a tile. */
+const made = new Map<string, Uint8Array>();
+const requests = new Map<number, Pending>();
+let background: Generator<Pending> | null = null;
+let madeBytes = 0;
+let totalTiles = 0;
+
+const key = (l: number, c: number, r: number) => `${l}/${c}_${r}`;
+
+function* backgroundOrder(t: Tiler): Generator<Pending> {
+  // Low resolution first: that is what a person sees first and what the higher levels don't need.
+  for (let level = 0; level <= t.maxLevel; level++) {
+    const grid = t.grid(level);
+    if (!grid) continue;
+    const [cols, rows] = grid;
+    for (let row = 0; row < rows; row++) for (let col = 0; col < cols; col++) yield { level, col, row };
+  }
+}
+
+function make(t: Tiler, p: Pending): Uint8Array {
+  const k = key(p.level, p.col, p.row);
+  const cached = made.get(k);
+  if (cached) return cached;
+  const bytes: Uint8Array = t.tile(p.level, p.col, p.row);
+  made.set(k, bytes);
+  madeBytes += bytes.byteLength;
+  return bytes;
+}
+
+function fail(e: unknown): void {
+  fatal = toFailure(e);
+  post({ type: 'error', error: fatal });
+  for (const id of requests.keys()) post({ type: 'tileError', id, error: fatal });
+  requests.clear();
+}
+
+// A MessageChannel turn yields to incoming messages without setTimeout's 4 ms clamp.
+const turn = new MessageChannel();
+let scheduled = false;
+turn.port1.onmessage = () => {
+  scheduled = false;
+  step();
+};
+function schedule(): void {
+  if (!scheduled && !fatal) {
+    scheduled = true;
+    turn.port2.postMessage(null);
+  }
+}
+
+/** Does one tile's work: a requested tile if any, else the next background tile. */
+function step(): void {
+  const t = tiler;
+  if (!t || fatal) return;
+  const next = requests.entries().next();
+  if (!next.done) {
+    const [id, p] = next.value;
+    requests.delete(id);
+    try {
+      // A copy is transferred; the cached bytes stay here.
+      const buffer = make(t, p).slice().buffer;
+      post({ type: 'tile', id, bytes: buffer }, [buffer]);
+    } catch (e) {
+      const f = toFailure(e);
+      if (f.code === 'panic') return fail(e);
+      post({ type: 'tileError', id, error: f });
+    }
+    return schedule();
+  }
+  if (!background) return;
+  for (;;) {
+    const n = background.next();
+    if (n.done) {
+      background = null;
+      post({ type: 'progress', progress: { phase: 'tiles', done: made.size, total: totalTiles, level: t.maxLevel } });
+      post({ type: 'pyramidDone', tiles: made.size, bytes: madeBytes });
+      return;
+    }
+    const p = n.value;
+    if (made.has(key(p.level, p.col, p.row))) continue;
+    try {
+      make(t, p);
+    } catch (e) {
+      return fail(e);
+    }
+    const grid = t.grid(p.level);
+    const levelEnd = grid !== undefined && p.col === grid[0] - 1 && p.row === grid[1] - 1;
+    if (levelEnd || made.size % PROGRESS_EVERY === 0) {
+      post({ type: 'progress', progress: { phase: 'tiles', done: made.size, total: totalTiles, level: p.level } });
+    }
+    return schedule();
+  }
+}
+
+async function open(source: ImageSource, options: Options | undefined): Promise<void> {
+  try {
+    await wasmReady;
+  } catch (e) {
+    throw failure('wasm_load', `Could not load the tiler (WebAssembly): ${toFailure(e).message}`);
+  }
+  const { bytes, what, contentType } = await readSource(source);
+  const hasher = new IdHasher();
+  hasher.update(bytes);
+  try {
+    // Header and EXIF first: the panel fills in and limits are checked before any pixel is decoded.
+    post({ type: 'metadata', metadata: probe(bytes, options?.limits) });
+    post({ type: 'progress', progress: { phase: 'decode', bytes: bytes.byteLength } });
+    const t = Tiler.open(bytes, options);
+    const info: PyramidInfo = {
+      width: t.width,
+      height: t.height,
+      tileSize: t.tileSize,
+      overlap: t.overlap,
+      maxLevel: t.maxLevel,
+      tileCount: t.tileCount,
+      format: t.format,
+      mime: t.mime,
+      dziXml: t.dziXml(),
+      pyramidId: hasher.finish(options),
+    };
+    tiler = t;
+    totalTiles = t.tileCount;
+    background = backgroundOrder(t);
+    post({ type: 'opened', info, metadata: t.metadata() });
+    post({ type: 'progress', progress: { phase: 'tiles', done: 0, total: totalTiles, level: 0 } });
+    schedule();
+  } catch (e) {
+    throw explain(toFailure(e), what, contentType);
+  } finally {
+    hasher.free();
+  }
+}
+
+self.onmessage = (event: MessageEvent<ToWorker>) => {
+  const msg = event.data;
+  switch (msg.type) {
+    case 'open':
+      if (started) {
+        post({ type: 'error', error: failure('worker', 'This worker already holds an image; start a new one.') });
+        return;
+      }
+      started = true;
+      open(msg.source, msg.options).catch(fail);
+      return;
+    case 'tile':
+      if (fatal) {
+        post({ type: 'tileError', id: msg.id, error: fatal });
+        return;
+      }
+      requests.set(msg.id, { level: msg.level, col: msg.col, row: msg.row });
+      schedule();
+      return;
+    case 'cancelTile':
+      requests.delete(msg.id);
+      return;
+  }
+};
+
+// Nothing may end the worker silently.
+self.addEventListener('error', (e) => {
+  e.preventDefault();
+  fail(e.error ?? e.message);
+});
+self.addEventListener('unhandledrejection', (e) => {
+  e.preventDefault();
+  fail(e.reason);
+});
