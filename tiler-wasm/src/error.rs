@@ -57,3 +57,31 @@ impl Error {
 
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<image::ImageError> for Error {
+    fn from(e: image::ImageError) -> Self {
+        use image::ImageError as E;
+        match e {
+            E::Limits(l) => Error::Limits(l.to_string()),
+            E::Unsupported(u) => Error::Unsupported(u.to_string()),
+            E::Encoding(e) => Error::Encode(e.to_string()),
+            E::Decoding(d) => Error::Decode(d.to_string()),
+            E::Parameter(p) => Error::Decode(p.to_string()),
+            E::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+                Error::Decode("the image is truncated".into())
+            }
+            E::IoError(io) => Error::Decode(io.to_string()),
+        }
+    }
+}
+
+impl From<zune_jpeg::errors::DecodeErrors> for Error {
+    fn from(e: zune_jpeg::errors::DecodeErrors) -> Self {
+        use zune_jpeg::errors::DecodeErrors as E;
+        match e {
+            E::LargeDimensions(_) => Error::Limits(e.to_string()),
+            E::Unsupported(_) => Error::Unsupported(e.to_string()),
+            other => Error::Decode(other.to_string()),
+        }
+    }
+}

@@ -14,15 +14,27 @@
 //! # let _ = jpeg; Ok(()) }
 //! ```
 
+pub mod bitmap;
+pub mod color;
+pub mod decode;
 pub mod dzi;
+pub mod encode;
 pub mod error;
 pub mod id;
 pub mod layout;
+pub mod meta;
+pub mod orient;
+pub mod pyramid;
+mod tiler;
 
+pub use bitmap::Bitmap;
+pub use decode::probe;
 pub use dzi::{Dzi, TileFormat};
 pub use error::{Error, Result};
 pub use id::{is_valid_id, pyramid_id, IdHasher};
 pub use layout::{Layout, Rect, TileAddr};
+pub use meta::{Exif, Metadata, SourceFormat};
+pub use tiler::Tiler;
 
 use serde::{Deserialize, Serialize};
 

@@ -1,0 +1,257 @@
+//! Source bytes → upright 8-bit sRGB pixels.
+//!
+//! The format is sniffed from the bytes; the declared size is read from the
+//! header and checked against [`Limits`] before any pixel is decoded; the
+//! `image` crate's own limits are always set as well. CMYK and YCCK JPEGs are
+//! decoded with `zune-jpeg` directly, because `image` converts them to RGB
+//! without their colour profile.
+
+use crate::bitmap::Bitmap;
+use crate::color;
+use crate::error::{Error, Result};
+use crate::meta::{ExifData, Metadata, SourceFormat};
+use crate::orient;
+use crate::Limits;
+use image::{DynamicImage, ImageDecoder};
+use std::io::Cursor;
+use zune_jpeg::zune_core::bytestream::ZCursor;
+use zune_jpeg::zune_core::colorspace::ColorSpace;
+use zune_jpeg::zune_core::options::DecoderOptions;
+
+/// Reads the metadata of `bytes` from its header and EXIF, decoding no pixels.
+pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Metadata> {
+    Ok(Header::read(bytes, limits)?.metadata)
+}
+
+/// Decodes `bytes` to upright 8-bit sRGB(A) pixels, with their metadata.
+pub fn decode(bytes: &[u8], limits: &Limits) -> Result<(Metadata, Bitmap)> {
+    // Decoders are third-party code fed hostile bytes: a panic in one becomes an
+    // error rather than taking the service down (natively; wasm aborts anyway).
+    std::panic::catch_unwind(|| decode_unguarded(bytes, limits))
+        .unwrap_or_else(|_| Err(Error::Decode("the decoder failed on this input".into())))
+}
+
+fn decode_unguarded(bytes: &[u8], limits: &Limits) -> Result<(Metadata, Bitmap)> {
+    let header = Header::read(bytes, limits)?;
+    let stored = if header.cmyk.is_some() {
+        decode_cmyk_jpeg(bytes, limits)?
+    } else {
+        decode_with_image(bytes, header.metadata.format, limits)?
+    };
+    let upright = orient::apply(stored, header.metadata.orientation)?;
+    Ok((header.metadata, upright))
+}
+
+/// What the header says, checked against the limits.
+struct Header {
+    metadata: Metadata,
+    /// `Some(colour space)` for a CMYK or YCCK JPEG.
+    cmyk: Option<ColorSpace>,
+}
+
+impl Header {
+    fn read(bytes: &[u8], limits: &Limits) -> Result<Self> {
+        let format = SourceFormat::sniff(bytes).ok_or(Error::UnknownFormat)?;
+        let (width, height, has_alpha, cmyk) = match jpeg_cmyk_header(bytes, format, limits)? {
+            Some((w, h, space)) => (w, h, false, Some(space)),
+            None => {
+                let decoder = image_decoder(bytes, format, limits)?;
+                let (w, h) = decoder.dimensions();
+                (w, h, decoder.color_type().has_alpha(), None)
+            }
+        };
+        check_size(width, height, 4, limits)?;
+        let exif = ExifData::read(bytes);
+        let orientation = orient::normalise(exif.orientation().unwrap_or(1));
+        let (width, height) = orient::oriented_size(width, height, orientation);
+        Ok(Header {
+            metadata: Metadata {
+                format,
+                width,
+                height,
+                orientation,
+                has_alpha,
+                exif: exif.fields(),
+            },
+            cmyk,
+        })
+    }
+}
+
+/// Refuses a declared size past the limits, before anything is allocated for it.
+fn check_size(width: u32, height: u32, bytes_per_pixel: u64, limits: &Limits) -> Result<()> {
+    if width == 0 || height == 0 {
+        return Err(Error::Decode(format!("image is {width}×{height}")));
+    }
+    if width > limits.max_dimension || height > limits.max_dimension {
+        return Err(Error::Limits(format!(
+            "{width}×{height} exceeds the largest side of {} pixels",
+            limits.max_dimension
+        )));
+    }
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > limits.max_pixels {
+        return Err(Error::Limits(format!(
+            "{width}×{height} = {pixels} pixels exceeds the limit of {}",
+            limits.max_pixels
+        )));
+    }
+    if pixels * bytes_per_pixel > limits.max_alloc {
+        return Err(Error::Limits(format!(
+            "{width}×{height} needs more than the {} bytes allowed",
+            limits.max_alloc
+        )));
+    }
+    Ok(())
+}
+
+fn image_limits(limits: &Limits) -> image::Limits {
+    let mut l = image::Limits::default();
+    l.max_image_width = Some(limits.max_dimension);
+    l.max_image_height = Some(limits.max_dimension);
+    l.max_alloc = Some(limits.max_alloc);
+    l
+}
+
+/// An `image` decoder that has read the header only.
+fn image_decoder<'a>(
+    bytes: &'a [u8],
+    format: SourceFormat,
+    limits: &Limits,
+) -> Result<impl ImageDecoder + 'a> {
+    let mut reader = image::ImageReader::with_format(Cursor::new(bytes), format.image_format());
+    reader.limits(image_limits(limits));
+    Ok(reader.into_decoder()?)
+}
+
+fn decode_with_image(bytes: &[u8], format: SourceFormat, limits: &Limits) -> Result<Bitmap> {
+    let mut decoder = image_decoder(bytes, format, limits)?;
+    if decoder.total_bytes() > limits.max_alloc {
+        return Err(Error::Limits(format!(
+            "decoding needs {} bytes, more than the {} allowed",
+            decoder.total_bytes(),
+            limits.max_alloc
+        )));
+    }
+    // A damaged profile is no reason to refuse the pixels.
+    let icc = decoder.icc_profile().ok().flatten();
+    let image = DynamicImage::from_decoder(decoder)?;
+    color::to_srgb8(image, icc.as_deref())
+}
+
+fn zune_options(limits: &Limits, out: ColorSpace) -> DecoderOptions {
+    DecoderOptions::default()
+        .set_strict_mode(false)
+        .set_max_width(limits.max_dimension as usize)
+        .set_max_height(limits.max_dimension as usize)
+        .jpeg_set_out_colorspace(out)
+}
+
+/// For a JPEG in CMYK or YCCK, its stored size and colour space; `None` otherwise.
+fn jpeg_cmyk_header(
+    bytes: &[u8],
+    format: SourceFormat,
+    limits: &Limits,
+) -> Result<Option<(u32, u32, ColorSpace)>> {
+    if format != SourceFormat::Jpeg {
+        return Ok(None);
+    }
+    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(
+        ZCursor::new(bytes),
+        zune_options(limits, ColorSpace::RGB),
+    );
+    decoder.decode_headers()?;
+    let space = decoder.input_colorspace();
+    match (space, decoder.dimensions()) {
+        (Some(space @ (ColorSpace::CMYK | ColorSpace::YCCK)), Some((w, h))) => {
+            let dim = |v: usize| u32::try_from(v).map_err(|_| Error::Decode("bad size".into()));
+            Ok(Some((dim(w)?, dim(h)?, space)))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Decodes a CMYK or YCCK JPEG to sRGB with its embedded profile if it has one.
+///
+/// Like libjpeg and Photoshop, CMYK JPEGs are taken to store inverted values
+/// (255 = no ink), which is what every Adobe-marked file does.
+fn decode_cmyk_jpeg(bytes: &[u8], limits: &Limits) -> Result<Bitmap> {
+    let Some((width, height, space)) = jpeg_cmyk_header(bytes, SourceFormat::Jpeg, limits)? else {
+        return Err(Error::Decode("not a CMYK JPEG".into()));
+    };
+    // Ask for the colour space as stored, so that zune-jpeg hands over raw samples.
+    let mut decoder =
+        zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), zune_options(limits, space));
+    let mut raw = decoder.decode()?;
+    if raw.len() != width as usize * height as usize * 4 {
+        return Err(Error::Decode(
+            "CMYK JPEG decoded to an unexpected size".into(),
+        ));
+    }
+    let icc = decoder.icc_profile();
+    for px in raw.chunks_exact_mut(4) {
+        if space == ColorSpace::YCCK {
+            // libjpeg's YCCK → CMYK gives C = 255 − R; inverted storage makes ink = R.
+            let [r, g, b] = ycc_to_rgb(px[0], px[1], px[2]);
+            px[0] = r;
+            px[1] = g;
+            px[2] = b;
+        } else {
+            px[0] = 255 - px[0];
+            px[1] = 255 - px[1];
+            px[2] = 255 - px[2];
+        }
+        px[3] = 255 - px[3];
+    }
+    color::cmyk_to_srgb8(width, height, &raw, icc.as_deref())
+}
+
+/// JFIF YCbCr → RGB (full range), as libjpeg's `ycc_rgb_convert`.
+fn ycc_to_rgb(y: u8, cb: u8, cr: u8) -> [u8; 3] {
+    let y = f32::from(y);
+    let cb = f32::from(cb) - 128.0;
+    let cr = f32::from(cr) - 128.0;
+    let clamp = |v: f32| v.round().clamp(0.0, 255.0) as u8;
+    [
+        clamp(y + 1.402 * cr),
+        clamp(y - 0.344_136 * cb - 0.714_136 * cr),
+        clamp(y + 1.772 * cb),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn size_checks() {
+        let limits = Limits {
+            max_pixels: 100,
+            max_dimension: 20,
+            max_alloc: 1000,
+        };
+        assert!(check_size(10, 10, 4, &limits).is_ok());
+        assert!(matches!(
+            check_size(21, 1, 4, &limits),
+            Err(Error::Limits(_))
+        ));
+        assert!(matches!(
+            check_size(11, 10, 4, &limits),
+            Err(Error::Limits(_))
+        ));
+        assert!(matches!(
+            check_size(10, 10, 11, &limits),
+            Err(Error::Limits(_))
+        ));
+        assert!(matches!(
+            check_size(0, 10, 4, &limits),
+            Err(Error::Decode(_))
+        ));
+    }
+
+    #[test]
+    fn ycc_grey_and_primaries() {
+        assert_eq!(ycc_to_rgb(128, 128, 128), [128, 128, 128]);
+        assert_eq!(ycc_to_rgb(76, 85, 255), [254, 0, 0]);
+    }
+}

@@ -1,0 +1,219 @@
+//! Pyramid levels as `vips dzsave` builds them, produced lazily and cached.
+//!
+//! Each level is the one above shrunk by 2×2 box means (libvips's
+//! `vips_region_shrink`): without alpha every sample is `(a+b+c+d+2)/4`; with
+//! alpha the colour is the alpha-weighted mean and the alpha the plain mean, both
+//! truncated as libvips's `double`-to-`uchar` cast does, and a fully transparent
+//! block becomes all zeros. On odd sizes the last column and row are replicated.
+
+use crate::bitmap::Bitmap;
+use crate::error::{Error, Result};
+use crate::layout::Layout;
+
+/// The levels of one image's pyramid; the top (full-resolution) level is always held.
+#[derive(Debug)]
+pub struct Pyramid {
+    layout: Layout,
+    /// Indexed by level; `None` until first needed.
+    levels: Vec<Option<Bitmap>>,
+}
+
+impl Pyramid {
+    /// A pyramid over `full`, whose size must be the layout's.
+    pub fn new(full: Bitmap, layout: Layout) -> Result<Self> {
+        if (full.width(), full.height()) != (layout.width(), layout.height()) {
+            return Err(Error::InvalidOption(format!(
+                "image {}×{} does not match layout {}×{}",
+                full.width(),
+                full.height(),
+                layout.width(),
+                layout.height()
+            )));
+        }
+        let mut levels = vec![None; layout.level_count() as usize];
+        levels[layout.max_level() as usize] = Some(full);
+        Ok(Pyramid { layout, levels })
+    }
+
+    /// The geometry.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The pixels of `level`, built from the nearest level above that is
+    /// already held, caching every level made on the way.
+    pub fn level(&mut self, level: u32) -> Result<&Bitmap> {
+        let max = self.layout.max_level();
+        if level > max {
+            return Err(Error::NoSuchTile {
+                level,
+                col: 0,
+                row: 0,
+            });
+        }
+        let target = level as usize;
+        let mut from = target;
+        while self.levels[from].is_none() {
+            from += 1;
+        }
+        while from > target {
+            let next = match &self.levels[from] {
+                Some(above) => shrink(above)?,
+                None => unreachable_level(from)?,
+            };
+            from -= 1;
+            self.levels[from] = Some(next);
+        }
+        match &self.levels[target] {
+            Some(bitmap) => Ok(bitmap),
+            None => unreachable_level(target),
+        }
+    }
+}
+
+fn unreachable_level<T>(level: usize) -> Result<T> {
+    Err(Error::Decode(format!("pyramid level {level} is missing")))
+}
+
+/// Halves `src` (rounding the size up) as `vips dzsave` does between levels.
+pub fn shrink(src: &Bitmap) -> Result<Bitmap> {
+    let (sw, sh) = (src.width() as usize, src.height() as usize);
+    let (dw, dh) = (sw.div_ceil(2), sh.div_ceil(2));
+    let ch = src.channels();
+    let stride = src.stride();
+    let data = src.data();
+    let mut out = vec![0u8; dw * dh * ch];
+    for (oy, out_row) in out.chunks_exact_mut(dw * ch).enumerate() {
+        let y0 = 2 * oy;
+        // Replicate the last row when the height is odd.
+        let y1 = (y0 + 1).min(sh - 1);
+        let row0 = &data[y0 * stride..(y0 + 1) * stride];
+        let row1 = &data[y1 * stride..(y1 + 1) * stride];
+        if ch == 4 {
+            shrink_row_alpha(row0, row1, out_row, sw);
+        } else {
+            shrink_row(row0, row1, out_row, sw, ch);
+        }
+    }
+    Bitmap::new(dw as u32, dh as u32, ch, out)
+}
+
+fn shrink_row(row0: &[u8], row1: &[u8], out: &mut [u8], width: usize, ch: usize) {
+    for (ox, px) in out.chunks_exact_mut(ch).enumerate() {
+        let x0 = 2 * ox * ch;
+        // Replicate the last column when the width is odd.
+        let x1 = (2 * ox + 1).min(width - 1) * ch;
+        for (c, v) in px.iter_mut().enumerate() {
+            let sum = u32::from(row0[x0 + c])
+                + u32::from(row0[x1 + c])
+                + u32::from(row1[x0 + c])
+                + u32::from(row1[x1 + c]);
+            *v = ((sum + 2) >> 2) as u8;
+        }
+    }
+}
+
+fn shrink_row_alpha(row0: &[u8], row1: &[u8], out: &mut [u8], width: usize) {
+    for (ox, px) in out.chunks_exact_mut(4).enumerate() {
+        let x0 = 2 * ox * 4;
+        let x1 = (2 * ox + 1).min(width - 1) * 4;
+        let quad = [
+            &row0[x0..x0 + 4],
+            &row0[x1..x1 + 4],
+            &row1[x0..x0 + 4],
+            &row1[x1..x1 + 4],
+        ];
+        let alpha: u32 = quad.iter().map(|p| u32::from(p[3])).sum();
+        if alpha == 0 {
+            px.fill(0);
+            continue;
+        }
+        for c in 0..3 {
+            let weighted: u32 = quad.iter().map(|p| u32::from(p[c]) * u32::from(p[3])).sum();
+            px[c] = (weighted / alpha) as u8;
+        }
+        px[3] = (alpha / 4) as u8;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grey(width: u32, height: u32, values: &[u8]) -> Bitmap {
+        let data = values.iter().flat_map(|&v| [v, v, v]).collect();
+        Bitmap::new(width, height, 3, data).expect("valid")
+    }
+
+    fn reds(b: &Bitmap) -> Vec<u8> {
+        b.data().chunks_exact(b.channels()).map(|p| p[0]).collect()
+    }
+
+    #[test]
+    fn rounds_half_up_and_replicates_odd_edges() {
+        // The same 5×3 image run through `vips dzsave --suffix .png`; vips's levels were
+        // 3×2 [40 60 76; 2 4 7], 2×1 [27 42] and 1×1 [35].
+        let src = grey(
+            5,
+            3,
+            &[10, 20, 30, 40, 51, 60, 70, 80, 90, 100, 1, 2, 3, 4, 7],
+        );
+        let l2 = shrink(&src).expect("shrinks");
+        assert_eq!((l2.width(), l2.height()), (3, 2));
+        assert_eq!(reds(&l2), [40, 60, 76, 2, 4, 7]);
+        let l1 = shrink(&l2).expect("shrinks");
+        assert_eq!(reds(&l1), [27, 42]);
+        let l0 = shrink(&l1).expect("shrinks");
+        assert_eq!(reds(&l0), [35]);
+    }
+
+    #[test]
+    fn one_pixel_stays_one_pixel() {
+        let one = grey(1, 1, &[200]);
+        assert_eq!(shrink(&one).expect("shrinks"), one);
+    }
+
+    #[test]
+    fn alpha_weights_colour_and_truncates() {
+        // One opaque red pixel, one half-transparent blue, two fully transparent.
+        let data = vec![
+            255, 0, 0, 255, /**/ 0, 0, 255, 128, //
+            9, 9, 9, 0, /**/ 9, 9, 9, 0,
+        ];
+        let b = Bitmap::new(2, 2, 4, data).expect("valid");
+        let out = shrink(&b).expect("shrinks");
+        // red = 255·255/383 = 169.8 → 169; blue = 255·128/383 = 85.2 → 85; alpha = 383/4 → 95.
+        assert_eq!(out.data(), &[169, 0, 85, 95]);
+    }
+
+    #[test]
+    fn fully_transparent_block_is_zero() {
+        let b = Bitmap::new(1, 1, 4, vec![50, 60, 70, 0]).expect("valid");
+        assert_eq!(shrink(&b).expect("shrinks").data(), &[0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn opaque_alpha_mean_truncates_like_vips() {
+        let data = [10, 0, 0, 255, 11, 0, 0, 255, 10, 0, 0, 255, 11, 0, 0, 255].to_vec();
+        let b = Bitmap::new(2, 2, 4, data).expect("valid");
+        // 42/4 = 10.5: truncated with alpha, rounded up without.
+        assert_eq!(shrink(&b).expect("shrinks").data(), &[10, 0, 0, 255]);
+        let rgb = grey(2, 2, &[10, 11, 10, 11]);
+        assert_eq!(reds(&shrink(&rgb).expect("shrinks")), [11]);
+    }
+
+    #[test]
+    fn levels_are_built_lazily_from_the_nearest_cached_one() {
+        let layout = Layout::new(5, 3, 254, 1).expect("layout");
+        let src = grey(
+            5,
+            3,
+            &[10, 20, 30, 40, 51, 60, 70, 80, 90, 100, 1, 2, 3, 4, 7],
+        );
+        let mut p = Pyramid::new(src, layout).expect("pyramid");
+        assert_eq!(reds(p.level(0).expect("level 0")), [35]);
+        assert!(p.levels.iter().all(Option::is_some));
+        assert_eq!(reds(p.level(1).expect("level 1")), [27, 42]);
+        assert!(p.level(4).is_err());
+    }
+}

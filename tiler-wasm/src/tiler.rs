@@ -1,0 +1,96 @@
+//! [`Tiler`]: one opened image and its pyramid, tiles made on demand.
+
+use crate::decode;
+use crate::dzi::{Dzi, TileFormat};
+use crate::encode;
+use crate::error::{Error, Result};
+use crate::layout::{Layout, TileAddr};
+use crate::meta::Metadata;
+use crate::pyramid::Pyramid;
+use crate::Options;
+
+/// An image opened for tiling: decoded, upright and in 8-bit sRGB.
+///
+/// Metadata, geometry and the `.dzi` are known as soon as it is open; tiles are
+/// encoded when asked for, and the levels they come from are built on first use
+/// and kept.
+#[derive(Debug)]
+pub struct Tiler {
+    metadata: Metadata,
+    format: TileFormat,
+    quality: u8,
+    pyramid: Pyramid,
+}
+
+impl Tiler {
+    /// Decodes, orients and colour-converts `bytes`.
+    pub fn open(bytes: &[u8], options: &Options) -> Result<Tiler> {
+        if !(1..=100).contains(&options.quality) {
+            return Err(Error::InvalidOption(format!(
+                "quality {} is outside 1..=100",
+                options.quality
+            )));
+        }
+        // Checked before decoding so that a bad option costs nothing.
+        Layout::new(1, 1, options.tile_size, options.overlap)?;
+        let (metadata, pixels) = decode::decode(bytes, &options.limits)?;
+        let layout = Layout::new(
+            pixels.width(),
+            pixels.height(),
+            options.tile_size,
+            options.overlap,
+        )?;
+        let format = options.format.unwrap_or(if pixels.has_alpha() {
+            TileFormat::Png
+        } else {
+            TileFormat::Jpeg
+        });
+        Ok(Tiler {
+            metadata,
+            format,
+            quality: options.quality,
+            pyramid: Pyramid::new(pixels, layout)?,
+        })
+    }
+
+    /// The source's metadata; width and height are those of the upright image.
+    pub fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+
+    /// The pyramid's geometry.
+    pub fn layout(&self) -> &Layout {
+        self.pyramid.layout()
+    }
+
+    /// The tile format: as asked, or PNG for images with alpha and JPEG otherwise.
+    pub fn format(&self) -> TileFormat {
+        self.format
+    }
+
+    /// The `.dzi` manifest; [`Dzi::to_xml`] gives the bytes `vips dzsave` writes.
+    pub fn dzi(&self) -> Dzi {
+        Dzi::new(self.layout(), self.format)
+    }
+
+    /// The encoded tile at `(level, col, row)`, building its level if needed.
+    pub fn tile(&mut self, level: u32, col: u32, row: u32) -> Result<Vec<u8>> {
+        let rect = self.layout().tile_rect(level, col, row)?;
+        let pixels = self.pyramid.level(level)?.crop(rect)?;
+        encode::encode(&pixels, self.format, self.quality)
+    }
+
+    /// Produces every tile, level 0 first and row by row within a level, handing
+    /// each to `f`; stops at the first error.
+    pub fn walk<E: From<Error>>(
+        &mut self,
+        mut f: impl FnMut(TileAddr, Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let layout = *self.layout();
+        for addr in layout.tiles() {
+            let bytes = self.tile(addr.level, addr.col, addr.row)?;
+            f(addr, bytes)?;
+        }
+        Ok(())
+    }
+}
