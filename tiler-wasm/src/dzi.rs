@@ -234,7 +234,10 @@ mod tests {
 
     #[test]
     fn parses_vips_and_other_writers() {
-        assert_eq!(Dzi::parse(VIPS_600X400.as_bytes()).expect("parses"), sample());
+        assert_eq!(
+            Dzi::parse(VIPS_600X400.as_bytes()).expect("parses"),
+            sample()
+        );
         let other = r#"<Image TileSize="254" Overlap="1" Format="jpg" xmlns="http://schemas.microsoft.com/deepzoom/2008"><Size Width="600" Height="400"/></Image>"#;
         assert_eq!(Dzi::parse(other.as_bytes()).expect("parses"), sample());
     }

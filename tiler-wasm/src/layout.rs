@@ -228,7 +228,14 @@ mod tests {
         let l = vips_default(1000, 777);
         assert_eq!(l.tiles().count() as u64, l.tile_count());
         let first = l.tiles().next().expect("one tile");
-        assert_eq!(first, TileAddr { level: 0, col: 0, row: 0 });
+        assert_eq!(
+            first,
+            TileAddr {
+                level: 0,
+                col: 0,
+                row: 0
+            }
+        );
     }
 
     #[test]
