@@ -1,0 +1,290 @@
+//! Hostile inputs: every one gives a typed error, never a panic or a huge allocation.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use tiler_wasm::{probe, Error, Limits, Options, Tiler};
+
+fn open(bytes: &[u8]) -> Result<Tiler, Error> {
+    Tiler::open(bytes, &Options::default())
+}
+
+fn small_png() -> Vec<u8> {
+    let dir = scratch("hostile-png");
+    let path = dir.join("small.png");
+    write_png(&path, 40, 30, 3, &photo_like(40, 30, 1));
+    std::fs::read(path).expect("fixture")
+}
+
+fn small_jpeg() -> Vec<u8> {
+    let dir = scratch("hostile-jpeg");
+    let png = dir.join("small.png");
+    write_png(&png, 40, 30, 3, &photo_like(40, 30, 2));
+    let jpg = dir.join("small.jpg");
+    vips(&[
+        "copy",
+        png.to_str().expect("path"),
+        jpg.to_str().expect("path"),
+    ]);
+    std::fs::read(jpg).expect("fixture")
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// A PNG signature and IHDR declaring `w`×`h` RGB, with a correct CRC, and one
+/// tiny IDAT and IEND: a valid header for an impossible image.
+fn png_declaring(w: u32, h: u32) -> Vec<u8> {
+    let chunk = |out: &mut Vec<u8>, kind: &[u8], data: &[u8]| {
+        out.extend((data.len() as u32).to_be_bytes());
+        let mut body = kind.to_vec();
+        body.extend(data);
+        out.extend(&body);
+        out.extend(crc32(&body).to_be_bytes());
+    };
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = Vec::new();
+    ihdr.extend(w.to_be_bytes());
+    ihdr.extend(h.to_be_bytes());
+    ihdr.extend([8, 2, 0, 0, 0]);
+    chunk(&mut out, b"IHDR", &ihdr);
+    chunk(
+        &mut out,
+        b"IDAT",
+        &[0x78, 0x9C, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+    );
+    chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+/// `jpeg` with the size in its frame header (SOF0/SOF2) replaced.
+fn jpeg_declaring(jpeg: &[u8], w: u16, h: u16) -> Vec<u8> {
+    let mut out = jpeg.to_vec();
+    let mut i = 2;
+    while i + 9 < out.len() {
+        assert_eq!(out[i], 0xFF, "walked off the JPEG markers");
+        let marker = out[i + 1];
+        let len = usize::from(u16::from_be_bytes([out[i + 2], out[i + 3]]));
+        if matches!(marker, 0xC0 | 0xC1 | 0xC2) {
+            out[i + 5..i + 7].copy_from_slice(&h.to_be_bytes());
+            out[i + 7..i + 9].copy_from_slice(&w.to_be_bytes());
+            return out;
+        }
+        i += 2 + len;
+    }
+    panic!("no frame header found");
+}
+
+#[test]
+fn not_images_are_unknown_format() {
+    let cases: [&[u8]; 6] = [
+        b"",
+        b"x",
+        &[0xFF],
+        b"<!DOCTYPE html><html><body>Not found</body></html>",
+        b"just some text\n",
+        &[
+            0x13, 0x37, 0x00, 0xFF, 0xD8, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42,
+        ],
+    ];
+    for bytes in cases {
+        assert!(
+            matches!(open(bytes), Err(Error::UnknownFormat)),
+            "{bytes:?}"
+        );
+        assert!(matches!(
+            probe(bytes, &Limits::default()),
+            Err(Error::UnknownFormat)
+        ));
+    }
+}
+
+#[test]
+fn garbage_after_a_valid_signature_is_a_decode_error() {
+    let mut rng = Rng::new(99);
+    let noise: Vec<u8> = (0..4096).map(|_| rng.next() as u8).collect();
+    for magic in [
+        &b"\xFF\xD8\xFF"[..],
+        b"\x89PNG\r\n\x1a\n",
+        b"RIFF\x00\x10\x00\x00WEBPVP8 ",
+        b"II*\0",
+        b"MM\0*",
+    ] {
+        let mut bytes = magic.to_vec();
+        bytes.extend(&noise);
+        let err = open(&bytes).expect_err("garbage must not open");
+        assert!(
+            matches!(
+                err,
+                Error::Decode(_) | Error::Unsupported(_) | Error::Limits(_)
+            ),
+            "{magic:?}: {err:?}"
+        );
+    }
+}
+
+#[test]
+fn truncated_files_are_errors() {
+    let png = small_png();
+    for cut in [8, 20, 33, 50, png.len() / 2, png.len() - 13] {
+        let err = open(&png[..cut]).expect_err("truncated PNG must not open");
+        assert!(matches!(err, Error::Decode(_)), "PNG cut at {cut}: {err:?}");
+    }
+    let jpeg = small_jpeg();
+    // Cut inside the headers: nothing to decode.
+    for cut in [3, 10, 100, 300] {
+        let err = open(&jpeg[..cut]).expect_err("truncated JPEG must not open");
+        assert!(
+            matches!(err, Error::Decode(_)),
+            "JPEG cut at {cut}: {err:?}"
+        );
+    }
+    // Cut inside the entropy-coded data: any outcome but a panic. (libjpeg and
+    // vips also accept such files, with a warning, by default.)
+    for cut in [jpeg.len() / 2, jpeg.len() - 2] {
+        let _ = open(&jpeg[..cut]);
+    }
+}
+
+#[test]
+fn huge_declared_sizes_are_refused_before_decoding() {
+    let png = png_declaring(100_000, 100_000);
+    let err = probe(&png, &Limits::default()).expect_err("too large");
+    assert!(matches!(err, Error::Limits(_)), "{err:?}");
+    let err = open(&png).expect_err("too large");
+    assert!(matches!(err, Error::Limits(_)), "{err:?}");
+    assert_eq!(err.code(), "limits");
+
+    // JPEG cannot declare more than 65535 a side; that is still 4.3 gigapixels.
+    let jpeg = jpeg_declaring(&small_jpeg(), 65_535, 65_535);
+    let err = probe(&jpeg, &Limits::default()).expect_err("too large");
+    assert!(matches!(err, Error::Limits(_)), "{err:?}");
+    let err = open(&jpeg).expect_err("too large");
+    assert!(matches!(err, Error::Limits(_)), "{err:?}");
+
+    // Each limit applies on its own.
+    let tight = Options {
+        limits: Limits {
+            max_pixels: 1000,
+            ..Limits::default()
+        },
+        ..Options::default()
+    };
+    assert!(matches!(
+        Tiler::open(&small_png(), &tight),
+        Err(Error::Limits(_))
+    ));
+    let narrow = Options {
+        limits: Limits {
+            max_dimension: 39,
+            ..Limits::default()
+        },
+        ..Options::default()
+    };
+    assert!(matches!(
+        Tiler::open(&small_png(), &narrow),
+        Err(Error::Limits(_))
+    ));
+    let stingy = Options {
+        limits: Limits {
+            max_alloc: 1000,
+            ..Limits::default()
+        },
+        ..Options::default()
+    };
+    assert!(matches!(
+        Tiler::open(&small_jpeg(), &stingy),
+        Err(Error::Limits(_))
+    ));
+}
+
+#[test]
+fn zero_sized_images_are_errors() {
+    for (w, h) in [(0, 0), (0, 10), (10, 0)] {
+        let err = open(&png_declaring(w, h)).expect_err("empty image");
+        assert!(
+            matches!(err, Error::Decode(_) | Error::Limits(_)),
+            "{w}×{h}: {err:?}"
+        );
+    }
+    let err = open(&jpeg_declaring(&small_jpeg(), 0, 0)).expect_err("empty image");
+    assert!(
+        matches!(err, Error::Decode(_) | Error::Limits(_)),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn bad_options_are_refused() {
+    let png = small_png();
+    for options in [
+        Options {
+            quality: 0,
+            ..Options::default()
+        },
+        Options {
+            quality: 101,
+            ..Options::default()
+        },
+        Options {
+            tile_size: 0,
+            ..Options::default()
+        },
+        Options {
+            tile_size: 10,
+            overlap: 11,
+            ..Options::default()
+        },
+    ] {
+        let err = Tiler::open(&png, &options).expect_err("bad option");
+        assert!(
+            matches!(err, Error::InvalidOption(_)),
+            "{options:?}: {err:?}"
+        );
+    }
+}
+
+#[test]
+fn random_bit_flips_never_panic() {
+    let png = small_png();
+    let jpeg = small_jpeg();
+    let mut rng = Rng::new(2024);
+    for source in [&png, &jpeg] {
+        for _ in 0..150 {
+            let mut bytes = source.clone();
+            for _ in 0..1 + rng.next() % 8 {
+                let i = (rng.next() as usize) % bytes.len();
+                bytes[i] ^= 1 << (rng.next() % 8);
+            }
+            if let Ok(mut tiler) = open(&bytes) {
+                let top = tiler.layout().max_level();
+                tiler.tile(top, 0, 0).expect("an opened image tiles");
+            }
+        }
+    }
+}
+
+#[test]
+fn tiles_outside_the_pyramid_are_errors() {
+    let mut tiler = open(&small_png()).expect("opens");
+    let top = tiler.layout().max_level();
+    for (level, col, row) in [(top + 1, 0, 0), (top, 1, 0), (top, 0, 1), (u32::MAX, 0, 0)] {
+        assert!(matches!(
+            tiler.tile(level, col, row),
+            Err(Error::NoSuchTile { .. })
+        ));
+    }
+}
