@@ -195,7 +195,7 @@ fn alpha_png_source_png_tiles_match_vips() {
             255
         } else if y < 40 {
             0
-        } else if (rng.next() % 7) == 0 {
+        } else if rng.next().is_multiple_of(7) {
             (rng.next() % 256) as u8
         } else {
             ((x * 255) / w) as u8

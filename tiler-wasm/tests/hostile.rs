@@ -78,7 +78,7 @@ fn jpeg_declaring(jpeg: &[u8], w: u16, h: u16) -> Vec<u8> {
         assert_eq!(out[i], 0xFF, "walked off the JPEG markers");
         let marker = out[i + 1];
         let len = usize::from(u16::from_be_bytes([out[i + 2], out[i + 3]]));
-        if matches!(marker, 0xC0 | 0xC1 | 0xC2) {
+        if matches!(marker, 0xC0..=0xC2) {
             out[i + 5..i + 7].copy_from_slice(&h.to_be_bytes());
             out[i + 7..i + 9].copy_from_slice(&w.to_be_bytes());
             return out;
