@@ -9,12 +9,11 @@ use common::*;
 use std::path::{Path, PathBuf};
 use tiler_wasm::{Options, TileAddr, TileFormat, Tiler};
 
+/// Width, height and packed RGBA.
+type Pixels = (u32, u32, Vec<u8>);
+
 /// The full-resolution pixels (RGBA) of our pyramid and of vips's for `path`.
-fn top_level_pixels(
-    path: &Path,
-    dir: &Path,
-    name: &str,
-) -> ((u32, u32, Vec<u8>), (u32, u32, Vec<u8>)) {
+fn top_level_pixels(path: &Path, dir: &Path, name: &str) -> (Pixels, Pixels) {
     let base = dir.join(format!("vips_{name}"));
     vips(&[
         "dzsave",
@@ -47,7 +46,7 @@ fn top_level_pixels(
     )
 }
 
-fn psnr_of(a: &(u32, u32, Vec<u8>), b: &(u32, u32, Vec<u8>), alpha: bool) -> f64 {
+fn psnr_of(a: &Pixels, b: &Pixels, alpha: bool) -> f64 {
     assert_eq!((a.0, a.1), (b.0, b.1), "sizes differ");
     let (s, n) = squared_error(&a.2, &b.2, alpha);
     psnr(s, n)
@@ -191,7 +190,7 @@ fn lossy_variants_decode_close_to_vips() {
 }
 
 /// The sRGB pixels vips makes from `path` with its embedded profile (lcms2).
-fn vips_srgb(f: &Fixture, path: &Path, name: &str) -> (u32, u32, Vec<u8>) {
+fn vips_srgb(f: &Fixture, path: &Path, name: &str) -> Pixels {
     let out = convert(
         f,
         path,
@@ -202,7 +201,7 @@ fn vips_srgb(f: &Fixture, path: &Path, name: &str) -> (u32, u32, Vec<u8>) {
     decode_rgba(&std::fs::read(out).expect("converted"))
 }
 
-fn ours(path: &Path) -> (u32, u32, Vec<u8>) {
+fn ours(path: &Path) -> Pixels {
     let bytes = std::fs::read(path).expect("fixture");
     let options = Options {
         format: Some(TileFormat::Png),
