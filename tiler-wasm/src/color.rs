@@ -4,6 +4,14 @@
 //!
 //! A profile that cannot be parsed or used is ignored, as libvips does, so a
 //! broken profile never stops an image from being tiled.
+//!
+//! Tiles must be byte-identical natively and in wasm, but `moxcms` picks
+//! AVX/SSE fixed-point kernels natively and float ones in wasm. So matrix/TRC
+//! profiles (nearly every RGB and grey profile) are applied here in integer
+//! arithmetic from tables `moxcms` builds; other profiles (CMYK, LUT-based RGB)
+//! go through `moxcms`'s `f64` pipeline, whose platform differences are far
+//! below the 8-bit rounding step. A profile that matches sRGB is skipped, which
+//! also keeps such images' pixels exactly as libvips reads them.
 
 use crate::bitmap::Bitmap;
 use crate::error::Result;
@@ -68,13 +76,171 @@ fn transform(profile: &ColorProfile, src: &[u8], from: Layout, to: Layout) -> Op
     if profile.color_space != expected {
         return None;
     }
-    let srgb = ColorProfile::new_srgb();
+    match expected {
+        DataColorSpace::Gray => GreyCurve::new(profile).map(|c| c.apply(src, from, to)),
+        DataColorSpace::Rgb if profile.is_matrix_shaper() => {
+            MatrixShaper::new(profile).map(|m| m.apply(src, from, to))
+        }
+        _ => transform_f64(profile, src, from, to),
+    }
+}
+
+/// Linear light in Q16: 0 ..= `LINEAR_ONE`.
+const LINEAR_ONE: i64 = 1 << 16;
+/// Fraction bits of the fixed-point matrix.
+const MATRIX_BITS: u32 = 14;
+
+/// An 8-bit transfer curve as a table of Q16 linear values.
+fn linear_table(profile: &ColorProfile, trc: &Option<moxcms::ToneReprCurve>) -> Option<[i64; 256]> {
+    let table = profile.build_8bit_lin_table(trc).ok()?;
+    let mut out = [0i64; 256];
+    for (o, &v) in out.iter_mut().zip(table.iter()) {
+        if !v.is_finite() {
+            return None;
+        }
+        *o = (f64::from(v).clamp(0.0, 1.0) * LINEAR_ONE as f64).round() as i64;
+    }
+    Some(out)
+}
+
+/// Q16 linear → 8-bit sRGB, one entry per linear step.
+fn srgb_encode_table() -> Vec<u8> {
+    (0..=LINEAR_ONE)
+        .map(|i| {
+            let l = i as f64 / LINEAR_ONE as f64;
+            let s = if l <= 0.003_130_8 {
+                12.92 * l
+            } else {
+                1.055 * l.powf(1.0 / 2.4) - 0.055
+            };
+            (s * 255.0).round().clamp(0.0, 255.0) as u8
+        })
+        .collect()
+}
+
+fn sample_out(encode: &[u8], linear: i64) -> u8 {
+    encode[linear.clamp(0, LINEAR_ONE) as usize]
+}
+
+/// A matrix/TRC RGB profile → sRGB in integer arithmetic.
+struct MatrixShaper {
+    linear: [[i64; 256]; 3],
+    matrix: [[i64; 3]; 3],
+    encode: Vec<u8>,
+}
+
+impl MatrixShaper {
+    /// `None` when the profile is unusable or already sRGB.
+    fn new(profile: &ColorProfile) -> Option<Self> {
+        let linear = [
+            linear_table(profile, &profile.red_trc)?,
+            linear_table(profile, &profile.green_trc)?,
+            linear_table(profile, &profile.blue_trc)?,
+        ];
+        let m = profile.transform_matrix(&ColorProfile::new_srgb()).v;
+        if m.iter().flatten().any(|v| !v.is_finite()) {
+            return None;
+        }
+        let srgb = ColorProfile::new_srgb();
+        let srgb_linear = linear_table(&srgb, &srgb.red_trc)?;
+        // Within 0.1% on every curve and matrix entry: treat as sRGB, leave untouched.
+        let curves_match = linear
+            .iter()
+            .all(|t| t.iter().zip(&srgb_linear).all(|(a, b)| (a - b).abs() <= 64));
+        let matrix_is_identity = (0..3)
+            .all(|i| (0..3).all(|j| (m[i][j] - if i == j { 1.0 } else { 0.0 }).abs() <= 0.001));
+        if curves_match && matrix_is_identity {
+            return None;
+        }
+        let scale = f64::from(1u32 << MATRIX_BITS);
+        let matrix = m.map(|row| row.map(|v| (v * scale).round() as i64));
+        Some(MatrixShaper {
+            linear,
+            matrix,
+            encode: srgb_encode_table(),
+        })
+    }
+
+    fn apply(&self, src: &[u8], from: Layout, to: Layout) -> Vec<u8> {
+        let (cin, cout) = (from.channels(), to.channels());
+        let mut out = Vec::with_capacity(src.len() / cin * cout);
+        let half = 1i64 << (MATRIX_BITS - 1);
+        for px in src.chunks_exact(cin) {
+            let rgb = [
+                self.linear[0][usize::from(px[0])],
+                self.linear[1][usize::from(px[1])],
+                self.linear[2][usize::from(px[2])],
+            ];
+            for row in &self.matrix {
+                let acc = row[0] * rgb[0] + row[1] * rgb[1] + row[2] * rgb[2];
+                out.push(sample_out(&self.encode, (acc + half) >> MATRIX_BITS));
+            }
+            if cout == 4 {
+                out.push(if cin == 4 { px[3] } else { 255 });
+            }
+        }
+        out
+    }
+}
+
+/// A grey profile's curve → sRGB grey, in integer arithmetic.
+struct GreyCurve {
+    table: [u8; 256],
+}
+
+impl GreyCurve {
+    fn new(profile: &ColorProfile) -> Option<Self> {
+        let linear = linear_table(profile, &profile.gray_trc)?;
+        let encode = srgb_encode_table();
+        let mut table = [0u8; 256];
+        for (t, &l) in table.iter_mut().zip(linear.iter()) {
+            *t = sample_out(&encode, l);
+        }
+        Some(GreyCurve { table })
+    }
+
+    fn apply(&self, src: &[u8], from: Layout, to: Layout) -> Vec<u8> {
+        let cin = from.channels();
+        let mut out = Vec::with_capacity(src.len() / cin * to.channels());
+        for px in src.chunks_exact(cin) {
+            let v = self.table[usize::from(px[0])];
+            out.extend([v, v, v]);
+            if to == Layout::Rgba {
+                out.push(if cin == 2 { px[1] } else { 255 });
+            }
+        }
+        out
+    }
+}
+
+/// Any other profile through `moxcms` in `f64`, a bounded run of pixels at a time.
+fn transform_f64(profile: &ColorProfile, src: &[u8], from: Layout, to: Layout) -> Option<Vec<u8>> {
+    const RUN: usize = 4096;
     let t = profile
-        .create_transform_8bit(from, &srgb, to, TransformOptions::default())
+        .create_transform_f64(
+            from,
+            &ColorProfile::new_srgb(),
+            to,
+            TransformOptions::default(),
+        )
         .ok()?;
-    let pixels = src.len() / from.channels();
-    let mut out = vec![0u8; pixels * to.channels()];
-    t.transform(src, &mut out).ok()?;
+    let (cin, cout) = (from.channels(), to.channels());
+    let mut out = Vec::with_capacity(src.len() / cin * cout);
+    let mut input = vec![0f64; RUN * cin];
+    let mut output = vec![0f64; RUN * cout];
+    for run in src.chunks(RUN * cin) {
+        let pixels = run.len() / cin;
+        let (input, output) = (&mut input[..pixels * cin], &mut output[..pixels * cout]);
+        for (i, &v) in input.iter_mut().zip(run) {
+            *i = f64::from(v) / 255.0;
+        }
+        t.transform(input, output).ok()?;
+        out.extend(
+            output
+                .iter()
+                .map(|&v| (v * 255.0).round().clamp(0.0, 255.0) as u8),
+        );
+    }
     Some(out)
 }
 
@@ -130,6 +296,47 @@ mod tests {
         let rgb = DynamicImage::ImageRgb8(ImageBuffer::from_raw(1, 1, vec![1, 2, 3]).expect("raw"));
         let out = to_srgb8(rgb, Some(b"not a profile")).expect("converts");
         assert_eq!(out.data(), &[1, 2, 3]);
+    }
+
+    fn rgb(data: Vec<u8>) -> DynamicImage {
+        let w = (data.len() / 3) as u32;
+        DynamicImage::ImageRgb8(ImageBuffer::from_raw(w, 1, data).expect("raw"))
+    }
+
+    #[test]
+    fn srgb_profile_is_left_alone() {
+        let icc = ColorProfile::new_srgb().encode().expect("encodes");
+        let data: Vec<u8> = (0..=255).flat_map(|v| [v, 255 - v, v / 2]).collect();
+        let out = to_srgb8(rgb(data.clone()), Some(&icc)).expect("converts");
+        assert_eq!(out.data(), &data[..]);
+    }
+
+    #[test]
+    fn display_p3_maps_into_srgb() {
+        let icc = ColorProfile::new_display_p3().encode().expect("encodes");
+        let out = to_srgb8(
+            rgb(vec![0, 0, 0, 255, 255, 255, 128, 128, 128, 0, 200, 0]),
+            Some(&icc),
+        )
+        .expect("converts");
+        let px = out.data();
+        // Same white point and curve: neutrals stay neutral.
+        assert_eq!(&px[..9], &[0, 0, 0, 255, 255, 255, 128, 128, 128]);
+        // P3 green is outside sRGB: clipped, with red pulled to 0 and green raised.
+        assert_eq!(px[9], 0);
+        assert!(px[10] > 200, "{:?}", &px[9..]);
+    }
+
+    #[test]
+    fn grey_profile_curve_is_applied() {
+        let icc = ColorProfile::new_gray_with_gamma(1.0)
+            .encode()
+            .expect("encodes");
+        let grey =
+            DynamicImage::ImageLuma8(ImageBuffer::from_raw(3, 1, vec![0, 128, 255]).expect("raw"));
+        let out = to_srgb8(grey, Some(&icc)).expect("converts");
+        // Linear 0.502 is sRGB 188.
+        assert_eq!(out.data(), &[0, 0, 0, 188, 188, 188, 255, 255, 255]);
     }
 
     #[test]

@@ -113,6 +113,12 @@ fn lossless_variants_decode_exactly_as_vips() {
             false,
         ),
         ("rgba", f.rgba.clone(), true),
+        // An sRGB profile is left alone, as vips leaves it.
+        (
+            "srgb-tagged",
+            convert(&f, &f.rgb, "icc_transform", "srgb.png", &["srgb"]),
+            false,
+        ),
         (
             "grey-alpha",
             convert(&f, &f.rgba, "colourspace", "greya.png", &["b-w"]),
