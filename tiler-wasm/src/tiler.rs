@@ -94,3 +94,14 @@ impl Tiler {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiler_can_move_between_threads() {
+        fn assert_send<T: Send + Sync>() {}
+        assert_send::<Tiler>();
+    }
+}
