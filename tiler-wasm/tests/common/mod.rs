@@ -60,11 +60,12 @@ pub fn photo_like(width: u32, height: u32, seed: u64) -> Vec<u8> {
             let (fx, fy) = (x as f32, y as f32);
             let base = 120.0 + 60.0 * (fx / 97.0).sin() * (fy / 71.0).cos();
             let texture = 18.0 * ((fx * 0.9 + fy * 0.4).sin() * (fy * 0.7 - fx * 0.2).cos());
-            let crack = if ((fx * 0.37 + fy) as u32 % 173) < 2 || (fx as u32 + 3 * y).is_multiple_of(311) {
-                -70.0
-            } else {
-                0.0
-            };
+            let crack =
+                if ((fx * 0.37 + fy) as u32 % 173) < 2 || (fx as u32 + 3 * y).is_multiple_of(311) {
+                    -70.0
+                } else {
+                    0.0
+                };
             let noise = (rng.next() % 17) as f32 - 8.0;
             let v = base + texture + crack + noise;
             let tint = [1.05, 1.0, 0.9];
