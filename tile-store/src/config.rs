@@ -1,0 +1,135 @@
+//! Command-line flags, each with an environment fallback.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use tiler_wasm::TileFormat;
+
+/// `tile-store`: Deep Zoom pyramids on local disk or S3, and a native tiler.
+#[derive(Debug, Parser)]
+#[command(name = "tile-store", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve pyramids over HTTP (and the web app at `/`).
+    Serve(Box<ServeConfig>),
+    /// Tile an image into `<out-prefix>.dzi` and `<out-prefix>_files/`, as `vips dzsave` does.
+    Tile(TileArgs),
+}
+
+/// Which store keeps the pyramids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Backend {
+    /// Files under `--data-dir`.
+    Disk,
+    /// Objects in the bucket `AWS_S3_BUCKET_NAME`.
+    S3,
+}
+
+/// Settings of `tile-store serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// Address to listen on.
+    #[arg(long, env = "TILE_STORE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Where pyramids are kept.
+    #[arg(long = "store", env = "TILE_STORE_BACKEND", value_enum, default_value_t = Backend::Disk)]
+    pub backend: Backend,
+
+    /// Folder of the disk store.
+    #[arg(long, env = "TILE_STORE_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Bucket of the S3 store. Region, keys and endpoint come from the SDK's own
+    /// settings: `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_ENDPOINT_URL`.
+    #[arg(long, env = "AWS_S3_BUCKET_NAME")]
+    pub s3_bucket: Option<String>,
+
+    /// Path-style S3 addressing (`http://host/bucket/key`), for S3-compatible servers.
+    #[arg(long, env = "TILE_STORE_S3_PATH_STYLE", action = clap::ArgAction::Set,
+          default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    pub s3_path_style: bool,
+
+    /// Prefix of every S3 key, trailing slash included (e.g. `pyramids/`).
+    #[arg(long, env = "TILE_STORE_S3_PREFIX", default_value = "")]
+    pub s3_prefix: String,
+
+    /// The built web app, served at `/` (unknown paths get its `index.html`).
+    #[arg(long, env = "TILE_STORE_WEB_DIR")]
+    pub web_dir: Option<PathBuf>,
+
+    /// Origins allowed by CORS (comma-separated, or `*`); none by default.
+    #[arg(long, env = "TILE_STORE_CORS_ORIGIN", value_delimiter = ',')]
+    pub cors_origin: Vec<String>,
+
+    /// Static bearer tokens accepted for writes (comma-separated in the environment).
+    #[arg(
+        long = "token",
+        env = "TILE_STORE_TOKENS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub tokens: Vec<String>,
+
+    /// Shared secret of HS256 JWTs accepted as bearer tokens (`exp` required).
+    #[arg(long, env = "TILE_STORE_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Required `aud` claim of JWTs, if any.
+    #[arg(long, env = "TILE_STORE_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
+    /// Required `iss` claim of JWTs, if any.
+    #[arg(long, env = "TILE_STORE_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+
+    /// Accept writes without a token even on a non-loopback address.
+    #[arg(long, env = "TILE_STORE_ALLOW_ANONYMOUS_WRITES", action = clap::ArgAction::Set,
+          default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    pub allow_anonymous_writes: bool,
+
+    /// Require a bearer token for reads too.
+    #[arg(long, env = "TILE_STORE_REQUIRE_READ_TOKEN", action = clap::ArgAction::Set,
+          default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    pub require_read_token: bool,
+
+    /// Largest tile accepted, in bytes.
+    #[arg(long, env = "TILE_STORE_MAX_TILE_BYTES", default_value_t = 4 << 20)]
+    pub max_tile_bytes: usize,
+
+    /// Largest upload request body accepted, in bytes.
+    #[arg(long, env = "TILE_STORE_MAX_REQUEST_BYTES", default_value_t = 32 << 20)]
+    pub max_request_bytes: usize,
+}
+
+/// Arguments of `tile-store tile`.
+#[derive(Debug, Clone, Args)]
+pub struct TileArgs {
+    /// Source image (JPEG, PNG, WebP or TIFF).
+    pub image: PathBuf,
+    /// Output prefix: writes `<out-prefix>.dzi` and `<out-prefix>_files/`.
+    pub out_prefix: PathBuf,
+    /// Tile format; PNG for images with alpha and JPEG otherwise by default.
+    #[arg(long, value_parser = parse_format)]
+    pub format: Option<TileFormat>,
+    /// JPEG / WebP quality, 1..=100.
+    #[arg(long, default_value_t = tiler_wasm::DEFAULT_QUALITY)]
+    pub quality: u8,
+    /// Tile size in pixels, overlap excluded.
+    #[arg(long, default_value_t = tiler_wasm::layout::DEFAULT_TILE_SIZE)]
+    pub tile_size: u32,
+    /// Overlap in pixels on each side of a tile.
+    #[arg(long, default_value_t = tiler_wasm::layout::DEFAULT_OVERLAP)]
+    pub overlap: u32,
+}
+
+fn parse_format(text: &str) -> Result<TileFormat, String> {
+    text.parse::<TileFormat>().map_err(|e| e.to_string())
+}

@@ -1,0 +1,153 @@
+//! The crate's one error type and its mapping to HTTP responses.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// Everything that can go wrong in tile-store, mapped to a status and a JSON body in
+/// [`AppError::into_response`] and nowhere else.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// A malformed request: bad id, path, header, batch frame or query.
+    #[error("{message}")]
+    BadRequest {
+        /// Stable machine-readable code.
+        code: &'static str,
+        /// Human-readable explanation.
+        message: String,
+    },
+    /// No credentials, or credentials that do not verify.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Nothing stored under this address (or the pyramid is not committed).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request conflicts with what is stored.
+    #[error("{message}")]
+    Conflict {
+        /// Stable machine-readable code.
+        code: &'static str,
+        /// Human-readable explanation.
+        message: String,
+        /// Tiles the commit still needs, as `level/col_row.ext` (at most [`MAX_MISSING_LISTED`]).
+        missing: Option<Missing>,
+    },
+    /// A tile or request body over the configured size limit.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// Tile bytes that are not the image type their extension names.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// A tiler error (bad image, bad `.dzi`, bad geometry).
+    #[error(transparent)]
+    Tiler(#[from] tiler_wasm::Error),
+    /// A storage backend failure; details are logged, never sent.
+    #[error("storage failure: {0}")]
+    Store(String),
+    /// A local I/O failure; details are logged, never sent.
+    #[error("I/O failure: {0}")]
+    Io(#[from] std::io::Error),
+    /// Settings that cannot work together (reported at start-up).
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// Any other failure of our own; details are logged, never sent.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Most missing tiles listed in one 409 response; `count` always has the total.
+pub const MAX_MISSING_LISTED: usize = 1000;
+
+/// The tiles a commit lacks.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Missing {
+    /// Total number of missing tiles.
+    pub count: u64,
+    /// The first missing tiles, as `level/col_row.ext`.
+    pub tiles: Vec<String>,
+}
+
+/// Shorthand for results in this crate.
+pub type Result<T, E = AppError> = std::result::Result<T, E>;
+
+impl AppError {
+    /// A 400 with `code`.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        AppError::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AppError::BadRequest { .. } | AppError::Tiler(_) => StatusCode::BAD_REQUEST,
+            AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::Conflict { .. } => StatusCode::CONFLICT,
+            AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AppError::Store(_) | AppError::Io(_) | AppError::Config(_) | AppError::Internal(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+
+    /// The stable code sent in the JSON body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::BadRequest { code, .. } | AppError::Conflict { code, .. } => code,
+            AppError::Unauthorized(_) => "unauthorized",
+            AppError::NotFound(_) => "not_found",
+            AppError::PayloadTooLarge(_) => "too_large",
+            AppError::UnsupportedMediaType(_) => "wrong_image_type",
+            AppError::Tiler(e) => e.code(),
+            AppError::Config(_) => "config",
+            AppError::Store(_) | AppError::Io(_) | AppError::Internal(_) => "internal",
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: Detail<'a>,
+}
+
+#[derive(Serialize)]
+struct Detail<'a> {
+    code: &'a str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    missing: Option<&'a Missing>,
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let message = if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+            "internal server error".to_owned()
+        } else {
+            self.to_string()
+        };
+        let missing = match &self {
+            AppError::Conflict { missing, .. } => missing.as_ref(),
+            _ => None,
+        };
+        let body = Body {
+            error: Detail {
+                code: self.code(),
+                message,
+                missing,
+            },
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

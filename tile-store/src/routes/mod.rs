@@ -1,0 +1,166 @@
+//! The HTTP routes:
+//!
+//! | method | path | what |
+//! |---|---|---|
+//! | GET, HEAD | `/pyramids/{id}.dzi` | the manifest of a committed pyramid |
+//! | GET, HEAD | `/pyramids/{id}_files/{level}/{col}_{row}.{ext}` | one tile |
+//! | PUT | `/pyramids/{id}_files/{level}/{col}_{row}.{ext}` | upload one tile |
+//! | POST | `/pyramids/{id}/tiles` | upload many tiles ([`batch`] wire format) |
+//! | GET | `/pyramids/{id}/tiles` | tiles already stored (to resume an upload) |
+//! | PUT | `/pyramids/{id}.dzi` | commit: checks every tile, then writes the manifest once |
+//! | DELETE | `/pyramids/{id}` | remove a pyramid |
+//! | GET | `/healthz` | liveness |
+
+pub mod batch;
+pub mod read;
+pub mod write;
+
+use crate::error::{AppError, Result};
+use crate::store::{canonical_format, parse_decimal, PyramidId, TileName};
+use crate::AppState;
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::Path;
+use axum::extract::Request;
+use axum::http::{header, HeaderName, HeaderValue, Method};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tower::ServiceExt;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::services::{ServeDir, ServeFile};
+use tower_http::trace::TraceLayer;
+
+/// Builds the router with CORS, tracing and the web app.
+pub fn router(state: AppState) -> Router {
+    let cors = cors_layer(&state.cors_origins);
+    let web_dir = state.web_dir.clone();
+    let mut router = Router::new()
+        .route(
+            "/pyramids/{name}",
+            get(read::get_manifest)
+                .put(write::commit)
+                .delete(write::delete_pyramid),
+        )
+        .route(
+            "/pyramids/{files}/{level}/{tile}",
+            get(read::get_tile).put(write::put_tile),
+        )
+        .route(
+            "/pyramids/{id}/tiles",
+            get(write::list_tiles).post(write::upload_batch),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(state);
+    router = match web_dir {
+        Some(dir) => {
+            let web_app = ServeDir::new(&dir).fallback(ServeFile::new(dir.join("index.html")));
+            router.fallback(move |request: Request| serve_web_app(web_app.clone(), request))
+        }
+        None => router.fallback(no_such_route),
+    };
+    let router = router.layer(TraceLayer::new_for_http());
+    match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
+}
+
+async fn no_such_route() -> AppError {
+    AppError::NotFound("no such route".into())
+}
+
+/// The web app for every path the API does not claim; unknown API paths stay JSON 404s.
+async fn serve_web_app(web_app: ServeDir<ServeFile>, request: Request) -> Response {
+    if request.uri().path().starts_with("/pyramids/") {
+        return no_such_route().await.into_response();
+    }
+    match web_app.oneshot(request).await {
+        Ok(response) => response.map(Body::new),
+        Err(infallible) => match infallible {},
+    }
+}
+
+fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow_origin = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o.trim()).ok()),
+        )
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow_origin)
+            .allow_methods([
+                Method::GET,
+                Method::HEAD,
+                Method::PUT,
+                Method::POST,
+                Method::DELETE,
+            ])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::IF_NONE_MATCH,
+            ])
+            .expose_headers([
+                header::ETAG,
+                header::CONTENT_LENGTH,
+                HeaderName::from_static("cache-control"),
+            ])
+            .max_age(std::time::Duration::from_secs(3600)),
+    )
+}
+
+/// Path segments, or a JSON 400 when the path cannot be decoded.
+fn segments<T>(path: std::result::Result<Path<T>, PathRejection>) -> Result<T> {
+    path.map(|Path(p)| p)
+        .map_err(|e| AppError::bad_request("invalid_path", e.body_text()))
+}
+
+/// `{id}.dzi` → the id.
+fn parse_manifest_name(name: &str) -> Result<PyramidId> {
+    let id = name
+        .strip_suffix(".dzi")
+        .ok_or_else(|| AppError::NotFound("expected /pyramids/{id}.dzi".into()))?;
+    PyramidId::parse(id)
+}
+
+/// `{id}_files`, `{level}`, `{col}_{row}.{ext}` → the pyramid and tile.
+fn parse_tile_path(files: &str, level: &str, tile: &str) -> Result<(PyramidId, TileName)> {
+    let id = files
+        .strip_suffix("_files")
+        .ok_or_else(|| AppError::NotFound("expected /pyramids/{id}_files/...".into()))?;
+    let id = PyramidId::parse(id)?;
+    let bad = |what: &str| AppError::bad_request("invalid_tile", what.to_owned());
+    let level = parse_decimal(level).ok_or_else(|| bad("level must be a decimal number"))?;
+    let (col, rest) = tile
+        .split_once('_')
+        .ok_or_else(|| bad("tile name must be {col}_{row}.{ext}"))?;
+    let (row, ext) = rest
+        .split_once('.')
+        .ok_or_else(|| bad("tile name must be {col}_{row}.{ext}"))?;
+    let col = parse_decimal(col).ok_or_else(|| bad("column must be a decimal number"))?;
+    let row = parse_decimal(row).ok_or_else(|| bad("row must be a decimal number"))?;
+    let format = canonical_format(ext).ok_or_else(|| {
+        AppError::bad_request(
+            "invalid_extension",
+            "tile extension must be jpeg, png or webp",
+        )
+    })?;
+    Ok((
+        id,
+        TileName {
+            level,
+            col,
+            row,
+            format,
+        },
+    ))
+}

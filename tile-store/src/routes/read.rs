@@ -1,0 +1,112 @@
+//! Reads: manifests and tiles, with strong ETags computed here (S3-compatible
+//! servers such as s3s-fs ignore conditional GETs, so tile-store answers 304 itself).
+
+use super::{parse_manifest_name, parse_tile_path, segments};
+use crate::error::{AppError, Result};
+use crate::store::{Key, PyramidId};
+use crate::AppState;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+
+/// `Cache-Control` of objects of committed pyramids, which never change.
+pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// `Cache-Control` of tiles of pyramids not committed yet.
+pub const REVALIDATE: &str = "no-cache";
+
+/// The strong ETag of `bytes`: the first 128 bits of their SHA-256, quoted.
+pub fn etag(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    format!("\"{}\"", hex::encode(&digest[..16]))
+}
+
+/// Whether an `If-None-Match` header matches `etag` (weak comparison, as RFC 9110 asks).
+fn none_match(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .any(|candidate| candidate == "*" || candidate.trim_start_matches("W/") == etag)
+}
+
+/// `GET`/`HEAD /pyramids/{id}.dzi`: only committed pyramids have a manifest.
+pub async fn get_manifest(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: std::result::Result<Path<String>, PathRejection>,
+) -> Result<Response> {
+    state.auth.authorize_read(&headers)?;
+    let id = parse_manifest_name(&segments(path)?)?;
+    let bytes = state
+        .store
+        .get(&Key::Dzi(id.clone()))
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("pyramid {id} is not committed")))?;
+    state.committed.insert(&id);
+    Ok(respond(&headers, bytes, "application/xml", IMMUTABLE))
+}
+
+/// `GET`/`HEAD /pyramids/{id}_files/{level}/{col}_{row}.{ext}`.
+pub async fn get_tile(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: std::result::Result<Path<(String, String, String)>, PathRejection>,
+) -> Result<Response> {
+    state.auth.authorize_read(&headers)?;
+    let (files, level, tile) = segments(path)?;
+    let (id, tile) = parse_tile_path(&files, &level, &tile)?;
+    let bytes = state
+        .store
+        .get(&Key::Tile(id.clone(), tile))
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no tile {}", tile.relative())))?;
+    let cache = if is_committed(&state, &id).await? {
+        IMMUTABLE
+    } else {
+        REVALIDATE
+    };
+    Ok(respond(&headers, bytes, tile.format.mime(), cache))
+}
+
+/// Whether `id` has a committed manifest (remembered once seen).
+pub async fn is_committed(state: &AppState, id: &PyramidId) -> Result<bool> {
+    if state.committed.contains(id) {
+        return Ok(true);
+    }
+    let committed = state.store.head(&Key::Dzi(id.clone())).await?.is_some();
+    if committed {
+        state.committed.insert(id);
+    }
+    Ok(committed)
+}
+
+fn respond(
+    headers: &HeaderMap,
+    bytes: Bytes,
+    content_type: &'static str,
+    cache: &'static str,
+) -> Response {
+    let tag = etag(&bytes);
+    let status = if none_match(headers, &tag) {
+        StatusCode::NOT_MODIFIED
+    } else {
+        StatusCode::OK
+    };
+    let mut response = if status == StatusCode::NOT_MODIFIED {
+        status.into_response()
+    } else {
+        (status, bytes).into_response()
+    };
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    if let Ok(value) = HeaderValue::from_str(&tag) {
+        h.insert(header::ETAG, value);
+    }
+    response
+}

@@ -1,0 +1,403 @@
+//! Writes: tile uploads (single and batch), the upload listing used to resume,
+//! the commit, and deletion. All need write authorisation.
+
+use super::{batch, parse_manifest_name, parse_tile_path, read::is_committed, segments};
+use crate::error::{AppError, Missing, Result, MAX_MISSING_LISTED};
+use crate::store::{Key, PutOutcome, PyramidId, TileName};
+use crate::AppState;
+use axum::body::Body;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use tiler_wasm::{Dzi, Layout, TileFormat};
+
+/// Highest level of any pyramid (a 2³²-pixel side halves 32 times to 1).
+pub const MAX_LEVEL: u32 = 32;
+/// Most tiles a committed pyramid may have.
+pub const MAX_COMMIT_TILES: u64 = 1_000_000;
+/// Tiles written to the store at once while handling one request.
+const STORE_CONCURRENCY: usize = 16;
+
+/// Optional geometry of the pyramid being uploaded, given as query parameters
+/// (`?width=600&height=400&tileSize=254&overlap=1&format=jpeg`): when present,
+/// every tile's level, column, row and extension are checked against it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GeometryQuery {
+    width: Option<u32>,
+    height: Option<u32>,
+    tile_size: Option<u32>,
+    overlap: Option<u32>,
+    format: Option<String>,
+}
+
+/// What a write is checked against.
+struct WriteTarget {
+    id: PyramidId,
+    geometry: Option<(Layout, TileFormat)>,
+    /// The pyramid is committed: only byte-identical re-uploads are accepted.
+    committed: bool,
+}
+
+impl WriteTarget {
+    async fn load(
+        state: &AppState,
+        id: PyramidId,
+        query: std::result::Result<Query<GeometryQuery>, QueryRejection>,
+    ) -> Result<Self> {
+        let Query(query) =
+            query.map_err(|e| AppError::bad_request("invalid_query", e.body_text()))?;
+        let mut geometry = geometry_from_query(&query)?;
+        let mut committed = false;
+        if let Some(xml) = state.store.get(&Key::Dzi(id.clone())).await? {
+            let dzi = Dzi::parse(&xml)
+                .map_err(|e| AppError::Internal(format!("stored {id}.dzi: {e}")))?;
+            geometry = Some((dzi.layout()?, dzi.format));
+            committed = true;
+        }
+        Ok(WriteTarget {
+            id,
+            geometry,
+            committed,
+        })
+    }
+
+    fn check(&self, tile: &TileName, bytes: &[u8], max_tile_bytes: usize) -> Result<()> {
+        let name = tile.relative();
+        if bytes.len() > max_tile_bytes {
+            return Err(AppError::PayloadTooLarge(format!(
+                "tile {name} has {} bytes, over the {max_tile_bytes}-byte limit",
+                bytes.len()
+            )));
+        }
+        if tile.level > MAX_LEVEL {
+            return Err(AppError::bad_request(
+                "invalid_tile",
+                format!("tile {name}: level over {MAX_LEVEL}"),
+            ));
+        }
+        if let Some((layout, format)) = &self.geometry {
+            if layout.tile_rect(tile.level, tile.col, tile.row).is_err() {
+                return Err(AppError::bad_request(
+                    "invalid_tile",
+                    format!("tile {name} is outside the pyramid's geometry"),
+                ));
+            }
+            if tile.format != *format {
+                return Err(AppError::bad_request(
+                    "invalid_extension",
+                    format!("tile {name}: this pyramid's tiles are .{format}"),
+                ));
+            }
+        }
+        if !tile.format.matches_magic(bytes) {
+            return Err(AppError::UnsupportedMediaType(format!(
+                "tile {name} is not a {} image",
+                tile.format.extension().to_uppercase()
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn geometry_from_query(q: &GeometryQuery) -> Result<Option<(Layout, TileFormat)>> {
+    match (q.width, q.height, q.tile_size, q.overlap, &q.format) {
+        (None, None, None, None, None) => Ok(None),
+        (Some(w), Some(h), Some(t), Some(o), Some(f)) => {
+            let format = super::canonical_format(f).ok_or_else(|| {
+                AppError::bad_request("invalid_query", "format must be jpeg, png or webp")
+            })?;
+            Ok(Some((Layout::new(w, h, t, o)?, format)))
+        }
+        _ => Err(AppError::bad_request(
+            "invalid_query",
+            "give all of width, height, tileSize, overlap and format, or none",
+        )),
+    }
+}
+
+/// Reads a request body of at most `limit` bytes (413 past it).
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes> {
+    let too_large =
+        || AppError::PayloadTooLarge(format!("request body is over the {limit}-byte limit"));
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let over = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+            || e.to_string().contains("length limit");
+        if over {
+            too_large()
+        } else {
+            AppError::bad_request("invalid_body", format!("cannot read request body: {e}"))
+        }
+    })
+}
+
+/// Stores checked tiles; on a committed pyramid only identical bytes are accepted.
+async fn store_tiles(
+    state: &AppState,
+    target: &WriteTarget,
+    tiles: Vec<(TileName, Bytes)>,
+) -> Result<usize> {
+    let count = tiles.len();
+    futures::stream::iter(tiles)
+        .map(|(tile, bytes)| async move {
+            let key = Key::Tile(target.id.clone(), tile);
+            if target.committed {
+                return match state.store.get(&key).await? {
+                    Some(existing) if existing == bytes => Ok(()),
+                    _ => Err(AppError::Conflict {
+                        code: "committed",
+                        message: format!(
+                            "pyramid {} is committed; tile {} cannot change",
+                            target.id,
+                            tile.relative()
+                        ),
+                        missing: None,
+                    }),
+                };
+            }
+            state.store.put(&key, bytes).await
+        })
+        .buffer_unordered(STORE_CONCURRENCY)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(count)
+}
+
+/// Answer to uploads.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Stored {
+    /// Tiles written (or found identical) by this request.
+    pub stored: usize,
+}
+
+/// `PUT /pyramids/{id}_files/{level}/{col}_{row}.{ext}`: one tile.
+pub async fn put_tile(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: std::result::Result<Path<(String, String, String)>, PathRejection>,
+    query: std::result::Result<Query<GeometryQuery>, QueryRejection>,
+    body: Body,
+) -> Result<Json<Stored>> {
+    state.auth.authorize_write(&headers)?;
+    let (files, level, tile) = segments(path)?;
+    let (id, tile) = parse_tile_path(&files, &level, &tile)?;
+    let bytes = read_body(&headers, body, state.limits.max_tile_bytes).await?;
+    let target = WriteTarget::load(&state, id, query).await?;
+    target.check(&tile, &bytes, state.limits.max_tile_bytes)?;
+    let stored = store_tiles(&state, &target, vec![(tile, bytes)]).await?;
+    Ok(Json(Stored { stored }))
+}
+
+/// `POST /pyramids/{id}/tiles`: many tiles in the [`batch`] wire format.
+pub async fn upload_batch(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: std::result::Result<Path<String>, PathRejection>,
+    query: std::result::Result<Query<GeometryQuery>, QueryRejection>,
+    body: Body,
+) -> Result<Json<Stored>> {
+    state.auth.authorize_write(&headers)?;
+    let id = PyramidId::parse(&segments(path)?)?;
+    let body = read_body(&headers, body, state.limits.max_request_bytes).await?;
+    let tiles = batch::parse(body, state.limits.max_tile_bytes)?;
+    let target = WriteTarget::load(&state, id, query).await?;
+    for (tile, bytes) in &tiles {
+        target.check(tile, bytes, state.limits.max_tile_bytes)?;
+    }
+    let stored = store_tiles(&state, &target, tiles).await?;
+    Ok(Json(Stored { stored }))
+}
+
+/// Answer to `GET /pyramids/{id}/tiles`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TileList {
+    /// The pyramid.
+    pub id: String,
+    /// Whether its manifest is committed.
+    pub committed: bool,
+    /// Stored tiles as `level/col_row.ext`, sorted by level, column, row.
+    pub tiles: Vec<String>,
+}
+
+/// `GET /pyramids/{id}/tiles`: which tiles are stored, so an upload can resume.
+pub async fn list_tiles(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: std::result::Result<Path<String>, PathRejection>,
+) -> Result<Json<TileList>> {
+    state.auth.authorize_write(&headers)?;
+    let id = PyramidId::parse(&segments(path)?)?;
+    let tiles = state.store.list_tiles(&id).await?;
+    let committed = is_committed(&state, &id).await?;
+    Ok(Json(TileList {
+        id: id.to_string(),
+        committed,
+        tiles: tiles.iter().map(TileName::relative).collect(),
+    }))
+}
+
+/// Answer to a commit.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Committed {
+    /// The pyramid.
+    pub id: String,
+    /// Number of tiles in it.
+    pub tile_count: u64,
+    /// `false` when the same manifest was already committed.
+    pub created: bool,
+}
+
+/// `PUT /pyramids/{id}.dzi`: commits a pyramid whose tiles are all stored.
+///
+/// 201 when committed now, 200 when the same manifest was committed before, 409
+/// with the missing tiles, or when a different manifest is committed.
+pub async fn commit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: std::result::Result<Path<String>, PathRejection>,
+    body: Body,
+) -> Result<Response> {
+    state.auth.authorize_write(&headers)?;
+    let id = parse_manifest_name(&segments(path)?)?;
+    let xml = read_body(&headers, body, tiler_wasm::dzi::MAX_DZI_BYTES).await?;
+    let dzi = Dzi::parse(&xml)?;
+    let layout = dzi.layout()?;
+    let tile_count = layout.tile_count();
+    if tile_count > MAX_COMMIT_TILES {
+        return Err(AppError::bad_request(
+            "too_many_tiles",
+            format!("{tile_count} tiles; at most {MAX_COMMIT_TILES} per pyramid"),
+        ));
+    }
+    let key = Key::Dzi(id.clone());
+    let answer = |created: bool| {
+        state.committed.insert(&id);
+        let status = if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
+        let body = Committed {
+            id: id.to_string(),
+            tile_count,
+            created,
+        };
+        Ok((status, Json(body)).into_response())
+    };
+    if let Some(existing) = state.store.get(&key).await? {
+        same_manifest(&id, &existing, &dzi)?;
+        return answer(false);
+    }
+
+    let stored: HashSet<TileName> = state.store.list_tiles(&id).await?.into_iter().collect();
+    let mut missing = Missing {
+        count: 0,
+        tiles: Vec::new(),
+    };
+    for addr in layout.tiles() {
+        let tile = TileName {
+            level: addr.level,
+            col: addr.col,
+            row: addr.row,
+            format: dzi.format,
+        };
+        if !stored.contains(&tile) {
+            missing.count += 1;
+            if missing.tiles.len() < MAX_MISSING_LISTED {
+                missing.tiles.push(tile.relative());
+            }
+        }
+    }
+    if missing.count > 0 {
+        return Err(AppError::Conflict {
+            code: "missing_tiles",
+            message: format!("{} of {tile_count} tiles are missing", missing.count),
+            missing: Some(missing),
+        });
+    }
+
+    // Stored in the exact form vips writes, whatever spelling the client sent.
+    let canonical = Bytes::from(dzi.to_xml());
+    match state.store.put_if_absent(&key, canonical).await? {
+        PutOutcome::Created => {
+            tracing::info!(%id, tile_count, "pyramid committed");
+            answer(true)
+        }
+        PutOutcome::Exists => {
+            let existing = state
+                .store
+                .get(&key)
+                .await?
+                .ok_or_else(|| AppError::Conflict {
+                    code: "commit_race",
+                    message: "the pyramid was committed and deleted meanwhile; retry".into(),
+                    missing: None,
+                })?;
+            same_manifest(&id, &existing, &dzi)?;
+            answer(false)
+        }
+    }
+}
+
+fn same_manifest(id: &PyramidId, existing: &[u8], dzi: &Dzi) -> Result<()> {
+    let existing =
+        Dzi::parse(existing).map_err(|e| AppError::Internal(format!("stored {id}.dzi: {e}")))?;
+    if existing == *dzi {
+        Ok(())
+    } else {
+        Err(AppError::Conflict {
+            code: "already_committed",
+            message: format!("pyramid {id} is committed with a different manifest"),
+            missing: None,
+        })
+    }
+}
+
+/// Answer to a delete.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Deleted {
+    /// The pyramid.
+    pub id: String,
+    /// Whether a committed manifest was removed.
+    pub was_committed: bool,
+    /// Tiles removed.
+    pub removed_tiles: u64,
+}
+
+/// `DELETE /pyramids/{id}`: removes the manifest first (so the pyramid stops being
+/// complete at once), then every tile.
+pub async fn delete_pyramid(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: std::result::Result<Path<String>, PathRejection>,
+) -> Result<Json<Deleted>> {
+    state.auth.authorize_write(&headers)?;
+    let id = PyramidId::parse(&segments(path)?)?;
+    let key = Key::Dzi(id.clone());
+    let was_committed = state.store.head(&key).await?.is_some();
+    state.store.delete(&key).await?;
+    state.committed.remove(&id);
+    let removed_tiles = state.store.delete_tiles(&id).await?;
+    tracing::info!(%id, was_committed, removed_tiles, "pyramid deleted");
+    Ok(Json(Deleted {
+        id: id.to_string(),
+        was_committed,
+        removed_tiles,
+    }))
+}

@@ -1,0 +1,113 @@
+//! `tile-store serve`: picks the store, checks the security settings, and runs the
+//! service until SIGINT or SIGTERM, letting in-flight requests finish.
+
+use crate::auth::{Auth, AuthSettings};
+use crate::config::{Backend, ServeConfig};
+use crate::error::{AppError, Result};
+use crate::store::disk::DiskStore;
+use crate::store::s3::{S3Settings, S3Store};
+use crate::store::Store;
+use crate::{app, AppState, UploadLimits};
+use std::sync::Arc;
+
+/// Builds the state described by `config` (store connected, auth checked).
+pub async fn state_from_config(config: &ServeConfig) -> Result<AppState> {
+    let auth = Auth::new(&AuthSettings {
+        tokens: config.tokens.clone(),
+        jwt_secret: config.jwt_secret.clone(),
+        jwt_audience: config.jwt_audience.clone(),
+        jwt_issuer: config.jwt_issuer.clone(),
+        allow_anonymous_writes: config.allow_anonymous_writes,
+        require_read_token: config.require_read_token,
+    })?;
+    if auth.anonymous_writes()
+        && !config.listen.ip().is_loopback()
+        && !config.allow_anonymous_writes
+    {
+        return Err(AppError::Config(format!(
+            "refusing to accept anonymous writes on {}: give --token or --jwt-secret, \
+             listen on a loopback address, or pass --allow-anonymous-writes",
+            config.listen
+        )));
+    }
+    let store: Arc<dyn Store> = match config.backend {
+        Backend::Disk => Arc::new(DiskStore::open(&config.data_dir)?),
+        Backend::S3 => {
+            let bucket = config
+                .s3_bucket
+                .clone()
+                .filter(|b| !b.is_empty())
+                .ok_or_else(|| {
+                    AppError::Config("--store s3 needs AWS_S3_BUCKET_NAME (or --s3-bucket)".into())
+                })?;
+            if config.s3_prefix.starts_with('/') {
+                return Err(AppError::Config(
+                    "--s3-prefix must not start with '/'".into(),
+                ));
+            }
+            Arc::new(
+                S3Store::from_env(S3Settings {
+                    bucket,
+                    prefix: config.s3_prefix.clone(),
+                    path_style: config.s3_path_style,
+                })
+                .await?,
+            )
+        }
+    };
+    let mut state = AppState::new(store, auth);
+    state.limits = UploadLimits {
+        max_tile_bytes: config.max_tile_bytes,
+        max_request_bytes: config.max_request_bytes,
+    };
+    state.cors_origins = config.cors_origin.clone();
+    state.web_dir = config.web_dir.clone();
+    Ok(state)
+}
+
+/// Runs the service until a shutdown signal.
+pub async fn run(config: ServeConfig) -> Result<()> {
+    let state = state_from_config(&config).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    tracing::info!(
+        store = %state.store.describe(),
+        anonymous_writes = state.auth.anonymous_writes(),
+        web_dir = ?state.web_dir,
+        "tile-store listening on http://{}",
+        listener.local_addr()?
+    );
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("tile-store stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

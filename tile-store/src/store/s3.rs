@@ -1,0 +1,302 @@
+//! The S3 store, on `aws-sdk-s3`: objects under `{prefix}` in one bucket.
+//!
+//! Settings come from the same environment as the web app: `AWS_REGION`,
+//! `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` (or the SDK's normal credential
+//! chain), `AWS_ENDPOINT_URL` for S3-compatible servers, and the bucket name.
+//!
+//! The commit is `PutObject` with `If-None-Match: *`, so several tile-store
+//! instances sharing a bucket cannot commit one pyramid twice. Some S3-compatible
+//! servers ignore that header, so a `HeadObject` check runs first; on such servers a
+//! race remains: two instances committing the same id within one round trip may both
+//! write. Because ids are content hashes, both then write the same manifest.
+
+use super::{tiles_prefix, Key, PutOutcome, PyramidId, Store, TileName};
+use crate::error::{AppError, Result};
+use async_trait::async_trait;
+use aws_sdk_s3::config::{BehaviorVersion, RequestChecksumCalculation};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+use aws_sdk_s3::Client;
+use bytes::Bytes;
+
+/// Where in S3 the pyramids live.
+#[derive(Debug, Clone)]
+pub struct S3Settings {
+    /// Bucket name (`AWS_S3_BUCKET_NAME`).
+    pub bucket: String,
+    /// Prefix put before every key, e.g. `pyramids/`.
+    pub prefix: String,
+    /// Path-style addressing (`http://host/bucket/key`), needed by most S3-compatible servers.
+    pub path_style: bool,
+}
+
+/// Objects stored in one S3 bucket.
+#[derive(Debug, Clone)]
+pub struct S3Store {
+    client: Client,
+    settings: S3Settings,
+}
+
+fn store_error<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+    what: &str,
+    key: &str,
+    err: SdkError<E, R>,
+) -> AppError {
+    let detail = match err.as_service_error() {
+        Some(e) => format!(
+            "{} ({})",
+            e.code().unwrap_or("unknown"),
+            e.message().unwrap_or("")
+        ),
+        None => format!("{err:?}"),
+    };
+    AppError::Store(format!("S3 {what} {key}: {detail}"))
+}
+
+fn status_of<E, R: HttpStatus>(err: &SdkError<E, R>) -> Option<u16> {
+    err.raw_response().map(HttpStatus::status_code)
+}
+
+/// The HTTP status of a raw SDK response.
+trait HttpStatus {
+    fn status_code(&self) -> u16;
+}
+
+impl HttpStatus for aws_sdk_s3::config::http::HttpResponse {
+    fn status_code(&self) -> u16 {
+        self.status().as_u16()
+    }
+}
+
+/// The HTTP client the SDK uses: hyper with rustls on ring, so no C toolchain is
+/// needed (the SDK's default TLS build needs aws-lc).
+pub fn http_client() -> aws_sdk_s3::config::SharedHttpClient {
+    use aws_smithy_http_client::tls;
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
+}
+
+impl S3Store {
+    /// A store configured from the environment and the SDK's credential chain.
+    pub async fn from_env(settings: S3Settings) -> Result<Self> {
+        let sdk = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(http_client())
+            .load()
+            .await;
+        if sdk.region().is_none() {
+            return Err(AppError::Config(
+                "the S3 store needs a region: set AWS_REGION".into(),
+            ));
+        }
+        Ok(Self::from_sdk_config(&sdk, settings))
+    }
+
+    /// A store using an already loaded SDK configuration.
+    pub fn from_sdk_config(sdk: &aws_config::SdkConfig, settings: S3Settings) -> Self {
+        let config = aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(settings.path_style)
+            // Many S3-compatible servers reject the SDK's newer default checksums;
+            // SigV4 already signs the payload hash.
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .build();
+        S3Store {
+            client: Client::from_conf(config),
+            settings,
+        }
+    }
+
+    /// The bucket and prefix in use.
+    pub fn settings(&self) -> &S3Settings {
+        &self.settings
+    }
+
+    fn object_key(&self, key: &Key) -> String {
+        format!("{}{}", self.settings.prefix, key.path())
+    }
+
+    /// Every object key under `{prefix}{relative}`.
+    async fn list_keys(&self, relative: &str) -> Result<Vec<String>> {
+        let prefix = format!("{}{relative}", self.settings.prefix);
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.settings.bucket)
+            .prefix(&prefix)
+            .into_paginator()
+            .send();
+        let mut keys = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| store_error("list", &prefix, e))?;
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_owned)),
+            );
+        }
+        Ok(keys)
+    }
+
+    async fn put_object(&self, key: &Key, bytes: Bytes, if_none_match: bool) -> Result<()> {
+        let object_key = self.object_key(key);
+        let mut request = self
+            .client
+            .put_object()
+            .bucket(&self.settings.bucket)
+            .key(&object_key)
+            .content_type(key.content_type())
+            .body(ByteStream::from(bytes));
+        if if_none_match {
+            request = request.if_none_match("*");
+        }
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if if_none_match && matches!(status_of(&e), Some(409 | 412)) => {
+                Err(AppError::Conflict {
+                    code: "exists",
+                    message: "already stored".into(),
+                    missing: None,
+                })
+            }
+            Err(e) => Err(store_error("put", &object_key, e)),
+        }
+    }
+}
+
+#[async_trait]
+impl Store for S3Store {
+    #[tracing::instrument(level = "debug", skip(self), fields(key = %key.path()))]
+    async fn get(&self, key: &Key) -> Result<Option<Bytes>> {
+        let object_key = self.object_key(key);
+        let response = self
+            .client
+            .get_object()
+            .bucket(&self.settings.bucket)
+            .key(&object_key)
+            .send()
+            .await;
+        match response {
+            Ok(output) => {
+                let body = output
+                    .body
+                    .collect()
+                    .await
+                    .map_err(|e| AppError::Store(format!("S3 read {object_key}: {e}")))?;
+                Ok(Some(body.into_bytes()))
+            }
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
+            Err(e) if status_of(&e) == Some(404) => Ok(None),
+            Err(e) => Err(store_error("get", &object_key, e)),
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), fields(key = %key.path()))]
+    async fn head(&self, key: &Key) -> Result<Option<u64>> {
+        let object_key = self.object_key(key);
+        let response = self
+            .client
+            .head_object()
+            .bucket(&self.settings.bucket)
+            .key(&object_key)
+            .send()
+            .await;
+        match response {
+            Ok(output) => Ok(Some(
+                output.content_length().unwrap_or(0).try_into().unwrap_or(0),
+            )),
+            Err(e) if status_of(&e) == Some(404) => Ok(None),
+            Err(e) => Err(store_error("head", &object_key, e)),
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip(self, bytes), fields(key = %key.path(), len = bytes.len()))]
+    async fn put(&self, key: &Key, bytes: Bytes) -> Result<()> {
+        self.put_object(key, bytes, false).await
+    }
+
+    #[tracing::instrument(level = "debug", skip(self, bytes), fields(key = %key.path(), len = bytes.len()))]
+    async fn put_if_absent(&self, key: &Key, bytes: Bytes) -> Result<PutOutcome> {
+        // For servers that ignore If-None-Match; see the module docs for the race left.
+        if self.head(key).await?.is_some() {
+            return Ok(PutOutcome::Exists);
+        }
+        match self.put_object(key, bytes, true).await {
+            Ok(()) => Ok(PutOutcome::Created),
+            Err(AppError::Conflict { code: "exists", .. }) => Ok(PutOutcome::Exists),
+            Err(e) => Err(e),
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn list_tiles(&self, id: &PyramidId) -> Result<Vec<TileName>> {
+        let full_prefix = format!("{}{}", self.settings.prefix, tiles_prefix(id));
+        let mut tiles: Vec<TileName> = self
+            .list_keys(&tiles_prefix(id))
+            .await?
+            .iter()
+            .filter_map(|k| k.strip_prefix(&full_prefix))
+            .filter_map(TileName::parse_relative)
+            .collect();
+        tiles.sort();
+        Ok(tiles)
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), fields(key = %key.path()))]
+    async fn delete(&self, key: &Key) -> Result<()> {
+        let object_key = self.object_key(key);
+        self.client
+            .delete_object()
+            .bucket(&self.settings.bucket)
+            .key(&object_key)
+            .send()
+            .await
+            .map_err(|e| store_error("delete", &object_key, e))?;
+        Ok(())
+    }
+
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn delete_tiles(&self, id: &PyramidId) -> Result<u64> {
+        let keys = self.list_keys(&tiles_prefix(id)).await?;
+        let mut removed = 0;
+        // DeleteObjects takes at most 1000 keys per request.
+        for chunk in keys.chunks(1000) {
+            let objects = chunk
+                .iter()
+                .map(|k| ObjectIdentifier::builder().key(k).build())
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| AppError::Internal(format!("S3 delete request: {e}")))?;
+            let delete = Delete::builder()
+                .set_objects(Some(objects))
+                .quiet(true)
+                .build()
+                .map_err(|e| AppError::Internal(format!("S3 delete request: {e}")))?;
+            let output = self
+                .client
+                .delete_objects()
+                .bucket(&self.settings.bucket)
+                .delete(delete)
+                .send()
+                .await
+                .map_err(|e| store_error("delete", &tiles_prefix(id), e))?;
+            if let Some(failed) = output.errors().first() {
+                return Err(AppError::Store(format!(
+                    "S3 delete {}: {}",
+                    failed.key().unwrap_or("?"),
+                    failed.message().unwrap_or("failed")
+                )));
+            }
+            removed += chunk.len() as u64;
+        }
+        Ok(removed)
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "S3 store s3://{}/{}",
+            self.settings.bucket, self.settings.prefix
+        )
+    }
+}

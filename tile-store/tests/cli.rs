@@ -1,0 +1,182 @@
+//! `tile-store tile` run as a process on generated images, checked against the
+//! geometry and against what `vips dzsave` writes for the same image.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+use tiler_wasm::{Dzi, Layout, TileFormat};
+
+fn tile_store() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tile-store"))
+}
+
+/// A photo-like RGB PNG (gradients plus texture).
+fn write_source(path: &Path, width: u32, height: u32) {
+    let img = image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([
+            (x * 255 / width) as u8,
+            (y * 255 / height) as u8,
+            ((x ^ y) & 0xff) as u8,
+        ])
+    });
+    img.save(path).unwrap();
+}
+
+/// Every tile under `dir` (files in level folders), relative, with `/` separators.
+/// vips also writes `vips-properties.xml` beside the level folders; that is vips's
+/// own metadata, not part of the Deep Zoom layout, and is not reproduced.
+fn files_under(dir: &Path) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for level in std::fs::read_dir(dir).unwrap() {
+        let level = level.unwrap();
+        if !level.file_type().unwrap().is_dir() {
+            assert_eq!(level.file_name(), "vips-properties.xml");
+            continue;
+        }
+        for file in std::fs::read_dir(level.path()).unwrap() {
+            out.insert(format!(
+                "{}/{}",
+                level.file_name().to_string_lossy(),
+                file.unwrap().file_name().to_string_lossy()
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn writes_a_pyramid_where_vips_dzsave_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("photo.png");
+    write_source(&source, 600, 400);
+    let prefix = dir.path().join("ours/nested/photo");
+    let output = tile_store()
+        .arg("tile")
+        .arg(&source)
+        .arg(&prefix)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Not a terminal: no progress bar noise.
+    assert!(
+        output.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let layout = Layout::new(600, 400, 254, 1).unwrap();
+    let xml = std::fs::read_to_string(dir.path().join("ours/nested/photo.dzi")).unwrap();
+    assert_eq!(xml, Dzi::new(&layout, TileFormat::Jpeg).to_xml());
+    let files = dir.path().join("ours/nested/photo_files");
+    for addr in layout.tiles() {
+        let path = files.join(format!("{}/{}_{}.jpeg", addr.level, addr.col, addr.row));
+        let tile = image::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let rect = layout.tile_rect(addr.level, addr.col, addr.row).unwrap();
+        assert_eq!(
+            (tile.width(), tile.height()),
+            (rect.width, rect.height),
+            "{}",
+            path.display()
+        );
+    }
+
+    let vips_prefix = dir.path().join("vips/photo");
+    std::fs::create_dir_all(vips_prefix.parent().unwrap()).unwrap();
+    let vips = Command::new("vips")
+        .arg("dzsave")
+        .arg(&source)
+        .arg(&vips_prefix)
+        .status();
+    let vips = vips
+        .unwrap_or_else(|e| panic!("`vips` is needed for this test (Debian: libvips-tools): {e}"));
+    assert!(vips.success());
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("vips/photo.dzi")).unwrap(),
+        xml
+    );
+    assert_eq!(
+        files_under(&files),
+        files_under(&dir.path().join("vips/photo_files"))
+    );
+}
+
+#[test]
+fn options_change_format_and_geometry() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("src.png");
+    write_source(&source, 300, 130);
+    let prefix = dir.path().join("out");
+    let status = tile_store()
+        .arg("tile")
+        .arg(&source)
+        .arg(&prefix)
+        .args(["--format", "png", "--tile-size", "128", "--overlap", "0"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let layout = Layout::new(300, 130, 128, 0).unwrap();
+    let xml = std::fs::read_to_string(dir.path().join("out.dzi")).unwrap();
+    assert_eq!(xml, Dzi::new(&layout, TileFormat::Png).to_xml());
+    let expected: BTreeSet<String> = layout
+        .tiles()
+        .map(|a| format!("{}/{}_{}.png", a.level, a.col, a.row))
+        .collect();
+    assert_eq!(files_under(&dir.path().join("out_files")), expected);
+}
+
+#[test]
+fn bad_input_fails_with_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.jpg");
+    std::fs::write(&garbage, b"this is not an image").unwrap();
+    let good = dir.path().join("good.png");
+    write_source(&good, 10, 10);
+    let cases: Vec<(Vec<std::ffi::OsString>, &str)> = vec![
+        (
+            vec![garbage.clone().into(), dir.path().join("a").into()],
+            "garbage.jpg",
+        ),
+        (
+            vec![
+                dir.path().join("missing.png").into(),
+                dir.path().join("b").into(),
+            ],
+            "cannot read",
+        ),
+        (
+            vec![good.clone().into(), dir.path().join("c.zip").into()],
+            "zip",
+        ),
+        (
+            vec![
+                good.clone().into(),
+                dir.path().join("d").into(),
+                "--tile-size".into(),
+                "0".into(),
+            ],
+            "tile size",
+        ),
+        (
+            vec![
+                good.clone().into(),
+                dir.path().join("e").into(),
+                "--format".into(),
+                "gif".into(),
+            ],
+            "gif",
+        ),
+    ];
+    for (args, needle) in cases {
+        let output = tile_store().arg("tile").args(&args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} succeeded");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    assert!(!dir.path().join("a.dzi").exists());
+}

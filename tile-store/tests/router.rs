@@ -1,0 +1,776 @@
+//! The HTTP API in process (tower `oneshot`) on the disk store in a temp folder.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use axum::http::StatusCode;
+use common::*;
+use jsonwebtoken::Algorithm;
+use std::sync::Arc;
+use tile_store::auth::{Auth, AuthSettings};
+use tile_store::store::disk::DiskStore;
+use tile_store::store::TileName;
+use tile_store::{app, AppState, UploadLimits};
+use tiler_wasm::TileFormat;
+
+const TOKEN: &str = "static-test-token";
+const SECRET: &str = "jwt-test-secret";
+
+fn state(dir: &std::path::Path) -> AppState {
+    let auth = Auth::new(&AuthSettings {
+        tokens: vec![TOKEN.into()],
+        jwt_secret: Some(SECRET.into()),
+        ..Default::default()
+    })
+    .unwrap();
+    AppState::new(Arc::new(DiskStore::open(dir).unwrap()), auth)
+}
+
+fn tile(level: u32, col: u32, row: u32) -> TileName {
+    TileName {
+        level,
+        col,
+        row,
+        format: TileFormat::Png,
+    }
+}
+
+#[tokio::test]
+async fn upload_list_commit_and_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(state(dir.path()));
+    let id = test_id("upload");
+    let pyramid = Pyramid::new(300, 200);
+    assert_eq!(pyramid.tiles.len(), 11);
+    let last = tile(9, 1, 0);
+
+    // Nothing stored yet.
+    let (status, _, body) = send(
+        &app,
+        request("GET", &format!("/pyramids/{id}/tiles"), Some(TOKEN), ""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let list: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(list["committed"], false);
+    assert_eq!(list["tiles"].as_array().unwrap().len(), 0);
+
+    // One batch with every tile but the last.
+    let batch = pyramid.batch(&[last]);
+    let (status, _, body) = send(
+        &app,
+        request("POST", &format!("/pyramids/{id}/tiles"), Some(TOKEN), batch),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&body).unwrap()["stored"],
+        10
+    );
+
+    // The commit refuses, naming the missing tile; the manifest stays invisible.
+    let xml = pyramid.dzi.to_xml();
+    let (status, _, body) = send(
+        &app,
+        request(
+            "PUT",
+            &format!("/pyramids/{id}.dzi"),
+            Some(TOKEN),
+            xml.clone(),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let err: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(err["error"]["code"], "missing_tiles");
+    assert_eq!(err["error"]["missing"]["count"], 1);
+    assert_eq!(
+        err["error"]["missing"]["tiles"],
+        serde_json::json!(["9/1_0.png"])
+    );
+    let (status, _, body) = send(
+        &app,
+        request("GET", &format!("/pyramids/{id}.dzi"), None, ""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(error_code(&body), "not_found");
+
+    // Tiles of an uncommitted pyramid are served, but not as immutable.
+    let (status, headers, _) = send(
+        &app,
+        request("GET", &format!("/pyramids/{id}_files/9/0_0.png"), None, ""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["cache-control"], "no-cache");
+
+    // Resume: the listing says what is there; upload the rest singly.
+    let (_, _, body) = send(
+        &app,
+        request("GET", &format!("/pyramids/{id}/tiles"), Some(TOKEN), ""),
+    )
+    .await;
+    let list: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let listed: Vec<&str> = list["tiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert_eq!(listed.len(), 10);
+    assert!(listed.contains(&"9/0_0.png") && !listed.contains(&"9/1_0.png"));
+    let last_bytes = pyramid
+        .tiles
+        .iter()
+        .find(|(n, _)| *n == last)
+        .unwrap()
+        .1
+        .clone();
+    let (status, _, body) = send(
+        &app,
+        request(
+            "PUT",
+            &format!("/pyramids/{id}_files/9/1_0.png"),
+            Some(TOKEN),
+            last_bytes.clone(),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+
+    // Commit: 201, then 200 for the same manifest (any spelling), 409 for another.
+    let (status, _, body) = send(
+        &app,
+        request(
+            "PUT",
+            &format!("/pyramids/{id}.dzi"),
+            Some(TOKEN),
+            xml.clone(),
+        ),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let committed: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(committed["tileCount"], 11);
+    assert_eq!(committed["created"], true);
+    let respelled = r#"<Image TileSize="254" Overlap="1" Format="png"><Size Width="300" Height="200"/></Image>"#;
+    let (status, _, _) = send(
+        &app,
+        request(
+            "PUT",
+            &format!("/pyramids/{id}.dzi"),
+            Some(TOKEN),
+            respelled,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let other = pyramid
+        .dzi
+        .to_xml()
+        .replace("Width=\"300\"", "Width=\"301\"");
+    let (status, _, body) = send(
+        &app,
+        request("PUT", &format!("/pyramids/{id}.dzi"), Some(TOKEN), other),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(error_code(&body), "already_committed");
+
+    // The manifest: vips's exact XML, strong ETag, immutable.
+    let (status, headers, body) = send(
+        &app,
+        request("GET", &format!("/pyramids/{id}.dzi"), None, ""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(String::from_utf8(body).unwrap(), xml);
+    assert_eq!(headers["content-type"], "application/xml");
+    assert_eq!(
+        headers["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    let etag = headers["etag"].to_str().unwrap().to_owned();
+    assert!(
+        etag.starts_with('"') && etag.ends_with('"') && !etag.starts_with("W/"),
+        "{etag}"
+    );
+
+    // A tile: bytes as uploaded, content type, ETag, 304 on a matching If-None-Match.
+    let uri = format!("/pyramids/{id}_files/9/1_0.png");
+    let (status, headers, body) = send(&app, request("GET", &uri, None, "")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, last_bytes);
+    assert_eq!(headers["content-type"], "image/png");
+    assert_eq!(
+        headers["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    let etag = headers["etag"].to_str().unwrap().to_owned();
+    let conditional = |tag: &str| {
+        axum::http::Request::builder()
+            .uri(&uri)
+            .header("if-none-match", tag)
+            .body(axum::body::Body::empty())
+            .unwrap()
+    };
+    let (status, headers, body) = send(&app, conditional(&etag)).await;
+    assert_eq!(status, StatusCode::NOT_MODIFIED);
+    assert!(body.is_empty());
+    assert_eq!(headers["etag"], etag.as_str());
+    let (status, _, _) = send(&app, conditional(&format!("\"other\", W/{etag}"))).await;
+    assert_eq!(status, StatusCode::NOT_MODIFIED);
+    let (status, _, body) = send(&app, conditional("\"0000\"")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, last_bytes);
+
+    // HEAD: headers, no body.
+    let (status, headers, body) = send(&app, request("HEAD", &uri, None, "")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.is_empty());
+    assert_eq!(headers["etag"], etag.as_str());
+
+    // The disk holds exactly the Deep Zoom layout.
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join(format!("{id}.dzi"))).unwrap(),
+        xml
+    );
+    for (name, bytes) in &pyramid.tiles {
+        let path = dir.path().join(format!("{id}_files/{}", name.relative()));
+        assert_eq!(&std::fs::read(&path).unwrap(), bytes, "{}", path.display());
+    }
+
+    // A committed pyramid accepts identical re-uploads only.
+    let (status, _, _) = send(
+        &app,
+        request(
+            "PUT",
+            &format!("/pyramids/{id}_files/9/1_0.png"),
+            Some(TOKEN),
+            last_bytes.clone(),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let changed = png(256, 255, 99);
+    let (status, _, body) = send(
+        &app,
+        request(
+            "PUT",
+            &format!("/pyramids/{id}_files/9/1_0.png"),
+            Some(TOKEN),
+            changed,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(error_code(&body), "committed");
+
+    // Delete: the manifest goes first, then every tile.
+    let (status, _, body) = send(
+        &app,
+        request("DELETE", &format!("/pyramids/{id}"), Some(TOKEN), ""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let deleted: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(deleted["wasCommitted"], true);
+    assert_eq!(deleted["removedTiles"], 11);
+    for uri in [format!("/pyramids/{id}.dzi"), uri] {
+        let (status, _, _) = send(&app, request("GET", &uri, None, "")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{uri}");
+    }
+    assert!(!dir.path().join(format!("{id}_files")).exists());
+    assert!(!dir.path().join(format!("{id}.dzi")).exists());
+}
+
+#[tokio::test]
+async fn writes_need_valid_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(state(dir.path()));
+    let id = test_id("auth");
+    let uri = format!("/pyramids/{id}_files/0/0_0.png");
+    let put = |token: Option<String>| request("PUT", &uri, token.as_deref(), png(1, 1, 0));
+    let hour = 3600;
+
+    let refused = [
+        ("missing", None),
+        ("wrong static token", Some("not-the-token".to_owned())),
+        (
+            "wrong secret",
+            Some(jwt("other-secret", Algorithm::HS256, now() + hour)),
+        ),
+        ("expired", Some(jwt(SECRET, Algorithm::HS256, now() - hour))),
+        ("alg none", Some(unsigned_jwt(now() + hour))),
+        (
+            "alg HS512 with the right secret",
+            Some(jwt(SECRET, Algorithm::HS512, now() + hour)),
+        ),
+    ];
+    for (what, token) in refused {
+        let (status, headers, body) = send(&app, put(token)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{what}");
+        assert_eq!(error_code(&body), "unauthorized", "{what}");
+        assert_eq!(headers["www-authenticate"], "Bearer", "{what}");
+    }
+    let (status, _, _) = send(
+        &app,
+        request("DELETE", &format!("/pyramids/{id}"), None, ""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _, _) = send(
+        &app,
+        request("PUT", &format!("/pyramids/{id}.dzi"), None, ""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        !dir.path().join(format!("{id}_files")).exists(),
+        "a refused write stored something"
+    );
+
+    for token in [
+        TOKEN.to_owned(),
+        jwt(SECRET, Algorithm::HS256, now() + hour),
+    ] {
+        let (status, _, body) = send(&app, put(Some(token))).await;
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    }
+    // Reads stay open.
+    let (status, _, _) = send(&app, request("GET", &uri, None, "")).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn reads_can_require_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let auth = Auth::new(&AuthSettings {
+        tokens: vec![TOKEN.into()],
+        require_read_token: true,
+        ..Default::default()
+    })
+    .unwrap();
+    let app = app(AppState::new(
+        Arc::new(DiskStore::open(dir.path()).unwrap()),
+        auth,
+    ));
+    let uri = format!("/pyramids/{}.dzi", test_id("read"));
+    let (status, _, _) = send(&app, request("GET", &uri, None, "")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _, _) = send(&app, request("GET", &uri, Some(TOKEN), "")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn bad_ids_and_paths_never_reach_the_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let app = app(state(&data));
+    let id = test_id("paths");
+    let png = png(1, 1, 0);
+    let cases: Vec<(String, StatusCode, &str)> = vec![
+        (
+            "/pyramids/..%2F..%2Fsecret.dzi".into(),
+            StatusCode::BAD_REQUEST,
+            "invalid_id",
+        ),
+        (
+            "/pyramids/ABCDEF.dzi".into(),
+            StatusCode::BAD_REQUEST,
+            "invalid_id",
+        ),
+        (
+            format!("/pyramids/{}.dzi", id.to_uppercase()),
+            StatusCode::BAD_REQUEST,
+            "invalid_id",
+        ),
+        (
+            format!("/pyramids/{}.dzi", &id[1..]),
+            StatusCode::BAD_REQUEST,
+            "invalid_id",
+        ),
+        (
+            format!("/pyramids/..%2F{}_files/0/0_0.png", &id[3..]),
+            StatusCode::BAD_REQUEST,
+            "invalid_id",
+        ),
+        (
+            format!("/pyramids/{id}_files/..%2F..%2F/0_0.png"),
+            StatusCode::BAD_REQUEST,
+            "invalid_tile",
+        ),
+        (
+            format!("/pyramids/{id}_files/01/0_0.png"),
+            StatusCode::BAD_REQUEST,
+            "invalid_tile",
+        ),
+        (
+            format!("/pyramids/{id}_files/-1/0_0.png"),
+            StatusCode::BAD_REQUEST,
+            "invalid_tile",
+        ),
+        (
+            format!("/pyramids/{id}_files/0/0_0.png%2F..%2F..%2Fx.png"),
+            StatusCode::BAD_REQUEST,
+            "invalid_extension",
+        ),
+        (
+            format!("/pyramids/{id}_files/0/0_0.jpg"),
+            StatusCode::BAD_REQUEST,
+            "invalid_extension",
+        ),
+        (
+            format!("/pyramids/{id}_files/0/0_0.gif"),
+            StatusCode::BAD_REQUEST,
+            "invalid_extension",
+        ),
+        (
+            format!("/pyramids/{id}_files/99/0_0.png"),
+            StatusCode::BAD_REQUEST,
+            "invalid_tile",
+        ),
+        (
+            format!("/pyramids/{id}_files/0/4294967296_0.png"),
+            StatusCode::BAD_REQUEST,
+            "invalid_tile",
+        ),
+        (
+            format!("/pyramids/{id}/../../tiles"),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+    ];
+    for (uri, expected, code) in &cases {
+        let (status, _, body) = send(&app, request("PUT", uri, Some(TOKEN), png.clone())).await;
+        assert_eq!(
+            status,
+            *expected,
+            "PUT {uri}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        assert_eq!(error_code(&body), *code, "PUT {uri}");
+        let (status, _, body) = send(&app, request("GET", uri, None, "")).await;
+        assert!(status.is_client_error(), "GET {uri}: {status}");
+        assert!(!body.is_empty(), "GET {uri}");
+    }
+    let (status, _, body) = send(
+        &app,
+        request("DELETE", "/pyramids/..%2Fdata", Some(TOKEN), ""),
+    )
+    .await;
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_id")
+    );
+    // Nothing was written anywhere: not in the store, not beside it.
+    assert_eq!(std::fs::read_dir(&data).unwrap().count(), 0);
+    let beside: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(beside, vec![std::ffi::OsString::from("data")]);
+}
+
+#[tokio::test]
+async fn tile_bytes_must_match_their_extension_and_geometry() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(state(dir.path()));
+    let id = test_id("magic");
+    let jpeg_uri = format!("/pyramids/{id}_files/0/0_0.jpeg");
+    let (status, _, body) = send(&app, request("PUT", &jpeg_uri, Some(TOKEN), png(1, 1, 0))).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(error_code(&body), "wrong_image_type");
+    let (status, _, _) = send(&app, request("PUT", &jpeg_uri, Some(TOKEN), "GIF89a....")).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+
+    // A batch with one bad frame stores nothing.
+    let good = (tile(0, 0, 0), png(1, 1, 0));
+    let bad = (
+        TileName {
+            format: TileFormat::Webp,
+            ..tile(1, 0, 0)
+        },
+        png(1, 1, 0),
+    );
+    let body =
+        tile_store::routes::batch::encode([(good.0, good.1.as_slice()), (bad.0, bad.1.as_slice())]);
+    let (status, _, resp) = send(
+        &app,
+        request("POST", &format!("/pyramids/{id}/tiles"), Some(TOKEN), body),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "{}",
+        String::from_utf8_lossy(&resp)
+    );
+    let (status, _, resp) = send(
+        &app,
+        request(
+            "POST",
+            &format!("/pyramids/{id}/tiles"),
+            Some(TOKEN),
+            "\0\0\0\x05{bad}",
+        ),
+    )
+    .await;
+    assert_eq!(
+        (status, error_code(&resp).as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_batch")
+    );
+    let (_, _, listing) = send(
+        &app,
+        request("GET", &format!("/pyramids/{id}/tiles"), Some(TOKEN), ""),
+    )
+    .await;
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&listing).unwrap()["tiles"],
+        serde_json::json!([])
+    );
+
+    // With the geometry declared, addresses and extensions outside it are refused.
+    let geometry = "width=300&height=200&tileSize=254&overlap=1&format=png";
+    let put = |uri: String| request("PUT", &uri, Some(TOKEN), png(1, 1, 0));
+    let (status, _, body) = send(
+        &app,
+        put(format!("/pyramids/{id}_files/9/2_0.png?{geometry}")),
+    )
+    .await;
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_tile")
+    );
+    let (status, _, body) = send(
+        &app,
+        put(format!("/pyramids/{id}_files/10/0_0.png?{geometry}")),
+    )
+    .await;
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_tile")
+    );
+    let (status, _, body) = send(
+        &app,
+        put(format!("/pyramids/{id}_files/0/0_0.png?width=300")),
+    )
+    .await;
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_query")
+    );
+    let (status, _, _) = send(
+        &app,
+        put(format!("/pyramids/{id}_files/9/1_0.png?{geometry}")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Broken manifests are refused before anything is looked up.
+    for xml in ["", "<Image/>", "<Image Format=\"png\" Overlap=\"1\" TileSize=\"254\"><Size Width=\"0\" Height=\"1\"/></Image>"] {
+        let (status, _, body) = send(&app, request("PUT", &format!("/pyramids/{id}.dzi"), Some(TOKEN), xml)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{xml}");
+        assert_eq!(error_code(&body), "dzi");
+    }
+    let huge = r#"<Image Format="png" Overlap="0" TileSize="1"><Size Width="100000" Height="100000"/></Image>"#;
+    let (status, _, body) = send(
+        &app,
+        request("PUT", &format!("/pyramids/{id}.dzi"), Some(TOKEN), huge),
+    )
+    .await;
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (StatusCode::BAD_REQUEST, "too_many_tiles")
+    );
+}
+
+#[tokio::test]
+async fn size_limits_answer_413() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut state = state(dir.path());
+    let tile_bytes = png(40, 40, 1);
+    state.limits = UploadLimits {
+        max_tile_bytes: tile_bytes.len() + 10,
+        max_request_bytes: 3 * tile_bytes.len(),
+    };
+    let app = app(state);
+    let id = test_id("limits");
+    let big = png(200, 200, 2);
+    assert!(big.len() > tile_bytes.len() + 10);
+
+    let (status, _, body) = send(
+        &app,
+        request(
+            "PUT",
+            &format!("/pyramids/{id}_files/0/0_0.png"),
+            Some(TOKEN),
+            big.clone(),
+        ),
+    )
+    .await;
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "too_large")
+    );
+
+    // A tile over the limit inside a batch that fits.
+    let one_big = tile_store::routes::batch::encode([(
+        tile(0, 0, 0),
+        &big[..big.len().min(2 * tile_bytes.len())],
+    )]);
+    let (status, _, body) = send(
+        &app,
+        request(
+            "POST",
+            &format!("/pyramids/{id}/tiles"),
+            Some(TOKEN),
+            one_big,
+        ),
+    )
+    .await;
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "too_large")
+    );
+
+    // A batch over the request limit, with and without a declared length.
+    let many =
+        tile_store::routes::batch::encode((0..4).map(|c| (tile(5, c, 0), tile_bytes.as_slice())));
+    let (status, _, body) = send(
+        &app,
+        request(
+            "POST",
+            &format!("/pyramids/{id}/tiles"),
+            Some(TOKEN),
+            many.clone(),
+        ),
+    )
+    .await;
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "too_large")
+    );
+    let streamed = axum::body::Body::from_stream(futures::stream::iter(
+        many.chunks(100)
+            .map(|c| Ok::<_, std::io::Error>(bytes::Bytes::copy_from_slice(c)))
+            .collect::<Vec<_>>(),
+    ));
+    let (status, _, body) = send(
+        &app,
+        request(
+            "POST",
+            &format!("/pyramids/{id}/tiles"),
+            Some(TOKEN),
+            streamed,
+        ),
+    )
+    .await;
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "too_large")
+    );
+
+    let fits =
+        tile_store::routes::batch::encode((0..2).map(|c| (tile(5, c, 0), tile_bytes.as_slice())));
+    let (status, _, body) = send(
+        &app,
+        request("POST", &format!("/pyramids/{id}/tiles"), Some(TOKEN), fits),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+}
+
+#[tokio::test]
+async fn cors_and_the_web_app() {
+    let dir = tempfile::tempdir().unwrap();
+    let web = tempfile::tempdir().unwrap();
+    std::fs::write(
+        web.path().join("index.html"),
+        "<!doctype html><title>Tessera</title>",
+    )
+    .unwrap();
+    std::fs::write(web.path().join("app.js"), "console.log(1)").unwrap();
+    let mut state = state(dir.path());
+    state.cors_origins = vec!["http://localhost:5173".into()];
+    state.web_dir = Some(web.path().to_owned());
+    let app = app(state);
+
+    let (status, headers, body) = send(&app, request("GET", "/app.js", None, "")).await;
+    assert_eq!(
+        (status, body.as_slice()),
+        (StatusCode::OK, &b"console.log(1)"[..])
+    );
+    assert!(headers["content-type"]
+        .to_str()
+        .unwrap()
+        .contains("javascript"));
+    let (status, _, body) = send(&app, request("GET", "/viewer/some/route", None, "")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(String::from_utf8(body).unwrap().contains("Tessera"));
+    // Unknown API paths stay JSON 404s rather than the web app.
+    let (status, _, body) = send(&app, request("GET", "/pyramids/a/b/c/d", None, "")).await;
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
+
+    let preflight = axum::http::Request::builder()
+        .method("OPTIONS")
+        .uri(format!("/pyramids/{}/tiles", test_id("cors")))
+        .header("origin", "http://localhost:5173")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "authorization")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let (status, headers, _) = send(&app, preflight).await;
+    assert!(status.is_success(), "{status}");
+    assert_eq!(
+        headers["access-control-allow-origin"],
+        "http://localhost:5173"
+    );
+    let get = axum::http::Request::builder()
+        .uri("/healthz")
+        .header("origin", "http://evil.example")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let (_, headers, _) = send(&app, get).await;
+    assert!(!headers.contains_key("access-control-allow-origin"));
+}
+
+#[tokio::test]
+async fn refuses_anonymous_writes_on_public_addresses() {
+    use clap::Parser;
+    use tile_store::config::{Cli, Command};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let config = |extra: &[&str]| {
+        let mut args = vec!["tile-store", "serve", "--data-dir", data];
+        args.extend_from_slice(extra);
+        match Cli::try_parse_from(args).unwrap().command {
+            Command::Serve(c) => *c,
+            Command::Tile(_) => unreachable!(),
+        }
+    };
+    let refused =
+        tile_store::serve::state_from_config(&config(&["--listen", "0.0.0.0:8080"])).await;
+    let message = refused
+        .expect_err("anonymous writes on 0.0.0.0")
+        .to_string();
+    assert!(message.contains("--allow-anonymous-writes"), "{message}");
+    for ok in [
+        &["--listen", "0.0.0.0:8080", "--allow-anonymous-writes"][..],
+        &["--listen", "0.0.0.0:8080", "--token", "t"][..],
+        &["--listen", "[::1]:8080"][..],
+        &[][..],
+    ] {
+        let state = tile_store::serve::state_from_config(&config(ok)).await;
+        assert!(state.is_ok(), "{ok:?}");
+    }
+}
