@@ -4,12 +4,23 @@ use crate::error::{Error, Result};
 use crate::layout::Rect;
 
 /// A packed 8-bit RGB (3 channels) or RGBA (4 channels) image.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Bitmap {
     width: u32,
     height: u32,
     channels: usize,
     data: Vec<u8>,
+}
+
+impl std::fmt::Debug for Bitmap {
+    // The pixels are left out: they can be hundreds of megabytes.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bitmap")
+            .field("width", &self.width)
+            .field("height", &self.height)
+            .field("channels", &self.channels)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Bitmap {

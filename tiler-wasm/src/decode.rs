@@ -33,6 +33,16 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<(Metadata, Bitmap)> {
 
 fn decode_unguarded(bytes: &[u8], limits: &Limits) -> Result<(Metadata, Bitmap)> {
     let header = Header::read(bytes, limits)?;
+    // zune-jpeg (like libjpeg) and image-webp's lossy decoder fill missing data
+    // with grey; a truncated upload must fail rather than become a half-grey pyramid.
+    let complete = match header.metadata.format {
+        SourceFormat::Jpeg => jpeg_has_end(bytes),
+        SourceFormat::Webp => riff_is_complete(bytes),
+        SourceFormat::Png | SourceFormat::Tiff => true,
+    };
+    if !complete {
+        return Err(Error::Decode("the image file is truncated".into()));
+    }
     let stored = if header.cmyk.is_some() {
         decode_cmyk_jpeg(bytes, limits)?
     } else {
@@ -206,6 +216,27 @@ fn decode_cmyk_jpeg(bytes: &[u8], limits: &Limits) -> Result<Bitmap> {
     color::cmyk_to_srgb8(width, height, &raw, icc.as_deref())
 }
 
+/// Whether an end-of-image marker follows the last start-of-scan marker.
+///
+/// Entropy-coded data cannot contain `FF DA` or `FF D9` (an `FF` byte there is
+/// always followed by `00` or a restart marker), so the last `FF DA` is the final
+/// scan of the last image in the file, whose end must follow it.
+fn jpeg_has_end(bytes: &[u8]) -> bool {
+    let last_scan = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
+    last_scan.is_some_and(|at| bytes[at..].windows(2).any(|w| w == [0xFF, 0xD9]))
+}
+
+/// Whether a RIFF (WebP) file holds all the bytes its header declares.
+fn riff_is_complete(bytes: &[u8]) -> bool {
+    match bytes.get(4..8) {
+        Some(size) => {
+            let declared = u32::from_le_bytes([size[0], size[1], size[2], size[3]]);
+            u64::from(declared) + 8 <= bytes.len() as u64
+        }
+        None => false,
+    }
+}
+
 /// JFIF YCbCr → RGB (full range), as libjpeg's `ycc_rgb_convert`.
 fn ycc_to_rgb(y: u8, cb: u8, cr: u8) -> [u8; 3] {
     let y = f32::from(y);
@@ -247,6 +278,29 @@ mod tests {
             check_size(0, 10, 4, &limits),
             Err(Error::Decode(_))
         ));
+    }
+
+    #[test]
+    fn jpeg_end_marker() {
+        assert!(jpeg_has_end(&[
+            0xFF, 0xD8, 0xFF, 0xDA, 1, 2, 0xFF, 0x00, 0xFF, 0xD9
+        ]));
+        assert!(jpeg_has_end(&[
+            0xFF, 0xDA, 1, 0xFF, 0xD9, b't', b'r', b'a', b'i', b'l'
+        ]));
+        assert!(!jpeg_has_end(&[0xFF, 0xD8, 0xFF, 0xDA, 1, 2, 3]));
+        // A thumbnail's end before the main scan does not count.
+        assert!(!jpeg_has_end(&[0xFF, 0xDA, 0xFF, 0xD9, 0xFF, 0xDA, 1, 2]));
+        assert!(!jpeg_has_end(&[0xFF, 0xD8]));
+    }
+
+    #[test]
+    fn riff_size() {
+        assert!(riff_is_complete(b"RIFF\x04\0\0\0WEBP"));
+        assert!(riff_is_complete(b"RIFF\x04\0\0\0WEBPtrailer"));
+        assert!(!riff_is_complete(b"RIFF\x05\0\0\0WEBP"));
+        assert!(!riff_is_complete(b"RIFF\xff\xff\xff\xffWEBP"));
+        assert!(!riff_is_complete(b"RIFF"));
     }
 
     #[test]

@@ -144,19 +144,42 @@ fn truncated_files_are_errors() {
         assert!(matches!(err, Error::Decode(_)), "PNG cut at {cut}: {err:?}");
     }
     let jpeg = small_jpeg();
-    // Cut inside the headers: nothing to decode.
-    for cut in [3, 10, 100, 300] {
+    // Cut inside the headers, inside the entropy-coded data, or just before the end.
+    for cut in [3, 10, 100, 300, jpeg.len() / 2, jpeg.len() - 2] {
         let err = open(&jpeg[..cut]).expect_err("truncated JPEG must not open");
         assert!(
             matches!(err, Error::Decode(_)),
             "JPEG cut at {cut}: {err:?}"
         );
     }
-    // Cut inside the entropy-coded data: any outcome but a panic. (libjpeg and
-    // vips also accept such files, with a warning, by default.)
-    for cut in [jpeg.len() / 2, jpeg.len() - 2] {
-        let _ = open(&jpeg[..cut]);
+    let dir = scratch("hostile-truncated");
+    let png_path = dir.join("small.png");
+    std::fs::write(&png_path, &png).expect("write");
+    for name in [
+        "lossy.webp",
+        "lossless.webp[lossless]",
+        "strip.tif",
+        "deflate.tif[compression=deflate]",
+    ] {
+        let out = dir.join(name);
+        vips(&[
+            "copy",
+            png_path.to_str().expect("path"),
+            out.to_str().expect("path"),
+        ]);
+        let bytes = std::fs::read(dir.join(name.split('[').next().expect("name"))).expect("read");
+        for cut in [bytes.len() / 2, bytes.len() - 1] {
+            let err = open(&bytes[..cut]).expect_err("truncated file must not open");
+            assert!(
+                matches!(err, Error::Decode(_)),
+                "{name} cut at {cut}: {err:?}"
+            );
+        }
     }
+    // Data after the end (camera trailers) is fine.
+    let mut trailer = jpeg.clone();
+    trailer.extend(b"SAMSUNG trailer bytes");
+    open(&trailer).expect("a JPEG with a trailer opens");
 }
 
 #[test]
