@@ -774,3 +774,80 @@ async fn refuses_anonymous_writes_on_public_addresses() {
         assert!(state.is_ok(), "{ok:?}");
     }
 }
+
+#[tokio::test]
+async fn concurrent_uploads_and_commits_of_one_id_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two instances over one folder, as two processes sharing a disk would be.
+    let first = app(state(dir.path()));
+    let second = app(state(dir.path()));
+    let id = test_id("concurrent");
+    let pyramid = Pyramid::new(1000, 700);
+    let batch = pyramid.batch(&[]);
+    let xml = pyramid.dzi.to_xml();
+
+    let upload = |app: axum::Router| {
+        let (batch, xml, id) = (batch.clone(), xml.clone(), id.clone());
+        tokio::spawn(async move {
+            let (status, _, _) = send(
+                &app,
+                request("POST", &format!("/pyramids/{id}/tiles"), Some(TOKEN), batch),
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK);
+            send(
+                &app,
+                request("PUT", &format!("/pyramids/{id}.dzi"), Some(TOKEN), xml),
+            )
+            .await
+            .0
+        })
+    };
+    let handles: Vec<_> = (0..4)
+        .map(|i| {
+            upload(if i % 2 == 0 {
+                first.clone()
+            } else {
+                second.clone()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for handle in handles {
+        statuses.push(handle.await.unwrap());
+    }
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        vec![
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::CREATED
+        ]
+    );
+
+    for (name, bytes) in &pyramid.tiles {
+        let path = dir.path().join(format!("{id}_files/{}", name.relative()));
+        assert_eq!(&std::fs::read(&path).unwrap(), bytes, "{}", path.display());
+    }
+    // No temporary files are left behind.
+    let leftovers: Vec<_> = walk(dir.path())
+        .into_iter()
+        .filter(|p| p.contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path.display().to_string());
+        }
+    }
+    out
+}

@@ -22,7 +22,7 @@ pub const MAX_LEVEL: u32 = 32;
 /// Most tiles a committed pyramid may have.
 pub const MAX_COMMIT_TILES: u64 = 1_000_000;
 /// Tiles written to the store at once while handling one request.
-const STORE_CONCURRENCY: usize = 16;
+const STORE_CONCURRENCY: usize = 32;
 
 /// Optional geometry of the pyramid being uploaded, given as query parameters
 /// (`?width=600&height=400&tileSize=254&overlap=1&format=jpeg`): when present,
