@@ -2,8 +2,8 @@
 // points at the home view and 4× zoomed in.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { makeImages, QUAD, quadrantColour } from './images.mjs';
-import { near, pixel, setup, toScreen, waitForSettled, waitForState } from './harness.mjs';
+import { makeImages, MARKER, QUAD, quadImageColour } from './images.mjs';
+import { moveView, near, pixel, setup, toScreen, waitForSettled, waitForState } from './harness.mjs';
 
 let t;
 before(async () => {
@@ -15,7 +15,7 @@ after(async () => t?.close());
 function checkColours(shot, box, zoom, points) {
   for (const [x, y] of points) {
     const at = toScreen(box, QUAD, zoom, x, y);
-    const want = quadrantColour(x, y, QUAD.width, QUAD.height);
+    const want = quadImageColour(x, y);
     const got = pixel(shot.png, at.x, at.y);
     assert.ok(near(got, want), `image (${x}, ${y}) at screen (${at.x.toFixed(0)}, ${at.y.toFixed(0)}) zoom ${zoom}: got ${got}, want ${want}; see ${shot.path}`);
   }
@@ -47,12 +47,14 @@ test('quadrant colours at the home view and zoomed in', async () => {
     // Near the corners: the edge tiles are there too.
     [15, 15],
     [QUAD.width - 15, QUAD.height - 15],
+    // The 60-pixel marker, and either side of it.
+    [850, 600],
+    [800, 600],
+    [900, 600],
   ]);
 
-  await t.page.getByRole('button', { name: 'Zoom in' }).click();
-  await waitForSettled(t.page);
-  await t.page.getByRole('button', { name: 'Zoom in' }).click();
-  await waitForSettled(t.page);
+  await moveView(t.page, () => t.page.getByRole('button', { name: 'Zoom in' }).click());
+  await moveView(t.page, () => t.page.getByRole('button', { name: 'Zoom in' }).click());
   const zoomed = await t.shot('zoom4');
   // At 4× the screen shows the middle of the image, at more than one screen pixel per image pixel
   // (so tiles of the full-resolution level).
@@ -65,6 +67,15 @@ test('quadrant colours at the home view and zoomed in', async () => {
     [half.x + 6, half.y - 40],
     [half.x - 40, half.y - 6],
     [half.x - 40, half.y + 6],
+    // The marker is now four times bigger and further from the centre: its middle and just
+    // inside each edge, and just outside.
+    [850, 600],
+    [MARKER.x0 + 3, 600],
+    [MARKER.x1 - 3, 600],
+    [850, MARKER.y0 + 3],
+    [850, MARKER.y1 - 3],
+    [MARKER.x0 - 4, 600],
+    [MARKER.x1 + 4, 600],
   ]);
 
   const done = await t.page.getByTestId('viewer').getAttribute('data-tiles-total');

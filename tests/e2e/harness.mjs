@@ -125,12 +125,14 @@ export async function setup(name, prepare) {
   // Another origin (another port) serving the same files without CORS headers.
   const foreign = await staticServer(images);
 
-  const browser = await chromium.launch({
+  // A fresh profile every run; playwright takes it as userDataDir rather than a flag.
+  const context = await chromium.launchPersistentContext(join(work, 'chromium'), {
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    args: [...CHROMIUM_ARGS, `--user-data-dir=${join(work, 'chromium')}`],
+    args: CHROMIUM_ARGS,
     headless: true,
+    viewport: { width: 1280, height: 800 },
+    deviceScaleFactor: 1,
   });
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, deviceScaleFactor: 1 });
   const page = await context.newPage();
   const consoleLog = [];
   page.on('console', (m) => consoleLog.push(`[${m.type()}] ${m.text()}`));
@@ -156,7 +158,7 @@ export async function setup(name, prepare) {
     },
     async close() {
       writeFileSync(join(ARTIFACTS, `${name}-console.log`), consoleLog.join('\n') + '\n');
-      await browser.close().catch(() => {});
+      await context.close().catch(() => {});
       await foreign.close();
       await app.close();
       rmSync(work, { recursive: true, force: true });
@@ -173,6 +175,19 @@ export async function waitForState(page, states, timeout = 120_000) {
     { timeout, polling: 100 },
   );
   return viewer.evaluate((el) => Object.fromEntries([...el.attributes].map((a) => [a.name, a.value])));
+}
+
+/** Runs `action` (a click that moves the view) and waits until that move has finished and drawn. */
+export async function moveView(page, action) {
+  const viewer = page.getByTestId('viewer');
+  const before = Number(await viewer.getAttribute('data-animations'));
+  await action();
+  await page.waitForFunction(
+    (n) => Number(document.querySelector('[data-testid="viewer"]')?.getAttribute('data-animations')) > n,
+    before,
+    { timeout: 30_000, polling: 50 },
+  );
+  await waitForSettled(page);
 }
 
 /** Waits until the viewer has stopped animating and every tile of the view is drawn. */

@@ -151,6 +151,16 @@ function withExif(jpeg, segment) {
 
 // ---- the images ---------------------------------------------------------------------------
 
+/** A white square on the quadrant image, small enough that only a right zoom puts it in place. */
+export const MARKER = { x0: 820, y0: 570, x1: 880, y1: 630, colour: [255, 255, 255] };
+
+/** Colour of pixel (x, y) of the quadrant test image. */
+export function quadImageColour(x, y) {
+  const m = MARKER;
+  if (x >= m.x0 && x < m.x1 && y >= m.y0 && y < m.y1) return m.colour;
+  return quadrantColour(x, y, QUAD.width, QUAD.height);
+}
+
 /** A quadrant JPEG of odd size, so levels and edge tiles round. */
 export const QUAD = { width: 2001, height: 1499 };
 /** The oriented (displayed) size of the EXIF orientation 6 image. */
@@ -159,7 +169,7 @@ export const ORIENTED = { width: 1200, height: 800 };
 /** Writes every test image into `dir`; returns their file names. */
 export function makeImages(dir) {
   const ppm = join(dir, 'tmp.ppm');
-  writePpm(ppm, QUAD.width, QUAD.height, (x, y) => quadrantColour(x, y, QUAD.width, QUAD.height));
+  writePpm(ppm, QUAD.width, QUAD.height, quadImageColour);
   vips('copy', ppm, `${join(dir, 'quadrants.jpg')}[Q=95,strip]`);
 
   // Stored sideways: turning the stored pixels 90° clockwise (orientation 6) gives the quadrants.

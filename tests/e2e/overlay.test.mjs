@@ -4,8 +4,8 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { damageLayer, makeImages, QUAD } from './images.mjs';
-import { near, pixel, setup, toScreen, waitForSettled, waitForState } from './harness.mjs';
+import { damageLayer, makeImages, MARKER, QUAD } from './images.mjs';
+import { moveView, near, pixel, setup, toScreen, waitForSettled, waitForState } from './harness.mjs';
 
 const DAMAGE = [255, 45, 85];
 
@@ -19,12 +19,18 @@ before(async () => {
 });
 after(async () => t?.close());
 
-/** The on-screen box of feature `index`, relative to the viewer element. */
+/**
+ * The on-screen box of feature `index`'s geometry (without its stroke), relative to the viewer
+ * element: the SVG's own bounding box through its screen transform.
+ */
 async function featureBox(index) {
-  const viewer = await t.page.getByTestId('viewer').boundingBox();
-  const shape = t.page.locator(`[data-testid="vector-feature"][data-index="${index}"] path`).first();
-  const b = await shape.boundingBox();
-  return { x: b.x - viewer.x, y: b.y - viewer.y, width: b.width, height: b.height };
+  return t.page.evaluate((i) => {
+    const viewer = document.querySelector('[data-testid="viewer"]').getBoundingClientRect();
+    const shape = document.querySelector(`[data-testid="vector-feature"][data-index="${i}"] path, [data-testid="vector-feature"][data-index="${i}"] circle`);
+    const b = shape.getBBox();
+    const m = shape.getScreenCTM();
+    return { x: m.a * b.x + m.e - viewer.x, y: m.d * b.y + m.f - viewer.y, width: m.a * b.width, height: m.d * b.height };
+  }, index);
 }
 
 function assertBoxNear(got, want, what, tolerance = 2) {
@@ -49,20 +55,19 @@ test('the damage layer is aligned at every zoom and the list zooms to a feature'
 
   const features = t.page.locator('[data-testid="vector-feature"]');
   assert.equal(await features.count(), 4);
-  const labels = await t.page.locator('.vector-overlay text').allInnerTexts();
+  const labels = await t.page.locator('.vector-overlay text').allTextContents();
   assert.deepEqual(labels, ['Crack A · crack 93%', 'spalling 61%', 'Rust stain', 'Efflorescence · efflorescence 50%']);
 
   // The polygon (200,200)-(700,500) at the home view: its box, and its stroke on screen.
   const crack = [200, 200, 700, 500];
-  assertBoxNear(await featureBox(0), expectedBox(viewerBox, 1, crack), 'home');
   const home = await t.shot('home');
+  assertBoxNear(await featureBox(0), expectedBox(viewerBox, 1, crack), 'home');
   const edge = toScreen(viewerBox, QUAD, 1, 450, 200);
   assert.ok(near(pixel(home.png, edge.x, edge.y), DAMAGE, 40), `stroke on the polygon's top edge; see ${home.path}`);
   const inside = toScreen(viewerBox, QUAD, 1, 450, 350);
   assert.ok(near(pixel(home.png, inside.x, inside.y), [230, 30, 30], 45), 'the image shows through the fill');
 
-  await t.page.getByRole('button', { name: 'Zoom in' }).click();
-  await waitForSettled(t.page);
+  await moveView(t.page, () => t.page.getByRole('button', { name: 'Zoom in' }).click());
   // The line (1200,300)-(1800,600) at 2×.
   assertBoxNear(await featureBox(1), expectedBox(viewerBox, 2, [1200, 300, 1800, 600]), 'zoom 2 line');
   assertBoxNear(await featureBox(0), expectedBox(viewerBox, 2, crack), 'zoom 2 polygon');
@@ -71,17 +76,20 @@ test('the damage layer is aligned at every zoom and the list zooms to a feature'
   // The list: four entries; choosing the polygon fits it to the view.
   const items = t.page.getByTestId('damage-list').locator('li button');
   assert.equal(await items.count(), 4);
-  await items.nth(0).click();
-  await waitForSettled(t.page);
+  await moveView(t.page, () => items.nth(0).click());
   const fitted = await featureBox(0);
   const centre = { x: fitted.x + fitted.width / 2, y: fitted.y + fitted.height / 2 };
   assert.ok(Math.abs(centre.x - viewerBox.width / 2) < 3 && Math.abs(centre.y - viewerBox.height / 2) < 3, `feature centred: ${JSON.stringify(centre)}`);
   assert.ok(fitted.width > viewerBox.width * 0.5 || fitted.height > viewerBox.height * 0.5, 'feature fills much of the view');
   assert.equal(await t.page.locator('[data-testid="vector-feature"][data-index="0"]').getAttribute('class'), 'feature selected');
   const zoomedShot = await t.shot('feature');
-  // Still aligned with the pixels: just inside the polygon's top-left corner is red image, the
-  // corner itself is stroke.
-  const corner = { x: fitted.x, y: fitted.y };
-  assert.ok(near(pixel(zoomedShot.png, corner.x + fitted.width / 2, corner.y), [255, 214, 10], 60) ||
-    near(pixel(zoomedShot.png, corner.x + fitted.width / 2, corner.y), DAMAGE, 60), 'selected stroke on the top edge');
+  // Still aligned with the pixels: the white marker of the image lies where the polygon's
+  // geometry says, measured through the polygon's on-screen scale.
+  const scale = fitted.width / (crack[2] - crack[0]);
+  const marker = { x: fitted.x + (MARKER.x0 - crack[0]) * scale, y: fitted.y + (MARKER.y0 - crack[1]) * scale };
+  assert.ok(near(pixel(zoomedShot.png, marker.x + 4, marker.y + 4), MARKER.colour), `marker inside corner; see ${zoomedShot.path}`);
+  assert.ok(near(pixel(zoomedShot.png, marker.x - 4, marker.y + 4), [230, 30, 30]), 'left of the marker is red');
+  assert.ok(near(pixel(zoomedShot.png, marker.x + 4, marker.y - 4), [230, 30, 30]), 'above the marker is red');
+  // The selected polygon's stroke is drawn on its top edge.
+  assert.ok(near(pixel(zoomedShot.png, fitted.x + fitted.width / 2, fitted.y), [255, 214, 10], 40), 'selected stroke');
 });

@@ -59,7 +59,9 @@ export function App() {
         <h1>Tessera</h1>
         <form onSubmit={openUrl} className="open-url">
           <input
-            type="url"
+            // Not type="url": relative addresses such as /samples/x.jpg are fine.
+            type="text"
+            inputMode="url"
             placeholder="Image URL (JPEG, PNG, WebP, TIFF)"
             value={urlInput}
             onChange={(e) => setUrlInput(e.target.value)}

@@ -30,6 +30,8 @@ export function Viewer({ tileSource, status, onViewer, onFirstDraw, children }: 
   const [fullyLoaded, setFullyLoaded] = useState(false);
   const [tileError, setTileError] = useState<string | null>(null);
   const [animating, setAnimating] = useState(false);
+  // Counts finished view changes, so a test can wait for the one it caused.
+  const [animations, setAnimations] = useState(0);
   const onFirstDrawRef = useRef(onFirstDraw);
   onFirstDrawRef.current = onFirstDraw;
 
@@ -46,7 +48,10 @@ export function Viewer({ tileSource, status, onViewer, onFirstDraw, children }: 
       gestureSettingsMouse: { clickToZoom: false, dblClickToZoom: true },
     });
     v.addHandler('animation-start', () => setAnimating(true));
-    v.addHandler('animation-finish', () => setAnimating(false));
+    v.addHandler('animation-finish', () => {
+      setAnimating(false);
+      setAnimations((n) => n + 1);
+    });
     setViewer(v);
     onViewer?.(v);
     return () => {
@@ -116,6 +121,7 @@ export function Viewer({ tileSource, status, onViewer, onFirstDraw, children }: 
         data-height={size?.height}
         data-fully-loaded={state === 'ready' ? String(fullyLoaded) : undefined}
         data-animating={String(animating)}
+        data-animations={animations}
         data-tiles-done={status.tilesDone}
         data-tiles-total={status.tilesTotal}
         data-tiling={status.phase}

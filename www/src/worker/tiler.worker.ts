@@ -122,7 +122,11 @@ function explain(f: TilerFailure, what: string, contentType: string | null): Til
           (contentType ? `; the server called it ${contentType}.` : '.'),
       );
     case 'limits':
-      return failure(f.code, `${what} is too large to tile in the browser: ${f.message}.`);
+      return failure(
+        f.code,
+        `${what}: ${f.message}. An image this large is too large to tile in the browser; ` +
+          'tile it on the server with `tile-store tile` instead.',
+      );
     case 'decode':
     case 'unsupported':
       return failure(f.code, `${what}: ${f.message}.`);

@@ -1,0 +1,189 @@
+//! The JavaScript-facing bindings, run under node by `wasm-bindgen-test-runner`.
+#![cfg(target_arch = "wasm32")]
+#![allow(clippy::unwrap_used)]
+
+use serde_json::{json, Value};
+use tiler_wasm::wasm::{probe, WasmIdHasher, WasmTiler};
+use wasm_bindgen::JsValue;
+use wasm_bindgen_test::wasm_bindgen_test;
+
+/// A 300×200 PNG: left half red, right half blue.
+fn png(width: u32, height: u32, alpha: bool) -> Vec<u8> {
+    let channels = if alpha { 4 } else { 3 };
+    let mut pixels = Vec::new();
+    for _y in 0..height {
+        for x in 0..width {
+            pixels.extend_from_slice(if x < width / 2 {
+                &[255, 0, 0, 128][..channels]
+            } else {
+                &[0, 0, 255, 255][..channels]
+            });
+        }
+    }
+    let mut bytes = Vec::new();
+    image::ImageEncoder::write_image(
+        image::codecs::png::PngEncoder::new(&mut bytes),
+        &pixels,
+        width,
+        height,
+        if alpha {
+            image::ExtendedColorType::Rgba8
+        } else {
+            image::ExtendedColorType::Rgb8
+        },
+    )
+    .unwrap();
+    bytes
+}
+
+fn to_json(value: JsValue) -> Value {
+    serde_wasm_bindgen::from_value(value).expect("a plain JS value")
+}
+
+fn js(value: Value) -> JsValue {
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .unwrap()
+}
+
+use serde::Serialize as _;
+
+/// The thrown value's `{ code, message }`, checking it has exactly those two string fields.
+fn thrown<T>(result: Result<T, JsValue>) -> (String, String) {
+    let Err(e) = result else {
+        panic!("expected an error")
+    };
+    let v = to_json(e);
+    let obj = v.as_object().expect("errors are plain objects");
+    assert_eq!(obj.len(), 2, "{v}");
+    (
+        obj["code"].as_str().unwrap().to_owned(),
+        obj["message"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[wasm_bindgen_test]
+fn opens_an_image_and_makes_tiles() {
+    let mut tiler = WasmTiler::open(&png(300, 200, false), JsValue::UNDEFINED).unwrap();
+    assert_eq!((tiler.width(), tiler.height()), (300, 200));
+    assert_eq!(
+        (tiler.tile_size(), tiler.overlap(), tiler.max_level()),
+        (254, 1, 9)
+    );
+    assert_eq!(tiler.format(), "jpeg");
+    assert_eq!(tiler.mime(), "image/jpeg");
+    assert_eq!(tiler.grid(9), Some(vec![2, 1]));
+    assert_eq!(tiler.grid(10), None);
+    // Levels 0..=8 have one tile each; level 9 has two.
+    assert_eq!(tiler.tile_count(), 11.0);
+    assert!(
+        tiler
+            .dzi_xml()
+            .contains(r#"<Size Height="200" Width="300"/>"#),
+        "{}",
+        tiler.dzi_xml()
+    );
+
+    let meta = to_json(tiler.metadata().unwrap());
+    assert_eq!(meta["format"], "png");
+    assert_eq!(
+        (meta["width"].as_u64(), meta["height"].as_u64()),
+        (Some(300), Some(200))
+    );
+    assert_eq!(meta["orientation"], 1);
+    assert_eq!(meta["hasAlpha"], false);
+    assert_eq!(meta["exif"]["make"], Value::Null);
+
+    let tile = tiler.tile(9, 0, 0).unwrap();
+    assert_eq!(&tile[..3], &[0xff, 0xd8, 0xff], "a JPEG");
+    let (code, message) = thrown(tiler.tile(9, 5, 0));
+    assert_eq!(code, "no_such_tile");
+    assert!(message.contains("level 9"), "{message}");
+}
+
+#[wasm_bindgen_test]
+fn alpha_images_get_png_tiles() {
+    let mut tiler = WasmTiler::open(&png(64, 64, true), JsValue::UNDEFINED).unwrap();
+    assert_eq!(tiler.format(), "png");
+    assert_eq!(tiler.mime(), "image/png");
+    assert_eq!(&tiler.tile(6, 0, 0).unwrap()[..4], b"\x89PNG");
+}
+
+#[wasm_bindgen_test]
+fn options_cross_as_camel_case_objects() {
+    let options = js(json!({ "format": "png", "tileSize": 100, "overlap": 0 }));
+    let tiler = WasmTiler::open(&png(300, 200, false), options).unwrap();
+    assert_eq!(
+        (tiler.format(), tiler.tile_size(), tiler.overlap()),
+        ("png".to_owned(), 100, 0)
+    );
+    assert_eq!(tiler.grid(9), Some(vec![3, 2]));
+
+    let (code, message) = thrown(WasmTiler::open(
+        &png(8, 8, false),
+        js(json!({ "tileSize": "big" })),
+    ));
+    assert_eq!(code, "invalid_argument", "{message}");
+}
+
+#[wasm_bindgen_test]
+fn bad_input_is_a_typed_error() {
+    let (code, message) = thrown(WasmTiler::open(
+        b"<html>not found</html>",
+        JsValue::UNDEFINED,
+    ));
+    assert_eq!(code, "unknown_format");
+    assert!(!message.is_empty());
+
+    let mut truncated = png(300, 200, false);
+    truncated.truncate(truncated.len() / 2);
+    let (code, _) = thrown(WasmTiler::open(&truncated, JsValue::UNDEFINED));
+    assert_eq!(code, "decode");
+
+    let small = js(
+        json!({ "limits": { "maxPixels": 10_000, "maxDimension": 1_000, "maxAlloc": 100_000_000 } }),
+    );
+    let (code, message) = thrown(WasmTiler::open(&png(300, 200, false), small));
+    assert_eq!(code, "limits", "{message}");
+}
+
+#[wasm_bindgen_test]
+fn probe_reads_metadata_without_decoding() {
+    let bytes = png(300, 200, true);
+    let meta = to_json(probe(&bytes, JsValue::UNDEFINED).unwrap());
+    let opened = to_json(
+        WasmTiler::open(&bytes, JsValue::UNDEFINED)
+            .unwrap()
+            .metadata()
+            .unwrap(),
+    );
+    assert_eq!(meta, opened);
+    assert_eq!(meta["hasAlpha"], true);
+
+    let (code, _) = thrown(probe(b"GIF89a", JsValue::UNDEFINED));
+    assert_eq!(code, "unknown_format");
+    let limits = js(json!({ "maxPixels": 100, "maxDimension": 1_000, "maxAlloc": 100_000_000 }));
+    assert_eq!(thrown(probe(&bytes, limits)).0, "limits");
+}
+
+#[wasm_bindgen_test]
+fn id_hasher_matches_the_core_recipe() {
+    let bytes = png(300, 200, false);
+    let mut hasher = WasmIdHasher::new();
+    let (a, b) = bytes.split_at(1000);
+    hasher.update(a);
+    hasher.update(b);
+    let options = js(json!({ "quality": 90 }));
+    let expected = tiler_wasm::pyramid_id(
+        &bytes,
+        &tiler_wasm::Options {
+            quality: 90,
+            ..Default::default()
+        },
+    );
+    assert_eq!(hasher.finish(options).unwrap(), expected);
+    assert_eq!(
+        hasher.finish(JsValue::NULL).unwrap(),
+        tiler_wasm::pyramid_id(&bytes, &Default::default())
+    );
+}
