@@ -26,6 +26,8 @@ pub mod meta;
 pub mod orient;
 pub mod pyramid;
 mod tiler;
+#[cfg(target_arch = "wasm32")]
+pub mod wasm;
 
 pub use bitmap::Bitmap;
 pub use decode::probe;
