@@ -22,6 +22,9 @@ pub enum AppError {
     /// Nothing stored under this address (or the pyramid is not committed).
     #[error("{0}")]
     NotFound(String),
+    /// The path exists but not with this method.
+    #[error("method not allowed here")]
+    MethodNotAllowed,
     /// The request conflicts with what is stored.
     #[error("{message}")]
     Conflict {
@@ -85,6 +88,7 @@ impl AppError {
             AppError::BadRequest { .. } | AppError::Tiler(_) => StatusCode::BAD_REQUEST,
             AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::Conflict { .. } => StatusCode::CONFLICT,
             AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -100,6 +104,7 @@ impl AppError {
             AppError::BadRequest { code, .. } | AppError::Conflict { code, .. } => code,
             AppError::Unauthorized(_) => "unauthorized",
             AppError::NotFound(_) => "not_found",
+            AppError::MethodNotAllowed => "method_not_allowed",
             AppError::PayloadTooLarge(_) => "too_large",
             AppError::UnsupportedMediaType(_) => "wrong_image_type",
             AppError::Tiler(e) => e.code(),

@@ -51,6 +51,7 @@ pub fn router(state: AppState) -> Router {
             get(write::list_tiles).post(write::upload_batch),
         )
         .route("/healthz", get(|| async { "ok" }))
+        .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
         .with_state(state);
     router = match web_dir {
         Some(dir) => {
