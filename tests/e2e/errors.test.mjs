@@ -31,7 +31,17 @@ async function expectErrorThenRecover(label, src, code, message) {
   assert.equal(Number(next['data-width']), QUAD.width);
 }
 
-test('404', () => expectErrorThenRecover('404', '/e2e/missing.jpg', 'http', /404 Not Found.*Check the address/));
+// From an image host that allows CORS, as an S3 bucket does: tile-store itself answers unknown
+// paths outside its API with the web app (a single-page-app fallback), never a 404.
+test('404', () =>
+  expectErrorThenRecover('404', `${t.withCors.url}/missing.jpg`, 'http', /missing\.jpg: no such image \(HTTP 404 Not Found\)\. Check the address/));
+
+test('a cross-origin image with CORS headers loads', async () => {
+  await t.open({ src: `${t.withCors.url}/${t.files.quadrants}` });
+  const attrs = await waitForState(t.page, ['ready', 'error']);
+  assert.equal(attrs['data-state'], 'ready', attrs['data-error']);
+  assert.equal(Number(attrs['data-width']), QUAD.width);
+});
 
 test('not an image', () =>
   expectErrorThenRecover('not-image', `/e2e/${t.files.notImage}`, 'unknown_format', /not an image Tessera can read \(JPEG, PNG, WebP or TIFF\)/));

@@ -46,9 +46,10 @@ async function freePort() {
   return port;
 }
 
-/** A plain static file server on 127.0.0.1 that sends no CORS headers. */
-export async function staticServer(dir) {
+/** A plain static file server on 127.0.0.1; CORS headers only if `cors`. */
+export async function staticServer(dir, { cors = false } = {}) {
   const server = createServer((req, res) => {
+    if (cors) res.setHeader('access-control-allow-origin', '*');
     const path = normalize(decodeURIComponent(new URL(req.url, 'http://x').pathname));
     const file = join(dir, path === '/' ? 'index.html' : path);
     if (!file.startsWith(dir) || !existsSync(file)) {
@@ -122,8 +123,10 @@ export async function setup(name, prepare) {
   else if (process.env.TESSERA_E2E_STATIC === '1') app = { ...(await staticServer(webDir)), kind: 'static' };
   else throw new Error(`no tile-store binary at ${TILE_STORE}; run \`make server\` (or TESSERA_E2E_STATIC=1)`);
 
-  // Another origin (another port) serving the same files without CORS headers.
+  // Other origins (other ports) serving the same files: an image host without CORS headers,
+  // and one that allows any origin, as an S3 bucket with a CORS rule does.
   const foreign = await staticServer(images);
+  const withCors = await staticServer(images, { cors: true });
 
   // A fresh profile every run; playwright takes it as userDataDir rather than a flag.
   const context = await chromium.launchPersistentContext(join(work, 'chromium'), {
@@ -141,6 +144,7 @@ export async function setup(name, prepare) {
   return {
     app,
     foreign,
+    withCors,
     files,
     imagesDir: images,
     page,
@@ -160,6 +164,7 @@ export async function setup(name, prepare) {
       writeFileSync(join(ARTIFACTS, `${name}-console.log`), consoleLog.join('\n') + '\n');
       await context.close().catch(() => {});
       await foreign.close();
+      await withCors.close();
       await app.close();
       rmSync(work, { recursive: true, force: true });
     },

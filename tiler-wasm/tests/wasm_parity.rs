@@ -103,7 +103,15 @@ fn listing() -> String {
     out
 }
 
+/// Where the native run leaves its listing: `<target dir>/tmp`. Cargo gives a wasm32 build its
+/// own `<target dir>/wasm32-unknown-unknown/tmp`, so the wasm run climbs back up to the native one.
+#[cfg(not(target_arch = "wasm32"))]
 const LISTING_PATH: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/tessera-wasm-parity.txt");
+#[cfg(target_arch = "wasm32")]
+const LISTING_PATH: &str = concat!(
+    env!("CARGO_TARGET_TMPDIR"),
+    "/../../tmp/tessera-wasm-parity.txt"
+);
 
 #[cfg(not(target_arch = "wasm32"))]
 #[test]

@@ -119,7 +119,11 @@ function explain(f: TilerFailure, what: string, contentType: string | null): Til
       return failure(
         f.code,
         `${what} is not an image Tessera can read (JPEG, PNG, WebP or TIFF)` +
-          (contentType ? `; the server called it ${contentType}.` : '.'),
+          (contentType?.startsWith('text/html')
+            ? '; the server sent a web page instead, so the address is probably wrong.'
+            : contentType
+              ? `; the server called it ${contentType}.`
+              : '.'),
       );
     case 'limits':
       return failure(
