@@ -2,13 +2,14 @@
 //!
 //! The core is plain Rust with no browser or async dependencies; it runs natively
 //! (tests, the `tile-store` service and CLI) and as WebAssembly in a Web Worker,
-//! where [`wasm`] holds the bindings and nothing else.
+//! where the `wasm` module (compiled for wasm32 only) holds the bindings and nothing else.
 //!
-//! ```ignore
+//! ```no_run
 //! # fn main() -> tiler_wasm::Result<()> {
 //! let bytes = std::fs::read("photo.jpg").expect("readable");
 //! let mut tiler = tiler_wasm::Tiler::open(&bytes, &tiler_wasm::Options::default())?;
-//! println!("{}×{} {}", tiler.metadata().width, tiler.metadata().height, tiler.dzi());
+//! println!("{}×{}", tiler.metadata().width, tiler.metadata().height);
+//! println!("{}", tiler.dzi().to_xml());
 //! let top = tiler.layout().max_level();
 //! let jpeg: Vec<u8> = tiler.tile(top, 0, 0)?;
 //! # let _ = jpeg; Ok(()) }
