@@ -154,10 +154,14 @@ function withExif(jpeg, segment) {
 /** A white square on the quadrant image, small enough that only a right zoom puts it in place. */
 export const MARKER = { x0: 820, y0: 570, x1: 880, y1: 630, colour: [255, 255, 255] };
 
+/** A second white square, beside the overlay test's polygon, in view when that is zoomed to. */
+export const SIDE_MARKER = { x0: 740, y0: 400, x1: 790, y1: 450, colour: [255, 255, 255] };
+
 /** Colour of pixel (x, y) of the quadrant test image. */
 export function quadImageColour(x, y) {
-  const m = MARKER;
-  if (x >= m.x0 && x < m.x1 && y >= m.y0 && y < m.y1) return m.colour;
+  for (const m of [MARKER, SIDE_MARKER]) {
+    if (x >= m.x0 && x < m.x1 && y >= m.y0 && y < m.y1) return m.colour;
+  }
   return quadrantColour(x, y, QUAD.width, QUAD.height);
 }
 

@@ -4,7 +4,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { damageLayer, makeImages, MARKER, QUAD } from './images.mjs';
+import { damageLayer, makeImages, QUAD, SIDE_MARKER } from './images.mjs';
 import { moveView, near, pixel, setup, toScreen, waitForSettled, waitForState } from './harness.mjs';
 
 const DAMAGE = [255, 45, 85];
@@ -83,11 +83,11 @@ test('the damage layer is aligned at every zoom and the list zooms to a feature'
   assert.ok(fitted.width > viewerBox.width * 0.5 || fitted.height > viewerBox.height * 0.5, 'feature fills much of the view');
   assert.equal(await t.page.locator('[data-testid="vector-feature"][data-index="0"]').getAttribute('class'), 'feature selected');
   const zoomedShot = await t.shot('feature');
-  // Still aligned with the pixels: the white marker of the image lies where the polygon's
+  // Still aligned with the pixels: the white square beside the polygon lies where the polygon's
   // geometry says, measured through the polygon's on-screen scale.
   const scale = fitted.width / (crack[2] - crack[0]);
-  const marker = { x: fitted.x + (MARKER.x0 - crack[0]) * scale, y: fitted.y + (MARKER.y0 - crack[1]) * scale };
-  assert.ok(near(pixel(zoomedShot.png, marker.x + 4, marker.y + 4), MARKER.colour), `marker inside corner; see ${zoomedShot.path}`);
+  const marker = { x: fitted.x + (SIDE_MARKER.x0 - crack[0]) * scale, y: fitted.y + (SIDE_MARKER.y0 - crack[1]) * scale };
+  assert.ok(near(pixel(zoomedShot.png, marker.x + 4, marker.y + 4), SIDE_MARKER.colour), `marker inside corner; see ${zoomedShot.path}`);
   assert.ok(near(pixel(zoomedShot.png, marker.x - 4, marker.y + 4), [230, 30, 30]), 'left of the marker is red');
   assert.ok(near(pixel(zoomedShot.png, marker.x + 4, marker.y - 4), [230, 30, 30]), 'above the marker is red');
   // The selected polygon's stroke is drawn on its top edge.

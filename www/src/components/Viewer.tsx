@@ -45,6 +45,9 @@ export function Viewer({ tileSource, status, onViewer, onFirstDraw, children }: 
       visibilityRatio: 0.5,
       constrainDuringPan: false,
       maxZoomPixelRatio: 4,
+      // The WebGL drawer falls back to software GL without a GPU (CI, headless, many VMs), where it
+      // manages a few frames a second and OpenSeadragon loads one tile per frame; canvas 2D stays fast.
+      drawer: 'canvas',
       gestureSettingsMouse: { clickToZoom: false, dblClickToZoom: true },
     });
     v.addHandler('animation-start', () => setAnimating(true));
