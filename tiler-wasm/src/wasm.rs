@@ -203,15 +203,15 @@ impl WasmTiler {
 
 /// The pyramid id of a source fed in chunks as it downloads.
 #[wasm_bindgen(js_name = IdHasher)]
+#[derive(Default)]
 pub struct WasmIdHasher(IdHasher);
 
 #[wasm_bindgen(js_class = IdHasher)]
 impl WasmIdHasher {
     /// A hasher with nothing fed yet.
     #[wasm_bindgen(constructor)]
-    #[allow(clippy::new_without_default)]
     pub fn new() -> WasmIdHasher {
-        WasmIdHasher(IdHasher::new())
+        WasmIdHasher::default()
     }
 
     /// Feeds the next chunk of source bytes.
