@@ -29,4 +29,9 @@ test('the shipped sample opens with its damage layer', async () => {
   );
   const viewer = t.page.getByTestId('viewer');
   assert.equal(await viewer.getAttribute('data-tiles-done'), await viewer.getAttribute('data-tiles-total'));
+  // The milestones benchmarks read, in the order they happen.
+  const [opened, firstView, pyramid] = await Promise.all(
+    ['data-ms-opened', 'data-ms-first-view', 'data-ms-pyramid'].map(async (a) => Number(await viewer.getAttribute(a))),
+  );
+  assert.ok(opened > 0 && firstView >= opened && pyramid >= opened, JSON.stringify({ opened, firstView, pyramid }));
 });

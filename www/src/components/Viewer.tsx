@@ -15,25 +15,23 @@ interface Props {
   status: TilingStatus;
   /** The viewer, once created (and null after it is destroyed), for overlays and navigation. */
   onViewer?: (viewer: OpenSeadragon.Viewer | null) => void;
-  /** Called when the first full view of a source is on screen. */
-  onFirstDraw?: (source: WorkerTileSource) => void;
   children?: ReactNode;
 }
 
 /** Two frames: the tiles that completed the view are painted, not only decoded. */
 const afterPaint = (f: () => void) => requestAnimationFrame(() => requestAnimationFrame(f));
 
-export function Viewer({ tileSource, status, onViewer, onFirstDraw, children }: Props) {
+export function Viewer({ tileSource, status, onViewer, children }: Props) {
   const element = useRef<HTMLDivElement>(null);
   const [viewer, setViewer] = useState<OpenSeadragon.Viewer | null>(null);
   const [drawn, setDrawn] = useState<WorkerTileSource | null>(null);
+  /** `performance.now()` when the current source's first full view was painted. */
+  const [drawnAt, setDrawnAt] = useState<number | null>(null);
   const [fullyLoaded, setFullyLoaded] = useState(false);
   const [tileError, setTileError] = useState<string | null>(null);
   const [animating, setAnimating] = useState(false);
   // Counts finished view changes, so a test can wait for the one it caused.
   const [animations, setAnimations] = useState(0);
-  const onFirstDrawRef = useRef(onFirstDraw);
-  onFirstDrawRef.current = onFirstDraw;
 
   useLayoutEffect(() => {
     if (!element.current) return;
@@ -69,6 +67,7 @@ export function Viewer({ tileSource, status, onViewer, onFirstDraw, children }: 
   useEffect(() => {
     if (!viewer) return;
     setDrawn(null);
+    setDrawnAt(null);
     setFullyLoaded(false);
     setTileError(null);
     if (!tileSource) {
@@ -86,7 +85,7 @@ export function Viewer({ tileSource, status, onViewer, onFirstDraw, children }: 
           if (!live || !item.getFullyLoaded()) return;
           setFullyLoaded(true);
           setDrawn((d) => {
-            if (d !== tileSource) onFirstDrawRef.current?.(tileSource);
+            if (d !== tileSource) setDrawnAt(performance.now());
             return tileSource;
           });
         });
@@ -109,6 +108,8 @@ export function Viewer({ tileSource, status, onViewer, onFirstDraw, children }: 
   const state: ViewerState =
     status.phase === 'error' ? 'error' : status.phase === 'idle' ? 'idle' : drawn && drawn === tileSource ? 'ready' : 'loading';
   const size = status.info ?? status.metadata;
+  // Milliseconds since setImageSrc, for benchmarks: decoded, first full view painted, pyramid made.
+  const since = (at: number | null) => (at !== null && status.startedAt !== null ? Math.round(at - status.startedAt) : undefined);
 
   return (
     <div className="viewer-frame">
@@ -128,6 +129,9 @@ export function Viewer({ tileSource, status, onViewer, onFirstDraw, children }: 
         data-tiles-done={status.tilesDone}
         data-tiles-total={status.tilesTotal}
         data-tiling={status.phase}
+        data-ms-opened={since(status.openedAt)}
+        data-ms-first-view={state === 'ready' ? since(drawnAt) : undefined}
+        data-ms-pyramid={since(status.doneAt)}
       />
       {viewer && (
         <div className="viewer-controls">
