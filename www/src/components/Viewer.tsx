@@ -92,8 +92,9 @@ export function Viewer({ tileSource, status, onViewer, children }: Props) {
       });
     };
     const onTileFailed = (e: OpenSeadragon.ViewerEvent) => {
-      const message = (e as unknown as { message?: string }).message;
-      if (live && message) setTileError(message);
+      const { message, tiledImage } = e as unknown as { message?: string; tiledImage?: OpenSeadragon.TiledImage };
+      // Failures of a replaced image's tiles are expected and not this image's problem.
+      if (live && message && tiledImage?.source === tileSource) setTileError(message);
     };
     viewer.world.addHandler('add-item', onAddItem);
     viewer.addHandler('tile-load-failed', onTileFailed);

@@ -4,6 +4,8 @@ import type { TileRequest, TilerClient, PyramidInfo } from '../worker/client';
 
 interface JobData {
   request?: TileRequest;
+  /** Set when OpenSeadragon aborted the job; it then fails the job itself. */
+  aborted?: boolean;
 }
 
 export class WorkerTileSource extends OpenSeadragon.TileSource {
@@ -47,13 +49,16 @@ export class WorkerTileSource extends OpenSeadragon.TileSource {
     request.bytes.then(
       (bytes) => job.finish(new Blob([bytes], { type: this.info.mime }), null, 'rasterBlob'),
       (error: { code: string; message: string }) => {
-        // An aborted job is failed by OpenSeadragon itself.
-        if (error.code !== 'aborted') job.fail(`[tiler] ${error.code}: ${error.message}`, null);
+        // A job OpenSeadragon aborted is failed by OpenSeadragon; any other (a replaced image's
+        // worker was terminated, a tile failed) is failed here, not left to time out.
+        if (!data.aborted) job.fail(`[tiler] ${error.code}: ${error.message}`, null);
       },
     );
   }
 
   override downloadTileAbort(job: OpenSeadragon.ImageJob): void {
-    (job.userData as JobData).request?.cancel();
+    const data = job.userData as JobData;
+    data.aborted = true;
+    data.request?.cancel();
   }
 }
