@@ -187,6 +187,21 @@ export function makeImages(dir) {
   return { quadrants: 'quadrants.jpg', oriented: 'oriented6.jpg', notImage: 'not-an-image.jpg' };
 }
 
+/** A PNG with alpha: the left half opaque red, the right half fully transparent. */
+export const ALPHA = { width: 800, height: 600, colour: [230, 30, 30] };
+
+export function makeAlphaPng(dir) {
+  const { width, height, colour } = ALPHA;
+  const rgb = join(dir, 'alpha-rgb.ppm');
+  writePpm(rgb, width, height, () => colour);
+  const alpha = join(dir, 'alpha-a.pgm');
+  const a = Buffer.alloc(width * height);
+  for (let y = 0; y < height; y++) for (let x = 0; x < width / 2; x++) a[y * width + x] = 255;
+  writeFileSync(alpha, Buffer.concat([Buffer.from(`P5\n${width} ${height}\n255\n`), a]));
+  vips('bandjoin', `${rgb} ${alpha}`, join(dir, 'alpha.png'));
+  return 'alpha.png';
+}
+
 /** A 25000×25000 JPEG: 625 megapixels, over the default 600 MP limit, yet only ~ a few MB. */
 export function makeOverLimit(dir) {
   vips('black', `${join(dir, 'over-limit.jpg')}[Q=50,strip]`, '25000', '25000');
