@@ -5,12 +5,13 @@ CARGO ?= cargo
 LISTEN ?= 127.0.0.1:8080
 DATA_DIR ?= data
 
-.PHONY: help run test wasm web server bench lint fmt clean
+.PHONY: help run test wasm web server bench bench-store lint fmt clean
 
 help:
 	@echo "make run    build everything and serve the web app with a sample image on http://$(LISTEN)/"
 	@echo "make test   install what the tests need and run every test"
 	@echo "make bench  the benchmarks (tiler against vips dzsave, ...)"
+	@echo "make bench-store  tile-store ingest and GETs on disk and S3 (s3s-fs), with wrk"
 	@echo "make lint   fmt check, clippy (native and wasm32), tsc"
 
 ## The main job: tile-store on the local-disk store, serving the web app and a sample image.
@@ -40,6 +41,9 @@ server:
 
 bench: server
 	python3 bench/tiling.py
+
+bench-store: server
+	python3 bench/store.py
 
 fmt:
 	$(CARGO) fmt --all
