@@ -73,15 +73,17 @@ pub fn run(args: &TileArgs) -> Result<()> {
     let write_error = |path: &Path, e: std::io::Error| {
         AppError::bad_request("output", format!("cannot write {}: {e}", path.display()))
     };
-    let mut made_level = None;
+    for level in 0..tiler.layout().level_count() {
+        let level_dir = files_dir.join(level.to_string());
+        std::fs::create_dir_all(&level_dir).map_err(|e| write_error(&level_dir, e))?;
+    }
+    // Tiles are encoded and written on every core; each call comes from one of them.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     tiler
-        .walk(|addr, bytes| -> Result<(), AppError> {
-            let level_dir = files_dir.join(addr.level.to_string());
-            if made_level != Some(addr.level) {
-                std::fs::create_dir_all(&level_dir).map_err(|e| write_error(&level_dir, e))?;
-                made_level = Some(addr.level);
-            }
-            let path = level_dir.join(format!("{}_{}.{extension}", addr.col, addr.row));
+        .walk_parallel(threads, |addr, bytes| -> Result<(), AppError> {
+            let path = files_dir
+                .join(addr.level.to_string())
+                .join(format!("{}_{}.{extension}", addr.col, addr.row));
             std::fs::write(&path, bytes).map_err(|e| write_error(&path, e))?;
             progress.inc(1);
             Ok(())

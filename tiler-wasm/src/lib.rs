@@ -25,6 +25,7 @@ pub mod id;
 pub mod layout;
 pub mod meta;
 pub mod orient;
+mod parallel;
 pub mod pyramid;
 mod tiler;
 #[cfg(target_arch = "wasm32")]

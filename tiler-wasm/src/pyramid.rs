@@ -40,6 +40,27 @@ impl Pyramid {
         &self.layout
     }
 
+    /// The pixels of `level` if they are already built.
+    pub fn held(&self, level: u32) -> Option<&Bitmap> {
+        self.levels.get(level as usize)?.as_ref()
+    }
+
+    /// Keeps `bitmap`, built elsewhere by [`shrink`], as the pixels of `level`.
+    pub fn hold(&mut self, level: u32, bitmap: Bitmap) -> Result<()> {
+        let expected = self.layout.level_size(level);
+        match self.levels.get_mut(level as usize) {
+            Some(slot) if expected == Some((bitmap.width(), bitmap.height())) => {
+                *slot = Some(bitmap);
+                Ok(())
+            }
+            _ => Err(Error::InvalidOption(format!(
+                "a {}×{} image is not level {level}",
+                bitmap.width(),
+                bitmap.height()
+            ))),
+        }
+    }
+
     /// The pixels of `level`, built from the nearest level above that is
     /// already held, caching every level made on the way.
     pub fn level(&mut self, level: u32) -> Result<&Bitmap> {
@@ -92,23 +113,34 @@ pub fn shrink(src: &Bitmap) -> Result<Bitmap> {
         if ch == 4 {
             shrink_row_alpha(row0, row1, out_row, sw);
         } else {
-            shrink_row(row0, row1, out_row, sw, ch);
+            shrink_row(row0, row1, out_row, sw);
         }
     }
     Bitmap::new(dw as u32, dh as u32, ch, out)
 }
 
-fn shrink_row(row0: &[u8], row1: &[u8], out: &mut [u8], width: usize, ch: usize) {
-    for (ox, px) in out.chunks_exact_mut(ch).enumerate() {
-        let x0 = 2 * ox * ch;
-        // Replicate the last column when the width is odd.
-        let x1 = (2 * ox + 1).min(width - 1) * ch;
-        for (c, v) in px.iter_mut().enumerate() {
-            let sum = u32::from(row0[x0 + c])
-                + u32::from(row0[x1 + c])
-                + u32::from(row1[x0 + c])
-                + u32::from(row1[x1 + c]);
-            *v = ((sum + 2) >> 2) as u8;
+/// RGB rows; the channel count is a constant so that the loop vectorises.
+fn shrink_row(row0: &[u8], row1: &[u8], out: &mut [u8], width: usize) {
+    const CH: usize = 3;
+    let mean = |a: u8, b: u8, c: u8, d: u8| {
+        ((u16::from(a) + u16::from(b) + u16::from(c) + u16::from(d) + 2) >> 2) as u8
+    };
+    let pairs = width / 2;
+    let (whole, odd) = out.split_at_mut(pairs * CH);
+    for ((px, top), bottom) in whole
+        .chunks_exact_mut(CH)
+        .zip(row0.chunks_exact(2 * CH))
+        .zip(row1.chunks_exact(2 * CH))
+    {
+        for c in 0..CH {
+            px[c] = mean(top[c], top[CH + c], bottom[c], bottom[CH + c]);
+        }
+    }
+    // Replicate the last column when the width is odd.
+    if odd.len() == CH {
+        let x = (width - 1) * CH;
+        for c in 0..CH {
+            odd[c] = mean(row0[x + c], row0[x + c], row1[x + c], row1[x + c]);
         }
     }
 }
