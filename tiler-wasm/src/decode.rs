@@ -222,8 +222,12 @@ fn decode_cmyk_jpeg(bytes: &[u8], limits: &Limits) -> Result<Bitmap> {
 /// always followed by `00` or a restart marker), so the last `FF DA` is the final
 /// scan of the last image in the file, whose end must follow it.
 fn jpeg_has_end(bytes: &[u8]) -> bool {
-    let last_scan = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
-    last_scan.is_some_and(|at| bytes[at..].windows(2).any(|w| w == [0xFF, 0xD9]))
+    // Searched from the back: an end marker normally sits within the last few
+    // bytes, so this touches almost none of a large file. An end follows the
+    // last scan exactly when no scan starts after the last end.
+    let last_end = bytes.windows(2).rposition(|w| w == [0xFF, 0xD9]);
+    last_end.is_some_and(|at| !bytes[at..].windows(2).any(|w| w == [0xFF, 0xDA]))
+        && bytes.windows(2).any(|w| w == [0xFF, 0xDA])
 }
 
 /// Whether a RIFF (WebP) file holds all the bytes its header declares.
