@@ -43,10 +43,16 @@ fn decode_unguarded(bytes: &[u8], limits: &Limits) -> Result<(Metadata, Bitmap)>
     if !complete {
         return Err(Error::Decode("the image file is truncated".into()));
     }
-    let stored = if header.cmyk.is_some() {
-        decode_cmyk_jpeg(bytes, limits)?
-    } else {
-        decode_with_image(bytes, header.metadata.format, limits)?
+    let stored = match header.jpeg_space {
+        Some(space @ (ColorSpace::CMYK | ColorSpace::YCCK)) => {
+            decode_cmyk_jpeg(bytes, space, limits)?
+        }
+        // JPEGs with alpha are rare enough to leave to `image`.
+        Some(ColorSpace::RGBA | ColorSpace::LumaA) | None => {
+            decode_with_image(bytes, header.metadata.format, limits)?
+        }
+        Some(ColorSpace::Luma) => decode_jpeg(bytes, ColorSpace::Luma, limits)?,
+        Some(_) => decode_jpeg(bytes, ColorSpace::RGB, limits)?,
     };
     let upright = orient::apply(stored, header.metadata.orientation)?;
     Ok((header.metadata, upright))
@@ -55,15 +61,20 @@ fn decode_unguarded(bytes: &[u8], limits: &Limits) -> Result<(Metadata, Bitmap)>
 /// What the header says, checked against the limits.
 struct Header {
     metadata: Metadata,
-    /// `Some(colour space)` for a CMYK or YCCK JPEG.
-    cmyk: Option<ColorSpace>,
+    /// A JPEG's colour space as stored; `None` for other formats.
+    jpeg_space: Option<ColorSpace>,
 }
 
 impl Header {
     fn read(bytes: &[u8], limits: &Limits) -> Result<Self> {
         let format = SourceFormat::sniff(bytes).ok_or(Error::UnknownFormat)?;
-        let (width, height, has_alpha, cmyk) = match jpeg_cmyk_header(bytes, format, limits)? {
-            Some((w, h, space)) => (w, h, false, Some(space)),
+        let (width, height, has_alpha, jpeg_space) = match jpeg_header(bytes, format, limits)? {
+            Some((w, h, space)) => (
+                w,
+                h,
+                matches!(space, ColorSpace::RGBA | ColorSpace::LumaA),
+                Some(space),
+            ),
             None => {
                 let decoder = image_decoder(bytes, format, limits)?;
                 let (w, h) = decoder.dimensions();
@@ -83,7 +94,7 @@ impl Header {
                 has_alpha,
                 exif: exif.fields(),
             },
-            cmyk,
+            jpeg_space,
         })
     }
 }
@@ -157,8 +168,8 @@ fn zune_options(limits: &Limits, out: ColorSpace) -> DecoderOptions {
         .jpeg_set_out_colorspace(out)
 }
 
-/// For a JPEG in CMYK or YCCK, its stored size and colour space; `None` otherwise.
-fn jpeg_cmyk_header(
+/// For a JPEG, its stored size and colour space; `None` for other formats.
+fn jpeg_header(
     bytes: &[u8],
     format: SourceFormat,
     limits: &Limits,
@@ -171,23 +182,55 @@ fn jpeg_cmyk_header(
         zune_options(limits, ColorSpace::RGB),
     );
     decoder.decode_headers()?;
-    let space = decoder.input_colorspace();
-    match (space, decoder.dimensions()) {
-        (Some(space @ (ColorSpace::CMYK | ColorSpace::YCCK)), Some((w, h))) => {
+    match (decoder.input_colorspace(), decoder.dimensions()) {
+        (Some(space), Some((w, h))) => {
             let dim = |v: usize| u32::try_from(v).map_err(|_| Error::Decode("bad size".into()));
             Ok(Some((dim(w)?, dim(h)?, space)))
         }
-        _ => Ok(None),
+        _ => Err(Error::Decode("JPEG header without a size".into())),
     }
+}
+
+/// Decodes a JPEG to `out` (RGB or grey) straight from `bytes`, with the same
+/// zune-jpeg settings `image` uses, but without `image`'s copy of the input.
+fn decode_jpeg(bytes: &[u8], out: ColorSpace, limits: &Limits) -> Result<Bitmap> {
+    let mut decoder =
+        zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), zune_options(limits, out));
+    decoder.decode_headers()?;
+    let (Some((w, h)), Some(size)) = (decoder.dimensions(), decoder.output_buffer_size()) else {
+        return Err(Error::Decode("JPEG header without a size".into()));
+    };
+    if size as u64 > limits.max_alloc {
+        return Err(Error::Limits(format!(
+            "decoding needs {size} bytes, more than the {} allowed",
+            limits.max_alloc
+        )));
+    }
+    let mut pixels = vec![0u8; size];
+    decoder.decode_into(&mut pixels)?;
+    let icc = decoder.icc_profile();
+    let dim = |v: usize| u32::try_from(v).map_err(|_| Error::Decode("bad size".into()));
+    let (width, height) = (dim(w)?, dim(h)?);
+    let wrong_size = || Error::Decode("JPEG decoded to an unexpected size".into());
+    let image = if out == ColorSpace::Luma {
+        DynamicImage::ImageLuma8(
+            image::ImageBuffer::from_raw(width, height, pixels).ok_or_else(wrong_size)?,
+        )
+    } else {
+        DynamicImage::ImageRgb8(
+            image::ImageBuffer::from_raw(width, height, pixels).ok_or_else(wrong_size)?,
+        )
+    };
+    color::to_srgb8(image, icc.as_deref())
 }
 
 /// Decodes a CMYK or YCCK JPEG to sRGB with its embedded profile if it has one.
 ///
 /// Like libjpeg and Photoshop, CMYK JPEGs are taken to store inverted values
 /// (255 = no ink), which is what every Adobe-marked file does.
-fn decode_cmyk_jpeg(bytes: &[u8], limits: &Limits) -> Result<Bitmap> {
-    let Some((width, height, space)) = jpeg_cmyk_header(bytes, SourceFormat::Jpeg, limits)? else {
-        return Err(Error::Decode("not a CMYK JPEG".into()));
+fn decode_cmyk_jpeg(bytes: &[u8], space: ColorSpace, limits: &Limits) -> Result<Bitmap> {
+    let Some((width, height, _)) = jpeg_header(bytes, SourceFormat::Jpeg, limits)? else {
+        return Err(Error::Decode("not a JPEG".into()));
     };
     // Ask for the colour space as stored, so that zune-jpeg hands over raw samples.
     let mut decoder =
