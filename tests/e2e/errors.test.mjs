@@ -50,7 +50,7 @@ test('cross-origin URL without CORS headers', () =>
   expectErrorThenRecover('cors', `${t.foreign.url}/${t.files.quadrants}`, 'fetch_blocked', /did not allow this page.*CORS/));
 
 test('over the pixel limit', () =>
-  expectErrorThenRecover('over-limit', `/e2e/${t.files.overLimit}`, 'limits', /image too large: 25000×25000 .*exceeds the limit.*too large to tile in the browser/));
+  expectErrorThenRecover('over-limit', `/e2e/${t.files.overLimit}`, 'limits', /image too large: 25000×25000 .*exceeds the limit.*cannot be tiled in the browser/));
 
 test('a picked file loads too', async () => {
   await t.open({});

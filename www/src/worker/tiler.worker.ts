@@ -128,7 +128,7 @@ function explain(f: TilerFailure, what: string, contentType: string | null): Til
     case 'limits':
       return failure(
         f.code,
-        `${what}: ${f.message}. An image this large is too large to tile in the browser; ` +
+        `${what}: ${f.message}. Images this large cannot be tiled in the browser; ` +
           'tile it on the server with `tile-store tile` instead.',
       );
     case 'decode':
