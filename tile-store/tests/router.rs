@@ -714,6 +714,10 @@ async fn cors_and_the_web_app() {
     let (status, _, body) = send(&app, request("GET", "/viewer/some/route", None, "")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(String::from_utf8(body).unwrap().contains("Tessera"));
+    // A missing file is a 404, not the app's index page.
+    let (status, _, body) = send(&app, request("GET", "/samples/typo.jpg", None, "")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(!String::from_utf8_lossy(&body).contains("Tessera"));
     // Unknown API paths stay JSON 404s rather than the web app.
     let (status, _, body) = send(&app, request("GET", "/pyramids/a/b/c/d", None, "")).await;
     assert_eq!(

@@ -55,7 +55,10 @@ pub fn router(state: AppState) -> Router {
         .with_state(state);
     router = match web_dir {
         Some(dir) => {
-            let web_app = ServeDir::new(&dir).fallback(ServeFile::new(dir.join("index.html")));
+            let web_app = WebApp {
+                files: ServeDir::new(&dir),
+                index: ServeFile::new(dir.join("index.html")),
+            };
             router.fallback(move |request: Request| serve_web_app(web_app.clone(), request))
         }
         None => router.fallback(no_such_route),
@@ -71,12 +74,29 @@ async fn no_such_route() -> AppError {
     AppError::NotFound("no such route".into())
 }
 
+/// The built web app: its files, and `index.html` for the app's own routes.
+#[derive(Clone)]
+struct WebApp {
+    files: ServeDir,
+    index: ServeFile,
+}
+
 /// The web app for every path the API does not claim; unknown API paths stay JSON 404s.
-async fn serve_web_app(web_app: ServeDir<ServeFile>, request: Request) -> Response {
-    if request.uri().path().starts_with("/pyramids/") {
+///
+/// A path whose last segment has an extension names a file, so a missing one is a 404 —
+/// an image URL with a typo must not come back as `index.html` with status 200.
+async fn serve_web_app(web_app: WebApp, request: Request) -> Response {
+    let path = request.uri().path();
+    if path.starts_with("/pyramids/") {
         return no_such_route().await.into_response();
     }
-    match web_app.oneshot(request).await {
+    let names_a_file = path.rsplit('/').next().is_some_and(|last| last.contains('.'));
+    let response = if names_a_file {
+        web_app.files.oneshot(request).await
+    } else {
+        web_app.files.fallback(web_app.index).oneshot(request).await
+    };
+    match response {
         Ok(response) => response.map(Body::new),
         Err(infallible) => match infallible {},
     }
