@@ -20,9 +20,10 @@ run: server web
 	./target/release/tile-store serve --listen $(LISTEN) --data-dir $(DATA_DIR) --web-dir www/dist
 
 ## Every test: Rust unit, golden and integration tests, wasm tests, end-to-end tests in Chromium.
+## Tests build in release: the same build then serves the end-to-end tests, and golden images decode fast.
 test:
 	scripts/setup.sh test
-	$(CARGO) test --workspace --all-targets
+	$(CARGO) test --release --workspace --all-targets
 	$(MAKE) server web
 	scripts/test-wasm.sh
 	scripts/setup.sh npm tests/e2e

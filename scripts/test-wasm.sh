@@ -7,5 +7,5 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
-cargo test -p tiler-wasm --test wasm_parity
-cargo test -p tiler-wasm --target wasm32-unknown-unknown --test wasm_parity --test wasm_bindings
+cargo test --release -p tiler-wasm --test wasm_parity
+cargo test --release -p tiler-wasm --target wasm32-unknown-unknown --test wasm_parity --test wasm_bindings
