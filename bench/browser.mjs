@@ -1,0 +1,406 @@
+#!/usr/bin/env node
+// Tessera in headless Chromium against OpenSeadragon's own `type: 'image'` tile source, on the
+// same generated photo-like JPEGs, with `vips dzsave` natively for reference.
+//
+// Usage: `make bench-browser` or `node bench/browser.mjs [--sizes 24,96] [--runs 3]`.
+//
+// Both pages are served by the real `tile-store serve` from a temporary copy of www/dist on
+// 127.0.0.1, with the images beside them (same origin). Every run gets a fresh Chromium profile.
+// Times are milliseconds on the page's clock:
+// - Tessera: the viewer's data-ms-first-view (setImageSrc → two frames after the first
+//   fully-loaded-change=true of the image) and data-ms-pyramid (setImageSrc → the worker's last
+//   tile of the whole pyramid);
+// - OpenSeadragon: performance.now() just before `viewer.open({type: 'image', url})` → two frames
+//   after the first fully-loaded-change=true, on a viewer made with the app's options.
+// Peak memory is the high-water RSS (VmHWM) of the page's renderer process, which holds the
+// workers and their wasm memory; the same measure for both tools.
+import { spawn, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const CACHE = join(ROOT, 'bench/out');
+const DIST = join(ROOT, 'www/dist');
+const TILE_STORE = process.env.TILE_STORE_BIN ?? join(ROOT, 'target/release/tile-store');
+const OSD = join(ROOT, 'www/node_modules/openseadragon/build/openseadragon/openseadragon.min.js');
+// playwright-core comes with the end-to-end tests' packages.
+const { chromium } = createRequire(join(ROOT, 'tests/e2e/package.json'))('playwright-core');
+
+// The same sizes and file names as bench/tiling.py: 3:2 photos.
+const SIZES = { 24: [6000, 4000], 96: [12000, 8000], 400: [24496, 16330] };
+const VIEWPORT = { width: 1280, height: 800 };
+const TIMEOUT = 600_000;
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+// The app's viewer options (www/src/components/Viewer.tsx), so both draw the same way.
+const OSD_PAGE = `<!doctype html>
+<html><head><meta charset="utf-8"><title>OpenSeadragon type: image</title>
+<style>html,body{margin:0;height:100%}#viewer{width:100%;height:100%}</style>
+<script src="openseadragon.min.js"></script></head>
+<body><div id="viewer"></div>
+<script>
+const url = new URLSearchParams(location.search).get('src');
+const viewer = OpenSeadragon({
+  element: document.getElementById('viewer'),
+  showNavigationControl: false,
+  timeout: 180000,
+  visibilityRatio: 0.5,
+  constrainDuringPan: false,
+  maxZoomPixelRatio: 4,
+  drawer: 'canvas',
+  gestureSettingsMouse: { clickToZoom: false, dblClickToZoom: true },
+});
+const el = document.getElementById('viewer');
+viewer.world.addHandler('add-item', (e) => {
+  e.item.addHandler('fully-loaded-change', (ev) => {
+    if (!ev.fullyLoaded || el.dataset.msFirstView) return;
+    requestAnimationFrame(() => requestAnimationFrame(() => {
+      if (e.item.getFullyLoaded() && !el.dataset.msFirstView) el.dataset.msFirstView = String(Math.round(performance.now() - start));
+    }));
+  });
+});
+viewer.addHandler('open-failed', (e) => (el.dataset.error = String(e.message)));
+viewer.addHandler('tile-load-failed', (e) => (el.dataset.error = String(e.message)));
+const start = performance.now();
+viewer.open({ type: 'image', url });
+</script></body></html>
+`;
+
+function image(mp) {
+  const [w, h] = SIZES[mp] ?? [];
+  if (!w) throw new Error(`unknown size ${mp}; one of ${Object.keys(SIZES).join(', ')}`);
+  const path = join(CACHE, `photo-${mp}mp.jpg`);
+  if (!existsSync(path)) {
+    mkdirSync(CACHE, { recursive: true });
+    console.error(`generating ${path} (${w}×${h})`);
+    const r = spawnSync('python3', [join(ROOT, 'bench/photo.py'), String(w), String(h), path], { stdio: 'inherit' });
+    if (r.status !== 0) throw new Error(`bench/photo.py failed for ${mp} MP`);
+  }
+  return { mp, path, name: `photo-${mp}mp.jpg`, width: w, height: h };
+}
+
+async function freePort() {
+  const s = createServer();
+  await new Promise((r) => s.listen(0, '127.0.0.1', r));
+  const { port } = s.address();
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+/** `tile-store serve` on 127.0.0.1 with `webDir` as the web app. */
+async function tileStore(webDir, dataDir) {
+  const port = await freePort();
+  let output = '';
+  const child = spawn(TILE_STORE, ['serve', '--listen', `127.0.0.1:${port}`, '--web-dir', webDir, '--data-dir', dataDir], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
+  });
+  child.stdout.on('data', (d) => (output += d));
+  child.stderr.on('data', (d) => (output += d));
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; ; i++) {
+    if (child.exitCode !== null) throw new Error(`tile-store exited with ${child.exitCode}:\n${output}`);
+    if (i > 200) throw new Error(`tile-store did not answer on ${url}:\n${output}`);
+    if (await fetch(`${url}/`).then((r) => r.ok, () => false)) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    url,
+    close: () =>
+      new Promise((r) => {
+        if (child.exitCode !== null || child.signalCode !== null) return r();
+        child.once('exit', r);
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+/** Pids of this process's descendants whose command line says they are Chromium renderers. */
+function rendererPids() {
+  const parent = new Map();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      parent.set(Number(d), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const mine = (pid) => {
+    for (let p = pid; p > 1; p = parent.get(p) ?? 0) if (p === process.pid) return true;
+    return false;
+  };
+  return [...parent.keys()].filter((pid) => {
+    if (pid === process.pid || !mine(pid)) return false;
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('--type=renderer');
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** The largest high-water RSS (MiB) among Chromium's renderer processes. */
+function peakRendererMiB() {
+  let peak = 0;
+  for (const pid of rendererPids()) {
+    try {
+      const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+      if (m) peak = Math.max(peak, Number(m[1]) / 1024);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return peak || null;
+}
+
+/**
+ * Watches the page's dedicated workers over CDP (auto-attach, non-flat sessions, so Playwright's
+ * own sessions are untouched); `wasmBytes()` sums the sizes of every WebAssembly.Memory alive in
+ * them. A wasm memory only grows, so its size at the end is its peak.
+ */
+async function workerMemory(context, page) {
+  const cdp = await context.newCDPSession(page);
+  const workers = new Set();
+  const pending = new Map();
+  let nextId = 1;
+  cdp.on('Target.attachedToTarget', (e) => e.targetInfo.type === 'worker' && workers.add(e.sessionId));
+  cdp.on('Target.detachedFromTarget', (e) => workers.delete(e.sessionId));
+  cdp.on('Target.receivedMessageFromTarget', (e) => {
+    const m = JSON.parse(e.message);
+    pending.get(m.id)?.(m);
+    pending.delete(m.id);
+  });
+  const send = (sessionId, method, params = {}) =>
+    new Promise((resolve, reject) => {
+      const id = nextId++;
+      pending.set(id, (m) => (m.error ? reject(new Error(`${method}: ${m.error.message}`)) : resolve(m.result)));
+      cdp.send('Target.sendMessageToTarget', { sessionId, message: JSON.stringify({ id, method, params }) }).catch(reject);
+    });
+  await cdp.send('Target.setAutoAttach', { autoAttach: true, waitForDebuggerOnStart: false, flatten: false });
+  return {
+    async wasmBytes() {
+      let total = 0;
+      for (const sid of workers) {
+        const proto = await send(sid, 'Runtime.evaluate', { expression: 'WebAssembly.Memory.prototype' });
+        const found = await send(sid, 'Runtime.queryObjects', { prototypeObjectId: proto.result.objectId });
+        const sizes = await send(sid, 'Runtime.callFunctionOn', {
+          objectId: found.objects.objectId,
+          functionDeclaration: 'function () { return this.map((m) => m.buffer.byteLength); }',
+          returnByValue: true,
+        });
+        total += sizes.result.value.reduce((a, b) => a + b, 0);
+      }
+      return workers.size ? total : null;
+    },
+  };
+}
+
+/** One page load in a fresh browser: waits until `done(attrs)` and returns the viewer's attributes. */
+async function measure(work, url, done) {
+  const profile = mkdtempSync(join(work, 'chromium-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: CHROMIUM_ARGS,
+    headless: true,
+    viewport: VIEWPORT,
+    deviceScaleFactor: 1,
+  });
+  try {
+    const page = context.pages()[0] ?? (await context.newPage());
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    const memory = await workerMemory(context, page);
+    await page.goto(url);
+    const handle = await page.waitForFunction(
+      (doneSrc) => {
+        const el = document.querySelector('[data-testid="viewer"]') ?? document.getElementById('viewer');
+        if (!el) return null;
+        const attrs = Object.fromEntries([...el.attributes].map((a) => [a.name, a.value]));
+        // eslint-disable-next-line no-new-func
+        return new Function('a', `return (${doneSrc})(a)`)(attrs) ? attrs : null;
+      },
+      done.toString(),
+      { timeout: TIMEOUT, polling: 50 },
+    );
+    const attrs = await handle.jsonValue();
+    if (errors.length) attrs['page-errors'] = errors.join('; ');
+    attrs.peakMiB = peakRendererMiB();
+    const wasm = await memory.wasmBytes();
+    attrs.wasmMiB = wasm === null ? null : wasm / 1048576;
+    return attrs;
+  } finally {
+    await context.close().catch(() => {});
+    rmSync(profile, { recursive: true, force: true });
+  }
+}
+
+async function tessera(work, app, img) {
+  const a = await measure(
+    work,
+    `${app.url}/?${new URLSearchParams({ src: `/bench/${img.name}` })}`,
+    (x) => x['data-state'] === 'error' || (x['data-ms-first-view'] !== undefined && x['data-ms-pyramid'] !== undefined),
+  );
+  if (a['data-state'] === 'error') throw new Error(`Tessera failed on ${img.name}: ${a['data-error']}`);
+  return {
+    opened: Number(a['data-ms-opened']),
+    firstView: Number(a['data-ms-first-view']),
+    pyramid: Number(a['data-ms-pyramid']),
+    peakMiB: a.peakMiB,
+    wasmMiB: a.wasmMiB,
+  };
+}
+
+async function osdImage(work, app, img) {
+  const a = await measure(
+    work,
+    `${app.url}/bench/osd-image.html?${new URLSearchParams({ src: `/bench/${img.name}` })}`,
+    (x) => x['data-error'] !== undefined || x['data-ms-first-view'] !== undefined,
+  );
+  if (a['data-error'] !== undefined) throw new Error(`OpenSeadragon type: image failed on ${img.name}: ${a['data-error']}`);
+  return { firstView: Number(a['data-ms-first-view']), peakMiB: a.peakMiB };
+}
+
+/** `vips dzsave` wall milliseconds into a memory-backed folder. */
+function vips(img) {
+  const out = mkdtempSync('/dev/shm/tessera-bench-browser-');
+  try {
+    const start = process.hrtime.bigint();
+    const r = spawnSync('vips', ['dzsave', img.path, join(out, 'x')], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const ms = Number(process.hrtime.bigint() - start) / 1e6;
+    if (r.status !== 0) throw new Error(`vips dzsave failed: ${r.stderr}`);
+    return ms;
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+}
+
+const median = (xs) => {
+  const s = xs.filter((x) => x !== null && !Number.isNaN(x)).sort((a, b) => a - b);
+  if (!s.length) return null;
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+const fmt = (x, digits = 0) => (x === null || x === undefined ? '—' : x.toFixed(digits));
+
+function table(rows) {
+  const head = Object.keys(rows[0]);
+  const widths = head.map((h) => Math.max(h.length, ...rows.map((r) => String(r[h]).length)));
+  const line = (cells) => cells.map((c, i) => String(c).padStart(widths[i])).join('  ');
+  return [line(head), line(widths.map((w) => '-'.repeat(w))), ...rows.map((r) => line(head.map((h) => r[h])))].join('\n');
+}
+
+async function main() {
+  const { values } = parseArgs({ options: { sizes: { type: 'string', default: '24,96' }, runs: { type: 'string', default: '3' } } });
+  const runs = Number(values.runs);
+  if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs must be a positive integer');
+  for (const [what, path, hint] of [
+    ['tile-store', TILE_STORE, 'make server'],
+    ['the built app', join(DIST, 'index.html'), 'make web'],
+    ['OpenSeadragon', OSD, 'scripts/setup.sh npm www'],
+  ]) {
+    if (!existsSync(path)) throw new Error(`${what} is missing at ${path}: run \`${hint}\``);
+  }
+  const images = values.sizes.split(',').map((s) => image(s.trim()));
+
+  const work = mkdtempSync(join(tmpdir(), 'tessera-bench-browser-'));
+  let app;
+  const cleanup = async () => {
+    await app?.close();
+    rmSync(work, { recursive: true, force: true });
+  };
+  process.once('SIGINT', () => cleanup().then(() => process.exit(130)));
+  try {
+    const webDir = join(work, 'web');
+    cpSync(DIST, webDir, { recursive: true });
+    mkdirSync(join(webDir, 'bench'));
+    for (const img of images) cpSync(img.path, join(webDir, 'bench', img.name));
+    cpSync(OSD, join(webDir, 'bench/openseadragon.min.js'));
+    writeFileSync(join(webDir, 'bench/osd-image.html'), OSD_PAGE);
+    mkdirSync(join(work, 'data'));
+    app = await tileStore(webDir, join(work, 'data'));
+
+    const rows = [];
+    for (const img of images) {
+      const t = [];
+      const o = [];
+      const v = [];
+      for (let i = 0; i < runs; i++) {
+        // Alternating, so a busy spell of the machine does not land on one tool only.
+        t.push(await tessera(work, app, img));
+        o.push(await osdImage(work, app, img));
+        v.push(vips(img));
+        const last = t.at(-1);
+        console.error(
+          `${img.name} run ${i + 1}/${runs}: tessera opened ${last.opened} first view ${last.firstView} pyramid ${last.pyramid} ms` +
+            ` (renderer ${fmt(last.peakMiB)} MiB, wasm ${fmt(last.wasmMiB)} MiB); osd-image first view ${o.at(-1).firstView} ms (${fmt(o.at(-1).peakMiB)} MiB); vips ${fmt(v.at(-1))} ms`,
+        );
+      }
+      const tFirst = median(t.map((r) => r.firstView));
+      const oFirst = median(o.map((r) => r.firstView));
+      const tPyramid = median(t.map((r) => r.pyramid));
+      const vipsMs = median(v);
+      const label = `${img.mp} MP ${img.width}×${img.height}`;
+      rows.push({
+        image: label,
+        tool: 'tessera (wasm worker)',
+        'decoded ms': fmt(median(t.map((r) => r.opened))),
+        'first view ms': fmt(tFirst),
+        'whole pyramid ms': fmt(tPyramid),
+        'first view ÷ osd-image': fmt(tFirst / oFirst, 2),
+        'pyramid ÷ vips': fmt(tPyramid / vipsMs, 2),
+        'peak wasm MiB': fmt(median(t.map((r) => r.wasmMiB))),
+        'peak renderer RSS MiB': fmt(median(t.map((r) => r.peakMiB))),
+      });
+      rows.push({
+        image: label,
+        tool: "openseadragon type:'image'",
+        'decoded ms': '—',
+        'first view ms': fmt(oFirst),
+        'whole pyramid ms': '—',
+        'first view ÷ osd-image': '1.00',
+        'pyramid ÷ vips': '—',
+        'peak wasm MiB': '—',
+        'peak renderer RSS MiB': fmt(median(o.map((r) => r.peakMiB))),
+      });
+      rows.push({
+        image: label,
+        tool: 'vips dzsave (native, /dev/shm)',
+        'decoded ms': '—',
+        'first view ms': '—',
+        'whole pyramid ms': fmt(vipsMs),
+        'first view ÷ osd-image': '—',
+        'pyramid ÷ vips': '1.00',
+        'peak wasm MiB': '—',
+        'peak renderer RSS MiB': '—',
+      });
+    }
+    console.log(table(rows));
+    console.log(
+      `\nMedians of ${runs} runs; Chromium ${VIEWPORT.width}×${VIEWPORT.height}, fresh profile per run; times from setImageSrc ` +
+        `(Tessera) or viewer.open (OpenSeadragon) on the page clock, first view = two frames after the first fully-loaded image.`,
+    );
+  } finally {
+    await cleanup();
+  }
+}
+
+main().catch((e) => {
+  console.error(e instanceof Error ? e.stack : e);
+  process.exit(1);
+});
