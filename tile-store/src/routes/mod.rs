@@ -90,7 +90,10 @@ async fn serve_web_app(web_app: WebApp, request: Request) -> Response {
     if path.starts_with("/pyramids/") {
         return no_such_route().await.into_response();
     }
-    let names_a_file = path.rsplit('/').next().is_some_and(|last| last.contains('.'));
+    let names_a_file = path
+        .rsplit('/')
+        .next()
+        .is_some_and(|last| last.contains('.'));
     let response = if names_a_file {
         web_app.files.oneshot(request).await
     } else {
