@@ -16,7 +16,6 @@
 // workers and their wasm memory; the same measure for both tools.
 import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createRequire } from 'node:module';
@@ -30,22 +29,12 @@ const TILE_STORE = process.env.TILE_STORE_BIN ?? join(ROOT, 'target/release/tile
 const OSD = join(ROOT, 'www/node_modules/openseadragon/build/openseadragon/openseadragon.min.js');
 // playwright-core comes with the end-to-end tests' packages.
 const { chromium } = createRequire(join(ROOT, 'tests/e2e/package.json'))('playwright-core');
+const { CHROMIUM_ARGS, freePort } = await import('../tests/e2e/harness.mjs');
 
 // The same sizes and file names as bench/tiling.py: 3:2 photos.
 const SIZES = { 24: [6000, 4000], 96: [12000, 8000], 400: [24496, 16330] };
 const VIEWPORT = { width: 1280, height: 800 };
 const TIMEOUT = 600_000;
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-
 // The app's viewer options (www/src/components/Viewer.tsx), so both draw the same way.
 const OSD_PAGE = `<!doctype html>
 <html><head><meta charset="utf-8"><title>OpenSeadragon type: image</title>
@@ -91,14 +80,6 @@ function image(mp) {
     if (r.status !== 0) throw new Error(`bench/photo.py failed for ${mp} MP`);
   }
   return { mp, path, name: `photo-${mp}mp.jpg`, width: w, height: h };
-}
-
-async function freePort() {
-  const s = createServer();
-  await new Promise((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address();
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 /** `tile-store serve` on 127.0.0.1 with `webDir` as the web app. */

@@ -14,7 +14,8 @@ export const ARTIFACTS = join(ROOT, 'tests/artifacts');
 const DIST = join(ROOT, 'www/dist');
 const TILE_STORE = process.env.TILE_STORE_BIN ?? join(ROOT, 'target/release/tile-store');
 
-const CHROMIUM_ARGS = [
+/** Debian Chromium's flags here: headless, and nothing that reaches past loopback. */
+export const CHROMIUM_ARGS = [
   '--headless',
   '--no-sandbox',
   '--disable-gpu',
@@ -38,7 +39,7 @@ const MIME = {
 };
 
 /** A free loopback port (the OS picks one; it is free again when this returns). */
-async function freePort() {
+export async function freePort() {
   const s = createServer();
   await new Promise((r) => s.listen(0, '127.0.0.1', r));
   const { port } = s.address();

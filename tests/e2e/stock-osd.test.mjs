@@ -7,12 +7,11 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { PNG } from 'pngjs';
-import { ARTIFACTS, ROOT, near, pixel, staticServer, toScreen } from './harness.mjs';
+import { ARTIFACTS, CHROMIUM_ARGS, ROOT, freePort, near, pixel, staticServer, toScreen } from './harness.mjs';
 import { quadrantColour } from './images.mjs';
 
 const TILE_STORE = process.env.TILE_STORE_BIN ?? join(ROOT, 'target/release/tile-store');
@@ -22,27 +21,8 @@ const VIEWER = { width: 800, height: 600 };
 const PAGE_BACKGROUND = [90, 90, 90];
 const TILES_PER_BATCH = 16;
 const S3 = { key: 'tessera-e2e-key', secret: 'tessera-e2e-secret', bucket: 'tessera-e2e' };
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-
 let work, page, context, site, pyramid;
 const children = [];
-
-async function freePort() {
-  const s = createServer();
-  await new Promise((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address();
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 function s3sFsBinary() {
   const candidates = [
