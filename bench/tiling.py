@@ -83,7 +83,7 @@ def main():
     fmt = "| {:<10} | {:<6} | {:<8} | {:>7} | {:>6} | {:>12} | {:>11} | {:>10} |"
     print(f"medians of {a.runs} runs; {os.cpu_count()} cores; {time.strftime('%Y-%m-%d')}")
     print(fmt.format(*head))
-    print("|" + "|".join("-" * (len(c) + 2) for c in fmt.format(*head).split("|")[1:-1]) + "|")
+    print("|" + "|".join("-" * len(c) for c in fmt.format(*head).split("|")[1:-1]) + "|")
     for r in rows:
         print(fmt.format(r[0], r[1], r[2], f"{r[3]:.2f}", f"{r[4]:.1f}", f"{r[5]:.0f}", f"{r[6]:.2f}", f"{r[7]:.2f}"))
 
