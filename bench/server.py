@@ -54,7 +54,7 @@ def peak_rss_mib(pid):
 def server_run(work, s3_port, run):
     port = store.free_port()
     env = dict(os.environ, AWS_REGION="us-east-1", AWS_ACCESS_KEY_ID=KEY, AWS_SECRET_ACCESS_KEY=SECRET,
-               AWS_ENDPOINT_URL=f"http://127.0.0.1:{s3_port}", AWS_S3_BUCKET_NAME=BUCKET, RUST_LOG="warn")
+               AWS_ENDPOINT_URL=f"http://127.0.0.1:{s3_port}", AWS_S3_BUCKET_NAME=BUCKET, RUST_LOG="warn,tile_store::pipeline=info")
     for name in ("TILE_STORE_TOKENS", "TILE_STORE_JWT_SECRET", "TILE_STORE_REQUIRE_READ_TOKEN"):
         env.pop(name, None)
     proc = store.start([store.TILE_STORE, "serve", "--listen", f"127.0.0.1:{port}", "--store", "s3",
@@ -71,11 +71,19 @@ def server_run(work, s3_port, run):
     if view["status"] != "ready":
         sys.exit(f"the job failed: {view}")
     rss = peak_rss_mib(proc.pid)
+    # The phases tile-store logs: reading and hashing the source, tiling while storing, the commit.
+    phases = {}
+    with open(os.path.join(work, f"tile-store-{run}.log"), errors="replace") as f:
+        for line in f:
+            for name in ("fetch_ms", "hash_ms", "tile_and_store_ms"):
+                marker = f"{name}="
+                if marker in line:
+                    phases[name] = int(line.split(marker, 1)[1].split()[0].strip(","))
     status, _ = request(port, "HEAD", view["dzi"])
     if status != 200:
         sys.exit(f"{view['dzi']} answered {status} after ready")
     store.stop(proc)
-    return wall, rss, view
+    return wall, rss, view, phases
 
 
 def main():
@@ -103,13 +111,15 @@ def main():
         server, vips = [], []
         for run in range(a.runs):
             subprocess.run(["sync"])
-            wall, rss, view = server_run(work, s3_port, run)
+            wall, rss, view, phases = server_run(work, s3_port, run)
             server.append((wall, rss))
             tiles = view["progress"]["tilesTotal"]
             shutil.rmtree(vips_out + "_files", ignore_errors=True)
             subprocess.run(["sync"])
             vips.append(tiling.run(["vips", "dzsave", img, vips_out]))
-            store.log(f"run {run + 1}: POST /pyramids → ready {wall:.2f} s ({tiles} tiles), vips dzsave {vips[-1][0]:.2f} s")
+            store.log(f"run {run + 1}: POST /pyramids → ready {wall:.2f} s ({tiles} tiles; "
+                      + ", ".join(f"{k} {v}" for k, v in phases.items())
+                      + f"), vips dzsave {vips[-1][0]:.2f} s")
     vips_wall = statistics.median(w for w, _ in vips)
     rows = [
         ("tile-store POST /pyramids (s3Key, s3s-fs)", server, "request → ready; tiles written to s3s-fs"),

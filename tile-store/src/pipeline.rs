@@ -5,6 +5,7 @@
 use crate::error::{AppError, Result};
 use crate::fetch::{FetchSettings, Fetcher};
 use crate::jobs::{Job, JobError, JobState, Jobs};
+use crate::routes::read::is_committed;
 use crate::store::s3::S3Store;
 use crate::store::{Key, PutOutcome, PyramidId, TileName};
 use crate::AppState;
@@ -13,6 +14,7 @@ use futures::{StreamExt, TryStreamExt};
 use reqwest::Url;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 use tiler_wasm::{Dzi, Options, TileAddr, Tiler};
 use tokio::sync::{mpsc, Semaphore};
 
@@ -151,6 +153,7 @@ enum Done {
 
 async fn work(state: &AppState, job: &Arc<Job>, source: Source, options: Options) -> Result<Done> {
     let tiling = &state.tiling;
+    let started = Instant::now();
     let progress = |received: u64, expected: Option<u64>| {
         job.bytes.store(received, Ordering::Relaxed);
         job.bytes_total
@@ -171,10 +174,17 @@ async fn work(state: &AppState, job: &Arc<Job>, source: Source, options: Options
         }
         Source::Bytes(bytes) => bytes,
     };
+    let fetched = started.elapsed();
     let (id, bytes) = match job.status().pyramid {
         Some(id) => (id, bytes),
         None => {
             let (id, bytes) = hash(bytes, options).await?;
+            tracing::info!(
+                job = job.id(), %id, bytes = bytes.len(),
+                fetch_ms = fetched.as_millis(),
+                hash_ms = (started.elapsed() - fetched).as_millis(),
+                "source read and hashed"
+            );
             if let Some(leader) = tiling.jobs.set_pyramid(job, &id) {
                 job.set_state(JobState::Queued);
                 return Ok(Done::Followed(leader));
@@ -218,21 +228,15 @@ async fn make_pyramid(
         return Ok(());
     }
     job.set_state(JobState::Tiling);
+    let tiling_started = Instant::now();
     let dzi = tile_and_store(state, job, &id, bytes, options).await?;
+    tracing::info!(
+        job = job.id(), %id, tiles = job.tiles.load(Ordering::Relaxed),
+        tile_and_store_ms = tiling_started.elapsed().as_millis(),
+        "tiles stored"
+    );
     job.set_state(JobState::Storing);
     commit(state, &id, &dzi).await
-}
-
-/// Whether the pyramid is committed (remembered, or its manifest is stored).
-pub async fn is_committed(state: &AppState, id: &PyramidId) -> Result<bool> {
-    if state.committed.contains(id) {
-        return Ok(true);
-    }
-    let found = state.store.head(&Key::Dzi(id.clone())).await?.is_some();
-    if found {
-        state.committed.insert(id);
-    }
-    Ok(found)
 }
 
 /// Tiles on a blocking thread (which starts one more per core) while this task writes

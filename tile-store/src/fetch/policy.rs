@@ -57,7 +57,7 @@ impl AddressPolicy {
     /// Whether the allow-list names `host` itself (then every address it resolves to passes).
     pub fn allows_host(&self, host: &str) -> bool {
         let host = normalise_host(host);
-        self.hosts.iter().any(|h| *h == host)
+        self.hosts.contains(&host)
     }
 
     /// Checks one address `host` resolved to (or an address written in the URL).

@@ -254,7 +254,7 @@ async fn by_body(
         .await
         .map_err(|e| AppError::Internal(format!("hashing task: {e}")))?;
     let id = PyramidId::parse(&id)?;
-    if pipeline::is_committed(&state, &id).await? {
+    if super::read::is_committed(&state, &id).await? {
         return Ok((StatusCode::OK, Json(JobView::ready(&id))).into_response());
     }
     let job = match state
