@@ -361,7 +361,11 @@ async fn a_broken_image_fails_its_job_with_the_decoders_message() {
         .expect_err("the core refuses it");
 
     let (status, _, view) = post_json(&app, json!({ "src": origin.url("/broken.jpg") })).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{view}");
+    // Accepted, or failed already by the time the source is read and hashed.
+    assert!(
+        status == StatusCode::ACCEPTED || status == StatusCode::BAD_REQUEST,
+        "{status} {view}"
+    );
     let done = finished_job(&app, view["job"].as_str().unwrap()).await;
     assert_eq!(done["status"], "failed", "{done}");
     assert_eq!(done["error"]["code"], expected.code());
@@ -371,12 +375,21 @@ async fn a_broken_image_fails_its_job_with_the_decoders_message() {
     let id = done["id"].as_str().unwrap();
     assert!(!dir.path().join(format!("{id}.dzi")).exists());
     let (status, _, again) = post_json(&app, json!({ "src": origin.url("/broken.jpg") })).await;
-    assert_eq!(status, StatusCode::ACCEPTED);
+    // Accepted, or already failed by the time the source is hashed: either way a new job.
+    match status {
+        StatusCode::ACCEPTED => {}
+        StatusCode::BAD_REQUEST => assert_eq!(again["error"]["code"], expected.code()),
+        other => panic!("{other}: {again}"),
+    }
+    assert!(again["job"].is_string(), "{again}");
     assert_ne!(again["job"], view["job"]);
 
     // Not a known format at all.
     let (status, _, view) = post_image(&app, b"hello, not an image".to_vec()).await;
-    assert_eq!(status, StatusCode::ACCEPTED);
+    assert!(
+        status == StatusCode::ACCEPTED || status == StatusCode::BAD_REQUEST,
+        "{status} {view}"
+    );
     let done = finished_job(&app, view["job"].as_str().unwrap()).await;
     assert_eq!(done["error"]["code"], "unknown_format", "{done}");
 
