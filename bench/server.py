@@ -16,6 +16,7 @@ import argparse
 import atexit
 import http.client
 import json
+import re
 import os
 import shutil
 import signal
@@ -54,7 +55,7 @@ def peak_rss_mib(pid):
 def server_run(work, s3_port, run):
     port = store.free_port()
     env = dict(os.environ, AWS_REGION="us-east-1", AWS_ACCESS_KEY_ID=KEY, AWS_SECRET_ACCESS_KEY=SECRET,
-               AWS_ENDPOINT_URL=f"http://127.0.0.1:{s3_port}", AWS_S3_BUCKET_NAME=BUCKET, RUST_LOG="warn,tile_store::pipeline=info")
+               AWS_ENDPOINT_URL=f"http://127.0.0.1:{s3_port}", AWS_S3_BUCKET_NAME=BUCKET, RUST_LOG="warn,tile_store::pipeline=info", NO_COLOR="1")
     for name in ("TILE_STORE_TOKENS", "TILE_STORE_JWT_SECRET", "TILE_STORE_REQUIRE_READ_TOKEN"):
         env.pop(name, None)
     proc = store.start([store.TILE_STORE, "serve", "--listen", f"127.0.0.1:{port}", "--store", "s3",
@@ -75,6 +76,7 @@ def server_run(work, s3_port, run):
     phases = {}
     with open(os.path.join(work, f"tile-store-{run}.log"), errors="replace") as f:
         for line in f:
+            line = re.sub(r"\x1b\[[0-9;]*m", "", line)
             for name in ("fetch_ms", "hash_ms", "tile_and_store_ms"):
                 marker = f"{name}="
                 if marker in line:
