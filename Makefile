@@ -5,7 +5,7 @@ CARGO ?= cargo
 LISTEN ?= 127.0.0.1:8080
 DATA_DIR ?= data
 
-.PHONY: help run test wasm web server bench bench-store bench-browser lint fmt clean
+.PHONY: help run test wasm web server bench bench-store bench-browser bench-server lint fmt clean
 
 help:
 	@echo "make run    build everything and serve the web app with a sample image on http://$(LISTEN)/"
@@ -13,6 +13,7 @@ help:
 	@echo "make bench  the benchmarks (tiler against vips dzsave, ...)"
 	@echo "make bench-store  tile-store ingest and GETs on disk and S3 (s3s-fs), with wrk"
 	@echo "make bench-browser  Tessera in Chromium against OpenSeadragon type:'image' and vips dzsave"
+	@echo "make bench-server  POST /pyramids by S3 key (s3s-fs), request to ready, against vips dzsave"
 	@echo "make lint   fmt check, clippy (native and wasm32), tsc"
 
 ## The main job: tile-store on the local-disk store, serving the web app and a sample image.
@@ -46,6 +47,9 @@ bench: server
 
 bench-store: server
 	python3 bench/store.py
+
+bench-server: server
+	python3 bench/server.py
 
 bench-browser: server web
 	scripts/setup.sh npm tests/e2e

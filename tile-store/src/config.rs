@@ -107,6 +107,27 @@ pub struct ServeConfig {
     /// Largest upload request body accepted, in bytes.
     #[arg(long, env = "TILE_STORE_MAX_REQUEST_BYTES", default_value_t = 32 << 20)]
     pub max_request_bytes: usize,
+
+    /// Hosts, addresses or CIDR networks `POST /pyramids` may fetch from although they are
+    /// loopback, private, link-local or otherwise special (comma-separated).
+    #[arg(long, env = "TILE_STORE_FETCH_ALLOW", value_delimiter = ',')]
+    pub fetch_allow: Vec<String>,
+
+    /// Largest source image `POST /pyramids` takes (URL, S3 object or body), in bytes.
+    #[arg(long, env = "TILE_STORE_MAX_SOURCE_BYTES", default_value_t = 256 << 20)]
+    pub max_source_bytes: u64,
+
+    /// Seconds allowed to connect to a source URL.
+    #[arg(long, env = "TILE_STORE_FETCH_CONNECT_TIMEOUT", default_value_t = 10)]
+    pub fetch_connect_timeout: u64,
+
+    /// Seconds allowed for a whole source download.
+    #[arg(long, env = "TILE_STORE_FETCH_TIMEOUT", default_value_t = 120)]
+    pub fetch_timeout: u64,
+
+    /// Most unfinished tiling jobs; more are answered 503 with Retry-After.
+    #[arg(long, env = "TILE_STORE_MAX_JOBS", default_value_t = 16)]
+    pub max_jobs: usize,
 }
 
 /// Arguments of `tile-store tile`.

@@ -41,6 +41,30 @@ pub enum AppError {
     /// Tile bytes that are not the image type their extension names.
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// A source image tile-store will not fetch (a refused address or scheme).
+    #[error("{message}")]
+    Forbidden {
+        /// Stable machine-readable code.
+        code: &'static str,
+        /// Human-readable explanation.
+        message: String,
+    },
+    /// Fetching a source image failed on the other side (its status, a timeout, a reset).
+    #[error("{message}")]
+    Upstream {
+        /// Stable machine-readable code.
+        code: &'static str,
+        /// Human-readable explanation.
+        message: String,
+    },
+    /// Too much work queued; the client should retry after `retry_after_secs`.
+    #[error("{message}")]
+    Unavailable {
+        /// Human-readable explanation.
+        message: String,
+        /// Seconds to wait before retrying (the `Retry-After` header).
+        retry_after_secs: u64,
+    },
     /// A tiler error (bad image, bad `.dzi`, bad geometry).
     #[error(transparent)]
     Tiler(#[from] tiler_wasm::Error),
@@ -92,6 +116,9 @@ impl AppError {
             AppError::Conflict { .. } => StatusCode::CONFLICT,
             AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AppError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            AppError::Upstream { .. } => StatusCode::BAD_GATEWAY,
+            AppError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Store(_) | AppError::Io(_) | AppError::Config(_) | AppError::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -101,7 +128,11 @@ impl AppError {
     /// The stable code sent in the JSON body.
     pub fn code(&self) -> &'static str {
         match self {
-            AppError::BadRequest { code, .. } | AppError::Conflict { code, .. } => code,
+            AppError::BadRequest { code, .. }
+            | AppError::Conflict { code, .. }
+            | AppError::Forbidden { code, .. }
+            | AppError::Upstream { code, .. } => code,
+            AppError::Unavailable { .. } => "busy",
             AppError::Unauthorized(_) => "unauthorized",
             AppError::NotFound(_) => "not_found",
             AppError::MethodNotAllowed => "method_not_allowed",
@@ -130,7 +161,12 @@ struct Detail<'a> {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let message = if status.is_server_error() {
+        // Upstream and busy answers are about the source or the queue, not our internals.
+        let message = if status.is_server_error()
+            && !matches!(
+                self,
+                AppError::Upstream { .. } | AppError::Unavailable { .. }
+            ) {
             tracing::error!(error = %self, "request failed");
             "internal server error".to_owned()
         } else {
@@ -148,6 +184,14 @@ impl IntoResponse for AppError {
             },
         };
         let mut response = (status, axum::Json(body)).into_response();
+        if let AppError::Unavailable {
+            retry_after_secs, ..
+        } = &self
+        {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()

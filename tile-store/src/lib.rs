@@ -7,6 +7,9 @@
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod fetch;
+pub mod jobs;
+pub mod pipeline;
 pub mod routes;
 pub mod serve;
 pub mod store;
@@ -54,6 +57,8 @@ pub struct AppState {
     pub web_dir: Option<PathBuf>,
     /// Ids known to be committed, so tile reads need no manifest lookup.
     pub committed: Arc<CommittedIds>,
+    /// Server-side tiling: jobs, fetching, the S3 source.
+    pub tiling: Arc<pipeline::Tiling>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -78,6 +83,7 @@ impl AppState {
             cors_origins: Vec::new(),
             web_dir: None,
             committed: Arc::new(CommittedIds::default()),
+            tiling: Arc::new(pipeline::Tiling::with_defaults()),
         }
     }
 }

@@ -4,11 +4,14 @@
 use crate::auth::{Auth, AuthSettings};
 use crate::config::{Backend, ServeConfig};
 use crate::error::{AppError, Result};
+use crate::fetch::FetchSettings;
+use crate::pipeline::{Tiling, TilingSettings};
 use crate::store::disk::DiskStore;
 use crate::store::s3::{S3Settings, S3Store};
 use crate::store::Store;
 use crate::{app, AppState, UploadLimits};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Builds the state described by `config` (store connected, auth checked).
 pub async fn state_from_config(config: &ServeConfig) -> Result<AppState> {
@@ -30,6 +33,7 @@ pub async fn state_from_config(config: &ServeConfig) -> Result<AppState> {
             config.listen
         )));
     }
+    let mut s3_source = None;
     let store: Arc<dyn Store> = match config.backend {
         Backend::Disk => Arc::new(DiskStore::open(&config.data_dir)?),
         Backend::S3 => {
@@ -45,14 +49,14 @@ pub async fn state_from_config(config: &ServeConfig) -> Result<AppState> {
                     "--s3-prefix must not start with '/'".into(),
                 ));
             }
-            Arc::new(
-                S3Store::from_env(S3Settings {
-                    bucket,
-                    prefix: config.s3_prefix.clone(),
-                    path_style: config.s3_path_style,
-                })
-                .await?,
-            )
+            let s3 = S3Store::from_env(S3Settings {
+                bucket,
+                prefix: config.s3_prefix.clone(),
+                path_style: config.s3_path_style,
+            })
+            .await?;
+            s3_source = Some(s3.clone());
+            Arc::new(s3)
         }
     };
     let mut state = AppState::new(store, auth);
@@ -62,7 +66,20 @@ pub async fn state_from_config(config: &ServeConfig) -> Result<AppState> {
     };
     state.cors_origins = config.cors_origin.clone();
     state.web_dir = config.web_dir.clone();
+    state.tiling = Arc::new(Tiling::new(&tiling_settings(config), s3_source)?);
     Ok(state)
+}
+
+fn tiling_settings(config: &ServeConfig) -> TilingSettings {
+    TilingSettings {
+        fetch: FetchSettings {
+            allow: config.fetch_allow.clone(),
+            max_bytes: config.max_source_bytes,
+            connect_timeout: Duration::from_secs(config.fetch_connect_timeout),
+            total_timeout: Duration::from_secs(config.fetch_timeout),
+        },
+        max_jobs: config.max_jobs,
+    }
 }
 
 /// Runs the service until a shutdown signal.

@@ -10,8 +10,12 @@
 //! | PUT | `/pyramids/{id}.dzi` | commit: checks every tile, then writes the manifest once |
 //! | DELETE | `/pyramids/{id}` | remove a pyramid |
 //! | GET | `/healthz` | liveness |
+//! | POST | `/pyramids` | tile an image on the server ([`pyramids`]) |
+//! | GET | `/jobs/{job}` | a tiling job's state |
+//! | GET | `/jobs/{job}/events` | the same, as Server-Sent Events |
 
 pub mod batch;
+pub mod pyramids;
 pub mod read;
 pub mod write;
 
@@ -51,6 +55,9 @@ pub fn router(state: AppState) -> Router {
             get(write::list_tiles).post(write::upload_batch),
         )
         .route("/healthz", get(|| async { "ok" }))
+        .route("/pyramids", axum::routing::post(pyramids::create))
+        .route("/jobs/{job}", get(pyramids::get_job))
+        .route("/jobs/{job}/events", get(pyramids::job_events))
         .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
         .with_state(state);
     router = match web_dir {

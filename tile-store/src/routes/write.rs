@@ -123,7 +123,7 @@ fn geometry_from_query(q: &GeometryQuery) -> Result<Option<(Layout, TileFormat)>
 }
 
 /// Reads a request body of at most `limit` bytes (413 past it).
-async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes> {
+pub(crate) async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes> {
     let too_large =
         || AppError::PayloadTooLarge(format!("request body is over the {limit}-byte limit"));
     let declared = headers

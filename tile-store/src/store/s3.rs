@@ -300,3 +300,58 @@ impl Store for S3Store {
         )
     }
 }
+
+impl S3Store {
+    /// Reads a source image for server-side tiling: the object `key` of the store's
+    /// bucket, as given (the pyramid prefix does not apply), at most `max_bytes` —
+    /// checked from the object's size first and again while streaming (413 past it).
+    #[tracing::instrument(level = "debug", skip(self, progress))]
+    pub async fn get_source(
+        &self,
+        key: &str,
+        max_bytes: u64,
+        progress: impl Fn(u64, Option<u64>),
+    ) -> Result<Bytes> {
+        let bucket = &self.settings.bucket;
+        let response = self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await;
+        let mut output = match response {
+            Ok(output) => output,
+            Err(e)
+                if e.as_service_error().is_some_and(|s| s.is_no_such_key())
+                    || status_of(&e) == Some(404) =>
+            {
+                return Err(AppError::NotFound(format!("no object s3://{bucket}/{key}")));
+            }
+            Err(e) => return Err(store_error("get", key, e)),
+        };
+        let too_large = |size: String| {
+            AppError::PayloadTooLarge(format!(
+                "s3://{bucket}/{key} is {size}, over the {max_bytes}-byte limit"
+            ))
+        };
+        let expected = output.content_length().and_then(|n| u64::try_from(n).ok());
+        if let Some(n) = expected.filter(|&n| n > max_bytes) {
+            return Err(too_large(format!("{n} bytes")));
+        }
+        let mut body = bytes::BytesMut::with_capacity(
+            usize::try_from(expected.unwrap_or(0).min(max_bytes)).unwrap_or(0),
+        );
+        progress(0, expected);
+        while let Some(chunk) = output.body.next().await {
+            let chunk =
+                chunk.map_err(|e| AppError::Store(format!("S3 read s3://{bucket}/{key}: {e}")))?;
+            if (body.len() + chunk.len()) as u64 > max_bytes {
+                return Err(too_large("larger than that".into()));
+            }
+            body.extend_from_slice(&chunk);
+            progress(body.len() as u64, expected);
+        }
+        Ok(body.freeze())
+    }
+}

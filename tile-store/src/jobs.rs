@@ -1,0 +1,429 @@
+//! The registry of server-side tiling jobs: one job per source (and per pyramid once
+//! its id is known), a bound on unfinished jobs, and finished jobs kept for a while
+//! so that their outcome can still be read.
+
+use crate::error::{AppError, Result};
+use crate::store::PyramidId;
+use serde::Serialize;
+use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// How long a finished job stays readable.
+pub const FINISHED_KEPT_FOR: Duration = Duration::from_secs(15 * 60);
+/// Most finished jobs kept (the oldest go first).
+const FINISHED_KEPT_AT_MOST: usize = 1000;
+/// The `Retry-After` given when the queue is full, in seconds.
+pub const RETRY_AFTER_SECS: u64 = 10;
+
+/// Where a job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    /// Waiting for a tiling slot (tiling runs one image at a time, on every core).
+    Queued,
+    /// Downloading the source (URL or S3 object).
+    Fetching,
+    /// Decoding and encoding tiles (tiles are stored as they are made).
+    Tiling,
+    /// Writing the last tiles, then the `.dzi`.
+    Storing,
+    /// The pyramid is committed.
+    Ready,
+    /// The job failed; see its error.
+    Failed,
+}
+
+impl JobState {
+    /// Whether the job has ended.
+    pub fn is_finished(self) -> bool {
+        matches!(self, JobState::Ready | JobState::Failed)
+    }
+}
+
+/// Why a job failed, as an error response would say it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JobError {
+    /// The HTTP status the error maps to.
+    pub status: u16,
+    /// Stable machine-readable code.
+    pub code: &'static str,
+    /// Human-readable explanation (internal details are logged, never shown).
+    pub message: String,
+}
+
+impl From<&AppError> for JobError {
+    fn from(e: &AppError) -> Self {
+        let status = e.status();
+        let message = if status.is_server_error()
+            && !matches!(e, AppError::Upstream { .. } | AppError::Unavailable { .. })
+        {
+            "internal server error".to_owned()
+        } else {
+            e.to_string()
+        };
+        JobError {
+            status: status.as_u16(),
+            code: e.code(),
+            message,
+        }
+    }
+}
+
+/// What changes rarely: state, pyramid id, error.
+#[derive(Debug, Clone)]
+pub struct Status {
+    /// Where the job is.
+    pub state: JobState,
+    /// The pyramid id, once the source bytes are hashed.
+    pub pyramid: Option<PyramidId>,
+    /// Why it failed.
+    pub error: Option<JobError>,
+}
+
+/// One job. Progress counters are atomics, written from the tiling threads.
+#[derive(Debug)]
+pub struct Job {
+    id: String,
+    source: SourceKey,
+    status: watch::Sender<Status>,
+    finished_at: Mutex<Option<Instant>>,
+    /// Source bytes received.
+    pub bytes: AtomicU64,
+    /// Source bytes expected (0 while unknown).
+    pub bytes_total: AtomicU64,
+    /// Tiles stored.
+    pub tiles: AtomicU64,
+    /// Tiles in the pyramid (0 while unknown).
+    pub tiles_total: AtomicU64,
+}
+
+impl Job {
+    /// The job's id (32 hex characters).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The current state, id and error.
+    pub fn status(&self) -> Status {
+        self.status.borrow().clone()
+    }
+
+    /// A receiver that sees every status change.
+    pub fn subscribe(&self) -> watch::Receiver<Status> {
+        self.status.subscribe()
+    }
+
+    /// Moves to `state` (unless finished).
+    pub fn set_state(&self, state: JobState) {
+        self.status.send_if_modified(|s| {
+            let change = !s.state.is_finished() && s.state != state;
+            if change {
+                s.state = state;
+            }
+            change
+        });
+    }
+
+    /// Waits until the job has ended.
+    pub async fn finished(&self) -> Status {
+        let mut rx = self.subscribe();
+        let ended = rx
+            .wait_for(|s| s.state.is_finished())
+            .await
+            .map(|s| s.clone());
+        ended.unwrap_or_else(|_| self.status())
+    }
+}
+
+/// What makes two requests the same work: the source and the settings.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum SourceKey {
+    /// A URL, with the settings recipe.
+    Url(String, String),
+    /// An S3 key, with the settings recipe.
+    S3(String, String),
+    /// Bytes sent in the request: known by their pyramid id.
+    Pyramid(PyramidId),
+}
+
+/// A job found or made by [`Jobs::admit`].
+#[derive(Debug)]
+pub enum Admission {
+    /// A new job: the caller starts its work.
+    New(Arc<Job>),
+    /// A job already doing this work.
+    Joined(Arc<Job>),
+}
+
+/// All jobs.
+#[derive(Debug)]
+pub struct Jobs {
+    capacity: usize,
+    ids: RandomState,
+    counter: AtomicU64,
+    inner: Mutex<Registry>,
+}
+
+#[derive(Debug, Default)]
+struct Registry {
+    jobs: HashMap<String, Arc<Job>>,
+    /// Unfinished jobs by source.
+    by_source: HashMap<SourceKey, Arc<Job>>,
+    /// Unfinished jobs by pyramid id.
+    by_pyramid: HashMap<PyramidId, Arc<Job>>,
+}
+
+impl Jobs {
+    /// A registry allowing at most `capacity` unfinished jobs.
+    pub fn new(capacity: usize) -> Self {
+        Jobs {
+            capacity: capacity.max(1),
+            ids: RandomState::new(),
+            counter: AtomicU64::new(0),
+            inner: Mutex::new(Registry::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The unfinished job for `key` (or, for a pyramid key, for that pyramid), or a
+    /// new one in `state`; `503` when `capacity` jobs are unfinished already.
+    pub fn admit(&self, key: SourceKey, state: JobState) -> Result<Admission> {
+        let mut registry = self.lock();
+        registry.prune();
+        if let Some(job) = registry.by_source.get(&key) {
+            return Ok(Admission::Joined(Arc::clone(job)));
+        }
+        if let SourceKey::Pyramid(id) = &key {
+            if let Some(job) = registry.by_pyramid.get(id) {
+                return Ok(Admission::Joined(Arc::clone(job)));
+            }
+        }
+        let unfinished = registry
+            .jobs
+            .values()
+            .filter(|j| !j.status.borrow().state.is_finished())
+            .count();
+        if unfinished >= self.capacity {
+            return Err(AppError::Unavailable {
+                message: format!(
+                    "{unfinished} tiling jobs are running or queued, the most this server takes; retry later"
+                ),
+                retry_after_secs: RETRY_AFTER_SECS,
+            });
+        }
+        let pyramid = match &key {
+            SourceKey::Pyramid(id) => Some(id.clone()),
+            _ => None,
+        };
+        let job = Arc::new(Job {
+            id: self.new_id(),
+            source: key.clone(),
+            status: watch::Sender::new(Status {
+                state,
+                pyramid: pyramid.clone(),
+                error: None,
+            }),
+            finished_at: Mutex::new(None),
+            bytes: AtomicU64::new(0),
+            bytes_total: AtomicU64::new(0),
+            tiles: AtomicU64::new(0),
+            tiles_total: AtomicU64::new(0),
+        });
+        registry.jobs.insert(job.id.clone(), Arc::clone(&job));
+        registry.by_source.insert(key, Arc::clone(&job));
+        if let Some(id) = pyramid {
+            registry.by_pyramid.insert(id, Arc::clone(&job));
+        }
+        Ok(Admission::New(job))
+    }
+
+    /// Records `job`'s pyramid id. If another unfinished job already makes that
+    /// pyramid, returns it (the caller waits for it instead of tiling twice).
+    pub fn set_pyramid(&self, job: &Arc<Job>, id: &PyramidId) -> Option<Arc<Job>> {
+        let mut registry = self.lock();
+        job.status.send_modify(|s| s.pyramid = Some(id.clone()));
+        match registry.by_pyramid.get(id) {
+            Some(other) if !Arc::ptr_eq(other, job) => Some(Arc::clone(other)),
+            _ => {
+                registry.by_pyramid.insert(id.clone(), Arc::clone(job));
+                None
+            }
+        }
+    }
+
+    /// Ends `job`: ready, or failed with `error`.
+    pub fn finish(&self, job: &Arc<Job>, outcome: std::result::Result<(), JobError>) {
+        let mut registry = self.lock();
+        if registry
+            .by_source
+            .get(&job.source)
+            .is_some_and(|j| Arc::ptr_eq(j, job))
+        {
+            registry.by_source.remove(&job.source);
+        }
+        if let Some(id) = job.status.borrow().pyramid.clone() {
+            if registry
+                .by_pyramid
+                .get(&id)
+                .is_some_and(|j| Arc::ptr_eq(j, job))
+            {
+                registry.by_pyramid.remove(&id);
+            }
+        }
+        *job.finished_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+        job.status.send_modify(|s| match outcome {
+            Ok(()) => s.state = JobState::Ready,
+            Err(e) => {
+                s.state = JobState::Failed;
+                s.error = Some(e);
+            }
+        });
+    }
+
+    /// The job with this id, if it is known.
+    pub fn get(&self, id: &str) -> Option<Arc<Job>> {
+        self.lock().jobs.get(id).cloned()
+    }
+
+    /// 128 bits, unguessable enough that one caller cannot read another's jobs by counting.
+    fn new_id(&self) -> String {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let hi = self.ids.hash_one((n, 0u8));
+        let lo = self.ids.hash_one((n, 1u8));
+        format!("{hi:016x}{lo:016x}")
+    }
+}
+
+impl Registry {
+    /// Forgets finished jobs past their time, and the oldest past the count.
+    fn prune(&mut self) {
+        let now = Instant::now();
+        let mut finished: Vec<(Instant, String)> = self
+            .jobs
+            .values()
+            .filter_map(|j| {
+                let at = (*j.finished_at.lock().unwrap_or_else(PoisonError::into_inner))?;
+                Some((at, j.id.clone()))
+            })
+            .collect();
+        finished.sort();
+        let excess = finished.len().saturating_sub(FINISHED_KEPT_AT_MOST);
+        for (i, (at, id)) in finished.into_iter().enumerate() {
+            if i < excess || now.duration_since(at) > FINISHED_KEPT_FOR {
+                self.jobs.remove(&id);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pyramid(seed: &str) -> PyramidId {
+        PyramidId::parse(&tiler_wasm::pyramid_id(
+            seed.as_bytes(),
+            &Default::default(),
+        ))
+        .expect("valid")
+    }
+
+    fn new_job(admission: Admission) -> Arc<Job> {
+        match admission {
+            Admission::New(job) => job,
+            Admission::Joined(job) => panic!("expected a new job, joined {}", job.id()),
+        }
+    }
+
+    #[test]
+    fn same_source_joins_until_finished_then_starts_again() {
+        let jobs = Jobs::new(4);
+        let key = SourceKey::Url("https://a.example/x.jpg".into(), "q75".into());
+        let first = new_job(jobs.admit(key.clone(), JobState::Fetching).expect("room"));
+        match jobs.admit(key.clone(), JobState::Fetching).expect("room") {
+            Admission::Joined(j) => assert_eq!(j.id(), first.id()),
+            Admission::New(_) => panic!("a second job for the same source"),
+        }
+        let other = SourceKey::Url("https://a.example/x.jpg".into(), "q90".into());
+        assert!(matches!(
+            jobs.admit(other, JobState::Fetching),
+            Ok(Admission::New(_))
+        ));
+        jobs.finish(&first, Ok(()));
+        assert_eq!(first.status().state, JobState::Ready);
+        let again = new_job(jobs.admit(key, JobState::Fetching).expect("room"));
+        assert_ne!(again.id(), first.id());
+        assert_eq!(
+            jobs.get(first.id()).map(|j| j.status().state),
+            Some(JobState::Ready)
+        );
+    }
+
+    #[test]
+    fn jobs_meet_by_pyramid_id() {
+        let jobs = Jobs::new(4);
+        let id = pyramid("a");
+        let by_url = new_job(
+            jobs.admit(SourceKey::Url("u".into(), "r".into()), JobState::Fetching)
+                .expect("room"),
+        );
+        assert!(jobs.set_pyramid(&by_url, &id).is_none());
+        match jobs.admit(SourceKey::Pyramid(id.clone()), JobState::Queued) {
+            Ok(Admission::Joined(j)) => assert_eq!(j.id(), by_url.id()),
+            other => panic!("expected to join, got {other:?}"),
+        }
+        let by_s3 = new_job(
+            jobs.admit(SourceKey::S3("k".into(), "r".into()), JobState::Fetching)
+                .expect("room"),
+        );
+        let leader = jobs.set_pyramid(&by_s3, &id).expect("the URL job leads");
+        assert_eq!(leader.id(), by_url.id());
+    }
+
+    #[test]
+    fn a_full_queue_answers_503_with_retry_after() {
+        let jobs = Jobs::new(1);
+        let first = new_job(
+            jobs.admit(SourceKey::Pyramid(pyramid("a")), JobState::Queued)
+                .expect("room"),
+        );
+        let err = jobs
+            .admit(SourceKey::Pyramid(pyramid("b")), JobState::Queued)
+            .expect_err("full");
+        assert_eq!(err.status(), axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        jobs.finish(
+            &first,
+            Err(JobError {
+                status: 400,
+                code: "decode",
+                message: "cannot decode image: bad".into(),
+            }),
+        );
+        assert!(jobs
+            .admit(SourceKey::Pyramid(pyramid("b")), JobState::Queued)
+            .is_ok());
+        let failed = jobs.get(first.id()).expect("kept").status();
+        assert_eq!(failed.state, JobState::Failed);
+        assert_eq!(failed.error.map(|e| e.code), Some("decode"));
+    }
+
+    #[test]
+    fn job_ids_differ_and_are_hex() {
+        let jobs = Jobs::new(8);
+        let a = jobs.new_id();
+        let b = jobs.new_id();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+    }
+}
