@@ -1,7 +1,7 @@
 /**
  * The page: `?src=` and `?vectorSrc=` URLs, or a picked / dropped file, shown in the Workspace;
- * `?store=` names the tile-store to reuse and save pyramids (`?store=/` is this site), `?pyramid=`
- * a known pyramid id.
+ * `?store=` names the tile-store to reuse and save pyramids (`?store=/` is this site; `?storeBatchBytes=`
+ * sizes its upload requests), `?pyramid=` a known pyramid id.
  */
 import { useCallback, useEffect, useState } from 'react';
 import type { DragEvent, FormEvent } from 'react';
@@ -12,12 +12,13 @@ interface Sources {
   src: ImageInput;
   vectorSrc: string | null;
   store: string | null;
+  storeBatchBytes: number | null;
   pyramidId: string | null;
 }
 
 function fromLocation(): Sources {
   const q = new URLSearchParams(location.search);
-  return { src: q.get('src') || null, vectorSrc: q.get('vectorSrc') || null, store: q.get('store') || null, pyramidId: q.get('pyramid') || null };
+  return { src: q.get('src') || null, vectorSrc: q.get('vectorSrc') || null, store: q.get('store') || null, storeBatchBytes: Number(q.get('storeBatchBytes')) || null, pyramidId: q.get('pyramid') || null };
 }
 
 export function App() {
@@ -89,7 +90,7 @@ export function App() {
         <span className="hint">or drop an image anywhere</span>
       </header>
       <main>
-        <Workspace src={sources.src} vectorSrc={sources.vectorSrc} store={sources.store} pyramidId={sources.pyramidId} />
+        <Workspace src={sources.src} vectorSrc={sources.vectorSrc} store={sources.store} storeBatchBytes={sources.storeBatchBytes} pyramidId={sources.pyramidId} />
       </main>
       {dragging && <div className="drop-hint">Drop the image to tile it here</div>}
     </div>

@@ -129,6 +129,7 @@ export function Viewer({ tileSource, status, onViewer, children }: Props) {
         data-testid="viewer"
         data-state={state}
         data-source={status.source ?? undefined}
+        data-pyramid-id={status.info?.pyramidId}
         data-upload={status.upload.state}
         data-upload-sent={status.upload.sent}
         data-upload-total={status.upload.total}

@@ -23,6 +23,8 @@ export interface WorkspaceProps {
   store?: string | null;
   /** Bearer token for the store (the signed-in user's JWT). */
   token?: string | null;
+  /** Bytes per upload request (default about 4 MiB). */
+  storeBatchBytes?: number | null;
   /** The image's pyramid id, when the app knows it: a stored pyramid then opens without downloading the image. */
   pyramidId?: string | null;
 }
@@ -60,8 +62,8 @@ async function loadVectors(url: string, signal: AbortSignal): Promise<DamageFeat
   }
 }
 
-export function Workspace({ src, vectorSrc, store, token, pyramidId }: WorkspaceProps) {
-  const [tileSource, setImageSrc, status] = useTilingImage(undefined, { store, token });
+export function Workspace({ src, vectorSrc, store, token, storeBatchBytes, pyramidId }: WorkspaceProps) {
+  const [tileSource, setImageSrc, status] = useTilingImage(undefined, { store, token, batchBytes: storeBatchBytes });
   const [viewer, setViewer] = useState<OpenSeadragon.Viewer | null>(null);
   const [layer, setLayer] = useState<VectorLayer>({ features: [], error: null, loading: false });
   const [selected, setSelected] = useState<number | null>(null);

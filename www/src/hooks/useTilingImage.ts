@@ -45,6 +45,8 @@ export interface TilingSettings {
   store?: string | null;
   /** Bearer token for the store, e.g. the signed-in user's JWT. */
   token?: string | null;
+  /** Bytes per upload request (default about 4 MiB); less for a store with a smaller `--max-request-bytes`. */
+  batchBytes?: number | null;
 }
 
 /** What the caller may already know about an image, to skip fetching and hashing it. */
@@ -164,7 +166,8 @@ export function useTilingImage(
     /** Tiles the image in a new worker (which may still find it stored, by the id it computes). */
     const startWorker = () => {
       if (generation.current !== current) return;
-      const target: StoreTarget | undefined = store ? { store } : undefined;
+      const batchBytes = settingsRef.current?.batchBytes ?? undefined;
+      const target: StoreTarget | undefined = store ? { store, batchBytes } : undefined;
       // Events of a replaced client are dropped: `mine` tells whether this one is still current.
       let me: TilerClient | null = null;
       const mine = () => me !== null && client.current === me;

@@ -51,6 +51,8 @@ export interface PyramidInfo {
 export interface StoreTarget {
   /** tile-store, with its URL resolved against the page. */
   store: StoreSettings;
+  /** Bytes per upload request; default about 4 MiB. */
+  batchBytes?: number;
 }
 
 /** The upload of the pyramid to tile-store; `none` when no store is configured. */

@@ -5,7 +5,7 @@
  * page terminates it to cancel, so nothing here needs to be cancellable.
  */
 import init, { IdHasher, Tiler, probe } from '@tessera/tiler-wasm';
-import type { FailureCode, FromWorker, ImageSource, PyramidInfo, StoreTarget, TilerFailure, ToWorker } from './protocol';
+import type { FailureCode, FromWorker, ImageSource, PyramidInfo, StoreTarget, TilerFailure, ToWorker, UploadProgress } from './protocol';
 import type { Metadata, Options } from '@tessera/tiler-wasm';
 import { TileStoreClient } from '../api/tileStore';
 import { PyramidUploader } from './upload';
@@ -284,7 +284,7 @@ function probeQuietly(bytes: Uint8Array, options: Options | undefined): Metadata
 }
 
 /** Starts uploading what is being tiled; the store's listing decides what is sent. */
-function startUpload(store: TileStoreClient, t: Tiler, info: PyramidInfo): void {
+function startUpload(store: TileStoreClient, t: Tiler, info: PyramidInfo, batchBytes: number | undefined): void {
   const tiles = {
     order: madeOrder,
     get: (name: string) => made.get(name.slice(0, name.lastIndexOf('.'))),
@@ -293,7 +293,8 @@ function startUpload(store: TileStoreClient, t: Tiler, info: PyramidInfo): void 
     },
   };
   const geometry = { width: t.width, height: t.height, tileSize: t.tileSize, overlap: t.overlap, format: t.format, tileCount: t.tileCount };
-  uploader = new PyramidUploader(store, info.pyramidId, geometry, info.dziXml, tiles, (upload) => post({ type: 'upload', upload }));
+  const report = (upload: UploadProgress) => post({ type: 'upload', upload });
+  uploader = new PyramidUploader(store, info.pyramidId, geometry, info.dziXml, tiles, report, batchBytes);
   void uploader.run();
 }
 
@@ -343,7 +344,7 @@ async function open(source: ImageSource, options: Options | undefined, target: S
     post({ type: 'opened', info, metadata: t.metadata() });
     post({ type: 'progress', progress: { phase: 'tiles', done: 0, total: totalTiles, level: 0 } });
     schedule();
-    if (store) startUpload(store, t, info);
+    if (store) startUpload(store, t, info, target?.batchBytes);
   } catch (e) {
     throw explain(toFailure(e), what, contentType);
   }

@@ -11,8 +11,8 @@ import { TileStoreClient } from '../api/tileStore';
 import type { StoreFailure, TileUpload, UploadGeometry } from '../api/tileStore';
 import type { UploadProgress } from './protocol';
 
-/** Bytes per batch request (tile-store's README asks for about 4 MiB). */
-const BATCH_BYTES = 4 << 20;
+/** Bytes per batch request by default (tile-store's README asks for about 4 MiB). */
+export const BATCH_BYTES = 4 << 20;
 /** Commits answered "missing tiles" before giving up (each one re-sends what was missing). */
 const COMMIT_ROUNDS = 3;
 
@@ -34,7 +34,7 @@ function parseName(name: string): { level: number; col: number; row: number; ext
 export class PyramidUploader {
   private readonly present = new Set<string>();
   private cursor = 0;
-  private batchBytes = BATCH_BYTES;
+  private batchBytes: number;
   private sent = 0;
   private resent = 0;
   private retrying: string | null = null;
@@ -48,7 +48,9 @@ export class PyramidUploader {
     private readonly dziXml: string,
     private readonly tiles: MadeTiles,
     private readonly report: (progress: UploadProgress) => void,
+    batchBytes: number = BATCH_BYTES,
   ) {
+    this.batchBytes = batchBytes;
     // Retries are reported, so a person sees why the count stopped moving.
     this.store = new TileStoreClient(store.settings, (reason, delayMs) => {
       this.retrying = `${reason.message}; retrying in ${(delayMs / 1000).toFixed(1)} s`;
