@@ -102,6 +102,7 @@ before(async () => {
     images.first = noisyJpeg(dir, 'first.jpg', 1);
     images.second = noisyJpeg(dir, 'second.jpg', 2);
     images.third = noisyJpeg(dir, 'third.jpg', 3);
+    images.fourth = noisyJpeg(dir, 'fourth.jpg', 4);
     return images;
   });
   s3 = await s3sFs(join(t.imagesDir, '..', '..'));
@@ -157,7 +158,7 @@ describe('tile once, reuse everywhere', () => {
     const stored = new Set(bucketTiles(s3.bucketDir, firstId));
     assert.deepEqual(expected.filter((n) => !stored.has(n)), [], 'every tile is in the bucket');
     const dzi = readFileSync(join(s3.bucketDir, `${firstId}.dzi`), 'utf8');
-    assert.match(dzi, new RegExp(`<Size Height="${IMAGE.height}" Width="${IMAGE.width}"/>`));
+    assert.match(dzi, new RegExp(`<Size\\s+Height="${IMAGE.height}"\\s+Width="${IMAGE.width}"\\s*/>`));
     // The store serves the committed manifest, as stock OpenSeadragon reads it.
     const manifest = await fetch(`${store.url}/pyramids/${firstId}.dzi`);
     assert.equal(manifest.status, 200);
@@ -246,6 +247,40 @@ describe('tile once, reuse everywhere', () => {
     assert.ok(Number(saved['data-upload-resent']) >= lost.length, `the lost tiles were sent again (resent ${saved['data-upload-resent']})`);
     const stored = new Set(bucketTiles(s3.bucketDir, id));
     assert.deepEqual(expected.filter((n) => !stored.has(n)), [], 'every tile is in the bucket');
+    assert.ok(existsSync(join(s3.bucketDir, `${id}.dzi`)), 'the manifest is committed');
+  });
+
+  test('a reload resumes the upload: only the tiles the store lacks are sent', async () => {
+    const id = pyramidId(join(t.imagesDir, images.fourth));
+    const expected = allTiles(IMAGE.width, IMAGE.height);
+    const params = { src: `/e2e/${images.fourth}`, store: store.url, storeBatchBytes: String(SMALL_BATCH) };
+    await t.open(params);
+    await t.page.waitForFunction(
+      () => Number(document.querySelector('[data-testid="viewer"]')?.getAttribute('data-upload-sent')) >= 10,
+      null,
+      { timeout: 60_000, polling: 20 },
+    );
+    // Leaving the page ends its worker and the upload with it, part-way.
+    await t.page.goto('about:blank');
+    const snapshot = () => new Map(bucketTiles(s3.bucketDir, id).map((n) => [n, statSync(join(s3.bucketDir, `${id}_files`, n)).mtimeMs]));
+    let before = snapshot();
+    for (let settled = false; !settled; ) {
+      await new Promise((r) => setTimeout(r, 300));
+      const now = snapshot();
+      settled = now.size === before.size;
+      before = now;
+    }
+    assert.ok(before.size >= 10 && before.size < expected.length, `part of the pyramid is stored (${before.size} of ${expected.length})`);
+    assert.ok(!existsSync(join(s3.bucketDir, `${id}.dzi`)), 'nothing is committed yet');
+
+    await t.open(params);
+    const saved = await waitForAttr(t.page, 'data-upload', ['saved', 'failed'], 90_000);
+    assert.equal(saved['data-upload'], 'saved', saved['data-upload-error']);
+    assert.equal(Number(saved['data-upload-found']), before.size, 'the store listed what it had');
+    const after = snapshot();
+    assert.deepEqual(expected.filter((n) => !after.has(n)), [], 'every tile is in the bucket');
+    const rewritten = [...before].filter(([n, at]) => after.get(n) !== at).map(([n]) => n);
+    assert.deepEqual(rewritten, [], 'tiles the store had were not sent again');
     assert.ok(existsSync(join(s3.bucketDir, `${id}.dzi`)), 'the manifest is committed');
   });
 

@@ -7,7 +7,9 @@ export function StorePanel({ status }: { status: TilingStatus }) {
   let text: string;
   switch (upload.state) {
     case 'uploading':
-      text = `Saving to the store: ${upload.sent} / ${upload.total} tiles sent.`;
+      text =
+        `Saving to the store: ${upload.sent} / ${upload.total} tiles stored` +
+        (upload.found > 0 ? ` (${upload.found} were there already, from an earlier upload).` : '.');
       break;
     case 'saved':
       text = upload.resent > 0 ? `Saved (${upload.resent} tiles the store had lost were sent again).` : 'Saved: the next viewer opens it without tiling.';

@@ -133,6 +133,7 @@ export function Viewer({ tileSource, status, onViewer, children }: Props) {
         data-upload={status.upload.state}
         data-upload-sent={status.upload.sent}
         data-upload-total={status.upload.total}
+        data-upload-found={status.upload.found}
         data-upload-resent={status.upload.resent}
         data-upload-error={status.upload.error?.message}
         data-decodes={decodeCount()}

@@ -59,7 +59,7 @@ export interface ImageHint {
 let decodesStarted = 0;
 export const decodeCount = () => decodesStarted;
 
-const NO_UPLOAD: UploadProgress = { state: 'none', sent: 0, total: 0, resent: 0, retrying: null, error: null };
+const NO_UPLOAD: UploadProgress = { state: 'none', sent: 0, total: 0, found: 0, resent: 0, retrying: null, error: null };
 
 const IDLE: TilingStatus = {
   phase: 'idle',

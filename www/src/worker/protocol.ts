@@ -63,6 +63,8 @@ export interface UploadProgress {
   /** Tiles the store holds / the pyramid's tiles. */
   sent: number;
   total: number;
+  /** Tiles the store already had when the upload started (a resumed upload skips them). */
+  found: number;
   /** Tiles sent again because the store lost them before the commit. */
   resent: number;
   /** Why the upload is waiting to retry, while it is. */

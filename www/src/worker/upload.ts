@@ -36,6 +36,7 @@ export class PyramidUploader {
   private cursor = 0;
   private batchBytes: number;
   private sent = 0;
+  private found = 0;
   private resent = 0;
   private retrying: string | null = null;
   private wake: (() => void) | null = null;
@@ -80,6 +81,7 @@ export class PyramidUploader {
       state,
       sent: this.sent,
       total: this.geometry.tileCount,
+      found: this.found,
       resent: this.resent,
       retrying: state === 'uploading' ? this.retrying : null,
       error: error ?? null,
@@ -92,6 +94,7 @@ export class PyramidUploader {
     this.retrying = null;
     if (listing.committed) return;
     for (const name of listing.tiles) this.present.add(name);
+    this.found = this.present.size;
     this.sent = this.present.size;
     this.progress('uploading');
 
