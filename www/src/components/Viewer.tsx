@@ -47,6 +47,9 @@ export function Viewer({ tileSource, status, onViewer, children }: Props) {
       // The WebGL drawer falls back to software GL without a GPU (CI, headless, many VMs), where it
       // manages a few frames a second and OpenSeadragon loads one tile per frame; canvas 2D stays fast.
       drawer: 'canvas',
+      // OpenSeadragon starts one tile load per frame by default, which spreads a first view of ~30
+      // tiles over half a second; stored tiles load in parallel, and the worker queues its own.
+      maxTilesPerFrame: 16,
       gestureSettingsMouse: { clickToZoom: false, dblClickToZoom: true },
     });
     v.addHandler('animation-start', () => setAnimating(true));
