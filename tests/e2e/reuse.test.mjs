@@ -284,8 +284,9 @@ describe('tile once, reuse everywhere', () => {
     assert.ok(existsSync(join(s3.bucketDir, `${id}.dzi`)), 'the manifest is committed');
   });
 
-  test('a store refusing writes (no token) fails the upload with the reason; the image stays viewable', async () => {
-    const locked = await tileStore(['--data-dir', join(t.imagesDir, '..', '..', 'locked'), '--token', 'not-given-to-the-page', '--cors-origin', t.app.url]);
+  test('a store refusing writes (no token) fails the upload with the reason; the image stays viewable; with the token it saves', async () => {
+    const token = 'e2e-write-token';
+    const locked = await tileStore(['--data-dir', join(t.imagesDir, '..', '..', 'locked'), '--token', token, '--cors-origin', t.app.url]);
     try {
       await t.open({ src: `/e2e/${images.third}`, store: locked.url });
       const ready = await waitForState(t.page, ['ready', 'error']);
@@ -294,6 +295,14 @@ describe('tile once, reuse everywhere', () => {
       assert.equal(failed['data-upload'], 'failed');
       assert.match(failed['data-upload-error'], /401/);
       await t.page.getByRole('alert').filter({ hasText: 'Not saved' }).waitFor();
+
+      // The bearer token crosses origins (CORS preflight with Authorization) and the upload is saved.
+      await t.page.goto('about:blank');
+      await t.page.goto(`${t.app.url}/?${new URLSearchParams({ src: `/e2e/${images.third}`, store: locked.url })}#token=${token}`);
+      const saved = await waitForAttr(t.page, 'data-upload', ['saved', 'failed'], 60_000);
+      assert.equal(saved['data-upload'], 'saved', saved['data-upload-error']);
+      const id = saved['data-pyramid-id'];
+      assert.equal((await fetch(`${locked.url}/pyramids/${id}.dzi`)).status, 200, 'committed on the locked store');
     } finally {
       await locked.stop();
     }
