@@ -5,7 +5,7 @@ CARGO ?= cargo
 LISTEN ?= 127.0.0.1:8080
 DATA_DIR ?= data
 
-.PHONY: help run test wasm web server bench bench-store bench-browser bench-server lint fmt clean
+.PHONY: help run test wasm web server bench bench-store bench-browser bench-server bench-reuse lint fmt clean
 
 help:
 	@echo "make run    build everything and serve the web app with a sample image on http://$(LISTEN)/"
@@ -14,11 +14,13 @@ help:
 	@echo "make bench-store  tile-store ingest and GETs on disk and S3 (s3s-fs), with wrk"
 	@echo "make bench-browser  Tessera in Chromium against OpenSeadragon type:'image' and vips dzsave"
 	@echo "make bench-server  POST /pyramids by S3 key (s3s-fs), request to ready, against vips dzsave"
+	@echo "make bench-reuse  first view of a pyramid reused from tile-store against tiling it in the browser; upload time"
 	@echo "make lint   fmt check, clippy (native and wasm32), tsc"
 
 ## The main job: tile-store on the local-disk store, serving the web app and a sample image.
+## `store=/` makes the page use this same tile-store: the first open tiles and saves, the next reuses.
 run: server web
-	@echo "Open http://$(LISTEN)/?src=/samples/bridge-deck.jpg&vectorSrc=/samples/bridge-deck.json"
+	@echo "Open http://$(LISTEN)/?src=/samples/bridge-deck.jpg&vectorSrc=/samples/bridge-deck.json&store=/"
 	./target/release/tile-store serve --listen $(LISTEN) --data-dir $(DATA_DIR) --web-dir www/dist
 
 ## Every test: Rust unit, golden and integration tests, wasm tests, end-to-end tests in Chromium.
@@ -54,6 +56,10 @@ bench-server: server
 bench-browser: server web
 	scripts/setup.sh npm tests/e2e
 	node bench/browser.mjs
+
+bench-reuse: server web
+	scripts/setup.sh npm tests/e2e
+	node bench/reuse.mjs
 
 fmt:
 	$(CARGO) fmt --all

@@ -1,4 +1,8 @@
-/** The page: `?src=` and `?vectorSrc=` URLs, or a picked / dropped file, shown in the Workspace. */
+/**
+ * The page: `?src=` and `?vectorSrc=` URLs, or a picked / dropped file, shown in the Workspace;
+ * `?store=` names the tile-store to reuse and save pyramids (`?store=/` is this site; `?storeBatchBytes=`
+ * sizes its upload requests; `#token=` is its bearer token), `?pyramid=` a known pyramid id.
+ */
 import { useCallback, useEffect, useState } from 'react';
 import type { DragEvent, FormEvent } from 'react';
 import { Workspace } from './components/Workspace';
@@ -7,11 +11,24 @@ import type { ImageInput } from './hooks/useTilingImage';
 interface Sources {
   src: ImageInput;
   vectorSrc: string | null;
+  store: string | null;
+  storeBatchBytes: number | null;
+  storeToken: string | null;
+  pyramidId: string | null;
 }
 
 function fromLocation(): Sources {
   const q = new URLSearchParams(location.search);
-  return { src: q.get('src') || null, vectorSrc: q.get('vectorSrc') || null };
+  // The token rides in the fragment, which browsers never send to a server or put in a Referer.
+  const fragment = new URLSearchParams(location.hash.slice(1));
+  return {
+    src: q.get('src') || null,
+    vectorSrc: q.get('vectorSrc') || null,
+    store: q.get('store') || null,
+    storeBatchBytes: Number(q.get('storeBatchBytes')) || null,
+    storeToken: fragment.get('token') || null,
+    pyramidId: q.get('pyramid') || null,
+  };
 }
 
 export function App() {
@@ -31,12 +48,14 @@ export function App() {
     const q = new URLSearchParams(location.search);
     if (src) q.set('src', src);
     else q.delete('src');
-    history.pushState(null, '', `?${q}`);
+    // A known id belongs to the image it came with.
+    q.delete('pyramid');
+    history.pushState(null, '', `?${q}${location.hash}`);
     setSources(fromLocation());
   };
 
   const openFile = useCallback((file: File | undefined) => {
-    if (file) setSources((s) => ({ ...s, src: file }));
+    if (file) setSources((s) => ({ ...s, src: file, pyramidId: null }));
   }, []);
 
   const onDrop = (e: DragEvent) => {
@@ -81,7 +100,7 @@ export function App() {
         <span className="hint">or drop an image anywhere</span>
       </header>
       <main>
-        <Workspace src={sources.src} vectorSrc={sources.vectorSrc} />
+        <Workspace src={sources.src} vectorSrc={sources.vectorSrc} store={sources.store} token={sources.storeToken} storeBatchBytes={sources.storeBatchBytes} pyramidId={sources.pyramidId} />
       </main>
       {dragging && <div className="drop-hint">Drop the image to tile it here</div>}
     </div>

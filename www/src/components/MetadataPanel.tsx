@@ -42,7 +42,15 @@ export function MetadataPanel({ status }: { status: TilingStatus }) {
     <section className="panel" data-testid="metadata">
       <h2>Image</h2>
       {!m ? (
-        <p className="muted">{status.phase === 'idle' ? 'No image.' : status.phase === 'error' ? '—' : 'Reading…'}</p>
+        <p className="muted">
+          {status.phase === 'idle'
+            ? 'No image.'
+            : status.phase === 'error'
+              ? '—'
+              : status.source === 'store'
+                ? 'Opened by its pyramid id: the image file itself was not downloaded.'
+                : 'Reading…'}
+        </p>
       ) : (
         <dl>
           {rows(m).map(([key, name, value]) => (
@@ -60,7 +68,8 @@ export function MetadataPanel({ status }: { status: TilingStatus }) {
             <div data-field="tiles">
               <dt>Tiles</dt>
               <dd>
-                {status.tilesDone} / {status.tilesTotal} {info.format.toUpperCase()}, {info.maxLevel + 1} levels
+                {status.source === 'store' ? `${status.tilesTotal} in the store` : `${status.tilesDone} / ${status.tilesTotal}`}{' '}
+                {info.format.toUpperCase()}, {info.maxLevel + 1} levels
               </dd>
             </div>
             <div data-field="pyramid-id">
@@ -70,7 +79,7 @@ export function MetadataPanel({ status }: { status: TilingStatus }) {
               </dd>
             </div>
           </dl>
-          <progress max={status.tilesTotal || 1} value={status.tilesDone} aria-label="Pyramid progress" />
+          {status.source !== 'store' && <progress max={status.tilesTotal || 1} value={status.tilesDone} aria-label="Pyramid progress" />}
         </>
       )}
     </section>

@@ -5,13 +5,14 @@
 import { useEffect, useLayoutEffect, useRef, useState } from 'react';
 import type { ReactNode } from 'react';
 import OpenSeadragon from 'openseadragon';
-import type { WorkerTileSource } from '../osd/WorkerTileSource';
-import type { TilingStatus } from '../hooks/useTilingImage';
+import { StoreTileSource } from '../osd/StoreTileSource';
+import { decodeCount } from '../hooks/useTilingImage';
+import type { ImageTileSource, TilingStatus } from '../hooks/useTilingImage';
 
 export type ViewerState = 'idle' | 'loading' | 'ready' | 'error';
 
 interface Props {
-  tileSource: WorkerTileSource | null;
+  tileSource: ImageTileSource | null;
   status: TilingStatus;
   /** The viewer, once created (and null after it is destroyed), for overlays and navigation. */
   onViewer?: (viewer: OpenSeadragon.Viewer | null) => void;
@@ -24,7 +25,7 @@ const afterPaint = (f: () => void) => requestAnimationFrame(() => requestAnimati
 export function Viewer({ tileSource, status, onViewer, children }: Props) {
   const element = useRef<HTMLDivElement>(null);
   const [viewer, setViewer] = useState<OpenSeadragon.Viewer | null>(null);
-  const [drawn, setDrawn] = useState<WorkerTileSource | null>(null);
+  const [drawn, setDrawn] = useState<ImageTileSource | null>(null);
   /** `performance.now()` when the current source's first full view was painted. */
   const [drawnAt, setDrawnAt] = useState<number | null>(null);
   const [fullyLoaded, setFullyLoaded] = useState(false);
@@ -46,6 +47,9 @@ export function Viewer({ tileSource, status, onViewer, children }: Props) {
       // The WebGL drawer falls back to software GL without a GPU (CI, headless, many VMs), where it
       // manages a few frames a second and OpenSeadragon loads one tile per frame; canvas 2D stays fast.
       drawer: 'canvas',
+      // OpenSeadragon starts one tile load per frame by default, which spreads a first view of ~30
+      // tiles over half a second; stored tiles load in parallel, and the worker queues its own.
+      maxTilesPerFrame: 16,
       gestureSettingsMouse: { clickToZoom: false, dblClickToZoom: true },
     });
     v.addHandler('animation-start', () => setAnimating(true));
@@ -98,7 +102,15 @@ export function Viewer({ tileSource, status, onViewer, children }: Props) {
     };
     viewer.world.addHandler('add-item', onAddItem);
     viewer.addHandler('tile-load-failed', onTileFailed);
-    viewer.open({ tileSource });
+    if (tileSource instanceof StoreTileSource) {
+      // Plain tile URLs on the store: anonymous CORS keeps the canvas readable across origins,
+      // and a store that wants a token for reads gets it through XHR.
+      const headers = tileSource.readHeaders;
+      const ajax = Object.keys(headers).length > 0;
+      viewer.open({ tileSource, crossOriginPolicy: 'Anonymous', loadTilesWithAjax: ajax, ajaxHeaders: ajax ? headers : undefined });
+    } else {
+      viewer.open({ tileSource });
+    }
     return () => {
       live = false;
       viewer.world.removeHandler('add-item', onAddItem);
@@ -119,7 +131,15 @@ export function Viewer({ tileSource, status, onViewer, children }: Props) {
         className="viewer"
         data-testid="viewer"
         data-state={state}
-        data-source="worker"
+        data-source={status.source ?? undefined}
+        data-pyramid-id={status.info?.pyramidId}
+        data-upload={status.upload.state}
+        data-upload-sent={status.upload.sent}
+        data-upload-total={status.upload.total}
+        data-upload-found={status.upload.found}
+        data-upload-resent={status.upload.resent}
+        data-upload-error={status.upload.error?.message}
+        data-decodes={decodeCount()}
         data-error={state === 'error' ? status.error?.message : undefined}
         data-error-code={state === 'error' ? status.error?.code : undefined}
         data-width={size?.width}
@@ -133,6 +153,7 @@ export function Viewer({ tileSource, status, onViewer, children }: Props) {
         data-ms-opened={since(status.openedAt)}
         data-ms-first-view={state === 'ready' ? since(drawnAt) : undefined}
         data-ms-pyramid={since(status.doneAt)}
+        data-ms-saved={since(status.savedAt)}
       />
       {viewer && (
         <div className="viewer-controls">
@@ -189,3 +210,4 @@ function ViewerMessage({ state, status, tileError }: { state: ViewerState; statu
     </div>
   ) : null;
 }
+

@@ -9,12 +9,24 @@ import { Viewer } from './Viewer';
 import { VectorOverlay } from './VectorOverlay';
 import { MetadataPanel } from './MetadataPanel';
 import { DamageList } from './DamageList';
+import { StorePanel } from './StorePanel';
 
 export interface WorkspaceProps {
   /** The image: a URL (fetched by the worker; needs CORS if on another site) or a File. */
   src: ImageInput;
   /** A GeoJSON FeatureCollection in the oriented image's pixel coordinates. */
   vectorSrc?: string | null;
+  /**
+   * tile-store's base URL: pyramids it has are opened from it without tiling, and what is tiled
+   * here is uploaded to it. None: the browser tiles alone.
+   */
+  store?: string | null;
+  /** Bearer token for the store (the signed-in user's JWT). */
+  token?: string | null;
+  /** Bytes per upload request (default about 4 MiB). */
+  storeBatchBytes?: number | null;
+  /** The image's pyramid id, when the app knows it: a stored pyramid then opens without downloading the image. */
+  pyramidId?: string | null;
 }
 
 interface VectorLayer {
@@ -50,13 +62,14 @@ async function loadVectors(url: string, signal: AbortSignal): Promise<DamageFeat
   }
 }
 
-export function Workspace({ src, vectorSrc }: WorkspaceProps) {
-  const [tileSource, setImageSrc, status] = useTilingImage();
+export function Workspace({ src, vectorSrc, store, token, storeBatchBytes, pyramidId }: WorkspaceProps) {
+  const [tileSource, setImageSrc, status] = useTilingImage(undefined, { store, token, batchBytes: storeBatchBytes });
   const [viewer, setViewer] = useState<OpenSeadragon.Viewer | null>(null);
   const [layer, setLayer] = useState<VectorLayer>({ features: [], error: null, loading: false });
   const [selected, setSelected] = useState<number | null>(null);
 
-  useEffect(() => setImageSrc(src), [src, setImageSrc]);
+  // A new store or token applies from the next image; a new id hint is a new image.
+  useEffect(() => setImageSrc(src, { pyramidId }), [src, pyramidId, setImageSrc]);
 
   useEffect(() => {
     setSelected(null);
@@ -104,6 +117,7 @@ export function Workspace({ src, vectorSrc }: WorkspaceProps) {
         )}
       </Viewer>
       <aside className="sidebar">
+        <StorePanel status={status} />
         <MetadataPanel status={status} />
         <DamageList features={layer.features} selected={selected} onSelect={zoomTo} error={layer.error} loading={layer.loading} />
       </aside>

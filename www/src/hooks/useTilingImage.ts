@@ -1,12 +1,17 @@
 /**
- * `const [tileSource, setImageSrc, status] = useTilingImage()`: tiles an image URL or File in a
- * worker and gives OpenSeadragon a tile source for it. Setting a new source cancels the old one.
+ * `const [tileSource, setImageSrc, status] = useTilingImage(options, { store, token })`: shows an
+ * image URL or File through OpenSeadragon. With a tile-store configured, a pyramid the store has
+ * committed is opened from it without tiling; otherwise the image is tiled in a worker, shown at
+ * once, and uploaded to the store in the background. Setting a new source cancels the old one.
  */
 import { useCallback, useEffect, useRef, useState } from 'react';
 import type { Metadata, Options } from '@tessera/tiler-wasm';
 import { TilerClient } from '../worker/client';
-import type { ImageSource, PyramidInfo, TilerFailure } from '../worker/client';
+import type { ImageSource, PyramidInfo, StoreTarget, TilerFailure, UploadProgress } from '../worker/client';
 import { WorkerTileSource } from '../osd/WorkerTileSource';
+import { StoreTileSource } from '../osd/StoreTileSource';
+import { TileStoreClient, isPyramidId, parseDzi, pyramidShape } from '../api/tileStore';
+import type { StoreSettings } from '../api/tileStore';
 
 export type TilingPhase = 'idle' | 'fetching' | 'decoding' | 'tiling' | 'done' | 'error';
 
@@ -23,11 +28,38 @@ export interface TilingStatus {
   metadata: Metadata | null;
   info: PyramidInfo | null;
   error: TilerFailure | null;
-  /** `performance.now()` at `setImageSrc`, at decode end and at the last tile; for figures. */
+  /** `worker` while tiled here, `store` when opened from tile-store; null before either. */
+  source: 'worker' | 'store' | null;
+  /** The upload to tile-store (state `none` without a store). */
+  upload: UploadProgress;
+  /** `performance.now()` at `setImageSrc`, at decode end (or store open), at the last tile and at the commit; for figures. */
   startedAt: number | null;
   openedAt: number | null;
   doneAt: number | null;
+  savedAt: number | null;
 }
+
+/** Where the hook finds and saves pyramids. */
+export interface TilingSettings {
+  /** tile-store's base URL (relative URLs are resolved against the page); none: tile in the browser only. */
+  store?: string | null;
+  /** Bearer token for the store, e.g. the signed-in user's JWT. */
+  token?: string | null;
+  /** Bytes per upload request (default about 4 MiB); less for a store with a smaller `--max-request-bytes`. */
+  batchBytes?: number | null;
+}
+
+/** What the caller may already know about an image, to skip fetching and hashing it. */
+export interface ImageHint {
+  /** The pyramid id (as tile-store computes it), e.g. recorded by the app when the image was first tiled. */
+  pyramidId?: string | null;
+}
+
+/** Counts decodes started by workers of this page: tests check that a stored pyramid needs none. */
+let decodesStarted = 0;
+export const decodeCount = () => decodesStarted;
+
+const NO_UPLOAD: UploadProgress = { state: 'none', sent: 0, total: 0, found: 0, resent: 0, retrying: null, error: null };
 
 const IDLE: TilingStatus = {
   phase: 'idle',
@@ -39,25 +71,60 @@ const IDLE: TilingStatus = {
   metadata: null,
   info: null,
   error: null,
+  source: null,
+  upload: NO_UPLOAD,
   startedAt: null,
   openedAt: null,
   doneAt: null,
+  savedAt: null,
 };
 
 export type ImageInput = string | File | Blob | null;
 
+/** A tile source for the hook's image: made in the worker, or read from the store. */
+export type ImageTileSource = WorkerTileSource | StoreTileSource;
+
+function storeSettings(settings: TilingSettings | undefined): StoreSettings | null {
+  if (!settings?.store) return null;
+  // Workers resolve URLs against their script; the page means its own address.
+  return { url: new URL(settings.store, document.baseURI).href, token: settings.token ?? null };
+}
+
+/** The geometry of a stored pyramid, in the shape the rest of the app knows from the worker. */
+function storedInfo(pyramidId: string, dziXml: string): PyramidInfo {
+  const g = parseDzi(dziXml);
+  const format = g.format as PyramidInfo['format'];
+  return {
+    width: g.width,
+    height: g.height,
+    tileSize: g.tileSize,
+    overlap: g.overlap,
+    format,
+    mime: `image/${format}`,
+    dziXml,
+    pyramidId,
+    ...pyramidShape(g),
+  };
+}
+
 export function useTilingImage(
   options?: Options,
-): [WorkerTileSource | null, (src: ImageInput) => void, TilingStatus] {
-  const [tileSource, setTileSource] = useState<WorkerTileSource | null>(null);
+  settings?: TilingSettings,
+): [ImageTileSource | null, (src: ImageInput, hint?: ImageHint) => void, TilingStatus] {
+  const [tileSource, setTileSource] = useState<ImageTileSource | null>(null);
   const [status, setStatus] = useState<TilingStatus>(IDLE);
   const client = useRef<TilerClient | null>(null);
+  /** Bumped by every setImageSrc, so late answers about a replaced image are dropped. */
+  const generation = useRef(0);
   const optionsRef = useRef(options);
   optionsRef.current = options;
+  const settingsRef = useRef(settings);
+  settingsRef.current = settings;
 
-  const setImageSrc = useCallback((src: ImageInput) => {
+  const setImageSrc = useCallback((src: ImageInput, hint?: ImageHint) => {
     client.current?.terminate();
     client.current = null;
+    const current = ++generation.current;
     setTileSource(null);
     if (src === null || src === '') {
       setStatus(IDLE);
@@ -69,43 +136,102 @@ export function useTilingImage(
         : { kind: 'blob', blob: src, name: src instanceof File ? src.name : 'the image' };
     const name = source.kind === 'url' ? source.url : source.name;
     setStatus({ ...IDLE, phase: 'fetching', name, startedAt: performance.now() });
+    const store = storeSettings(settingsRef.current);
 
-    // Events of a replaced client are dropped: `mine` tells whether this one is still current.
-    let me: TilerClient | null = null;
-    const mine = () => me !== null && client.current === me;
-    me = new TilerClient(
-      source,
-      {
-        onProgress: (p) => {
-          if (!mine()) return;
-          setStatus((s) => {
-            switch (p.phase) {
-              case 'fetch':
-                return { ...s, loaded: p.loaded, total: p.total };
-              case 'decode':
-                return { ...s, phase: 'decoding' };
-              case 'tiles':
-                return { ...s, tilesDone: p.done, tilesTotal: p.total };
-            }
-          });
+    const openStored = (pyramidId: string, dziXml: string, metadata: Metadata | null) => {
+      if (generation.current !== current) return;
+      const api = new TileStoreClient(store ?? { url: '' });
+      let info: PyramidInfo;
+      try {
+        info = storedInfo(pyramidId, dziXml);
+      } catch (e) {
+        setStatus((s) => ({ ...s, phase: 'error', error: { code: 'worker', message: (e as { message: string }).message } }));
+        return;
+      }
+      setTileSource(new StoreTileSource(info, api.tilesUrl(pyramidId), api.readHeaders()));
+      const now = performance.now();
+      setStatus((s) => ({
+        ...s,
+        phase: 'done',
+        source: 'store',
+        info,
+        metadata: metadata ?? s.metadata,
+        tilesTotal: info.tileCount,
+        openedAt: now,
+        doneAt: now,
+        upload: { ...NO_UPLOAD, state: 'reused', sent: info.tileCount, total: info.tileCount },
+      }));
+    };
+
+    /** Tiles the image in a new worker (which may still find it stored, by the id it computes). */
+    const startWorker = () => {
+      if (generation.current !== current) return;
+      const batchBytes = settingsRef.current?.batchBytes ?? undefined;
+      const target: StoreTarget | undefined = store ? { store, batchBytes } : undefined;
+      // Events of a replaced client are dropped: `mine` tells whether this one is still current.
+      let me: TilerClient | null = null;
+      const mine = () => me !== null && client.current === me;
+      me = new TilerClient(
+        source,
+        {
+          onProgress: (p) => {
+            if (!mine()) return;
+            if (p.phase === 'decode') decodesStarted++;
+            setStatus((s) => {
+              switch (p.phase) {
+                case 'fetch':
+                  return { ...s, loaded: p.loaded, total: p.total };
+                case 'decode':
+                  return { ...s, phase: 'decoding', source: 'worker' };
+                case 'tiles':
+                  return { ...s, tilesDone: p.done, tilesTotal: p.total };
+              }
+            });
+          },
+          onMetadata: (metadata) => mine() && setStatus((s) => ({ ...s, metadata })),
+          onOpened: (info, metadata) => {
+            if (!mine() || !me) return;
+            setTileSource(new WorkerTileSource(me, info));
+            setStatus((s) => ({ ...s, phase: 'tiling', info, metadata, tilesTotal: info.tileCount, openedAt: performance.now() }));
+          },
+          onPyramidDone: (tiles) =>
+            mine() && setStatus((s) => ({ ...s, phase: 'done', tilesDone: tiles, doneAt: performance.now() })),
+          onStored: (pyramidId, dziXml, metadata) => {
+            if (!mine()) return;
+            openStored(pyramidId, dziXml, metadata);
+            // Nothing more to do there, and it holds the whole source image.
+            me?.terminate();
+          },
+          onUpload: (upload) =>
+            mine() &&
+            setStatus((s) => ({ ...s, upload, savedAt: upload.state === 'saved' && s.savedAt === null ? performance.now() : s.savedAt })),
+          onError: (error) => {
+            if (!mine()) return;
+            setTileSource(null);
+            setStatus((s) => ({ ...s, phase: 'error', error }));
+          },
         },
-        onMetadata: (metadata) => mine() && setStatus((s) => ({ ...s, metadata })),
-        onOpened: (info, metadata) => {
-          if (!mine() || !me) return;
-          setTileSource(new WorkerTileSource(me, info));
-          setStatus((s) => ({ ...s, phase: 'tiling', info, metadata, tilesTotal: info.tileCount, openedAt: performance.now() }));
+        optionsRef.current,
+        target,
+      );
+      client.current = me;
+    };
+
+    // A known id skips the download and the hash: one request tells whether the store has it.
+    const known = hint?.pyramidId;
+    if (store && known && isPyramidId(known)) {
+      new TileStoreClient(store).manifest(known).then(
+        (dziXml) => {
+          if (generation.current !== current) return;
+          if (dziXml === null) startWorker();
+          else openStored(known, dziXml, null);
         },
-        onPyramidDone: (tiles) =>
-          mine() && setStatus((s) => ({ ...s, phase: 'done', tilesDone: tiles, doneAt: performance.now() })),
-        onError: (error) => {
-          if (!mine()) return;
-          setTileSource(null);
-          setStatus((s) => ({ ...s, phase: 'error', error }));
-        },
-      },
-      optionsRef.current,
-    );
-    client.current = me;
+        // The store cannot say: tile here; the worker's upload retries the store.
+        startWorker,
+      );
+      return;
+    }
+    startWorker();
   }, []);
 
   useEffect(

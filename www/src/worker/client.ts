@@ -1,8 +1,8 @@
 /** A typed client over one tiler worker. One client per image: `terminate()` cancels everything. */
 import type { Metadata, Options } from '@tessera/tiler-wasm';
-import type { FromWorker, ImageSource, Progress, PyramidInfo, TilerFailure, ToWorker } from './protocol';
+import type { FromWorker, ImageSource, Progress, PyramidInfo, StoreTarget, TilerFailure, ToWorker, UploadProgress } from './protocol';
 
-export type { ImageSource, Progress, PyramidInfo, TilerFailure } from './protocol';
+export type { ImageSource, Progress, PyramidInfo, StoreTarget, TilerFailure, UploadProgress, UploadState } from './protocol';
 
 export interface TilerEvents {
   onProgress?: (progress: Progress) => void;
@@ -12,6 +12,10 @@ export interface TilerEvents {
   onOpened?: (info: PyramidInfo, metadata: Metadata) => void;
   /** Every tile of the pyramid is made. */
   onPyramidDone?: (tiles: number, bytes: number) => void;
+  /** The store has the pyramid committed; nothing was decoded. */
+  onStored?: (pyramidId: string, dziXml: string, metadata: Metadata | null) => void;
+  /** Progress of the upload to the store. */
+  onUpload?: (upload: UploadProgress) => void;
   /** Fatal: the image cannot be shown. Called at most once. */
   onError?: (error: TilerFailure) => void;
 }
@@ -34,7 +38,7 @@ export class TilerClient {
   private failed: TilerFailure | null = null;
   private terminated = false;
 
-  constructor(source: ImageSource, private readonly events: TilerEvents, options?: Options) {
+  constructor(source: ImageSource, private readonly events: TilerEvents, options?: Options, target?: StoreTarget) {
     this.worker = new Worker(new URL('./tiler.worker.ts', import.meta.url), { type: 'module', name: 'tiler' });
     this.worker.onmessage = (e: MessageEvent<FromWorker>) => this.receive(e.data);
     // Script load failures and uncaught errors the worker could not report itself.
@@ -46,7 +50,7 @@ export class TilerClient {
     // The worker resolves URLs against its own script's address; the page means its own.
     const resolved: ImageSource =
       source.kind === 'url' ? { kind: 'url', url: new URL(source.url, document.baseURI).href } : source;
-    this.send({ type: 'open', source: resolved, options });
+    this.send({ type: 'open', source: resolved, options, target });
   }
 
   /** Asks for one tile; tiles asked for are made before the background ones. */
@@ -115,6 +119,12 @@ export class TilerClient {
       }
       case 'pyramidDone':
         this.events.onPyramidDone?.(msg.tiles, msg.bytes);
+        return;
+      case 'stored':
+        this.events.onStored?.(msg.pyramidId, msg.dziXml, msg.metadata);
+        return;
+      case 'upload':
+        this.events.onUpload?.(msg.upload);
         return;
       case 'error':
         this.fail(msg.error);

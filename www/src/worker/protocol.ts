@@ -1,5 +1,6 @@
 /** Messages between the page and the tiler worker. Bytes always travel as transferred ArrayBuffers. */
 import type { Metadata, Options, TileFormat } from '@tessera/tiler-wasm';
+import type { StoreFailure, StoreSettings } from '../api/tileStore';
 
 /** Every failure the page can see; `code` is stable, `message` is for people. */
 export interface TilerFailure {
@@ -46,8 +47,33 @@ export interface PyramidInfo {
   pyramidId: string;
 }
 
+/** Where a stored pyramid is: the store may have it already, or gets what the worker tiles. */
+export interface StoreTarget {
+  /** tile-store, with its URL resolved against the page. */
+  store: StoreSettings;
+  /** Bytes per upload request; default about 4 MiB. */
+  batchBytes?: number;
+}
+
+/** The upload of the pyramid to tile-store; `none` when no store is configured. */
+export type UploadState = 'none' | 'uploading' | 'saved' | 'reused' | 'failed';
+
+export interface UploadProgress {
+  state: UploadState;
+  /** Tiles the store holds / the pyramid's tiles. */
+  sent: number;
+  total: number;
+  /** Tiles the store already had when the upload started (a resumed upload skips them). */
+  found: number;
+  /** Tiles sent again because the store lost them before the commit. */
+  resent: number;
+  /** Why the upload is waiting to retry, while it is. */
+  retrying: string | null;
+  error: StoreFailure | null;
+}
+
 export type ToWorker =
-  | { type: 'open'; source: ImageSource; options?: Options }
+  | { type: 'open'; source: ImageSource; options?: Options; target?: StoreTarget }
   | { type: 'tile'; id: number; level: number; col: number; row: number }
   | { type: 'cancelTile'; id: number };
 
@@ -63,4 +89,7 @@ export type FromWorker =
   | { type: 'tile'; id: number; bytes: ArrayBuffer }
   | { type: 'tileError'; id: number; error: TilerFailure }
   | { type: 'pyramidDone'; tiles: number; bytes: number }
+  /** The store has this pyramid committed: nothing is decoded; open it from the store. */
+  | { type: 'stored'; pyramidId: string; dziXml: string; metadata: Metadata | null }
+  | { type: 'upload'; upload: UploadProgress }
   | { type: 'error'; error: TilerFailure };

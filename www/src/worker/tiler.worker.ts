@@ -5,8 +5,10 @@
  * page terminates it to cancel, so nothing here needs to be cancellable.
  */
 import init, { IdHasher, Tiler, probe } from '@tessera/tiler-wasm';
-import type { FailureCode, FromWorker, ImageSource, PyramidInfo, TilerFailure, ToWorker } from './protocol';
-import type { Options } from '@tessera/tiler-wasm';
+import type { FailureCode, FromWorker, ImageSource, PyramidInfo, StoreTarget, TilerFailure, ToWorker, UploadProgress } from './protocol';
+import type { Metadata, Options } from '@tessera/tiler-wasm';
+import { TileStoreClient } from '../api/tileStore';
+import { PyramidUploader } from './upload';
 
 declare const self: DedicatedWorkerGlobalScope;
 
@@ -42,7 +44,8 @@ function describeOrigin(url: URL): string {
   return url.origin === self.location.origin ? 'this site' : url.origin;
 }
 
-async function fetchBytes(href: string): Promise<{ bytes: Uint8Array; contentType: string | null }> {
+/** Fetches `href`, feeding each chunk to `hasher` as it arrives so the pyramid id is ready at the end. */
+async function fetchBytes(href: string, hasher: IdHasher): Promise<{ bytes: Uint8Array; contentType: string | null }> {
   const url = new URL(href, self.location.href);
   let response: Response;
   try {
@@ -67,7 +70,11 @@ async function fetchBytes(href: string): Promise<{ bytes: Uint8Array; contentTyp
   const declared = Number(response.headers.get('content-length'));
   const total = Number.isFinite(declared) && declared > 0 ? declared : null;
   const reader = response.body?.getReader();
-  if (!reader) return { bytes: new Uint8Array(await response.arrayBuffer()), contentType };
+  if (!reader) {
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    hasher.update(bytes);
+    return { bytes, contentType };
+  }
 
   const chunks: Uint8Array[] = [];
   let loaded = 0;
@@ -81,6 +88,7 @@ async function fetchBytes(href: string): Promise<{ bytes: Uint8Array; contentTyp
     }
     if (chunk.done) break;
     chunks.push(chunk.value);
+    hasher.update(chunk.value);
     loaded += chunk.value.byteLength;
     // Progress at most every 1 MiB, not per network packet.
     if (loaded - lastReport >= 1 << 20) {
@@ -98,13 +106,17 @@ async function fetchBytes(href: string): Promise<{ bytes: Uint8Array; contentTyp
   return { bytes, contentType };
 }
 
-async function readSource(source: ImageSource): Promise<{ bytes: Uint8Array; what: string; contentType: string | null }> {
+async function readSource(
+  source: ImageSource,
+  hasher: IdHasher,
+): Promise<{ bytes: Uint8Array; what: string; contentType: string | null }> {
   if (source.kind === 'url') {
-    const { bytes, contentType } = await fetchBytes(source.url);
+    const { bytes, contentType } = await fetchBytes(source.url, hasher);
     return { bytes, what: source.url, contentType };
   }
   try {
     const bytes = new Uint8Array(await source.blob.arrayBuffer());
+    hasher.update(bytes);
     post({ type: 'progress', progress: { phase: 'fetch', loaded: bytes.byteLength, total: bytes.byteLength } });
     return { bytes, what: source.name, contentType: source.blob.type || null };
   } catch (e) {
@@ -152,6 +164,9 @@ let fatal: TilerFailure | null = null;
 let started = false;
 /** Encoded tiles by `level/col_row`; the page may ask again after OpenSeadragon drops a tile. */
 const made = new Map<string, Uint8Array>();
+/** Names of the made tiles as the store knows them (`level/col_row.ext`), in the order made. */
+const madeOrder: string[] = [];
+let uploader: PyramidUploader | null = null;
 const requests = new Map<number, Pending>();
 let background: Generator<Pending> | null = null;
 let madeBytes = 0;
@@ -175,7 +190,9 @@ function make(t: Tiler, p: Pending): Uint8Array {
   if (cached) return cached;
   const bytes: Uint8Array = t.tile(p.level, p.col, p.row);
   made.set(k, bytes);
+  madeOrder.push(`${k}.${t.format}`);
   madeBytes += bytes.byteLength;
+  uploader?.notify();
   return bytes;
 }
 
@@ -226,6 +243,7 @@ function step(): void {
       background = null;
       post({ type: 'progress', progress: { phase: 'tiles', done: made.size, total: totalTiles, level: t.maxLevel } });
       post({ type: 'pyramidDone', tiles: made.size, bytes: madeBytes });
+      uploader?.notify();
       return;
     }
     const p = n.value;
@@ -244,15 +262,65 @@ function step(): void {
   }
 }
 
-async function open(source: ImageSource, options: Options | undefined): Promise<void> {
+/**
+ * The committed manifest of `pyramidId`, if the store has it. One quick try: if the store cannot
+ * say, the image is tiled here (and the upload retries the store on its own).
+ */
+async function storedManifest(store: TileStoreClient, pyramidId: string): Promise<string | null> {
+  try {
+    return await store.manifest(pyramidId);
+  } catch {
+    return null;
+  }
+}
+
+/** The header's metadata, for the panel; a stored pyramid is shown even if the browser could not tile its source. */
+function probeQuietly(bytes: Uint8Array, options: Options | undefined): Metadata | null {
+  try {
+    return probe(bytes, options?.limits);
+  } catch {
+    return null;
+  }
+}
+
+/** Starts uploading what is being tiled; the store's listing decides what is sent. */
+function startUpload(store: TileStoreClient, t: Tiler, info: PyramidInfo, batchBytes: number | undefined): void {
+  const tiles = {
+    order: madeOrder,
+    get: (name: string) => made.get(name.slice(0, name.lastIndexOf('.'))),
+    get complete() {
+      return background === null && made.size >= totalTiles;
+    },
+  };
+  const geometry = { width: t.width, height: t.height, tileSize: t.tileSize, overlap: t.overlap, format: t.format, tileCount: t.tileCount };
+  const report = (upload: UploadProgress) => post({ type: 'upload', upload });
+  uploader = new PyramidUploader(store, info.pyramidId, geometry, info.dziXml, tiles, report, batchBytes);
+  void uploader.run();
+}
+
+async function open(source: ImageSource, options: Options | undefined, target: StoreTarget | undefined): Promise<void> {
   try {
     await wasmReady;
   } catch (e) {
     throw failure('wasm_load', `Could not load the tiler (WebAssembly): ${toFailure(e).message}`);
   }
-  const { bytes, what, contentType } = await readSource(source);
   const hasher = new IdHasher();
-  hasher.update(bytes);
+  let pyramidId: string;
+  let bytes: Uint8Array, what: string, contentType: string | null;
+  try {
+    ({ bytes, what, contentType } = await readSource(source, hasher));
+    pyramidId = hasher.finish(options);
+  } finally {
+    hasher.free();
+  }
+  const store = target ? new TileStoreClient(target.store) : null;
+  if (store) {
+    const dziXml = await storedManifest(store, pyramidId);
+    if (dziXml !== null) {
+      post({ type: 'stored', pyramidId, dziXml, metadata: probeQuietly(bytes, options) });
+      return;
+    }
+  }
   try {
     // Header and EXIF first: the panel fills in and limits are checked before any pixel is decoded.
     post({ type: 'metadata', metadata: probe(bytes, options?.limits) });
@@ -268,7 +336,7 @@ async function open(source: ImageSource, options: Options | undefined): Promise<
       format: t.format,
       mime: t.mime,
       dziXml: t.dziXml(),
-      pyramidId: hasher.finish(options),
+      pyramidId,
     };
     tiler = t;
     totalTiles = t.tileCount;
@@ -276,10 +344,9 @@ async function open(source: ImageSource, options: Options | undefined): Promise<
     post({ type: 'opened', info, metadata: t.metadata() });
     post({ type: 'progress', progress: { phase: 'tiles', done: 0, total: totalTiles, level: 0 } });
     schedule();
+    if (store) startUpload(store, t, info, target?.batchBytes);
   } catch (e) {
     throw explain(toFailure(e), what, contentType);
-  } finally {
-    hasher.free();
   }
 }
 
@@ -292,7 +359,7 @@ self.onmessage = (event: MessageEvent<ToWorker>) => {
         return;
       }
       started = true;
-      open(msg.source, msg.options).catch(fail);
+      open(msg.source, msg.options, msg.target).catch(fail);
       return;
     case 'tile':
       if (fatal) {

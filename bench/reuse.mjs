@@ -1,0 +1,199 @@
+#!/usr/bin/env node
+// Tile once, reuse everywhere, in figures: for the same generated photo-like JPEG, the time from
+// setImageSrc to the first full view when the browser tiles it, against opening the pyramid a
+// previous viewer uploaded to tile-store (by hashing the download, and by a known pyramid id), and
+// how long the upload of the whole pyramid takes.
+//
+// Usage: `make bench-reuse` or `node bench/reuse.mjs [--sizes 96] [--runs 3]`.
+//
+// One `tile-store serve` on 127.0.0.1 serves the app, the image and the store (disk, in a temporary
+// folder) from one origin, as `make run` does. Each run, in a fresh Chromium profile each:
+//   1. browser only: `?src=` with no store;
+//   2. tile + upload: `?src=&store=/` on an empty store, until the pyramid is committed;
+//   3. reused: `?src=&store=/` again, in a new profile: the worker downloads and hashes the image,
+//      finds the pyramid committed and OpenSeadragon reads the store's tiles (no decode);
+//   4. reused, known id: `?src=&store=/&pyramid={id}`: one manifest request, no download;
+// then the pyramid is deleted so the next run uploads again.
+// Times are the viewer's data-ms-* attributes (milliseconds on the page clock from setImageSrc).
+import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const CACHE = join(ROOT, 'bench/out');
+const DIST = join(ROOT, 'www/dist');
+const { chromium } = createRequire(join(ROOT, 'tests/e2e/package.json'))('playwright-core');
+const { CHROMIUM_ARGS } = await import('../tests/e2e/harness.mjs');
+const { tileStore } = await import('../tests/e2e/servers.mjs');
+
+const SIZES = { 24: [6000, 4000], 96: [12000, 8000] };
+const VIEWPORT = { width: 1280, height: 800 };
+const TIMEOUT = 600_000;
+
+function image(mp) {
+  const [w, h] = SIZES[mp] ?? [];
+  if (!w) throw new Error(`unknown size ${mp}; one of ${Object.keys(SIZES).join(', ')}`);
+  const path = join(CACHE, `photo-${mp}mp.jpg`);
+  if (!existsSync(path)) {
+    mkdirSync(CACHE, { recursive: true });
+    console.error(`generating ${path} (${w}×${h})`);
+    const r = spawnSync('python3', [join(ROOT, 'bench/photo.py'), String(w), String(h), path], { stdio: 'inherit' });
+    if (r.status !== 0) throw new Error(`bench/photo.py failed for ${mp} MP`);
+  }
+  return { mp, path, name: `photo-${mp}mp.jpg`, width: w, height: h };
+}
+
+/** One page load in a fresh browser profile, until `done(attrs)`; the viewer's attributes. */
+async function measure(work, url, done) {
+  const profile = mkdtempSync(join(work, 'chromium-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: CHROMIUM_ARGS,
+    headless: true,
+    viewport: VIEWPORT,
+    deviceScaleFactor: 1,
+  });
+  try {
+    const page = context.pages()[0] ?? (await context.newPage());
+    await page.goto(url);
+    const handle = await page.waitForFunction(
+      (doneSrc) => {
+        const el = document.querySelector('[data-testid="viewer"]');
+        if (!el) return null;
+        const attrs = Object.fromEntries([...el.attributes].map((a) => [a.name, a.value]));
+        return new Function('a', `return (${doneSrc})(a)`)(attrs) ? attrs : null;
+      },
+      done.toString(),
+      { timeout: TIMEOUT, polling: 20 },
+    );
+    const attrs = await handle.jsonValue();
+    if (attrs['data-state'] === 'error') throw new Error(`${url}: ${attrs['data-error']}`);
+    return attrs;
+  } finally {
+    await context.close().catch(() => {});
+    rmSync(profile, { recursive: true, force: true });
+  }
+}
+
+const median = (xs) => {
+  const s = xs.filter((x) => x !== null && x !== undefined && !Number.isNaN(x)).sort((a, b) => a - b);
+  if (!s.length) return null;
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+const fmt = (x, digits = 0) => (x === null || x === undefined ? '—' : x.toFixed(digits));
+
+function table(rows) {
+  const head = Object.keys(rows[0]);
+  const widths = head.map((h) => Math.max(h.length, ...rows.map((r) => String(r[h]).length)));
+  const line = (cells) => cells.map((c, i) => String(c).padStart(widths[i])).join('  ');
+  return [line(head), line(widths.map((w) => '-'.repeat(w))), ...rows.map((r) => line(head.map((h) => r[h])))].join('\n');
+}
+
+const num = (a, name) => (a[name] === undefined ? null : Number(a[name]));
+
+async function main() {
+  const { values } = parseArgs({ options: { sizes: { type: 'string', default: '96' }, runs: { type: 'string', default: '3' } } });
+  const runs = Number(values.runs);
+  if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs must be a positive integer');
+  if (!existsSync(join(DIST, 'index.html'))) throw new Error('no built app: run `make web`');
+  const images = values.sizes.split(',').map((s) => image(s.trim()));
+
+  const work = mkdtempSync(join(tmpdir(), 'tessera-bench-reuse-'));
+  let app;
+  try {
+    const webDir = join(work, 'web');
+    cpSync(DIST, webDir, { recursive: true });
+    mkdirSync(join(webDir, 'bench'));
+    for (const img of images) cpSync(img.path, join(webDir, 'bench', img.name));
+    mkdirSync(join(work, 'data'));
+    app = await tileStore(['--web-dir', webDir, '--data-dir', join(work, 'data')]);
+
+    const rows = [];
+    for (const img of images) {
+      const src = `/bench/${img.name}`;
+      const page = (params) => `${app.url}/?${new URLSearchParams({ src, ...params })}`;
+      const r = { browser: [], upload: [], reused: [], known: [] };
+      for (let i = 0; i < runs; i++) {
+        const b = await measure(work, page({}), (a) => a['data-state'] === 'error' || (a['data-ms-first-view'] && a['data-ms-pyramid']));
+        r.browser.push({ first: num(b, 'data-ms-first-view'), pyramid: num(b, 'data-ms-pyramid') });
+
+        const u = await measure(
+          work,
+          page({ store: '/' }),
+          (a) => a['data-state'] === 'error' || a['data-upload'] === 'failed' || (a['data-ms-first-view'] && a['data-ms-pyramid'] && a['data-ms-saved']),
+        );
+        if (u['data-upload'] === 'failed') throw new Error(`upload failed: ${u['data-upload-error']}`);
+        const id = u['data-pyramid-id'];
+        r.upload.push({
+          first: num(u, 'data-ms-first-view'),
+          opened: num(u, 'data-ms-opened'),
+          pyramid: num(u, 'data-ms-pyramid'),
+          saved: num(u, 'data-ms-saved'),
+          tiles: num(u, 'data-upload-total'),
+        });
+
+        const s = await measure(work, page({ store: '/' }), (a) => a['data-state'] === 'error' || a['data-ms-first-view']);
+        if (s['data-source'] !== 'store' || s['data-decodes'] !== '0') throw new Error(`not reused: source ${s['data-source']}, decodes ${s['data-decodes']}`);
+        r.reused.push({ first: num(s, 'data-ms-first-view') });
+
+        const k = await measure(work, page({ store: '/', pyramid: id }), (a) => a['data-state'] === 'error' || a['data-ms-first-view']);
+        if (k['data-source'] !== 'store') throw new Error('the known id did not open the stored pyramid');
+        r.known.push({ first: num(k, 'data-ms-first-view') });
+
+        const del = await fetch(`${app.url}/pyramids/${id}`, { method: 'DELETE' });
+        if (!del.ok) throw new Error(`DELETE /pyramids/${id}: ${del.status}`);
+        console.error(
+          `${img.name} run ${i + 1}/${runs}: browser first view ${r.browser.at(-1).first} ms (pyramid ${r.browser.at(-1).pyramid}); ` +
+            `tile+upload first view ${r.upload.at(-1).first} ms, pyramid ${r.upload.at(-1).pyramid}, committed ${r.upload.at(-1).saved} ms; ` +
+            `reused ${r.reused.at(-1).first} ms; known id ${r.known.at(-1).first} ms`,
+        );
+      }
+      const label = `${img.mp} MP ${img.width}×${img.height}`;
+      const browserFirst = median(r.browser.map((x) => x.first));
+      const row = (how, first, pyramid, saved, upload, tiles) => ({
+        image: label,
+        how,
+        'first view ms': fmt(first),
+        'first view ÷ browser': fmt(first / browserFirst, 2),
+        'whole pyramid ms': fmt(pyramid),
+        'committed ms': fmt(saved),
+        'upload ms': fmt(upload),
+        'upload tail ms': saved !== null && pyramid !== null ? fmt(saved - pyramid) : '—',
+        tiles: tiles ?? '—',
+      });
+      rows.push(row('browser tiling, no store', browserFirst, median(r.browser.map((x) => x.pyramid)), null, null));
+      rows.push(
+        row(
+          'browser tiling + upload',
+          median(r.upload.map((x) => x.first)),
+          median(r.upload.map((x) => x.pyramid)),
+          median(r.upload.map((x) => x.saved)),
+          median(r.upload.map((x) => x.saved - x.opened)),
+          r.upload[0].tiles,
+        ),
+      );
+      rows.push(row('reused (download + hash)', median(r.reused.map((x) => x.first)), null, null, null));
+      rows.push(row('reused (known id)', median(r.known.map((x) => x.first)), null, null, null));
+    }
+    console.log(table(rows));
+    console.log(
+      `\nMedians of ${runs} runs; Chromium ${VIEWPORT.width}×${VIEWPORT.height}, fresh profile per load; tile-store on the disk store, ` +
+        `same origin, loopback. Times from setImageSrc on the page clock: first view = two frames after the first fully-loaded image; ` +
+        `committed = the commit's answer; upload = committed − decoded (the upload starts with the tiling and runs beside it); ` +
+        `upload tail = committed − whole pyramid.`,
+    );
+  } finally {
+    await app?.stop();
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+main().catch((e) => {
+  console.error(e instanceof Error ? e.stack : e);
+  process.exit(1);
+});

@@ -1,0 +1,310 @@
+// Tile once, reuse everywhere: the page tiles an image in its worker and uploads the pyramid to
+// tile-store on S3 (a real s3s-fs); a fresh browser context then opens the same image from the store
+// with no tiling at all; a store killed mid-upload and started again gets the rest, and tiles it
+// lost are sent again before the commit; a store that refuses writes leaves the image viewable.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+import { PNG } from 'pngjs';
+import { ARTIFACTS, CHROMIUM_ARGS, pixel, setup, waitForSettled, waitForState } from './harness.mjs';
+import { onS3, s3sFs, tileStore } from './servers.mjs';
+
+const IMAGE = { width: 2400, height: 1700 };
+const TILE_SIZE = 254;
+/** Small upload requests, so an upload takes many of them and can be cut in the middle. */
+const SMALL_BATCH = 48 * 1024;
+
+/** A photo-like JPEG: smooth colour gradients under seeded noise (tiles of tens of KB). */
+function noisyJpeg(dir, name, seed) {
+  const { width, height } = IMAGE;
+  const header = Buffer.from(`P6\n${width} ${height}\n255\n`);
+  const pixels = Buffer.alloc(width * height * 3);
+  let state = seed >>> 0;
+  const noise = () => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    return (state >>> 24) - 128;
+  };
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const i = (y * width + x) * 3;
+      const base = [(255 * x) / width, (255 * y) / height, 128 + 100 * Math.sin((x + y + seed) / 150)];
+      for (let c = 0; c < 3; c++) pixels[i + c] = Math.max(0, Math.min(255, base[c] + (noise() >> 2)));
+    }
+  }
+  const ppm = join(dir, `${name}.ppm`);
+  writeFileSync(ppm, Buffer.concat([header, pixels]));
+  execFileSync('vips', ['copy', ppm, `${join(dir, name)}[Q=90,strip]`], { stdio: ['ignore', 'ignore', 'inherit'] });
+  rmSync(ppm);
+  return name;
+}
+
+/** The pyramid id of a file by the documented recipe, with the default settings. */
+function pyramidId(path) {
+  const source = createHash('sha256').update(readFileSync(path)).digest('hex');
+  return createHash('sha256').update(`tessera-pyramid-v1;format=auto;quality=75;tile_size=254;overlap=1;source=${source}`).digest('hex');
+}
+
+/** Every tile of a Deep Zoom pyramid as `level/col_row.jpeg`. */
+function allTiles(width, height) {
+  const names = [];
+  const maxLevel = Math.ceil(Math.log2(Math.max(width, height)));
+  for (let level = maxLevel, w = width, h = height; level >= 0; level--) {
+    for (let row = 0; row < Math.ceil(h / TILE_SIZE); row++) {
+      for (let col = 0; col < Math.ceil(w / TILE_SIZE); col++) names.push(`${level}/${col}_${row}.jpeg`);
+    }
+    w = Math.ceil(w / 2);
+    h = Math.ceil(h / 2);
+  }
+  return names;
+}
+
+/** Tiles of `id` that s3s-fs holds (it keeps each object as a file under the bucket's folder). */
+function bucketTiles(bucketDir, id) {
+  const root = join(bucketDir, `${id}_files`);
+  if (!existsSync(root)) return [];
+  return readdirSync(root).flatMap((level) =>
+    readdirSync(join(root, level))
+      .filter((f) => /^\d+_\d+\.jpeg$/.test(f))
+      .map((f) => `${level}/${f}`),
+  );
+}
+
+async function viewerAttrs(page) {
+  return page.getByTestId('viewer').evaluate((el) => Object.fromEntries([...el.attributes].map((a) => [a.name, a.value])));
+}
+
+/** Waits until the viewer's attribute `name` is one of `values`; returns all its attributes. */
+async function waitForAttr(page, name, values, timeout = 60_000) {
+  await page.waitForFunction(
+    ([n, v]) => v.includes(document.querySelector('[data-testid="viewer"]')?.getAttribute(n)),
+    [name, values],
+    { timeout, polling: 100 },
+  );
+  return viewerAttrs(page);
+}
+
+/** Screen points on a grid over the viewer, away from its edges. */
+function grid(box) {
+  const points = [];
+  for (let i = 1; i <= 6; i++) for (let j = 1; j <= 4; j++) points.push([(box.width * i) / 7, (box.height * j) / 5]);
+  return points;
+}
+
+let t, s3, store, storeArgs, browserB, pageB;
+const images = {};
+
+before(async () => {
+  t = await setup('reuse', (dir) => {
+    images.first = noisyJpeg(dir, 'first.jpg', 1);
+    images.second = noisyJpeg(dir, 'second.jpg', 2);
+    images.third = noisyJpeg(dir, 'third.jpg', 3);
+    images.fourth = noisyJpeg(dir, 'fourth.jpg', 4);
+    return images;
+  });
+  s3 = await s3sFs(join(t.imagesDir, '..', '..'));
+  const s3Store = onS3(s3);
+  // Another origin than the page's: manifest, listing, uploads and tiles all cross it through CORS.
+  storeArgs = { args: [...s3Store.args, '--cors-origin', t.app.url], env: s3Store.env };
+  store = await tileStore(storeArgs.args, { env: storeArgs.env });
+});
+
+after(async () => {
+  await browserB?.close().catch(() => {});
+  await store?.stop();
+  await s3?.stop();
+  await t?.close();
+});
+
+/** A second browser with its own fresh profile: nothing cached, nothing shared with the first. */
+async function freshPage() {
+  await browserB?.close().catch(() => {});
+  browserB = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: CHROMIUM_ARGS, headless: true });
+  const context = await browserB.newContext({ viewport: { width: 1280, height: 800 }, deviceScaleFactor: 1 });
+  const page = await context.newPage();
+  const log = [];
+  page.on('console', (m) => log.push(`[${m.type()}] ${m.text()}`));
+  page.on('pageerror', (e) => log.push(`[pageerror] ${e.message}`));
+  page.on('close', () => writeFileSync(join(ARTIFACTS, 'reuse-b-console.log'), log.join('\n') + '\n'));
+  return page;
+}
+
+async function screenshot(page, label) {
+  const path = join(ARTIFACTS, `reuse-${label}.png`);
+  return { png: PNG.sync.read(await page.getByTestId('viewer').screenshot({ path })), path };
+}
+
+describe('tile once, reuse everywhere', () => {
+  let firstId, shotA;
+
+  test('context A tiles the image, shows it, and the bucket then holds every tile and the committed .dzi', async () => {
+    firstId = pyramidId(join(t.imagesDir, images.first));
+    await t.open({ src: `/e2e/${images.first}`, store: store.url });
+    const ready = await waitForState(t.page, ['ready', 'error']);
+    assert.equal(ready['data-state'], 'ready', ready['data-error']);
+    assert.equal(ready['data-source'], 'worker');
+    assert.equal(ready['data-pyramid-id'], firstId, 'the worker computes the documented id');
+
+    const saved = await waitForAttr(t.page, 'data-upload', ['saved', 'failed'], 90_000);
+    assert.equal(saved['data-upload'], 'saved', saved['data-upload-error']);
+    const expected = allTiles(IMAGE.width, IMAGE.height);
+    assert.equal(Number(saved['data-upload-total']), expected.length);
+    assert.equal(Number(saved['data-upload-sent']), expected.length);
+    await t.page.getByText('Saved: the next viewer opens it without tiling.').waitFor();
+
+    const stored = new Set(bucketTiles(s3.bucketDir, firstId));
+    assert.deepEqual(expected.filter((n) => !stored.has(n)), [], 'every tile is in the bucket');
+    const dzi = readFileSync(join(s3.bucketDir, `${firstId}.dzi`), 'utf8');
+    assert.match(dzi, new RegExp(`<Size\\s+Height="${IMAGE.height}"\\s+Width="${IMAGE.width}"\\s*/>`));
+    // The store serves the committed manifest, as stock OpenSeadragon reads it.
+    const manifest = await fetch(`${store.url}/pyramids/${firstId}.dzi`);
+    assert.equal(manifest.status, 200);
+    assert.equal(await manifest.text(), dzi);
+
+    await waitForSettled(t.page);
+    shotA = await t.shot('a-home');
+  });
+
+  test('a fresh context B opens the same URL from the store, with no tiling, showing the same pixels', async () => {
+    assert.ok(shotA, 'needs the first test');
+    pageB = await freshPage();
+    const tileRequests = [];
+    pageB.on('request', (r) => r.url().startsWith(`${store.url}/pyramids/${firstId}_files/`) && tileRequests.push(r.url()));
+    await pageB.goto(`${t.app.url}/?${new URLSearchParams({ src: `/e2e/${images.first}`, store: store.url })}`);
+    const ready = await waitForState(pageB, ['ready', 'error']);
+    assert.equal(ready['data-state'], 'ready', ready['data-error']);
+    assert.equal(ready['data-source'], 'store');
+    assert.equal(ready['data-upload'], 'reused');
+    assert.equal(ready['data-pyramid-id'], firstId);
+    assert.equal(ready['data-decodes'], '0', 'nothing was decoded in the browser');
+    assert.equal(ready['data-tiles-done'], '0', 'the worker made no tile');
+    assert.ok(tileRequests.length > 0, 'the tiles came from the store');
+    await pageB.getByText('Opened from the store: no tiling needed.').waitFor();
+
+    await waitForSettled(pageB);
+    const shotB = await screenshot(pageB, 'b-home');
+    const box = await pageB.getByTestId('viewer').boundingBox();
+    for (const [x, y] of grid(box)) {
+      const a = pixel(shotA.png, x, y);
+      const b = pixel(shotB.png, x, y);
+      assert.ok(a.every((v, i) => Math.abs(v - b[i]) <= 3), `screen (${x.toFixed(0)}, ${y.toFixed(0)}): A ${a}, B ${b}; see ${shotA.path} and ${shotB.path}`);
+    }
+    // Not a blank screen on both sides: the image is there.
+    const [cx, cy] = [box.width / 2, box.height / 2];
+    assert.notDeepEqual(pixel(shotB.png, cx, cy), pixel(shotB.png, 5, 5));
+  });
+
+  test('a known pyramid id opens the stored pyramid without downloading the image', async () => {
+    assert.ok(pageB, 'needs the second test');
+    // The image URL does not exist: a download would fail, so showing it proves none was made.
+    await pageB.goto(`${t.app.url}/?${new URLSearchParams({ src: '/e2e/gone.jpg', pyramid: firstId, store: store.url })}`);
+    const ready = await waitForState(pageB, ['ready', 'error']);
+    assert.equal(ready['data-state'], 'ready', ready['data-error']);
+    assert.equal(ready['data-source'], 'store');
+    assert.equal(ready['data-upload'], 'reused');
+    assert.equal(Number(ready['data-width']), IMAGE.width);
+    assert.equal(Number(ready['data-height']), IMAGE.height);
+  });
+
+  test('a store killed mid-upload and started again gets the rest; tiles it lost are sent before the commit', async () => {
+    const id = pyramidId(join(t.imagesDir, images.second));
+    const expected = allTiles(IMAGE.width, IMAGE.height);
+    await t.open({ src: `/e2e/${images.second}`, store: store.url, storeBatchBytes: String(SMALL_BATCH) });
+    await t.page.waitForFunction(
+      () => {
+        const el = document.querySelector('[data-testid="viewer"]');
+        return el?.getAttribute('data-upload') === 'uploading' && Number(el.getAttribute('data-upload-sent')) >= 10;
+      },
+      null,
+      { timeout: 60_000, polling: 20 },
+    );
+    await store.stop('SIGKILL');
+    const cut = await viewerAttrs(t.page);
+    assert.ok(Number(cut['data-upload-sent']) < expected.length, `cut mid-upload (${cut['data-upload-sent']} of ${expected.length} sent)`);
+    assert.ok(!existsSync(join(s3.bucketDir, `${id}.dzi`)), 'nothing is committed yet');
+
+    // The store loses the three oldest tiles it had acknowledged: the commit must notice, and
+    // the page send them again. (Batches go one at a time, so the oldest files were acknowledged.)
+    const files = bucketTiles(s3.bucketDir, id).map((n) => ({ n, at: statSync(join(s3.bucketDir, `${id}_files`, n)).mtimeMs }));
+    files.sort((a, b) => a.at - b.at);
+    const lost = files.slice(0, 3).map((f) => f.n);
+    assert.equal(lost.length, 3);
+    for (const n of lost) rmSync(join(s3.bucketDir, `${id}_files`, n));
+
+    // With the store gone, the image is still shown and the upload waits to retry.
+    const ready = await waitForState(t.page, ['ready', 'error']);
+    assert.equal(ready['data-state'], 'ready', ready['data-error']);
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal((await viewerAttrs(t.page))['data-upload'], 'uploading');
+    await t.page.getByText(/Store unavailable: cannot reach tile-store/).waitFor({ timeout: 20_000 });
+
+    store = await tileStore(storeArgs.args, { port: store.port, env: storeArgs.env });
+    const saved = await waitForAttr(t.page, 'data-upload', ['saved', 'failed'], 120_000);
+    assert.equal(saved['data-upload'], 'saved', saved['data-upload-error']);
+    assert.ok(Number(saved['data-upload-resent']) >= lost.length, `the lost tiles were sent again (resent ${saved['data-upload-resent']})`);
+    const stored = new Set(bucketTiles(s3.bucketDir, id));
+    assert.deepEqual(expected.filter((n) => !stored.has(n)), [], 'every tile is in the bucket');
+    assert.ok(existsSync(join(s3.bucketDir, `${id}.dzi`)), 'the manifest is committed');
+  });
+
+  test('a reload resumes the upload: only the tiles the store lacks are sent', async () => {
+    const id = pyramidId(join(t.imagesDir, images.fourth));
+    const expected = allTiles(IMAGE.width, IMAGE.height);
+    const params = { src: `/e2e/${images.fourth}`, store: store.url, storeBatchBytes: String(SMALL_BATCH) };
+    await t.open(params);
+    await t.page.waitForFunction(
+      () => Number(document.querySelector('[data-testid="viewer"]')?.getAttribute('data-upload-sent')) >= 10,
+      null,
+      { timeout: 60_000, polling: 20 },
+    );
+    // Leaving the page ends its worker and the upload with it, part-way.
+    await t.page.goto('about:blank');
+    const snapshot = () => new Map(bucketTiles(s3.bucketDir, id).map((n) => [n, statSync(join(s3.bucketDir, `${id}_files`, n)).mtimeMs]));
+    let before = snapshot();
+    for (let settled = false; !settled; ) {
+      await new Promise((r) => setTimeout(r, 300));
+      const now = snapshot();
+      settled = now.size === before.size;
+      before = now;
+    }
+    assert.ok(before.size >= 10 && before.size < expected.length, `part of the pyramid is stored (${before.size} of ${expected.length})`);
+    assert.ok(!existsSync(join(s3.bucketDir, `${id}.dzi`)), 'nothing is committed yet');
+
+    await t.open(params);
+    const saved = await waitForAttr(t.page, 'data-upload', ['saved', 'failed'], 90_000);
+    assert.equal(saved['data-upload'], 'saved', saved['data-upload-error']);
+    assert.equal(Number(saved['data-upload-found']), before.size, 'the store listed what it had');
+    const after = snapshot();
+    assert.deepEqual(expected.filter((n) => !after.has(n)), [], 'every tile is in the bucket');
+    const rewritten = [...before].filter(([n, at]) => after.get(n) !== at).map(([n]) => n);
+    assert.deepEqual(rewritten, [], 'tiles the store had were not sent again');
+    assert.ok(existsSync(join(s3.bucketDir, `${id}.dzi`)), 'the manifest is committed');
+  });
+
+  test('a store refusing writes (no token) fails the upload with the reason; the image stays viewable; with the token it saves', async () => {
+    const token = 'e2e-write-token';
+    const locked = await tileStore(['--data-dir', join(t.imagesDir, '..', '..', 'locked'), '--token', token, '--cors-origin', t.app.url]);
+    try {
+      await t.open({ src: `/e2e/${images.third}`, store: locked.url });
+      const ready = await waitForState(t.page, ['ready', 'error']);
+      assert.equal(ready['data-state'], 'ready', ready['data-error']);
+      const failed = await waitForAttr(t.page, 'data-upload', ['saved', 'failed'], 30_000);
+      assert.equal(failed['data-upload'], 'failed');
+      assert.match(failed['data-upload-error'], /401/);
+      await t.page.getByRole('alert').filter({ hasText: 'Not saved' }).waitFor();
+
+      // The bearer token crosses origins (CORS preflight with Authorization) and the upload is saved.
+      await t.page.goto('about:blank');
+      await t.page.goto(`${t.app.url}/?${new URLSearchParams({ src: `/e2e/${images.third}`, store: locked.url })}#token=${token}`);
+      const saved = await waitForAttr(t.page, 'data-upload', ['saved', 'failed'], 60_000);
+      assert.equal(saved['data-upload'], 'saved', saved['data-upload-error']);
+      const id = saved['data-pyramid-id'];
+      assert.equal((await fetch(`${locked.url}/pyramids/${id}.dzi`)).status, 200, 'committed on the locked store');
+    } finally {
+      await locked.stop();
+    }
+  });
+});

@@ -1,0 +1,311 @@
+/**
+ * A typed client for tile-store (README "HTTP API"): is a pyramid committed, which tiles are stored,
+ * batch uploads and the commit. Works in the page and in workers (fetch only, no DOM).
+ *
+ * Network errors, 5xx and 429 are retried with exponential backoff and jitter; other 4xx are not,
+ * since sending the same request again cannot change the answer.
+ */
+
+/** Where the store is and how to authenticate to it. */
+export interface StoreSettings {
+  /** Base URL of tile-store (its API is under `{url}/pyramids/`); relative URLs are resolved by the caller. */
+  url: string;
+  /** Bearer token (a static token or the user's JWT) for writes, and reads when the store requires it. */
+  token?: string | null;
+}
+
+export type StoreFailureCode =
+  | 'store_unreachable' // no HTTP answer (network, CORS, timeout)
+  | 'store_unauthorized' // 401 / 403
+  | 'store_too_large' // 413
+  | 'store_conflict' // 409 other than missing tiles (e.g. committed with a different manifest)
+  | 'store_http' // any other HTTP error
+  | 'store_protocol'; // an answer that is not what the API documents
+
+/** Every failure of a store call; `code` is stable, `message` is for people. */
+export interface StoreFailure {
+  code: StoreFailureCode;
+  message: string;
+  /** The HTTP status, when there was an answer. */
+  status?: number;
+}
+
+export interface RetryPolicy {
+  /** Attempts in all, the first included. */
+  attempts: number;
+  /** Delay before the first retry; doubled for each one after. */
+  baseMs: number;
+  /** Largest delay between attempts. */
+  capMs: number;
+  /** Each attempt is abandoned after this long. */
+  timeoutMs: number;
+}
+
+/** Uploads outlive a store restart: about two minutes of retries before giving up. */
+export const UPLOAD_RETRY: RetryPolicy = { attempts: 14, baseMs: 250, capMs: 10_000, timeoutMs: 60_000 };
+/** The reuse check is on the way to the first view: one quick attempt, then tile in the browser. */
+export const CHECK_ONCE: RetryPolicy = { attempts: 1, baseMs: 0, capMs: 0, timeoutMs: 5_000 };
+
+/** One tile as the batch format carries it. */
+export interface TileUpload {
+  level: number;
+  col: number;
+  row: number;
+  ext: string;
+  bytes: Uint8Array;
+}
+
+/** The geometry every uploaded tile is checked against (tile-store's optional upload query). */
+export interface UploadGeometry {
+  width: number;
+  height: number;
+  tileSize: number;
+  overlap: number;
+  format: string;
+}
+
+export type CommitResult =
+  | { kind: 'committed'; created: boolean }
+  /** 409 `missing_tiles`: `tiles` are the first (up to 1000) missing, as `level/col_row.ext`. */
+  | { kind: 'missing'; count: number; tiles: string[] };
+
+export interface TileListing {
+  committed: boolean;
+  /** Stored tiles as `level/col_row.ext`. */
+  tiles: string[];
+}
+
+/** Called before each retry, with the reason and the wait. */
+export type RetryListener = (reason: StoreFailure, delayMs: number, attempt: number) => void;
+
+const BATCH_TYPE = 'application/x-tessera-tiles';
+
+/** Whether `value` looks like a pyramid id (64 lowercase hex characters). */
+export function isPyramidId(value: string): boolean {
+  return /^[0-9a-f]{64}$/.test(value);
+}
+
+/** The delay before retry number `attempt` (1-based): exponential, capped, with ±50 % jitter. */
+export function backoffDelay(policy: RetryPolicy, attempt: number, random: () => number = Math.random): number {
+  const exponential = Math.min(policy.capMs, policy.baseMs * 2 ** (attempt - 1));
+  // Jitter spreads many clients retrying against one recovering store.
+  return Math.round(exponential * (0.5 + random()));
+}
+
+function retryable(f: StoreFailure): boolean {
+  return f.code === 'store_unreachable' || (f.status !== undefined && (f.status >= 500 || f.status === 429));
+}
+
+function isStoreFailure(e: unknown): e is StoreFailure {
+  return typeof e === 'object' && e !== null && 'code' in e && 'message' in e && String((e as StoreFailure).code).startsWith('store_');
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Encodes tiles in tile-store's batch wire format: per tile a u32 BE header length, JSON header, bytes. */
+export function encodeBatch(tiles: TileUpload[]): Uint8Array<ArrayBuffer> {
+  const encoder = new TextEncoder();
+  const headers = tiles.map((t) =>
+    encoder.encode(JSON.stringify({ level: t.level, col: t.col, row: t.row, ext: t.ext, len: t.bytes.byteLength })),
+  );
+  const size = tiles.reduce((n, t, i) => n + 4 + headers[i].byteLength + t.bytes.byteLength, 0);
+  const out = new Uint8Array(size);
+  const view = new DataView(out.buffer);
+  let at = 0;
+  tiles.forEach((t, i) => {
+    view.setUint32(at, headers[i].byteLength, false);
+    out.set(headers[i], at + 4);
+    at += 4 + headers[i].byteLength;
+    out.set(t.bytes, at);
+    at += t.bytes.byteLength;
+  });
+  return out;
+}
+
+export class TileStoreClient {
+  readonly base: string;
+
+  constructor(
+    readonly settings: StoreSettings,
+    private readonly onRetry?: RetryListener,
+  ) {
+    this.base = settings.url.replace(/\/+$/, '');
+  }
+
+  /** The manifest URL stock OpenSeadragon opens. */
+  manifestUrl(id: string): string {
+    return `${this.base}/pyramids/${id}.dzi`;
+  }
+
+  /** The folder of the tiles, as OpenSeadragon's DZI source wants it (with the trailing slash). */
+  tilesUrl(id: string): string {
+    return `${this.base}/pyramids/${id}_files/`;
+  }
+
+  /** Headers a read of this store needs (the token, if any). */
+  readHeaders(): Record<string, string> {
+    return this.settings.token ? { Authorization: `Bearer ${this.settings.token}` } : {};
+  }
+
+  /** The committed manifest of `id`, or null when the store has not committed it (404). */
+  async manifest(id: string, policy: RetryPolicy = CHECK_ONCE): Promise<string | null> {
+    const response = await this.request(this.manifestUrl(id), { method: 'GET' }, policy, [404]);
+    return response.status === 404 ? null : response.text();
+  }
+
+  /** What the store holds of `id`: to resume an upload with only the missing tiles. */
+  async listTiles(id: string, policy: RetryPolicy = UPLOAD_RETRY): Promise<TileListing> {
+    const response = await this.request(`${this.base}/pyramids/${id}/tiles`, { method: 'GET' }, policy);
+    const body = (await readJson(response)) as Partial<TileListing>;
+    if (typeof body.committed !== 'boolean' || !Array.isArray(body.tiles)) {
+      throw protocol(`the tile listing of ${id} is not { committed, tiles }`);
+    }
+    return { committed: body.committed, tiles: body.tiles.map(String) };
+  }
+
+  /** Stores tiles in one batch request; resolves to the number stored. */
+  async uploadBatch(id: string, tiles: TileUpload[], geometry: UploadGeometry, policy: RetryPolicy = UPLOAD_RETRY): Promise<number> {
+    const q = new URLSearchParams({
+      width: String(geometry.width),
+      height: String(geometry.height),
+      tileSize: String(geometry.tileSize),
+      overlap: String(geometry.overlap),
+      format: geometry.format,
+    });
+    const body = encodeBatch(tiles);
+    const response = await this.request(
+      `${this.base}/pyramids/${id}/tiles?${q}`,
+      { method: 'POST', body, headers: { 'Content-Type': BATCH_TYPE } },
+      policy,
+    );
+    const answer = (await readJson(response)) as { stored?: unknown };
+    if (typeof answer.stored !== 'number') throw protocol('a batch upload answered without `stored`');
+    return answer.stored;
+  }
+
+  /** Commits `id` with its manifest; a 409 listing missing tiles is a result, not an error. */
+  async commit(id: string, dziXml: string, policy: RetryPolicy = UPLOAD_RETRY): Promise<CommitResult> {
+    const response = await this.request(
+      this.manifestUrl(id),
+      { method: 'PUT', body: dziXml, headers: { 'Content-Type': 'application/xml' } },
+      policy,
+      [409],
+    );
+    const body = (await readJson(response)) as {
+      created?: unknown;
+      error?: { code?: string; message?: string; missing?: { count?: number; tiles?: unknown[] } };
+    };
+    if (response.status !== 409) return { kind: 'committed', created: body.created === true };
+    const missing = body.error?.missing;
+    if (body.error?.code === 'missing_tiles' && missing && typeof missing.count === 'number' && Array.isArray(missing.tiles)) {
+      return { kind: 'missing', count: missing.count, tiles: missing.tiles.map(String) };
+    }
+    throw { code: 'store_conflict', status: 409, message: body.error?.message ?? 'the store refused the commit (409)' } satisfies StoreFailure;
+  }
+
+  /**
+   * One request with retries. Statuses in `accept` (besides 2xx) are answers for the caller;
+   * anything else becomes a StoreFailure, retried when it may pass on its own.
+   */
+  private async request(url: string, init: RequestInit, policy: RetryPolicy, accept: number[] = []): Promise<Response> {
+    for (let attempt = 1; ; attempt++) {
+      let failure: StoreFailure;
+      try {
+        const response = await this.attempt(url, init, policy.timeoutMs);
+        if (response.ok || accept.includes(response.status)) return response;
+        failure = await httpFailure(url, response);
+      } catch (e) {
+        if (!isStoreFailure(e)) throw e;
+        failure = e;
+      }
+      if (!retryable(failure) || attempt >= policy.attempts) throw failure;
+      const delay = backoffDelay(policy, attempt);
+      this.onRetry?.(failure, delay, attempt);
+      await sleep(delay);
+    }
+  }
+
+  private async attempt(url: string, init: RequestInit, timeoutMs: number): Promise<Response> {
+    const headers = new Headers(init.headers);
+    if (this.settings.token) headers.set('Authorization', `Bearer ${this.settings.token}`);
+    try {
+      return await fetch(url, { ...init, headers, mode: 'cors', credentials: 'omit', signal: AbortSignal.timeout(timeoutMs) });
+    } catch (e) {
+      const timedOut = e instanceof DOMException && e.name === 'TimeoutError';
+      throw {
+        code: 'store_unreachable',
+        message: timedOut
+          ? `tile-store at ${this.base} did not answer within ${Math.round(timeoutMs / 1000)} s`
+          : `cannot reach tile-store at ${this.base} (down, unreachable, or not allowing this site by CORS)`,
+      } satisfies StoreFailure;
+    }
+  }
+}
+
+function protocol(message: string): StoreFailure {
+  return { code: 'store_protocol', message: `tile-store: ${message}` };
+}
+
+async function readJson(response: Response): Promise<unknown> {
+  try {
+    return await response.json();
+  } catch {
+    throw protocol(`${response.url} answered ${response.status} without JSON`);
+  }
+}
+
+/** tile-store's JSON error (`{ error: { code, message } }`) as a StoreFailure. */
+async function httpFailure(url: string, response: Response): Promise<StoreFailure> {
+  let detail = `${response.status} ${response.statusText}`.trim();
+  try {
+    const body = (await response.json()) as { error?: { message?: string } };
+    if (body.error?.message) detail = `${response.status}: ${body.error.message}`;
+  } catch {
+    // Not tile-store's JSON (a proxy's page, say): the status says enough.
+  }
+  const status = response.status;
+  const code: StoreFailureCode =
+    status === 401 || status === 403 ? 'store_unauthorized' : status === 413 ? 'store_too_large' : status === 409 ? 'store_conflict' : 'store_http';
+  const hint = code === 'store_unauthorized' ? ' (the store needs a valid bearer token for writes)' : '';
+  return { code, status, message: `tile-store ${new URL(url).pathname}: ${detail}${hint}` };
+}
+
+/** The geometry of a Deep Zoom manifest. */
+export interface DziGeometry {
+  width: number;
+  height: number;
+  tileSize: number;
+  overlap: number;
+  format: string;
+}
+
+/** Reads a `.dzi` manifest (as tile-store and vips write it). Page only: uses DOMParser. */
+export function parseDzi(xml: string): DziGeometry {
+  const doc = new DOMParser().parseFromString(xml, 'application/xml');
+  const image = doc.getElementsByTagName('Image')[0];
+  const size = doc.getElementsByTagName('Size')[0];
+  const geometry = {
+    width: Number(size?.getAttribute('Width')),
+    height: Number(size?.getAttribute('Height')),
+    tileSize: Number(image?.getAttribute('TileSize')),
+    overlap: Number(image?.getAttribute('Overlap')),
+    format: image?.getAttribute('Format') ?? '',
+  };
+  const whole = (n: number) => Number.isInteger(n) && n >= 0;
+  if (![geometry.width, geometry.height, geometry.tileSize, geometry.overlap].every(whole) || !geometry.format) {
+    throw protocol('the stored manifest is not a Deep Zoom .dzi');
+  }
+  return geometry;
+}
+
+/** Deep Zoom's level count and tile count for a geometry (levels halve, rounding up, to 1×1). */
+export function pyramidShape(g: { width: number; height: number; tileSize: number }): { maxLevel: number; tileCount: number } {
+  const maxLevel = Math.ceil(Math.log2(Math.max(g.width, g.height, 1)));
+  let tileCount = 0;
+  for (let level = maxLevel, w = g.width, h = g.height; level >= 0; level--) {
+    tileCount += Math.ceil(w / g.tileSize) * Math.ceil(h / g.tileSize);
+    w = Math.max(1, Math.ceil(w / 2));
+    h = Math.max(1, Math.ceil(h / 2));
+  }
+  return { maxLevel, tileCount };
+}

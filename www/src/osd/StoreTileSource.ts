@@ -1,0 +1,23 @@
+/** A pyramid committed to tile-store, opened by OpenSeadragon as the plain Deep Zoom source it is. */
+import OpenSeadragon from 'openseadragon';
+import type { DziGeometry } from '../api/tileStore';
+
+export class StoreTileSource extends OpenSeadragon.DziTileSource {
+  /**
+   * Headers every tile request needs (the bearer token of a store that requires one for reads);
+   * empty when tiles load as plain images.
+   */
+  readonly readHeaders: Record<string, string>;
+
+  constructor(geometry: DziGeometry, tilesUrl: string, readHeaders: Record<string, string>) {
+    super({
+      width: geometry.width,
+      height: geometry.height,
+      tileSize: geometry.tileSize,
+      tileOverlap: geometry.overlap,
+      tilesUrl,
+      fileFormat: geometry.format,
+    } as OpenSeadragon.IDziTileSourceOptions);
+    this.readHeaders = readHeaders;
+  }
+}
