@@ -23,6 +23,7 @@ pub mod encode;
 pub mod error;
 pub mod id;
 pub mod layout;
+mod levelwise;
 pub mod meta;
 pub mod orient;
 mod parallel;
