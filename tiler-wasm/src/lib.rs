@@ -27,6 +27,7 @@ mod levelwise;
 pub mod meta;
 pub mod orient;
 mod parallel;
+pub mod preview;
 pub mod pyramid;
 mod tiler;
 #[cfg(target_arch = "wasm32")]
@@ -39,6 +40,7 @@ pub use error::{Error, Result};
 pub use id::{is_valid_id, pyramid_id, IdHasher};
 pub use layout::{Layout, Rect, TileAddr};
 pub use meta::{Exif, Metadata, SourceFormat};
+pub use preview::preview_jpeg;
 pub use tiler::Tiler;
 
 use serde::{Deserialize, Serialize};
