@@ -23,6 +23,8 @@ export interface TilingStatus {
   metadata: Metadata | null;
   info: PyramidInfo | null;
   error: TilerFailure | null;
+  /** An object URL of a large JPEG's quick low-resolution picture, to show until the tiles arrive. */
+  preview: string | null;
   /** `performance.now()` at `setImageSrc`, at decode end and at the last tile; for figures. */
   startedAt: number | null;
   openedAt: number | null;
@@ -39,6 +41,7 @@ const IDLE: TilingStatus = {
   metadata: null,
   info: null,
   error: null,
+  preview: null,
   startedAt: null,
   openedAt: null,
   doneAt: null,
@@ -52,12 +55,14 @@ export function useTilingImage(
   const [tileSource, setTileSource] = useState<WorkerTileSource | null>(null);
   const [status, setStatus] = useState<TilingStatus>(IDLE);
   const client = useRef<TilerClient | null>(null);
+  const previewUrl = useRef<string | null>(null);
   const optionsRef = useRef(options);
   optionsRef.current = options;
 
   const setImageSrc = useCallback((src: ImageInput) => {
     client.current?.terminate();
     client.current = null;
+    revokePreview(previewUrl);
     setTileSource(null);
     if (src === null || src === '') {
       setStatus(IDLE);
@@ -90,6 +95,13 @@ export function useTilingImage(
           });
         },
         onMetadata: (metadata) => mine() && setStatus((s) => ({ ...s, metadata })),
+        onPreview: (jpeg) => {
+          if (!mine()) return;
+          revokePreview(previewUrl);
+          const preview = URL.createObjectURL(jpeg);
+          previewUrl.current = preview;
+          setStatus((s) => ({ ...s, preview }));
+        },
         onOpened: (info, metadata) => {
           if (!mine() || !me) return;
           setTileSource(new WorkerTileSource(me, info));
@@ -112,9 +124,15 @@ export function useTilingImage(
     () => () => {
       client.current?.terminate();
       client.current = null;
+      revokePreview(previewUrl);
     },
     [],
   );
 
   return [tileSource, setImageSrc, status];
+}
+
+function revokePreview(url: { current: string | null }): void {
+  if (url.current) URL.revokeObjectURL(url.current);
+  url.current = null;
 }
