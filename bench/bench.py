@@ -72,7 +72,7 @@ def make(img):
 
 
 def run(cmd):
-    """Wall seconds and peak RSS (MiB) of one child process."""
+    """Wall seconds, peak RSS (MiB) and CPU seconds (user + system) of one child process."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -80,7 +80,7 @@ def run(cmd):
     err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"{cmd[0]} failed: {err.strip()}")
-    return wall, usage.ru_maxrss / 1024
+    return wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def native_tools(img, out, sharp):
@@ -149,14 +149,14 @@ def main():
                         samples.setdefault(name, []).append(run(cmd))
                     print(f"{img.label} {place} run {i + 1}/{a.runs}: " +
                           ", ".join(f"{n} {s[-1][0]:.2f} s {s[-1][1]:.0f} MiB" for n, s in samples.items()), file=sys.stderr)
-            vips_wall = median(w for w, _ in samples["vips"])
-            vips_rss = median(r for _, r in samples["vips"])
+            vips_wall = median(x[0] for x in samples["vips"])
+            vips_rss = median(x[1] for x in samples["vips"])
             if vips_ref is None:
                 vips_ref = (vips_wall, vips_rss)
             for name, s in samples.items():
-                wall, rss = median(w for w, _ in s), median(r for _, r in s)
-                rows.append({"image": img.label, "tool": name, "where": place, "wall": wall, "mps": img.mp / wall,
-                             "mem": rss, "t_vips": wall / vips_wall, "m_vips": rss / vips_rss})
+                wall, rss, cpu = (median(x[i] for x in s) for i in range(3))
+                rows.append({"image": img.label, "tool": name, "where": place, "wall": wall, "cpu": cpu,
+                             "mps": img.mp / wall, "mem": rss, "t_vips": wall / vips_wall, "m_vips": rss / vips_rss})
         img.vips_ref = vips_ref
 
     notes = []
@@ -186,7 +186,7 @@ def main():
                          "f_osd": 1.0 if osd_first else None})
 
     cols = [("image", "image", None), ("tool", "tool", None), ("where", "where", None),
-            ("wall s", "wall", 2), ("MP/s", "mps", 1), ("peak MiB", "mem", 0), ("time ÷ vips", "t_vips", 2),
+            ("wall s", "wall", 2), ("CPU s", "cpu", 2), ("MP/s", "mps", 1), ("peak MiB", "mem", 0), ("time ÷ vips", "t_vips", 2),
             ("mem ÷ vips", "m_vips", 2), ("renderer MiB", "renderer", 0), ("first view ms", "first", 0),
             ("first view ÷ osd", "f_osd", 2), ("tiles view ms", "full_first", 0)]
     table = [[h for h, _, _ in cols]]
@@ -202,7 +202,8 @@ def main():
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for row in table[1:]:
         print(line(row))
-    print("peak MiB: RSS natively (sharp's includes node's); the wasm memory of the workers in Chromium, whose "
+    print("CPU s: user + system time of the native process, which a busy machine distorts less than wall time. "
+          "peak MiB: RSS natively (sharp's includes node's); the wasm memory of the workers in Chromium, whose "
           "renderer process RSS is beside it. first view: setImageSrc (Tessera) or viewer.open (OpenSeadragon) → "
           "two frames after the first fully loaded picture, on the page clock: for Tessera the low-resolution "
           "preview of a large JPEG, else the tiles; tiles view: the same for the pyramid's own tiles.")
