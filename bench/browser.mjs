@@ -33,7 +33,7 @@ const OSD = join(ROOT, 'www/node_modules/openseadragon/build/openseadragon/opens
 const { chromium } = createRequire(join(ROOT, 'tests/e2e/package.json'))('playwright-core');
 const { CHROMIUM_ARGS, freePort } = await import('../tests/e2e/harness.mjs');
 
-// The same sizes and file names as bench/tiling.py: 3:2 photos.
+// The same sizes and file names as bench/bench.py: 3:2 photos.
 const SIZES = { 24: [6000, 4000], 96: [12000, 8000], 400: [24496, 16330] };
 const VIEWPORT = { width: 1280, height: 800 };
 const TIMEOUT = 600_000;
