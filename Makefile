@@ -10,7 +10,7 @@ DATA_DIR ?= data
 help:
 	@echo "make run    build everything and serve the web app with a sample image on http://$(LISTEN)/"
 	@echo "make test   install what the tests need and run every test"
-	@echo "make bench  the benchmarks (tiler against vips dzsave, ...)"
+	@echo "make bench  Tessera (native and in Chromium) against vips dzsave and sharp, one table"
 	@echo "make bench-store  tile-store ingest and GETs on disk and S3 (s3s-fs), with wrk"
 	@echo "make bench-browser  Tessera in Chromium against OpenSeadragon type:'image' and vips dzsave"
 	@echo "make bench-server  POST /pyramids by S3 key (s3s-fs), request to ready, against vips dzsave"
@@ -44,8 +44,11 @@ web: wasm
 server:
 	$(CARGO) build --release -p tile-store
 
-bench: server
-	python3 bench/tiling.py
+## One table: Tessera native and in Chromium, vips dzsave and sharp; `BENCH_ARGS=--with-400` adds 400 MP.
+bench: server web
+	scripts/setup.sh npm bench
+	scripts/setup.sh npm tests/e2e
+	python3 bench/bench.py $(BENCH_ARGS)
 
 bench-store: server
 	python3 bench/store.py

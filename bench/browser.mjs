@@ -2,13 +2,15 @@
 // Tessera in headless Chromium against OpenSeadragon's own `type: 'image'` tile source, on the
 // same generated photo-like JPEGs, with `vips dzsave` natively for reference.
 //
-// Usage: `make bench-browser` or `node bench/browser.mjs [--sizes 24,96] [--runs 3]`.
+// Usage: `make bench-browser` or `node bench/browser.mjs [--sizes 24,96] [--runs 3]`; `bench/bench.py`
+// (`make bench`) runs it as `--image PATH … --json` and puts its figures into its one table.
 //
 // Both pages are served by the real `tile-store serve` from a temporary copy of www/dist on
 // 127.0.0.1, with the images beside them (same origin). Every run gets a fresh Chromium profile.
 // Times are milliseconds on the page's clock:
-// - Tessera: the viewer's data-ms-first-view (setImageSrc → two frames after the first
-//   fully-loaded-change=true of the image) and data-ms-pyramid (setImageSrc → the worker's last
+// - Tessera: the viewer's data-ms-preview (setImageSrc → two frames after a large JPEG's
+//   low-resolution preview is fully loaded), data-ms-first-view (→ two frames after the first
+//   fully-loaded-change=true of the pyramid's tiles) and data-ms-pyramid (→ the worker's last
 //   tile of the whole pyramid);
 // - OpenSeadragon: performance.now() just before `viewer.open({type: 'image', url})` → two frames
 //   after the first fully-loaded-change=true, on a viewer made with the app's options.
@@ -17,7 +19,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -31,10 +33,11 @@ const OSD = join(ROOT, 'www/node_modules/openseadragon/build/openseadragon/opens
 const { chromium } = createRequire(join(ROOT, 'tests/e2e/package.json'))('playwright-core');
 const { CHROMIUM_ARGS, freePort } = await import('../tests/e2e/harness.mjs');
 
-// The same sizes and file names as bench/tiling.py: 3:2 photos.
+// The same sizes and file names as bench/bench.py: 3:2 photos.
 const SIZES = { 24: [6000, 4000], 96: [12000, 8000], 400: [24496, 16330] };
 const VIEWPORT = { width: 1280, height: 800 };
 const TIMEOUT = 600_000;
+const OSD_TIMEOUT = 180_000;
 // The app's viewer options (www/src/components/Viewer.tsx), so both draw the same way.
 const OSD_PAGE = `<!doctype html>
 <html><head><meta charset="utf-8"><title>OpenSeadragon type: image</title>
@@ -79,7 +82,14 @@ function image(mp) {
     const r = spawnSync('python3', [join(ROOT, 'bench/photo.py'), String(w), String(h), path], { stdio: 'inherit' });
     if (r.status !== 0) throw new Error(`bench/photo.py failed for ${mp} MP`);
   }
-  return { mp, path, name: `photo-${mp}mp.jpg`, width: w, height: h };
+  return { mp, path, name: `photo-${mp}mp.jpg`, label: `${mp} MP ${w}×${h}` };
+}
+
+/** An image given by path (the benchmark driver makes them). */
+function imageAt(path) {
+  if (!existsSync(path)) throw new Error(`no image at ${path}`);
+  const name = basename(path);
+  return { path, name, label: name };
 }
 
 /** `tile-store serve` on 127.0.0.1 with `webDir` as the web app. */
@@ -193,7 +203,7 @@ async function workerMemory(context, page) {
 }
 
 /** One page load in a fresh browser: waits until `done(attrs)` and returns the viewer's attributes. */
-async function measure(work, url, done) {
+async function measure(work, url, done, timeout = TIMEOUT) {
   const profile = mkdtempSync(join(work, 'chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
@@ -217,7 +227,7 @@ async function measure(work, url, done) {
         return new Function('a', `return (${doneSrc})(a)`)(attrs) ? attrs : null;
       },
       done.toString(),
-      { timeout: TIMEOUT, polling: 50 },
+      { timeout, polling: 50 },
     );
     const attrs = await handle.jsonValue();
     if (errors.length) attrs['page-errors'] = errors.join('; ');
@@ -240,6 +250,8 @@ async function tessera(work, app, img) {
   if (a['data-state'] === 'error') throw new Error(`Tessera failed on ${img.name}: ${a['data-error']}`);
   return {
     opened: Number(a['data-ms-opened']),
+    // A large JPEG's low-resolution preview, painted before the tiles (absent for other images).
+    preview: a['data-ms-preview'] === undefined ? null : Number(a['data-ms-preview']),
     firstView: Number(a['data-ms-first-view']),
     pyramid: Number(a['data-ms-pyramid']),
     peakMiB: a.peakMiB,
@@ -247,13 +259,21 @@ async function tessera(work, app, img) {
   };
 }
 
+/** OpenSeadragon's own tile source; past the canvas limits (~268 MP) it fails or never draws. */
 async function osdImage(work, app, img) {
-  const a = await measure(
-    work,
-    `${app.url}/bench/osd-image.html?${new URLSearchParams({ src: `/bench/${img.name}` })}`,
-    (x) => x['data-error'] !== undefined || x['data-ms-first-view'] !== undefined,
-  );
-  if (a['data-error'] !== undefined) throw new Error(`OpenSeadragon type: image failed on ${img.name}: ${a['data-error']}`);
+  let a;
+  try {
+    a = await measure(
+      work,
+      `${app.url}/bench/osd-image.html?${new URLSearchParams({ src: `/bench/${img.name}` })}`,
+      (x) => x['data-error'] !== undefined || x['data-ms-first-view'] !== undefined,
+      OSD_TIMEOUT,
+    );
+  } catch (e) {
+    if (e?.name !== 'TimeoutError') throw e;
+    return { firstView: null, peakMiB: null, error: `nothing drawn in ${OSD_TIMEOUT / 1000} s` };
+  }
+  if (a['data-error'] !== undefined) return { firstView: null, peakMiB: a.peakMiB, error: a['data-error'] };
   return { firstView: Number(a['data-ms-first-view']), peakMiB: a.peakMiB };
 }
 
@@ -287,7 +307,14 @@ function table(rows) {
 }
 
 async function main() {
-  const { values } = parseArgs({ options: { sizes: { type: 'string', default: '24,96' }, runs: { type: 'string', default: '3' } } });
+  const { values } = parseArgs({
+    options: {
+      sizes: { type: 'string', default: '24,96' },
+      image: { type: 'string', multiple: true },
+      runs: { type: 'string', default: '3' },
+      json: { type: 'boolean', default: false },
+    },
+  });
   const runs = Number(values.runs);
   if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs must be a positive integer');
   for (const [what, path, hint] of [
@@ -297,7 +324,7 @@ async function main() {
   ]) {
     if (!existsSync(path)) throw new Error(`${what} is missing at ${path}: run \`${hint}\``);
   }
-  const images = values.sizes.split(',').map((s) => image(s.trim()));
+  const images = values.image?.length ? values.image.map(imageAt) : values.sizes.split(',').map((s) => image(s.trim()));
 
   const work = mkdtempSync(join(tmpdir(), 'tessera-bench-browser-'));
   let app;
@@ -316,6 +343,24 @@ async function main() {
     mkdirSync(join(work, 'data'));
     app = await tileStore(webDir, join(work, 'data'));
 
+    if (values.json) {
+      // Every run's figures for the driver, which measures vips itself.
+      const out = {};
+      for (const img of images) {
+        out[img.path] = { tessera: [], osdImage: [] };
+        for (let i = 0; i < runs; i++) {
+          out[img.path].tessera.push(await tessera(work, app, img));
+          out[img.path].osdImage.push(await osdImage(work, app, img));
+          const t = out[img.path].tessera.at(-1);
+          console.error(
+            `  ${img.name} run ${i + 1}/${runs}: chromium preview ${t.preview} ms, first view ${t.firstView} ms, pyramid ${t.pyramid} ms, ` +
+              `wasm ${fmt(t.wasmMiB)} MiB; osd-image first view ${out[img.path].osdImage.at(-1).firstView} ms`,
+          );
+        }
+      }
+      console.log(JSON.stringify(out));
+      return;
+    }
     const rows = [];
     for (const img of images) {
       const t = [];
@@ -336,14 +381,15 @@ async function main() {
       const oFirst = median(o.map((r) => r.firstView));
       const tPyramid = median(t.map((r) => r.pyramid));
       const vipsMs = median(v);
-      const label = `${img.mp} MP ${img.width}×${img.height}`;
+      const label = img.label;
       rows.push({
         image: label,
         tool: 'tessera (wasm worker)',
         'decoded ms': fmt(median(t.map((r) => r.opened))),
+        'preview ms': fmt(median(t.map((r) => r.preview))),
         'first view ms': fmt(tFirst),
         'whole pyramid ms': fmt(tPyramid),
-        'first view ÷ osd-image': fmt(tFirst / oFirst, 2),
+        'first view ÷ osd-image': oFirst ? fmt(tFirst / oFirst, 2) : '—',
         'pyramid ÷ vips': fmt(tPyramid / vipsMs, 2),
         'peak wasm MiB': fmt(median(t.map((r) => r.wasmMiB))),
         'peak renderer RSS MiB': fmt(median(t.map((r) => r.peakMiB))),
@@ -352,6 +398,7 @@ async function main() {
         image: label,
         tool: "openseadragon type:'image'",
         'decoded ms': '—',
+        'preview ms': '—',
         'first view ms': fmt(oFirst),
         'whole pyramid ms': '—',
         'first view ÷ osd-image': '1.00',
@@ -363,6 +410,7 @@ async function main() {
         image: label,
         tool: 'vips dzsave (native, /dev/shm)',
         'decoded ms': '—',
+        'preview ms': '—',
         'first view ms': '—',
         'whole pyramid ms': fmt(vipsMs),
         'first view ÷ osd-image': '—',

@@ -24,7 +24,12 @@ test('a new src cancels the work in flight', async () => {
   assert.equal(Number(attrs['data-height']), ORIENTED.height);
   assert.equal(await t.page.locator('[data-field="orientation"] dd').innerText(), '6 (rotated 90° CW)');
 
-  assert.equal(workers.length, 2, 'one worker per image');
-  const closed = await Promise.race([workers[0].closed.then(() => true), new Promise((r) => setTimeout(() => r(false), 5000))]);
-  assert.ok(closed, 'the first image’s worker was terminated');
+  // Each image has its tiler worker, and a preview worker that is gone once the image is decoded.
+  const tilers = workers.filter((w) => w.worker.url().includes('tiler.worker'));
+  const previews = workers.filter((w) => w.worker.url().includes('preview.worker'));
+  assert.equal(tilers.length, 2, 'one tiler worker per image');
+  assert.equal(tilers.length + previews.length, workers.length, workers.map((w) => w.worker.url()).join(', '));
+  const within = (p) => Promise.race([p.then(() => true), new Promise((r) => setTimeout(() => r(false), 5000))]);
+  assert.ok(await within(tilers[0].closed), 'the first image’s worker was terminated');
+  assert.ok(await within(Promise.all(previews.map((w) => w.closed))), 'no preview worker is left running');
 });

@@ -243,3 +243,17 @@ export function damageLayer() {
     ],
   };
 }
+
+/** The upright size of the large sideways JPEG: big enough for a preview (longer side ≥ 2560). */
+export const LARGE = { width: 8000, height: 5000 };
+
+/** Quadrants of LARGE stored sideways with EXIF orientation 6, so the preview must be turned too. */
+export function makeLargeSideways(dir) {
+  const { width: W, height: H } = LARGE;
+  const ppm = join(dir, 'large.ppm');
+  writePpm(ppm, H, W, (sx, sy) => quadrantColour(W - 1 - sy, sx, W, H));
+  const sideways = join(dir, 'large-sideways.jpg');
+  vips('copy', ppm, `${sideways}[Q=90,strip]`);
+  writeFileSync(join(dir, 'large6.jpg'), withExif(readFileSync(sideways), exifSegment(6, H, W)));
+  return 'large6.jpg';
+}

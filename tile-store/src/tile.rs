@@ -57,7 +57,7 @@ pub fn run(args: &TileArgs) -> Result<()> {
     let in_context = |e: tiler_wasm::Error| {
         AppError::bad_request(e.code(), format!("{}: {e}", args.image.display()))
     };
-    let mut tiler = Tiler::open(&source, &options).map_err(in_context)?;
+    let tiler = Tiler::open(&source, &options).map_err(in_context)?;
     drop(source);
     let extension = tiler.format().extension();
     let total = tiler.layout().tile_count();
@@ -77,10 +77,12 @@ pub fn run(args: &TileArgs) -> Result<()> {
         let level_dir = files_dir.join(level.to_string());
         std::fs::create_dir_all(&level_dir).map_err(|e| write_error(&level_dir, e))?;
     }
-    // Tiles are encoded and written on every core; each call comes from one of them.
+    let dzi = tiler.dzi().to_xml();
+    // Tiles are encoded and written on every core; each call comes from one of them. Level by
+    // level in the decoded image's own memory: nothing here needs a tile twice.
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     tiler
-        .walk_parallel(threads, |addr, bytes| -> Result<(), AppError> {
+        .into_walk_parallel(threads, |addr, bytes| -> Result<(), AppError> {
             let path = files_dir
                 .join(addr.level.to_string())
                 .join(format!("{}_{}.{extension}", addr.col, addr.row));
@@ -93,7 +95,7 @@ pub fn run(args: &TileArgs) -> Result<()> {
             other => other,
         })?;
     // Written last, so that a manifest on disk means the tiles are all there.
-    std::fs::write(&dzi_path, tiler.dzi().to_xml()).map_err(|e| write_error(&dzi_path, e))?;
+    std::fs::write(&dzi_path, dzi).map_err(|e| write_error(&dzi_path, e))?;
     progress.finish_and_clear();
     Ok(())
 }

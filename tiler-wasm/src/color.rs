@@ -26,6 +26,17 @@ pub fn to_srgb8(image: DynamicImage, icc: Option<&[u8]>) -> Result<Bitmap> {
     let has_alpha = matches!(layout, Layout::GrayAlpha | Layout::Rgba);
     let out_layout = if has_alpha { Layout::Rgba } else { Layout::Rgb };
     let out_channels = if has_alpha { 4 } else { 3 };
+    // RGB(A) through a matrix/TRC profile, the usual camera case, is converted in place.
+    let same_layout = matches!(layout, Layout::Rgb | Layout::Rgba);
+    if let Some(shaper) = profile
+        .as_ref()
+        .filter(|p| same_layout && p.color_space == DataColorSpace::Rgb && p.is_matrix_shaper())
+        .and_then(MatrixShaper::new)
+    {
+        let mut samples = samples;
+        shaper.apply_in_place(&mut samples, layout.channels());
+        return Bitmap::new(width, height, out_channels, samples);
+    }
     if let Some(converted) = profile
         .as_ref()
         .and_then(|p| transform(p, &samples, layout, out_layout))
@@ -161,25 +172,37 @@ impl MatrixShaper {
         })
     }
 
+    fn convert(&self, px: &[u8]) -> [u8; 3] {
+        let half = 1i64 << (MATRIX_BITS - 1);
+        let rgb = [
+            self.linear[0][usize::from(px[0])],
+            self.linear[1][usize::from(px[1])],
+            self.linear[2][usize::from(px[2])],
+        ];
+        self.matrix.map(|row| {
+            let acc = row[0] * rgb[0] + row[1] * rgb[1] + row[2] * rgb[2];
+            sample_out(&self.encode, (acc + half) >> MATRIX_BITS)
+        })
+    }
+
     fn apply(&self, src: &[u8], from: Layout, to: Layout) -> Vec<u8> {
         let (cin, cout) = (from.channels(), to.channels());
         let mut out = Vec::with_capacity(src.len() / cin * cout);
-        let half = 1i64 << (MATRIX_BITS - 1);
         for px in src.chunks_exact(cin) {
-            let rgb = [
-                self.linear[0][usize::from(px[0])],
-                self.linear[1][usize::from(px[1])],
-                self.linear[2][usize::from(px[2])],
-            ];
-            for row in &self.matrix {
-                let acc = row[0] * rgb[0] + row[1] * rgb[1] + row[2] * rgb[2];
-                out.push(sample_out(&self.encode, (acc + half) >> MATRIX_BITS));
-            }
+            out.extend(self.convert(px));
             if cout == 4 {
                 out.push(if cin == 4 { px[3] } else { 255 });
             }
         }
         out
+    }
+
+    /// The same conversion over packed RGB (3) or RGBA (4) samples, alpha untouched.
+    fn apply_in_place(&self, samples: &mut [u8], channels: usize) {
+        for px in samples.chunks_exact_mut(channels) {
+            let rgb = self.convert(px);
+            px[..3].copy_from_slice(&rgb);
+        }
     }
 }
 

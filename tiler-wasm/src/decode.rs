@@ -264,7 +264,7 @@ fn decode_cmyk_jpeg(bytes: &[u8], space: ColorSpace, limits: &Limits) -> Result<
 /// Entropy-coded data cannot contain `FF DA` or `FF D9` (an `FF` byte there is
 /// always followed by `00` or a restart marker), so the last `FF DA` is the final
 /// scan of the last image in the file, whose end must follow it.
-fn jpeg_has_end(bytes: &[u8]) -> bool {
+pub(crate) fn jpeg_has_end(bytes: &[u8]) -> bool {
     // Searched from the back: an end marker normally sits within the last few
     // bytes, so this touches almost none of a large file. An end follows the
     // last scan exactly when no scan starts after the last end.

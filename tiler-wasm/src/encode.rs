@@ -71,9 +71,11 @@ fn color_type(tile: &Bitmap) -> image::ExtendedColorType {
 
 fn encode_png(tile: &Bitmap) -> Result<Vec<u8>> {
     let mut out = Vec::new();
+    // fdeflate's fast mode: on photo tiles about 50× quicker than zlib level 6 (which took 90% of
+    // a PNG pyramid's time) for files about the size libvips writes; the pixels are the same.
     image::codecs::png::PngEncoder::new_with_quality(
         &mut out,
-        image::codecs::png::CompressionType::Default,
+        image::codecs::png::CompressionType::Fast,
         image::codecs::png::FilterType::Adaptive,
     )
     .write_image(tile.data(), tile.width(), tile.height(), color_type(tile))

@@ -23,9 +23,11 @@ pub mod encode;
 pub mod error;
 pub mod id;
 pub mod layout;
+mod levelwise;
 pub mod meta;
 pub mod orient;
 mod parallel;
+pub mod preview;
 pub mod pyramid;
 mod tiler;
 #[cfg(target_arch = "wasm32")]
@@ -38,6 +40,7 @@ pub use error::{Error, Result};
 pub use id::{is_valid_id, pyramid_id, IdHasher};
 pub use layout::{Layout, Rect, TileAddr};
 pub use meta::{Exif, Metadata, SourceFormat};
+pub use preview::preview_jpeg;
 pub use tiler::Tiler;
 
 use serde::{Deserialize, Serialize};

@@ -26,7 +26,8 @@ pub fn oriented_size(width: u32, height: u32, orientation: u16) -> (u32, u32) {
     }
 }
 
-/// Turns the stored image upright.
+/// Turns the stored image upright: 2–4 in the image's own memory, 5–8 (which
+/// swap the axes) into a new one.
 ///
 /// For each output pixel `(x, y)` of the `W`×`H` result the source pixel is
 /// (with `w`×`h` the stored size):
@@ -34,9 +35,47 @@ pub fn oriented_size(width: u32, height: u32, orientation: u16) -> (u32, u32) {
 /// 5 transpose `(y, x)`; 6 rotate 90° clockwise `(y, h−1−x)`;
 /// 7 transverse `(w−1−y, h−1−x)`; 8 rotate 90° anticlockwise `(w−1−y, x)`.
 pub fn apply(image: Bitmap, orientation: u16) -> Result<Bitmap> {
-    if !(2..=8).contains(&orientation) {
-        return Ok(image);
+    match orientation {
+        2..=4 => flip_in_place(image, orientation),
+        5..=8 => transpose(image, orientation),
+        _ => Ok(image),
     }
+}
+
+/// Orientations 2–4 keep the size, so they move pixels within the image's own memory.
+fn flip_in_place(image: Bitmap, orientation: u16) -> Result<Bitmap> {
+    let (w, h, ch) = (image.width(), image.height(), image.channels());
+    let stride = image.stride();
+    let mut data = image.into_data();
+    let mirror_rows = |data: &mut [u8]| {
+        for row in data.chunks_exact_mut(stride) {
+            // Reversing the bytes reverses the pixels and, within each, the channels.
+            row.reverse();
+            for px in row.chunks_exact_mut(ch) {
+                px.reverse();
+            }
+        }
+    };
+    let flip_rows = |data: &mut [u8]| {
+        let rows = data.len() / stride;
+        for top in 0..rows / 2 {
+            let (upper, lower) = data.split_at_mut((rows - 1 - top) * stride);
+            upper[top * stride..(top + 1) * stride].swap_with_slice(&mut lower[..stride]);
+        }
+    };
+    match orientation {
+        2 => mirror_rows(&mut data),
+        3 => {
+            mirror_rows(&mut data);
+            flip_rows(&mut data);
+        }
+        _ => flip_rows(&mut data),
+    }
+    Bitmap::new(w, h, ch, data)
+}
+
+/// Orientations 5–8 swap width and height: into a new image.
+fn transpose(image: Bitmap, orientation: u16) -> Result<Bitmap> {
     let (w, h) = (image.width() as usize, image.height() as usize);
     let ch = image.channels();
     let (ow, oh) = oriented_size(image.width(), image.height(), orientation);
@@ -44,9 +83,6 @@ pub fn apply(image: Bitmap, orientation: u16) -> Result<Bitmap> {
     let mut out = vec![0u8; src.len()];
     let src_index = |x: usize, y: usize| -> usize {
         let (sx, sy) = match orientation {
-            2 => (w - 1 - x, y),
-            3 => (w - 1 - x, h - 1 - y),
-            4 => (x, h - 1 - y),
             5 => (y, x),
             6 => (y, h - 1 - x),
             7 => (w - 1 - y, h - 1 - x),
@@ -108,6 +144,26 @@ mod tests {
         assert_eq!(normalise(65535), 1);
         assert_eq!(normalise(6), 6);
         assert_eq!(apply(numbered(), 1).expect("ok"), numbered());
+    }
+
+    #[test]
+    fn flips_in_place_keep_alpha() {
+        let b = Bitmap::new(2, 2, 4, (1..=16).collect()).expect("valid");
+        let out = apply(b.clone(), 3).expect("orients");
+        assert_eq!(
+            out.data(),
+            &[13, 14, 15, 16, 9, 10, 11, 12, 5, 6, 7, 8, 1, 2, 3, 4]
+        );
+        let out = apply(b.clone(), 2).expect("orients");
+        assert_eq!(
+            out.data(),
+            &[5, 6, 7, 8, 1, 2, 3, 4, 13, 14, 15, 16, 9, 10, 11, 12]
+        );
+        let out = apply(b, 4).expect("orients");
+        assert_eq!(
+            out.data(),
+            &[9, 10, 11, 12, 13, 14, 15, 16, 1, 2, 3, 4, 5, 6, 7, 8]
+        );
     }
 
     #[test]

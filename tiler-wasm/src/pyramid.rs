@@ -40,6 +40,15 @@ impl Pyramid {
         &self.layout
     }
 
+    /// The full-resolution level, dropping the others.
+    pub fn into_top(mut self) -> Result<Bitmap> {
+        let max = self.layout.max_level() as usize;
+        match self.levels.pop().flatten() {
+            Some(top) => Ok(top),
+            None => unreachable_level(max),
+        }
+    }
+
     /// The pixels of `level` if they are already built.
     pub fn held(&self, level: u32) -> Option<&Bitmap> {
         self.levels.get(level as usize)?.as_ref()
@@ -110,13 +119,57 @@ pub fn shrink(src: &Bitmap) -> Result<Bitmap> {
         let y1 = (y0 + 1).min(sh - 1);
         let row0 = &data[y0 * stride..(y0 + 1) * stride];
         let row1 = &data[y1 * stride..(y1 + 1) * stride];
-        if ch == 4 {
-            shrink_row_alpha(row0, row1, out_row, sw);
-        } else {
-            shrink_row(row0, row1, out_row, sw);
-        }
+        shrink_pair(row0, row1, out_row, sw, ch);
     }
     Bitmap::new(dw as u32, dh as u32, ch, out)
+}
+
+/// [`shrink`] into the memory of `src` itself, so that no second image is ever held.
+///
+/// Output row `oy` reads input rows `2·oy` and `2·oy + 1` and lands before the
+/// start of input row `2·oy`, so every row is read before it is overwritten;
+/// only row 0, which lands on its own input, goes through a scratch row.
+pub fn shrink_in_place(src: Bitmap) -> Result<Bitmap> {
+    let (sw, sh) = (src.width() as usize, src.height() as usize);
+    let (dw, dh) = (sw.div_ceil(2), sh.div_ceil(2));
+    let ch = src.channels();
+    let (stride, out_stride) = (src.stride(), dw * ch);
+    let mut data = src.into_data();
+    let row1_of = |y0: usize| (y0 + 1).min(sh - 1);
+    let mut first = vec![0u8; out_stride];
+    let y1 = row1_of(0);
+    shrink_pair(
+        &data[..stride],
+        &data[y1 * stride..(y1 + 1) * stride],
+        &mut first,
+        sw,
+        ch,
+    );
+    for oy in 1..dh {
+        let y0 = 2 * oy;
+        let (done, rest) = data.split_at_mut(y0 * stride);
+        let row0 = &rest[..stride];
+        let row1 = &rest[(row1_of(y0) - y0) * stride..][..stride];
+        shrink_pair(
+            row0,
+            row1,
+            &mut done[oy * out_stride..(oy + 1) * out_stride],
+            sw,
+            ch,
+        );
+    }
+    data[..out_stride].copy_from_slice(&first);
+    data.truncate(out_stride * dh);
+    Bitmap::new(dw as u32, dh as u32, ch, data)
+}
+
+/// One output row from two input rows of `width` pixels of `ch` channels.
+fn shrink_pair(row0: &[u8], row1: &[u8], out: &mut [u8], width: usize, ch: usize) {
+    if ch == 4 {
+        shrink_row_alpha(row0, row1, out, width);
+    } else {
+        shrink_row(row0, row1, out, width);
+    }
 }
 
 /// RGB rows; the channel count is a constant so that the loop vectorises.
@@ -197,6 +250,28 @@ mod tests {
         assert_eq!(reds(&l1), [27, 42]);
         let l0 = shrink(&l1).expect("shrinks");
         assert_eq!(reds(&l0), [35]);
+    }
+
+    #[test]
+    fn in_place_equals_a_copy() {
+        for (w, h, ch) in [
+            (5, 3, 3),
+            (6, 4, 3),
+            (7, 1, 4),
+            (1, 9, 3),
+            (1, 1, 4),
+            (33, 17, 4),
+        ] {
+            let data = (0..w * h * ch).map(|v| (v * 37 % 251) as u8).collect();
+            let b = Bitmap::new(w as u32, h as u32, ch, data).expect("valid");
+            let mut copy = b.clone();
+            let mut inplace = b;
+            while copy.width() > 1 || copy.height() > 1 {
+                copy = shrink(&copy).expect("shrinks");
+                inplace = shrink_in_place(inplace).expect("shrinks");
+                assert_eq!(copy, inplace, "{w}×{h}×{ch}");
+            }
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@ use crate::dzi::{Dzi, TileFormat};
 use crate::encode;
 use crate::error::{Error, Result};
 use crate::layout::{Layout, TileAddr};
+use crate::levelwise;
 use crate::meta::Metadata;
 use crate::parallel;
 use crate::pyramid::Pyramid;
@@ -118,6 +119,28 @@ impl Tiler {
             self.pyramid.hold(level, bitmap)?;
         }
         outcome
+    }
+}
+
+impl Tiler {
+    /// Produces every tile with the bytes [`Tiler::walk`] gives, on up to
+    /// `threads` threads (the caller's included), consuming the tiler: each
+    /// level is shrunk into the next in the full-size image's own memory once
+    /// its tiles are made, so nothing beyond that image and the tiles in flight
+    /// is held. Tiles arrive largest level first, from several threads at once;
+    /// stops at the first error. For random access use [`Tiler::tile`] instead.
+    pub fn into_walk_parallel<E, F>(self, threads: usize, f: F) -> Result<(), E>
+    where
+        E: From<Error> + Send,
+        F: Fn(TileAddr, Vec<u8>) -> Result<(), E> + Sync,
+    {
+        let layout = *self.layout();
+        let encoding = levelwise::Encoding {
+            format: self.format,
+            quality: self.quality,
+        };
+        let top = self.pyramid.into_top()?;
+        levelwise::walk(top, &layout, &encoding, threads, &f)
     }
 }
 

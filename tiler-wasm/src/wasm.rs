@@ -111,6 +111,19 @@ pub fn probe(
     to_js(&metadata)
 }
 
+/// For a large JPEG, a small upright JPEG of it decoded at 1/2–1/8 scale (longer side at least
+/// `minSide`), much quicker than `Tiler.open`, to show until the tiles arrive; `undefined` for
+/// other images. It never feeds the pyramid.
+#[wasm_bindgen(js_name = previewJpeg)]
+pub fn preview_jpeg(
+    bytes: &[u8],
+    min_side: u32,
+    #[wasm_bindgen(unchecked_param_type = "Limits | undefined")] limits: JsValue,
+) -> Result<Option<Vec<u8>>, JsValue> {
+    let limits: Limits = from_js_or_default(limits)?;
+    crate::preview_jpeg(bytes, min_side, &limits).map_err(core_error)
+}
+
 /// An opened image whose Deep Zoom tiles are made on demand.
 #[wasm_bindgen(js_name = Tiler)]
 pub struct WasmTiler(Tiler);

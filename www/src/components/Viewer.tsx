@@ -33,6 +33,13 @@ export function Viewer({ tileSource, status, onViewer, children }: Props) {
   const [animating, setAnimating] = useState(false);
   // Counts finished view changes, so a test can wait for the one it caused.
   const [animations, setAnimations] = useState(0);
+  /** `performance.now()` when the preview (a large JPEG's quick low-resolution picture) was painted. */
+  const [previewAt, setPreviewAt] = useState<number | null>(null);
+  /** The preview in the world, beneath the tiles until they have drawn a full view. */
+  const previewItem = useRef<OpenSeadragon.TiledImage | null>(null);
+  const previewPending = useRef(false);
+  const drawnRef = useRef(false);
+  const preview = status.preview;
 
   useLayoutEffect(() => {
     if (!element.current) return;
@@ -68,8 +75,52 @@ export function Viewer({ tileSource, status, onViewer, children }: Props) {
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, []);
 
+  const removePreview = (v: OpenSeadragon.Viewer) => {
+    if (previewItem.current) v.world.removeItem(previewItem.current);
+    previewItem.current = null;
+    previewPending.current = false;
+  };
+
+  useEffect(() => {
+    setPreviewAt(null);
+    if (!viewer || !preview) return;
+    let live = true;
+    previewPending.current = true;
+    viewer.addTiledImage({
+      tileSource: { type: 'image', url: preview },
+      x: 0,
+      y: 0,
+      width: 1,
+      // Beneath the tiles, whenever they come.
+      index: 0,
+      success: (e) => {
+        const item = (e as unknown as { item: OpenSeadragon.TiledImage }).item;
+        if (!live || drawnRef.current) {
+          viewer.world.removeItem(item);
+          return;
+        }
+        previewItem.current = item;
+        if (viewer.world.getItemCount() === 1) viewer.viewport.goHome(true);
+        item.addHandler('fully-loaded-change', (ev) => {
+          if (!(ev as unknown as { fullyLoaded: boolean }).fullyLoaded) return;
+          afterPaint(() => live && previewItem.current === item && setPreviewAt((at) => at ?? performance.now()));
+        });
+      },
+      error: () => {
+        previewPending.current = false;
+      },
+    });
+    return () => {
+      live = false;
+      removePreview(viewer);
+    };
+    // removePreview only touches refs.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [viewer, preview]);
+
   useEffect(() => {
     if (!viewer) return;
+    drawnRef.current = false;
     setDrawn(null);
     setDrawnAt(null);
     setFullyLoaded(false);
@@ -87,6 +138,8 @@ export function Viewer({ tileSource, status, onViewer, children }: Props) {
         if (!full) return setFullyLoaded(false);
         afterPaint(() => {
           if (!live || !item.getFullyLoaded()) return;
+          drawnRef.current = true;
+          removePreview(viewer);
           setFullyLoaded(true);
           setDrawn((d) => {
             if (d !== tileSource) setDrawnAt(performance.now());
@@ -102,15 +155,17 @@ export function Viewer({ tileSource, status, onViewer, children }: Props) {
     };
     viewer.world.addHandler('add-item', onAddItem);
     viewer.addHandler('tile-load-failed', onTileFailed);
-    if (tileSource instanceof StoreTileSource) {
-      // Plain tile URLs on the store: anonymous CORS keeps the canvas readable across origins,
-      // and a store that wants a token for reads gets it through XHR.
-      const headers = tileSource.readHeaders;
-      const ajax = Object.keys(headers).length > 0;
-      viewer.open({ tileSource, crossOriginPolicy: 'Anonymous', loadTilesWithAjax: ajax, ajaxHeaders: ajax ? headers : undefined });
-    } else {
-      viewer.open({ tileSource });
-    }
+    // A stored pyramid is read as plain tile URLs: anonymous CORS keeps the canvas readable across
+    // origins, and a store that wants a token for reads gets it through XHR.
+    const headers = tileSource instanceof StoreTileSource ? tileSource.readHeaders : {};
+    const ajax = Object.keys(headers).length > 0;
+    const item =
+      tileSource instanceof StoreTileSource
+        ? { tileSource, crossOriginPolicy: 'Anonymous' as const, loadTilesWithAjax: ajax, ajaxHeaders: ajax ? headers : undefined }
+        : { tileSource };
+    // Over the preview if there is one; `open` would close it.
+    if (previewPending.current) viewer.addTiledImage({ ...item, x: 0, y: 0, width: 1 });
+    else viewer.open(item);
     return () => {
       live = false;
       viewer.world.removeHandler('add-item', onAddItem);
@@ -152,6 +207,7 @@ export function Viewer({ tileSource, status, onViewer, children }: Props) {
         data-tiling={status.phase}
         data-ms-opened={since(status.openedAt)}
         data-ms-first-view={state === 'ready' ? since(drawnAt) : undefined}
+        data-ms-preview={since(previewAt)}
         data-ms-pyramid={since(status.doneAt)}
         data-ms-saved={since(status.savedAt)}
       />
@@ -168,7 +224,7 @@ export function Viewer({ tileSource, status, onViewer, children }: Props) {
           </button>
         </div>
       )}
-      <ViewerMessage state={state} status={status} tileError={tileError} />
+      <ViewerMessage state={state} status={status} tileError={tileError} overPicture={previewAt !== null} />
       {children}
     </div>
   );
@@ -178,7 +234,18 @@ function megabytes(n: number): string {
   return `${(n / 1048576).toFixed(1)} MB`;
 }
 
-function ViewerMessage({ state, status, tileError }: { state: ViewerState; status: TilingStatus; tileError: string | null }) {
+function ViewerMessage({
+  state,
+  status,
+  tileError,
+  overPicture,
+}: {
+  state: ViewerState;
+  status: TilingStatus;
+  tileError: string | null;
+  /** A preview is showing: keep the message out of its way. */
+  overPicture: boolean;
+}) {
   if (state === 'idle') {
     return <div className="viewer-message">Open an image: pick or drop a file, or pass <code>?src=</code> with its URL.</div>;
   }
@@ -198,7 +265,7 @@ function ViewerMessage({ state, status, tileError }: { state: ViewerState; statu
     else if (status.phase === 'tiling' || status.phase === 'done') text = 'Drawing…';
     const fraction = status.phase === 'fetching' && status.total ? status.loaded / status.total : null;
     return (
-      <div className="viewer-message" role="status">
+      <div className={overPicture ? 'viewer-message corner' : 'viewer-message'} role="status">
         <p>{text}</p>
         <progress max={1} value={fraction ?? undefined} />
       </div>

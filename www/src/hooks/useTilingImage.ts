@@ -32,6 +32,8 @@ export interface TilingStatus {
   source: 'worker' | 'store' | null;
   /** The upload to tile-store (state `none` without a store). */
   upload: UploadProgress;
+  /** An object URL of a large JPEG's quick low-resolution picture, to show until the tiles arrive. */
+  preview: string | null;
   /** `performance.now()` at `setImageSrc`, at decode end (or store open), at the last tile and at the commit; for figures. */
   startedAt: number | null;
   openedAt: number | null;
@@ -73,6 +75,7 @@ const IDLE: TilingStatus = {
   error: null,
   source: null,
   upload: NO_UPLOAD,
+  preview: null,
   startedAt: null,
   openedAt: null,
   doneAt: null,
@@ -116,6 +119,7 @@ export function useTilingImage(
   const client = useRef<TilerClient | null>(null);
   /** Bumped by every setImageSrc, so late answers about a replaced image are dropped. */
   const generation = useRef(0);
+  const previewUrl = useRef<string | null>(null);
   const optionsRef = useRef(options);
   optionsRef.current = options;
   const settingsRef = useRef(settings);
@@ -125,6 +129,7 @@ export function useTilingImage(
     client.current?.terminate();
     client.current = null;
     const current = ++generation.current;
+    revokePreview(previewUrl);
     setTileSource(null);
     if (src === null || src === '') {
       setStatus(IDLE);
@@ -189,6 +194,13 @@ export function useTilingImage(
             });
           },
           onMetadata: (metadata) => mine() && setStatus((s) => ({ ...s, metadata })),
+          onPreview: (jpeg) => {
+            if (!mine()) return;
+            revokePreview(previewUrl);
+            const preview = URL.createObjectURL(jpeg);
+            previewUrl.current = preview;
+            setStatus((s) => ({ ...s, preview }));
+          },
           onOpened: (info, metadata) => {
             if (!mine() || !me) return;
             setTileSource(new WorkerTileSource(me, info));
@@ -238,9 +250,15 @@ export function useTilingImage(
     () => () => {
       client.current?.terminate();
       client.current = null;
+      revokePreview(previewUrl);
     },
     [],
   );
 
   return [tileSource, setImageSrc, status];
+}
+
+function revokePreview(url: { current: string | null }): void {
+  if (url.current) URL.revokeObjectURL(url.current);
+  url.current = null;
 }

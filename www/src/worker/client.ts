@@ -1,6 +1,17 @@
 /** A typed client over one tiler worker. One client per image: `terminate()` cancels everything. */
 import type { Metadata, Options } from '@tessera/tiler-wasm';
-import type { FromWorker, ImageSource, Progress, PyramidInfo, StoreTarget, TilerFailure, ToWorker, UploadProgress } from './protocol';
+import type {
+  FromPreviewWorker,
+  FromWorker,
+  ImageSource,
+  PreviewPort,
+  Progress,
+  PyramidInfo,
+  StoreTarget,
+  TilerFailure,
+  ToWorker,
+  UploadProgress,
+} from './protocol';
 
 export type { ImageSource, Progress, PyramidInfo, StoreTarget, TilerFailure, UploadProgress, UploadState } from './protocol';
 
@@ -8,6 +19,8 @@ export interface TilerEvents {
   onProgress?: (progress: Progress) => void;
   /** Header and EXIF, before the pixels are decoded. */
   onMetadata?: (metadata: Metadata) => void;
+  /** A large JPEG's quick low-resolution picture (a JPEG), to show beneath until the tiles arrive. */
+  onPreview?: (jpeg: Blob) => void;
   /** Decoded: tiles can be requested. */
   onOpened?: (info: PyramidInfo, metadata: Metadata) => void;
   /** Every tile of the pyramid is made. */
@@ -33,6 +46,8 @@ interface Waiter {
 
 export class TilerClient {
   private readonly worker: Worker;
+  /** Decodes a preview on the other core while `worker` decodes the image; gone once not needed. */
+  private preview: Worker | null;
   private readonly waiters = new Map<number, Waiter>();
   private nextId = 1;
   private failed: TilerFailure | null = null;
@@ -50,7 +65,18 @@ export class TilerClient {
     // The worker resolves URLs against its own script's address; the page means its own.
     const resolved: ImageSource =
       source.kind === 'url' ? { kind: 'url', url: new URL(source.url, document.baseURI).href } : source;
-    this.send({ type: 'open', source: resolved, options, target });
+    // The tiler worker hands a large JPEG's bytes straight to the preview worker, which answers here.
+    const channel = new MessageChannel();
+    this.preview = new Worker(new URL('./preview.worker.ts', import.meta.url), { type: 'module', name: 'preview' });
+    this.preview.onmessage = (e: MessageEvent<FromPreviewWorker>) => this.receivePreview(e.data);
+    // A preview is optional: if its worker fails, the tiles still come.
+    this.preview.onerror = (e) => {
+      e.preventDefault();
+      this.stopPreview();
+    };
+    const port: PreviewPort = { type: 'port', port: channel.port2 };
+    this.preview.postMessage(port, [channel.port2]);
+    this.send({ type: 'open', source: resolved, options, target, previewPort: channel.port1 }, [channel.port1]);
   }
 
   /** Asks for one tile; tiles asked for are made before the background ones. */
@@ -77,17 +103,30 @@ export class TilerClient {
     if (this.terminated) return;
     this.terminated = true;
     this.worker.terminate();
+    this.stopPreview();
     for (const w of this.waiters.values()) w.reject({ code: 'aborted', message: 'The image was replaced.' });
     this.waiters.clear();
   }
 
-  private send(message: ToWorker): void {
-    this.worker.postMessage(message);
+  private send(message: ToWorker, transfer: Transferable[] = []): void {
+    this.worker.postMessage(message, transfer);
+  }
+
+  private stopPreview(): void {
+    this.preview?.terminate();
+    this.preview = null;
+  }
+
+  private receivePreview(msg: FromPreviewWorker): void {
+    this.stopPreview();
+    if (this.terminated || this.failed || msg.type !== 'preview') return;
+    this.events.onPreview?.(new Blob([msg.bytes], { type: 'image/jpeg' }));
   }
 
   private fail(error: TilerFailure): void {
     if (this.failed || this.terminated) return;
     this.failed = error;
+    this.stopPreview();
     for (const w of this.waiters.values()) w.reject(error);
     this.waiters.clear();
     this.events.onError?.(error);
@@ -103,6 +142,8 @@ export class TilerClient {
         this.events.onMetadata?.(msg.metadata);
         return;
       case 'opened':
+        // Decoded: the tiles come soon, a preview still being made is not worth waiting for.
+        this.stopPreview();
         this.events.onOpened?.(msg.info, msg.metadata);
         return;
       case 'tile': {
@@ -121,6 +162,8 @@ export class TilerClient {
         this.events.onPyramidDone?.(msg.tiles, msg.bytes);
         return;
       case 'stored':
+        // Nothing is decoded: the store's own tiles come at once.
+        this.stopPreview();
         this.events.onStored?.(msg.pyramidId, msg.dziXml, msg.metadata);
         return;
       case 'upload':

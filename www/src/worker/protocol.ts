@@ -1,5 +1,5 @@
 /** Messages between the page and the tiler worker. Bytes always travel as transferred ArrayBuffers. */
-import type { Metadata, Options, TileFormat } from '@tessera/tiler-wasm';
+import type { Limits, Metadata, Options, TileFormat } from '@tessera/tiler-wasm';
 import type { StoreFailure, StoreSettings } from '../api/tileStore';
 
 /** Every failure the page can see; `code` is stable, `message` is for people. */
@@ -73,7 +73,8 @@ export interface UploadProgress {
 }
 
 export type ToWorker =
-  | { type: 'open'; source: ImageSource; options?: Options; target?: StoreTarget }
+  /** `previewPort`: where to send a large JPEG's bytes for the preview worker (see PreviewRequest). */
+  | { type: 'open'; source: ImageSource; options?: Options; target?: StoreTarget; previewPort?: MessagePort }
   | { type: 'tile'; id: number; level: number; col: number; row: number }
   | { type: 'cancelTile'; id: number };
 
@@ -93,3 +94,19 @@ export type FromWorker =
   | { type: 'stored'; pyramidId: string; dziXml: string; metadata: Metadata | null }
   | { type: 'upload'; upload: UploadProgress }
   | { type: 'error'; error: TilerFailure };
+
+/** Page → preview worker: the port on which the tiler worker will send the bytes. */
+export interface PreviewPort {
+  type: 'port';
+  port: MessagePort;
+}
+
+/** Tiler worker → preview worker, through that port: a large JPEG to preview. */
+export interface PreviewRequest {
+  bytes: ArrayBuffer;
+  minSide: number;
+  limits?: Limits;
+}
+
+/** Preview worker → page: a small JPEG to show until the tiles arrive, or nothing to show. */
+export type FromPreviewWorker = { type: 'preview'; bytes: ArrayBuffer } | { type: 'none' };

@@ -5,7 +5,17 @@
  * page terminates it to cancel, so nothing here needs to be cancellable.
  */
 import init, { IdHasher, Tiler, probe } from '@tessera/tiler-wasm';
-import type { FailureCode, FromWorker, ImageSource, PyramidInfo, StoreTarget, TilerFailure, ToWorker, UploadProgress } from './protocol';
+import type {
+  FailureCode,
+  FromWorker,
+  ImageSource,
+  PreviewRequest,
+  PyramidInfo,
+  StoreTarget,
+  TilerFailure,
+  ToWorker,
+  UploadProgress,
+} from './protocol';
 import type { Metadata, Options } from '@tessera/tiler-wasm';
 import { TileStoreClient } from '../api/tileStore';
 import { PyramidUploader } from './upload';
@@ -14,6 +24,8 @@ declare const self: DedicatedWorkerGlobalScope;
 
 /** Progress is posted every this many background tiles, and at each level's end. */
 const PROGRESS_EVERY = 16;
+/** A JPEG whose longer side is at least twice this gets a preview this big, made by the preview worker. */
+const PREVIEW_SIDE = 1280;
 
 const wasmReady: Promise<unknown> = init();
 // Reported by `open`, which awaits it; this only keeps it from counting as unhandled meanwhile.
@@ -298,7 +310,23 @@ function startUpload(store: TileStoreClient, t: Tiler, info: PyramidInfo, batchB
   void uploader.run();
 }
 
-async function open(source: ImageSource, options: Options | undefined, target: StoreTarget | undefined): Promise<void> {
+/** Sends a copy of a large JPEG's bytes to the preview worker, which decodes it at 1/2–1/8 scale. */
+function requestPreview(port: MessagePort | undefined, bytes: Uint8Array, metadata: Metadata, options: Options | undefined): void {
+  if (!port) return;
+  if (metadata.format === 'jpeg' && Math.max(metadata.width, metadata.height) >= 2 * PREVIEW_SIDE) {
+    const copy = bytes.slice();
+    const request: PreviewRequest = { bytes: copy.buffer, minSide: PREVIEW_SIDE, limits: options?.limits };
+    port.postMessage(request, [copy.buffer]);
+  }
+  port.close();
+}
+
+async function open(
+  source: ImageSource,
+  options: Options | undefined,
+  target: StoreTarget | undefined,
+  previewPort: MessagePort | undefined,
+): Promise<void> {
   try {
     await wasmReady;
   } catch (e) {
@@ -317,13 +345,16 @@ async function open(source: ImageSource, options: Options | undefined, target: S
   if (store) {
     const dziXml = await storedManifest(store, pyramidId);
     if (dziXml !== null) {
+      previewPort?.close();
       post({ type: 'stored', pyramidId, dziXml, metadata: probeQuietly(bytes, options) });
       return;
     }
   }
   try {
     // Header and EXIF first: the panel fills in and limits are checked before any pixel is decoded.
-    post({ type: 'metadata', metadata: probe(bytes, options?.limits) });
+    const metadata: Metadata = probe(bytes, options?.limits);
+    post({ type: 'metadata', metadata });
+    requestPreview(previewPort, bytes, metadata, options);
     post({ type: 'progress', progress: { phase: 'decode', bytes: bytes.byteLength } });
     const t = Tiler.open(bytes, options);
     const info: PyramidInfo = {
@@ -359,7 +390,7 @@ self.onmessage = (event: MessageEvent<ToWorker>) => {
         return;
       }
       started = true;
-      open(msg.source, msg.options, msg.target).catch(fail);
+      open(msg.source, msg.options, msg.target, msg.previewPort).catch(fail);
       return;
     case 'tile':
       if (fatal) {
