@@ -251,14 +251,16 @@ async fn tile_and_store(
     let (sender, mut receiver) = mpsc::channel::<(TileName, Vec<u8>)>(TILES_IN_FLIGHT);
     let tiling_job = Arc::clone(job);
     let tiler = tokio::task::spawn_blocking(move || -> Result<Dzi> {
-        let mut tiler = Tiler::open(&bytes, &options)?;
+        let tiler = Tiler::open(&bytes, &options)?;
         drop(bytes);
         tiling_job
             .tiles_total
             .store(tiler.layout().tile_count(), Ordering::Relaxed);
         let format = tiler.format();
+        let dzi = tiler.dzi();
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        tiler.walk_parallel(threads, |addr: TileAddr, tile| {
+        // Level by level in the decoded image's own memory: the server holds no second copy.
+        tiler.into_walk_parallel(threads, |addr: TileAddr, tile| {
             let name = TileName {
                 level: addr.level,
                 col: addr.col,
@@ -269,7 +271,7 @@ async fn tile_and_store(
                 .blocking_send((name, tile))
                 .map_err(|_| AppError::Internal("the tile writer stopped".into()))
         })?;
-        Ok(tiler.dzi())
+        Ok(dzi)
     });
     // The stream owns the receiver: when a write fails the stream is dropped, so the
     // tiler's next send fails and it stops.
