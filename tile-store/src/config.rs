@@ -107,6 +107,19 @@ pub struct ServeConfig {
     /// Largest upload request body accepted, in bytes.
     #[arg(long, env = "TILE_STORE_MAX_REQUEST_BYTES", default_value_t = 32 << 20)]
     pub max_request_bytes: usize,
+
+    /// Uploads (tile PUTs and batches) handled at once; more wait, then get a 503.
+    /// Bounds the memory held by upload bodies to this × `--max-request-bytes`.
+    #[arg(long, env = "TILE_STORE_MAX_CONCURRENT_UPLOADS", default_value_t = 16)]
+    pub max_concurrent_uploads: usize,
+
+    /// Seconds a request may take in all, body included (408 past it).
+    #[arg(long, env = "TILE_STORE_REQUEST_TIMEOUT", default_value_t = 60)]
+    pub request_timeout: u64,
+
+    /// Seconds one S3 call may take, retries included (503 past it).
+    #[arg(long, env = "TILE_STORE_S3_TIMEOUT", default_value_t = 20)]
+    pub s3_timeout: u64,
 }
 
 /// Arguments of `tile-store tile`.

@@ -47,6 +47,10 @@ pub enum AppError {
     /// A storage backend failure; details are logged, never sent.
     #[error("storage failure: {0}")]
     Store(String),
+    /// Temporarily unable to answer (the store is unreachable or slow, or too many
+    /// uploads are in flight): `503` with `Retry-After`, safe to retry.
+    #[error("temporarily unavailable: {0}")]
+    Unavailable(String),
     /// A local I/O failure; details are logged, never sent.
     #[error("I/O failure: {0}")]
     Io(#[from] std::io::Error),
@@ -69,6 +73,9 @@ pub struct Missing {
     /// The first missing tiles, as `level/col_row.ext`.
     pub tiles: Vec<String>,
 }
+
+/// Seconds a client is asked to wait before retrying a `503`.
+pub const RETRY_AFTER_SECS: u32 = 1;
 
 /// Shorthand for results in this crate.
 pub type Result<T, E = AppError> = std::result::Result<T, E>;
@@ -95,6 +102,7 @@ impl AppError {
             AppError::Store(_) | AppError::Io(_) | AppError::Config(_) | AppError::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
+            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -110,6 +118,7 @@ impl AppError {
             AppError::Tiler(e) => e.code(),
             AppError::Config(_) => "config",
             AppError::Store(_) | AppError::Io(_) | AppError::Internal(_) => "internal",
+            AppError::Unavailable(_) => "unavailable",
         }
     }
 }
@@ -130,7 +139,10 @@ struct Detail<'a> {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let message = if status.is_server_error() {
+        let message = if let AppError::Unavailable(detail) = &self {
+            tracing::warn!(%detail, "request refused for now");
+            "temporarily unavailable; retry shortly".to_owned()
+        } else if status.is_server_error() {
             tracing::error!(error = %self, "request failed");
             "internal server error".to_owned()
         } else {
@@ -148,6 +160,11 @@ impl IntoResponse for AppError {
             },
         };
         let mut response = (status, axum::Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()

@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod gate;
 pub mod routes;
 pub mod serve;
 pub mod store;
@@ -54,6 +55,8 @@ pub struct AppState {
     pub web_dir: Option<PathBuf>,
     /// Ids known to be committed, so tile reads need no manifest lookup.
     pub committed: Arc<CommittedIds>,
+    /// Caps the uploads handled at once.
+    pub uploads: Arc<gate::UploadGate>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -78,6 +81,7 @@ impl AppState {
             cors_origins: Vec::new(),
             web_dir: None,
             committed: Arc::new(CommittedIds::default()),
+            uploads: Arc::new(gate::UploadGate::default()),
         }
     }
 }
