@@ -7,7 +7,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::procs::*;
+use common::procs::{self, *};
 use common::*;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -302,7 +302,6 @@ async fn tile_store_killed_mid_batch_never_serves_a_partial_tile() {
     let data = tempfile::tempdir().unwrap();
     let data_dir = data.path().to_str().unwrap().to_owned();
     let port = free_port();
-    let client = client();
     let id = test_id("fault-tile-store-killed");
     // Batches of 24 × 512 KiB: 12 MiB each, so a kill lands inside the writes.
     let (dzi, tiles) = noise_pyramid(2500, 1800, 512 << 10, 2);
@@ -312,6 +311,8 @@ async fn tile_store_killed_mid_batch_never_serves_a_partial_tile() {
     let mut kills = 0;
     for (round, chunk) in tiles.chunks(24).enumerate() {
         let server = TileStore::start(port, &["--data-dir", &data_dir], &[]);
+        // A fresh connection pool for each server process.
+        let client = client();
         let body = batch(chunk);
         let upload = {
             let (client, id) = (client.clone(), id.clone());
@@ -338,6 +339,7 @@ async fn tile_store_killed_mid_batch_never_serves_a_partial_tile() {
 
         // Restarted: whatever is listed or on disk as a tile is whole.
         let server = TileStore::start(port, &["--data-dir", &data_dir], &[]);
+        let client = procs::client();
         for name in listed(&client, server.addr, &id).await.unwrap() {
             let want = expected
                 .get(&name)
@@ -385,6 +387,7 @@ async fn tile_store_killed_mid_batch_never_serves_a_partial_tile() {
 
     // Resumed after the last crash: the upload completes and every tile is whole.
     let server = TileStore::start(port, &["--data-dir", &data_dir], &[]);
+    let client = procs::client();
     resume_and_commit(&client, server.addr, &id, &dzi, &tiles).await;
     verify_served(&client, server.addr, &id, &dzi, &tiles).await;
     server.kill();
