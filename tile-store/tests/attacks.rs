@@ -577,7 +577,9 @@ async fn hostile_requests_are_refused_and_write_nothing() {
             assert!(
                 matches!(
                     got,
-                    StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
+                    StatusCode::BAD_REQUEST
+                        | StatusCode::NOT_FOUND
+                        | StatusCode::METHOD_NOT_ALLOWED
                 ),
                 "{what}: {got} {}",
                 String::from_utf8_lossy(&body)
