@@ -332,9 +332,9 @@ async fn tile_store_killed_mid_batch_never_serves_a_partial_tile() {
         tokio::time::sleep(Duration::from_millis(20 + 37 * round as u64 % 200)).await;
         server.kill();
         kills += 1;
-        match upload.await.unwrap() {
-            Ok((status, _, body)) => assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body)),
-            Err(_) => {} // the connection died with the server
+        // The connection may die with the server; an answer that did come is a 200.
+        if let Ok((status, _, body)) = upload.await.unwrap() {
+            assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
         }
 
         // Restarted: whatever is listed or on disk as a tile is whole.

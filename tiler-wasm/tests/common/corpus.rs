@@ -303,7 +303,7 @@ pub fn bit_flipped(bytes: &[u8], skip: usize, flips: usize, seed: u64) -> Vec<u8
         s ^= s << 17;
         let span = out.len() - skip;
         let i = skip + (s as usize) % span;
-        out[i] ^= 1 << (s >> 32) % 8;
+        out[i] ^= 1 << ((s >> 32) % 8);
     }
     out
 }
