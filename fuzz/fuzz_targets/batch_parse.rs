@@ -16,6 +16,7 @@ fuzz_target!(|data: &[u8]| {
     assert!(total <= data.len());
     assert!(tiles.iter().all(|(_, b)| b.len() <= MAX_TILE_BYTES));
     let encoded = batch::encode(tiles.iter().map(|(n, b)| (*n, b.as_ref())));
-    let again = batch::parse(Bytes::from(encoded), MAX_TILE_BYTES).expect("re-encoded batch parses");
+    let again =
+        batch::parse(Bytes::from(encoded), MAX_TILE_BYTES).expect("re-encoded batch parses");
     assert_eq!(again, tiles);
 });

@@ -31,6 +31,8 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!((layout.width(), layout.height()), (meta.width, meta.height));
     let _ = tiler.dzi().to_xml();
     let top = layout.max_level();
-    tiler.tile(top, 0, 0).expect("the first tile of an opened image encodes");
+    tiler
+        .tile(top, 0, 0)
+        .expect("the first tile of an opened image encodes");
     tiler.tile(0, 0, 0).expect("the 1×1 tile encodes");
 });
