@@ -5,7 +5,7 @@ CARGO ?= cargo
 LISTEN ?= 127.0.0.1:8080
 DATA_DIR ?= data
 
-.PHONY: help run test wasm web server bench bench-store bench-browser bench-server bench-reuse lint fmt clean
+.PHONY: help run test wasm web server bench bench-store bench-browser bench-server bench-reuse lint fmt clean fuzz load
 
 help:
 	@echo "make run    build everything and serve the web app with a sample image on http://$(LISTEN)/"
@@ -16,6 +16,8 @@ help:
 	@echo "make bench-server  POST /pyramids by S3 key (s3s-fs), request to ready, against vips dzsave"
 	@echo "make bench-reuse  first view of a pyramid reused from tile-store against tiling it in the browser; upload time"
 	@echo "make lint   fmt check, clippy (native and wasm32), tsc"
+	@echo "make fuzz   every fuzz target for FUZZ_SECONDS (default 1200) each"
+	@echo "make load   64 clients against tile-store on s3s-fs for LOAD_SECONDS (default 60)"
 
 ## The main job: tile-store on the local-disk store, serving the web app and a sample image.
 ## `store=/` makes the page use this same tile-store: the first open tiles and saves, the next reuses.
@@ -28,6 +30,7 @@ run: server web
 test:
 	scripts/setup.sh test
 	$(CARGO) test --release --workspace --all-targets
+	scripts/fuzz.sh 20
 	$(MAKE) server web
 	scripts/test-wasm.sh
 	scripts/setup.sh npm tests/e2e
@@ -63,6 +66,15 @@ bench-browser: server web
 bench-reuse: server web
 	scripts/setup.sh npm tests/e2e
 	node bench/reuse.mjs
+
+## Long runs behind a flag: fuzzing, and the load test for a minute (make test runs both briefly).
+fuzz:
+	scripts/setup.sh test
+	scripts/fuzz.sh $${FUZZ_SECONDS:-1200}
+
+load:
+	scripts/setup.sh test
+	TESSERA_LOAD_SECS=$${LOAD_SECONDS:-60} $(CARGO) test --release -p tile-store --test load -- --nocapture
 
 fmt:
 	$(CARGO) fmt --all

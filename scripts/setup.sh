@@ -53,6 +53,11 @@ if [ "$what" = test ]; then
     say "cargo install s3s-fs 0.14.1"
     cargo install s3s-fs@0.14.1 --locked --features binary
   fi
+  # The fuzz targets (fuzz/) run briefly in `make test`; cargo-fuzz drives them on stable.
+  if ! cargo fuzz --version >/dev/null 2>&1; then
+    say "cargo install cargo-fuzz"
+    cargo install cargo-fuzz --locked
+  fi
 fi
 
 exit 0

@@ -128,6 +128,18 @@ pub struct ServeConfig {
     /// Most unfinished tiling jobs; more are answered 503 with Retry-After.
     #[arg(long, env = "TILE_STORE_MAX_JOBS", default_value_t = 16)]
     pub max_jobs: usize,
+    /// Uploads (tile PUTs and batches) handled at once; more wait, then get a 503.
+    /// Bounds the memory held by upload bodies to this × `--max-request-bytes`.
+    #[arg(long, env = "TILE_STORE_MAX_CONCURRENT_UPLOADS", default_value_t = 16)]
+    pub max_concurrent_uploads: usize,
+
+    /// Seconds a request may take in all, body included (408 past it).
+    #[arg(long, env = "TILE_STORE_REQUEST_TIMEOUT", default_value_t = 60)]
+    pub request_timeout: u64,
+
+    /// Seconds one S3 call may take, retries included (503 past it).
+    #[arg(long, env = "TILE_STORE_S3_TIMEOUT", default_value_t = 20)]
+    pub s3_timeout: u64,
 }
 
 /// Arguments of `tile-store tile`.

@@ -57,9 +57,10 @@ pub enum AppError {
         /// Human-readable explanation.
         message: String,
     },
-    /// Too much work queued; the client should retry after `retry_after_secs`.
+    /// Too much work queued (tiling jobs, uploads); the client should retry after
+    /// `retry_after_secs`. The message is sent.
     #[error("{message}")]
-    Unavailable {
+    Busy {
         /// Human-readable explanation.
         message: String,
         /// Seconds to wait before retrying (the `Retry-After` header).
@@ -71,6 +72,10 @@ pub enum AppError {
     /// A storage backend failure; details are logged, never sent.
     #[error("storage failure: {0}")]
     Store(String),
+    /// Temporarily unable to answer (the store is unreachable or slow, or too many
+    /// uploads are in flight): `503` with `Retry-After`, safe to retry.
+    #[error("temporarily unavailable: {0}")]
+    Unavailable(String),
     /// A local I/O failure; details are logged, never sent.
     #[error("I/O failure: {0}")]
     Io(#[from] std::io::Error),
@@ -93,6 +98,9 @@ pub struct Missing {
     /// The first missing tiles, as `level/col_row.ext`.
     pub tiles: Vec<String>,
 }
+
+/// Seconds a client is asked to wait before retrying a `503`.
+pub const RETRY_AFTER_SECS: u32 = 1;
 
 /// Shorthand for results in this crate.
 pub type Result<T, E = AppError> = std::result::Result<T, E>;
@@ -118,7 +126,7 @@ impl AppError {
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::Forbidden { .. } => StatusCode::FORBIDDEN,
             AppError::Upstream { .. } => StatusCode::BAD_GATEWAY,
-            AppError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Busy { .. } | AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Store(_) | AppError::Io(_) | AppError::Config(_) | AppError::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -132,7 +140,7 @@ impl AppError {
             | AppError::Conflict { code, .. }
             | AppError::Forbidden { code, .. }
             | AppError::Upstream { code, .. } => code,
-            AppError::Unavailable { .. } => "busy",
+            AppError::Busy { .. } => "busy",
             AppError::Unauthorized(_) => "unauthorized",
             AppError::NotFound(_) => "not_found",
             AppError::MethodNotAllowed => "method_not_allowed",
@@ -141,6 +149,7 @@ impl AppError {
             AppError::Tiler(e) => e.code(),
             AppError::Config(_) => "config",
             AppError::Store(_) | AppError::Io(_) | AppError::Internal(_) => "internal",
+            AppError::Unavailable(_) => "unavailable",
         }
     }
 }
@@ -161,12 +170,13 @@ struct Detail<'a> {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status();
-        // Upstream and busy answers are about the source or the queue, not our internals.
-        let message = if status.is_server_error()
-            && !matches!(
-                self,
-                AppError::Upstream { .. } | AppError::Unavailable { .. }
-            ) {
+        let message = if let AppError::Unavailable(detail) = &self {
+            tracing::warn!(%detail, "request refused for now");
+            "temporarily unavailable; retry shortly".to_owned()
+        } else if status.is_server_error()
+            // Upstream and busy answers are about the source or the queue, not our internals.
+            && !matches!(self, AppError::Upstream { .. } | AppError::Busy { .. })
+        {
             tracing::error!(error = %self, "request failed");
             "internal server error".to_owned()
         } else {
@@ -184,13 +194,17 @@ impl IntoResponse for AppError {
             },
         };
         let mut response = (status, axum::Json(body)).into_response();
-        if let AppError::Unavailable {
-            retry_after_secs, ..
-        } = &self
-        {
+        let retry_after = match &self {
+            AppError::Busy {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            AppError::Unavailable(_) => Some(u64::from(RETRY_AFTER_SECS)),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if status == StatusCode::UNAUTHORIZED {
             response

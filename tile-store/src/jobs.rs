@@ -60,7 +60,7 @@ impl From<&AppError> for JobError {
     fn from(e: &AppError) -> Self {
         let status = e.status();
         let message = if status.is_server_error()
-            && !matches!(e, AppError::Upstream { .. } | AppError::Unavailable { .. })
+            && !matches!(e, AppError::Upstream { .. } | AppError::Busy { .. })
         {
             "internal server error".to_owned()
         } else {
@@ -212,7 +212,7 @@ impl Jobs {
             .filter(|j| !j.status.borrow().state.is_finished())
             .count();
         if unfinished >= self.capacity {
-            return Err(AppError::Unavailable {
+            return Err(AppError::Busy {
                 message: format!(
                     "{unfinished} tiling jobs are running or queued, the most this server takes; retry later"
                 ),

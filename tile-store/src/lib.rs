@@ -8,6 +8,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod fetch;
+pub mod gate;
 pub mod jobs;
 pub mod pipeline;
 pub mod routes;
@@ -59,6 +60,8 @@ pub struct AppState {
     pub committed: Arc<CommittedIds>,
     /// Server-side tiling: jobs, fetching, the S3 source.
     pub tiling: Arc<pipeline::Tiling>,
+    /// Caps the uploads handled at once.
+    pub uploads: Arc<gate::UploadGate>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -84,6 +87,7 @@ impl AppState {
             web_dir: None,
             committed: Arc::new(CommittedIds::default()),
             tiling: Arc::new(pipeline::Tiling::with_defaults()),
+            uploads: Arc::new(gate::UploadGate::default()),
         }
     }
 }

@@ -311,3 +311,154 @@ fn tiles_outside_the_pyramid_are_errors() {
         ));
     }
 }
+
+#[path = "common/corpus.rs"]
+#[allow(dead_code)] // `write` and `e2e` serve the end-to-end tests, through the example.
+mod corpus;
+
+use corpus::Expect;
+
+/// Limits the corpus is tiled with: the defaults' shape, scaled so that the
+/// process memory cap below would catch any allocation the limits did not stop.
+const CORPUS_LIMITS: Limits = Limits {
+    max_pixels: 50_000_000,
+    max_dimension: 65_535,
+    max_alloc: 256 << 20,
+};
+/// The child process running the corpus may map at most this much writable memory
+/// (`ulimit -d`, KiB): a decoder trusting a declared size would die here.
+const CORPUS_DATA_LIMIT_KIB: u64 = 1 << 20;
+const CHILD: &str = "TESSERA_HOSTILE_CORPUS_CHILD";
+
+/// Every case of the corpus, in a child process whose memory is capped by the OS:
+/// a typed error with the expected code, or a whole pyramid, never a panic, an
+/// abort or an allocation past the cap.
+#[test]
+fn the_hostile_corpus_gives_typed_errors_within_memory_limits() {
+    if std::env::var_os(CHILD).is_some() {
+        run_corpus();
+        return;
+    }
+    let exe = std::env::current_exe().expect("test binary");
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -d {CORPUS_DATA_LIMIT_KIB} && exec \"$0\" \"$@\""
+        ))
+        .arg(exe)
+        .args([
+            "--exact",
+            "the_hostile_corpus_gives_typed_errors_within_memory_limits",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD, "1")
+        .output()
+        .expect("runs the corpus");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("hostile corpus:"), "{stdout}");
+    eprintln!(
+        "{}",
+        stdout
+            .lines()
+            .filter(|l| l.contains("hostile corpus"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+fn run_corpus() {
+    let options = Options {
+        limits: CORPUS_LIMITS,
+        ..Options::default()
+    };
+    let cases = corpus::corpus();
+    let mut outcomes = std::collections::BTreeMap::<String, usize>::new();
+    for case in &cases {
+        // Probing never panics either; it may succeed on a damaged body.
+        let _ = probe(&case.bytes, &CORPUS_LIMITS);
+        let opened = Tiler::open(&case.bytes, &options);
+        let outcome = match (&opened, case.expect) {
+            (Err(e), Expect::Error(codes)) => {
+                assert!(
+                    codes.contains(&e.code()),
+                    "{}: {e:?}, expected {codes:?}",
+                    case.name
+                );
+                e.code()
+            }
+            (Err(e), Expect::Either) => e.code(),
+            (Ok(_), Expect::Tiles | Expect::Either) => "tiles",
+            (Err(e), Expect::Tiles) => panic!("{} must tile: {e:?}", case.name),
+            (Ok(_), Expect::Error(codes)) => panic!("{} opened; expected {codes:?}", case.name),
+        };
+        if let Ok(mut tiler) = opened {
+            let layout = *tiler.layout();
+            assert_eq!(
+                (layout.width(), layout.height()),
+                (tiler.metadata().width, tiler.metadata().height),
+                "{}",
+                case.name
+            );
+            let dzi = tiler_wasm::Dzi::parse(tiler.dzi().to_xml().as_bytes()).expect("own .dzi");
+            assert_eq!(dzi.layout().expect("geometry"), layout);
+            if layout.tile_count() <= 64 || case.expect == Expect::Tiles {
+                let tiles = walk_all(&mut tiler);
+                assert_eq!(tiles.len() as u64, layout.tile_count(), "{}", case.name);
+            } else {
+                tiler.tile(layout.max_level(), 0, 0).expect("first tile");
+            }
+        }
+        *outcomes.entry(outcome.to_owned()).or_default() += 1;
+    }
+    println!("hostile corpus: {} inputs: {outcomes:?}", cases.len());
+}
+
+/// 1×1, 1×65000 and 65000×1 tile exactly as `vips dzsave` tiles them: the same
+/// `.dzi`, the same tile addresses and sizes, and the same pixels (PNG tiles, so
+/// that JPEG's 4:2:0 chroma on 1-pixel-wide tiles does not hide the comparison).
+#[test]
+fn degenerate_sizes_tile_as_vips_does() {
+    let dir = scratch("hostile-degenerate");
+    let png_tiles = Options {
+        format: Some(tiler_wasm::TileFormat::Png),
+        ..Options::default()
+    };
+    for name in ["1x1.png", "1x65000.png", "65000x1.png"] {
+        let case = corpus::corpus()
+            .into_iter()
+            .find(|c| c.name == name)
+            .expect("in the corpus");
+        let source = dir.join(name);
+        std::fs::write(&source, &case.bytes).expect("write");
+        let base = dir.join(name.replace('.', "-"));
+        vips(&[
+            "dzsave",
+            source.to_str().expect("path"),
+            base.to_str().expect("path"),
+            "--suffix",
+            ".png",
+        ]);
+        let mut tiler = Tiler::open(&case.bytes, &png_tiles).expect("opens");
+        let vips_dzi =
+            std::fs::read_to_string(format!("{}.dzi", base.display())).expect("vips .dzi");
+        assert_eq!(tiler.dzi().to_xml(), vips_dzi, "{name}");
+        let ours = walk_all(&mut tiler);
+        let theirs = read_vips_tiles(&base, "png");
+        assert_eq!(
+            ours.keys().collect::<Vec<_>>(),
+            theirs.keys().collect::<Vec<_>>(),
+            "{name}: tile addresses"
+        );
+        for (addr, bytes) in &ours {
+            let (w, h, a) = decode_rgba(bytes);
+            let (vw, vh, b) = decode_rgba(&theirs[addr]);
+            assert_eq!((w, h), (vw, vh), "{name} {addr:?}");
+            let (sum, n) = squared_error(&a, &b, false);
+            let db = psnr(sum, n);
+            assert!(db >= 45.0, "{name} {addr:?}: {db:.1} dB");
+        }
+    }
+}

@@ -195,6 +195,7 @@ pub async fn put_tile(
     state.auth.authorize_write(&headers)?;
     let (files, level, tile) = segments(path)?;
     let (id, tile) = parse_tile_path(&files, &level, &tile)?;
+    let _turn = state.uploads.enter().await?;
     let bytes = read_body(&headers, body, state.limits.max_tile_bytes).await?;
     let target = WriteTarget::load(&state, id, query).await?;
     target.check(&tile, &bytes, state.limits.max_tile_bytes)?;
@@ -212,6 +213,7 @@ pub async fn upload_batch(
 ) -> Result<Json<Stored>> {
     state.auth.authorize_write(&headers)?;
     let id = PyramidId::parse(&segments(path)?)?;
+    let _turn = state.uploads.enter().await?;
     let body = read_body(&headers, body, state.limits.max_request_bytes).await?;
     let tiles = batch::parse(body, state.limits.max_tile_bytes)?;
     let target = WriteTarget::load(&state, id, query).await?;
@@ -331,6 +333,19 @@ pub async fn commit(
         });
     }
 
+    // Tiles outside the geometry (or of another format) were uploaded before any
+    // geometry was known; they are removed so that a committed pyramid holds
+    // exactly its own tiles and no stray object is ever served as part of it.
+    let strays: Vec<TileName> = stored
+        .iter()
+        .filter(|t| t.format != dzi.format || layout.tile_rect(t.level, t.col, t.row).is_err())
+        .copied()
+        .collect();
+    remove_tiles(&state, &id, &strays).await?;
+    if !strays.is_empty() {
+        tracing::info!(%id, strays = strays.len(), "removed tiles outside the committed geometry");
+    }
+
     // Stored in the exact form vips writes, whatever spelling the client sent.
     let canonical = Bytes::from(dzi.to_xml());
     match state.store.put_if_absent(&key, canonical).await? {
@@ -352,6 +367,19 @@ pub async fn commit(
             answer(false)
         }
     }
+}
+
+async fn remove_tiles(state: &AppState, id: &PyramidId, tiles: &[TileName]) -> Result<()> {
+    let keys: Vec<Key> = tiles.iter().map(|t| Key::Tile(id.clone(), *t)).collect();
+    futures::stream::iter(keys)
+        .map(|key| {
+            let store = state.store.clone();
+            async move { store.delete(&key).await }
+        })
+        .buffer_unordered(STORE_CONCURRENCY)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(())
 }
 
 fn same_manifest(id: &PyramidId, existing: &[u8], dzi: &Dzi) -> Result<()> {

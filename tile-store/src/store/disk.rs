@@ -2,7 +2,9 @@
 //! exactly as `vips dzsave` writes a pyramid.
 //!
 //! Writes go to a temporary file in the target folder and are then renamed into
-//! place, so readers never see a partial tile. The commit uses a hard link, which
+//! place, so readers never see a partial tile, even if the process dies mid-write
+//! (the temporary names are hidden and never parse as tiles). Tiles are not synced
+//! one by one; the commit syncs them all, then writes the manifest synced. The commit uses a hard link, which
 //! fails when the target exists: create-new semantics without a check-then-act race.
 
 use super::{tiles_prefix, Key, PutOutcome, PyramidId, Store, TileName};
@@ -71,6 +73,27 @@ fn write_temp(target: &Path, bytes: &[u8], durable: bool) -> std::io::Result<Pat
     }
 }
 
+/// Flushes a folder's entries (new names, renames) to disk.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Flushes every file and folder under `dir` (absent is fine) to disk.
+fn sync_tree(dir: &Path) -> std::io::Result<()> {
+    let Some(entries) = absent_is_none(std::fs::read_dir(dir))? else {
+        return Ok(());
+    };
+    for entry in entries {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            sync_tree(&entry.path())?;
+        } else {
+            std::fs::File::open(entry.path())?.sync_all()?;
+        }
+    }
+    sync_dir(dir)
+}
+
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
 ) -> Result<T> {
@@ -117,13 +140,26 @@ impl Store for DiskStore {
     #[tracing::instrument(level = "debug", skip(self, bytes), fields(key = %key.path(), len = bytes.len()))]
     async fn put_if_absent(&self, key: &Key, bytes: Bytes) -> Result<PutOutcome> {
         let target = self.path(key);
+        let root = self.root.clone();
+        let tiles = match key {
+            Key::Dzi(id) => Some(self.root.join(tiles_prefix(id))),
+            Key::Tile(..) => None,
+        };
         blocking(move || {
-            // The commit is synced so that a committed manifest survives a crash.
+            // Tiles are written without fsync (rename alone keeps them whole across a
+            // process crash); before a manifest declares them complete they are synced,
+            // so that a committed pyramid also survives a power cut whole.
+            if let Some(tiles) = tiles {
+                sync_tree(&tiles)?;
+            }
             let temp = write_temp(&target, &bytes, true)?;
             let linked = std::fs::hard_link(&temp, &target);
             let _ = std::fs::remove_file(&temp);
             match linked {
-                Ok(()) => Ok(PutOutcome::Created),
+                Ok(()) => {
+                    sync_dir(&root)?;
+                    Ok(PutOutcome::Created)
+                }
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(PutOutcome::Exists),
                 Err(e) => Err(e),
             }

@@ -13,12 +13,14 @@
 use super::{tiles_prefix, Key, PutOutcome, PyramidId, Store, TileName};
 use crate::error::{AppError, Result};
 use async_trait::async_trait;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{BehaviorVersion, RequestChecksumCalculation};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use aws_sdk_s3::Client;
 use bytes::Bytes;
+use std::time::Duration;
 
 /// Where in S3 the pyramids live.
 #[derive(Debug, Clone)]
@@ -29,7 +31,12 @@ pub struct S3Settings {
     pub prefix: String,
     /// Path-style addressing (`http://host/bucket/key`), needed by most S3-compatible servers.
     pub path_style: bool,
+    /// Longest an S3 call may take, retries included; past it the request gets a `503`.
+    pub timeout: Duration,
 }
+
+/// Longest wait for a TCP connection to S3.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Objects stored in one S3 bucket.
 #[derive(Debug, Clone)]
@@ -38,7 +45,7 @@ pub struct S3Store {
     settings: S3Settings,
 }
 
-fn store_error<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+fn store_error<E: ProvideErrorMetadata + std::fmt::Debug, R: HttpStatus + std::fmt::Debug>(
     what: &str,
     key: &str,
     err: SdkError<E, R>,
@@ -51,7 +58,33 @@ fn store_error<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
         ),
         None => format!("{err:?}"),
     };
-    AppError::Store(format!("S3 {what} {key}: {detail}"))
+    let message = format!("S3 {what} {key}: {detail}");
+    if is_transient(&err) {
+        AppError::Unavailable(message)
+    } else {
+        AppError::Store(message)
+    }
+}
+
+/// Whether a failed S3 call may succeed if retried later: the server could not be
+/// reached, timed out, broke off its answer, or said it is overloaded or failing.
+/// These become `503` with `Retry-After` rather than `500`.
+fn is_transient<E: ProvideErrorMetadata, R: HttpStatus>(err: &SdkError<E, R>) -> bool {
+    match err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status_code();
+            status >= 500
+                || status == 429
+                || matches!(
+                    service.err().code(),
+                    Some("SlowDown" | "ServiceUnavailable" | "RequestTimeout" | "InternalError")
+                )
+        }
+        _ => false,
+    }
 }
 
 fn status_of<E, R: HttpStatus>(err: &SdkError<E, R>) -> Option<u16> {
@@ -102,6 +135,15 @@ impl S3Store {
             // Many S3-compatible servers reject the SDK's newer default checksums;
             // SigV4 already signs the payload hash.
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            // A slow or unreachable S3 must not hold requests (and their bodies) for
+            // ever: each call is bounded, and the caller answers 503.
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .operation_attempt_timeout(settings.timeout / 2)
+                    .operation_timeout(settings.timeout)
+                    .build(),
+            )
             .build();
         S3Store {
             client: Client::from_conf(config),
@@ -184,7 +226,7 @@ impl Store for S3Store {
                     .body
                     .collect()
                     .await
-                    .map_err(|e| AppError::Store(format!("S3 read {object_key}: {e}")))?;
+                    .map_err(|e| AppError::Unavailable(format!("S3 read {object_key}: {e}")))?;
                 Ok(Some(body.into_bytes()))
             }
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: real tile images, requests, JWTs.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod procs;
+
 use axum::body::Body;
 use axum::http::{Request, Response, StatusCode};
 use axum::Router;
