@@ -10,6 +10,7 @@ use bytes::Bytes;
 use common::procs::{self, *};
 use common::*;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 use tile_store::store::TileName;
 use tiler_wasm::{Dzi, Layout, TileFormat};
@@ -203,37 +204,51 @@ async fn s3_killed_mid_upload_gives_retryable_errors_then_resumes() {
     }
 
     // Batches in flight when S3 dies: each gets 200 (done before) or a retryable 503.
-    let in_flight: Vec<_> = tiles[third..]
-        .chunks(16)
-        .map(|chunk| {
-            let (client, body, id) = (client.clone(), batch(chunk), id.clone());
+    // Four clients keep sending the rest until they see a 503, so batches are in flight at
+    // the kill however fast the machine is.
+    let rest: Arc<Vec<Bytes>> = Arc::new(tiles[third..].chunks(16).map(batch).collect());
+    let senders: Vec<_> = (0..4)
+        .map(|k| {
+            let (client, rest, id) = (client.clone(), Arc::clone(&rest), id.clone());
             tokio::spawn(async move {
-                call(
-                    &client,
-                    addr,
-                    "POST",
-                    &format!("/pyramids/{id}/tiles"),
-                    None,
-                    body,
-                )
-                .await
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+                let mut answers = Vec::new();
+                for body in rest.iter().cycle().skip(k) {
+                    let answer = call(
+                        &client,
+                        addr,
+                        "POST",
+                        &format!("/pyramids/{id}/tiles"),
+                        None,
+                        body.clone(),
+                    )
+                    .await
+                    .expect("tile-store answers");
+                    let done = answer.0 != 200 || tokio::time::Instant::now() > deadline;
+                    answers.push(answer);
+                    if done {
+                        break;
+                    }
+                }
+                answers
             })
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(150)).await;
     s3.kill();
     let mut unavailable = 0;
-    for handle in in_flight {
-        let (status, headers, body) = handle.await.unwrap().expect("tile-store answers");
-        assert!(
-            status == 200 || status == 503,
-            "batch while S3 died: {status} {}",
-            String::from_utf8_lossy(&body)
-        );
-        if status == 503 {
-            unavailable += 1;
-            assert_eq!(headers["retry-after"], "1");
-            assert_eq!(error_code(&body), "unavailable");
+    for handle in senders {
+        for (status, headers, body) in handle.await.unwrap() {
+            assert!(
+                status == 200 || status == 503,
+                "batch while S3 died: {status} {}",
+                String::from_utf8_lossy(&body)
+            );
+            if status == 503 {
+                unavailable += 1;
+                assert_eq!(headers["retry-after"], "1");
+                assert_eq!(error_code(&body), "unavailable");
+            }
         }
     }
     assert!(unavailable > 0, "S3 was killed before the batches finished");

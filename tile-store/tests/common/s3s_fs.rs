@@ -105,6 +105,7 @@ impl S3sFs {
                 bucket: BUCKET.into(),
                 prefix: prefix.into(),
                 path_style: true,
+                timeout: std::time::Duration::from_secs(20),
             },
         )
     }
