@@ -4,14 +4,12 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
-#[path = "common/s3s_fs.rs"]
-mod s3s_fs;
 #[path = "common/tiling.rs"]
 mod tiling;
 
 use aws_sdk_s3::primitives::ByteStream;
 use axum::http::StatusCode;
-use s3s_fs::{S3sFs, BUCKET};
+use common::s3s_fs::{S3sFs, BUCKET};
 use serde_json::json;
 use std::sync::Arc;
 use tile_store::auth::{Auth, AuthSettings};

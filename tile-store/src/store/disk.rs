@@ -85,10 +85,15 @@ fn sync_tree(dir: &Path) -> std::io::Result<()> {
     };
     for entry in entries {
         let entry = entry?;
+        // A concurrent upload's temporary file (hidden, never a tile) may be renamed
+        // away while we walk: it is not ours to sync, and its tile is synced by name.
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
         if entry.file_type()?.is_dir() {
             sync_tree(&entry.path())?;
-        } else {
-            std::fs::File::open(entry.path())?.sync_all()?;
+        } else if let Some(file) = absent_is_none(std::fs::File::open(entry.path()))? {
+            file.sync_all()?;
         }
     }
     sync_dir(dir)

@@ -2,6 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod procs;
+pub mod s3s_fs;
 
 use axum::body::Body;
 use axum::http::{Request, Response, StatusCode};

@@ -6,13 +6,12 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub const ACCESS_KEY: &str = "tessera-test-key";
-pub const SECRET_KEY: &str = "tessera-test-secret";
-pub const BUCKET: &str = "tessera-tiles";
+#[allow(unused_imports)]
+pub use super::s3s_fs::{S3sFs, ACCESS_KEY, BUCKET, SECRET_KEY};
 
 /// A free loopback port.
 pub fn free_port() -> u16 {
@@ -23,18 +22,8 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-fn s3s_fs_binary() -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::var_os("S3S_FS")
-        .map(PathBuf::from)
-        .into_iter()
-        .chain(std::env::split_paths(&path).map(|d| d.join("s3s-fs")))
-        .chain(std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin/s3s-fs")))
-        .find(|c| c.is_file())
-        .expect("s3s-fs not found: `cargo install s3s-fs@0.14.1 --locked --features binary`")
-}
-
-fn wait_for_port(port: u16, child: &mut Child, what: &str) {
+/// Waits until `child` listens on `port`; panics if it exits or takes over 20 s.
+pub fn wait_for_port(port: u16, child: &mut Child, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         if let Some(status) = child.try_wait().unwrap() {
@@ -42,65 +31,6 @@ fn wait_for_port(port: u16, child: &mut Child, what: &str) {
         }
         assert!(Instant::now() < deadline, "{what} did not listen on {port}");
         std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// `s3s-fs` on a fixed port and folder, so that it can be killed and started again.
-pub struct S3sFs {
-    child: Option<Child>,
-    pub port: u16,
-    pub data: tempfile::TempDir,
-}
-
-impl S3sFs {
-    pub fn start() -> Self {
-        let data = tempfile::tempdir().unwrap();
-        std::fs::create_dir(data.path().join(BUCKET)).unwrap();
-        let mut server = S3sFs {
-            child: None,
-            port: free_port(),
-            data,
-        };
-        server.restart();
-        server
-    }
-
-    pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// SIGKILL: the server vanishes mid-request, as in a crash.
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts (again) on the same port and folder.
-    pub fn restart(&mut self) {
-        self.kill();
-        let mut child = Command::new(s3s_fs_binary())
-            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
-            .arg(self.data.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("s3s-fs starts");
-        wait_for_port(self.port, &mut child, "s3s-fs");
-        self.child = Some(child);
-    }
-
-    /// The bytes of `key` in the bucket, read from s3s-fs's folder.
-    pub fn object(&self, key: &str) -> Option<Vec<u8>> {
-        std::fs::read(self.data.path().join(BUCKET).join(key)).ok()
-    }
-}
-
-impl Drop for S3sFs {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 

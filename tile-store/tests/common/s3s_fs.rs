@@ -1,88 +1,91 @@
 //! A real `s3s-fs` on 127.0.0.1 with a free port and a fresh data folder, stopped on drop.
+//! It keeps its port and folder, so a test can kill it and start it again.
 #![allow(dead_code, clippy::unwrap_used)]
 
+use super::procs::{free_port, wait_for_port};
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_s3::config::{Credentials, Region, SharedCredentialsProvider};
-use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tile_store::store::s3::{S3Settings, S3Store};
 
 pub const ACCESS_KEY: &str = "tessera-test-key";
 pub const SECRET_KEY: &str = "tessera-test-secret";
 pub const BUCKET: &str = "tessera-tiles";
 
-/// A running `s3s-fs`, stopped on drop.
+/// A running `s3s-fs`.
 pub struct S3sFs {
-    child: Child,
-    pub endpoint: String,
-    _data: tempfile::TempDir,
+    child: Option<Child>,
+    pub port: u16,
+    pub data: tempfile::TempDir,
 }
 
 fn s3s_fs_binary() -> PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    let candidates = std::env::var_os("S3S_FS")
+    std::env::var_os("S3S_FS")
         .map(PathBuf::from)
         .into_iter()
         .chain(std::env::split_paths(&path).map(|d| d.join("s3s-fs")))
-        .chain(std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin/s3s-fs")));
-    for candidate in candidates {
-        if candidate.is_file() {
-            return candidate;
-        }
-    }
-    panic!(
-        "s3s-fs not found (looked at $S3S_FS, $PATH and ~/.cargo/bin). The S3 tests need a real \
-         S3-compatible server: `cargo install s3s-fs@0.14.1 --locked --features binary` \
-         (the README's test command does this)."
-    );
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+        .chain(std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin/s3s-fs")))
+        .find(|c| c.is_file())
+        .expect(
+            "s3s-fs not found (looked at $S3S_FS, $PATH and ~/.cargo/bin). The S3 tests need a real \
+             S3-compatible server: `cargo install s3s-fs@0.14.1 --locked --features binary` \
+             (the README's test command does this).",
+        )
 }
 
 impl S3sFs {
     pub fn start() -> Self {
         let data = tempfile::tempdir().unwrap();
         std::fs::create_dir(data.path().join(BUCKET)).unwrap();
-        let port = free_port();
+        let mut server = S3sFs {
+            child: None,
+            port: free_port(),
+            data,
+        };
+        server.restart();
+        server
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILL: the server vanishes mid-request, as in a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts (again) on the same port and folder.
+    pub fn restart(&mut self) {
+        self.kill();
         let mut child = Command::new(s3s_fs_binary())
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
             .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
-            .arg(data.path())
+            .arg(self.data.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("s3s-fs starts");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!("s3s-fs exited before listening: {status}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "s3s-fs did not listen on port {port} within 20 s"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        S3sFs {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-            _data: data,
-        }
+        wait_for_port(self.port, &mut child, "s3s-fs");
+        self.child = Some(child);
+    }
+
+    /// The bytes of `key` in the bucket, read from s3s-fs's folder.
+    pub fn object(&self, key: &str) -> Option<Vec<u8>> {
+        std::fs::read(self.data.path().join(BUCKET).join(key)).ok()
     }
 
     pub fn sdk_config(&self) -> SdkConfig {
         SdkConfig::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
-            .endpoint_url(&self.endpoint)
+            .endpoint_url(self.endpoint())
             .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
                 ACCESS_KEY, SECRET_KEY, None, None, "tests",
             )))
@@ -98,6 +101,7 @@ impl S3sFs {
         aws_sdk_s3::Client::from_conf(config)
     }
 
+    /// tile-store's S3 store on this server's bucket, under `prefix`.
     pub fn store(&self, prefix: &str) -> S3Store {
         S3Store::from_sdk_config(
             &self.sdk_config(),
@@ -105,7 +109,7 @@ impl S3sFs {
                 bucket: BUCKET.into(),
                 prefix: prefix.into(),
                 path_style: true,
-                timeout: std::time::Duration::from_secs(20),
+                timeout: Duration::from_secs(20),
             },
         )
     }
@@ -113,7 +117,6 @@ impl S3sFs {
 
 impl Drop for S3sFs {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
