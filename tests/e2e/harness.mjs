@@ -12,7 +12,7 @@ import { PNG } from 'pngjs';
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const ARTIFACTS = join(ROOT, 'tests/artifacts');
 const DIST = join(ROOT, 'www/dist');
-const TILE_STORE = process.env.TILE_STORE_BIN ?? join(ROOT, 'target/release/tile-store');
+export const TILE_STORE = process.env.TILE_STORE_BIN ?? join(ROOT, 'target/release/tile-store');
 
 /** Debian Chromium's flags here: headless, and nothing that reaches past loopback. */
 export const CHROMIUM_ARGS = [

@@ -4,9 +4,8 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { ROOT, freePort } from './harness.mjs';
+import { TILE_STORE, freePort } from './harness.mjs';
 
-const TILE_STORE = process.env.TILE_STORE_BIN ?? join(ROOT, 'target/release/tile-store');
 export const S3 = { key: 'tessera-e2e-key', secret: 'tessera-e2e-secret', bucket: 'tessera-e2e' };
 
 function s3sFsBinary() {

@@ -4,82 +4,25 @@
 // manifest and the tiles cross origins through tile-store's CORS.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { PNG } from 'pngjs';
-import { ARTIFACTS, CHROMIUM_ARGS, ROOT, freePort, near, pixel, staticServer, toScreen } from './harness.mjs';
+import { ARTIFACTS, CHROMIUM_ARGS, ROOT, TILE_STORE, near, pixel, staticServer, toScreen } from './harness.mjs';
+import { onS3, s3sFs, tileStore } from './servers.mjs';
 import { quadrantColour } from './images.mjs';
 
-const TILE_STORE = process.env.TILE_STORE_BIN ?? join(ROOT, 'target/release/tile-store');
 const OSD = join(ROOT, 'www/node_modules/openseadragon/build/openseadragon/openseadragon.min.js');
 const IMAGE = { width: 2000, height: 1400 };
 const VIEWER = { width: 800, height: 600 };
 const PAGE_BACKGROUND = [90, 90, 90];
 const TILES_PER_BATCH = 16;
-const S3 = { key: 'tessera-e2e-key', secret: 'tessera-e2e-secret', bucket: 'tessera-e2e' };
 let work, page, context, site, pyramid;
-const children = [];
+const running = [];
 
-function s3sFsBinary() {
-  const candidates = [
-    process.env.S3S_FS,
-    ...(process.env.PATH ?? '').split(delimiter).map((d) => join(d, 's3s-fs')),
-    join(homedir(), '.cargo/bin/s3s-fs'),
-  ];
-  const found = candidates.find((c) => c && existsSync(c));
-  if (!found) throw new Error('s3s-fs not found: cargo install s3s-fs@0.14.1 --locked --features binary');
-  return found;
-}
-
-/** Starts a server process and waits until `ready()` resolves true. */
-async function startProcess(name, command, args, env, ready) {
-  let output = '';
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
-  child.stdout.on('data', (d) => (output += d));
-  child.stderr.on('data', (d) => (output += d));
-  children.push(child);
-  for (let i = 0; i < 300; i++) {
-    if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}:\n${output}`);
-    if (await ready().catch(() => false)) return { child, log: () => output };
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${name} did not become ready:\n${output}`);
-}
-
-function stopProcess(child) {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    child.once('exit', resolve);
-    child.kill('SIGTERM');
-  });
-}
-
-/** `tile-store serve` on the given store, allowing the test page's origin. */
-async function tileStore(storeArgs, env = {}) {
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const args = ['serve', '--listen', `127.0.0.1:${port}`, '--cors-origin', site.url, ...storeArgs];
-  // Anonymous writes on loopback: no token or JWT secret from the caller's environment.
-  const clean = { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn', ...env };
-  for (const name of ['TILE_STORE_TOKENS', 'TILE_STORE_JWT_SECRET', 'TILE_STORE_REQUIRE_READ_TOKEN']) delete clean[name];
-  const proc = await startProcess('tile-store', TILE_STORE, args, clean, async () => (await fetch(`${url}/healthz`)).ok);
-  return { url, ...proc };
-}
-
-/** A fresh s3s-fs on a free port with one empty bucket. */
-async function s3sFs() {
-  const data = join(work, `s3s-fs-${Date.now()}`);
-  mkdirSync(join(data, S3.bucket), { recursive: true });
-  const port = await freePort();
-  const args = ['--host', '127.0.0.1', '--port', String(port), '--access-key', S3.key, '--secret-key', S3.secret, data];
-  // Any HTTP answer (403 to an unsigned request) means it is listening.
-  const proc = await startProcess('s3s-fs', s3sFsBinary(), args, process.env, async () => (await fetch(`http://127.0.0.1:${port}/`)).status > 0);
-  return { endpoint: `http://127.0.0.1:${port}`, bucketDir: join(data, S3.bucket), ...proc };
-}
 
 /** A quadrant PNG (no alpha, so JPEG tiles), tiled by `tile-store tile`; its id by the documented recipe. */
 function makePyramid() {
@@ -289,31 +232,29 @@ describe('stock OpenSeadragon opens a batch-uploaded, committed pyramid by URL',
 
   after(async () => {
     await context?.close().catch(() => {});
-    await Promise.all(children.map(stopProcess));
+    await Promise.all(running.map((p) => p.stop()));
     await site?.close();
     if (work) rmSync(work, { recursive: true, force: true });
   });
 
   test('on the disk store', async () => {
     const dataDir = join(work, 'disk-store');
-    const store = await tileStore(['--store', 'disk', '--data-dir', dataDir]);
+    const store = await tileStore(['--cors-origin', site.url, '--store', 'disk', '--data-dir', dataDir]);
+    running.push(store);
     try {
       await checkStore('disk', store);
       assert.ok(existsSync(join(dataDir, `${pyramid.id}.dzi`)), 'the manifest is a file in the data dir');
     } finally {
-      await stopProcess(store.child);
+      await store.stop();
     }
   });
 
   test('on the S3 store (s3s-fs)', async () => {
-    const s3 = await s3sFs();
-    const store = await tileStore(['--store', 's3', '--s3-path-style'], {
-      AWS_ENDPOINT_URL: s3.endpoint,
-      AWS_REGION: 'us-east-1',
-      AWS_ACCESS_KEY_ID: S3.key,
-      AWS_SECRET_ACCESS_KEY: S3.secret,
-      AWS_S3_BUCKET_NAME: S3.bucket,
-    });
+    const s3 = await s3sFs(work);
+    running.push(s3);
+    const { args, env } = onS3(s3);
+    const store = await tileStore(['--cors-origin', site.url, ...args], { env });
+    running.push(store);
     try {
       await checkStore('s3', store);
       // s3s-fs keeps each object as a file under the bucket's folder.
@@ -325,8 +266,8 @@ describe('stock OpenSeadragon opens a batch-uploaded, committed pyramid by URL',
         'every tile of the top level is in the bucket',
       );
     } finally {
-      await stopProcess(store.child);
-      await stopProcess(s3.child);
+      await store.stop();
+      await s3.stop();
     }
   });
 });
