@@ -30,46 +30,6 @@ fn small_jpeg() -> Vec<u8> {
     std::fs::read(jpg).expect("fixture")
 }
 
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &b in bytes {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
-/// A PNG signature and IHDR declaring `w`×`h` RGB, with a correct CRC, and one
-/// tiny IDAT and IEND: a valid header for an impossible image.
-fn png_declaring(w: u32, h: u32) -> Vec<u8> {
-    let chunk = |out: &mut Vec<u8>, kind: &[u8], data: &[u8]| {
-        out.extend((data.len() as u32).to_be_bytes());
-        let mut body = kind.to_vec();
-        body.extend(data);
-        out.extend(&body);
-        out.extend(crc32(&body).to_be_bytes());
-    };
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    let mut ihdr = Vec::new();
-    ihdr.extend(w.to_be_bytes());
-    ihdr.extend(h.to_be_bytes());
-    ihdr.extend([8, 2, 0, 0, 0]);
-    chunk(&mut out, b"IHDR", &ihdr);
-    chunk(
-        &mut out,
-        b"IDAT",
-        &[0x78, 0x9C, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
-    );
-    chunk(&mut out, b"IEND", &[]);
-    out
-}
-
 /// `jpeg` with the size in its frame header (SOF0/SOF2) replaced.
 fn jpeg_declaring(jpeg: &[u8], w: u16, h: u16) -> Vec<u8> {
     let mut out = jpeg.to_vec();
@@ -316,7 +276,7 @@ fn tiles_outside_the_pyramid_are_errors() {
 #[allow(dead_code)] // `write` and `e2e` serve the end-to-end tests, through the example.
 mod corpus;
 
-use corpus::Expect;
+use corpus::{png_declaring, Expect};
 
 /// Limits the corpus is tiled with: the defaults' shape, scaled so that the
 /// process memory cap below would catch any allocation the limits did not stop.
