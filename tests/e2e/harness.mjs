@@ -6,6 +6,7 @@ import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, extname, join, normalize, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
 import { PNG } from 'pngjs';
 
@@ -231,4 +232,34 @@ export function toScreen(box, image, zoom, x, y) {
     x: box.width / 2 + (x - image.width / 2) * scale,
     y: box.height / 2 + (y - image.height / 2) * scale,
   };
+}
+
+/** The screen box of the image-pixel box `[x0, y0, x1, y1]`, as `toScreen` places its corners. */
+export function toScreenBox(box, image, zoom, [x0, y0, x1, y1]) {
+  const a = toScreen(box, image, zoom, x0, y0);
+  const b = toScreen(box, image, zoom, x1, y1);
+  return { x: a.x, y: a.y, width: b.x - a.x, height: b.y - a.y };
+}
+
+/**
+ * The on-screen box of damage feature `index`'s geometry (without its stroke), relative to the
+ * viewer element: the SVG shape's own bounding box through its screen transform.
+ */
+export async function screenBoxOfFeature(page, index) {
+  return page.evaluate((i) => {
+    const viewer = document.querySelector('[data-testid="viewer"]').getBoundingClientRect();
+    const shape = document.querySelector(
+      `[data-testid="vector-feature"][data-index="${i}"] path, [data-testid="vector-feature"][data-index="${i}"] circle`,
+    );
+    const b = shape.getBBox();
+    const m = shape.getScreenCTM();
+    return { x: m.a * b.x + m.e - viewer.x, y: m.d * b.y + m.f - viewer.y, width: m.a * b.width, height: m.d * b.height };
+  }, index);
+}
+
+/** Asserts two screen boxes `{ x, y, width, height }` agree within `tolerance` pixels. */
+export function assertBoxNear(got, want, what, tolerance = 2) {
+  for (const k of ['x', 'y', 'width', 'height']) {
+    assert.ok(Math.abs(got[k] - want[k]) <= tolerance, `${what} ${k}: got ${got[k].toFixed(1)}, want ${want[k].toFixed(1)}`);
+  }
 }

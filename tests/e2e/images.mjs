@@ -257,3 +257,38 @@ export function makeLargeSideways(dir) {
   writeFileSync(join(dir, 'large6.jpg'), withExif(readFileSync(sideways), exifSegment(6, H, W)));
   return 'large6.jpg';
 }
+
+/** An upright landscape JPEG with no EXIF, large enough for a preview at 1/4 DCT scale. */
+export const LARGE_LANDSCAPE = { width: 6028, height: 3391 };
+
+/** Quadrants of LARGE_LANDSCAPE, stored upright. */
+export function makeLargeLandscape(dir) {
+  const { width: W, height: H } = LARGE_LANDSCAPE;
+  const ppm = join(dir, 'landscape.ppm');
+  writePpm(ppm, W, H, (x, y) => quadrantColour(x, y, W, H));
+  vips('copy', ppm, `${join(dir, 'landscape.jpg')}[Q=90,strip]`);
+  return 'landscape.jpg';
+}
+
+/** A damage layer for a `width`×`height` image: a rectangle over the whole image and a point at each quadrant's centre. */
+export function wholeImageLayer({ width, height }) {
+  const quarter = (x, y) => ({
+    type: 'Feature',
+    properties: { label: `Quadrant ${x},${y}` },
+    geometry: { type: 'Point', coordinates: [(x * width) / 4, (y * height) / 4] },
+  });
+  return {
+    type: 'FeatureCollection',
+    features: [
+      {
+        type: 'Feature',
+        properties: { label: 'Whole image' },
+        geometry: { type: 'Polygon', coordinates: [[[0, 0], [width, 0], [width, height], [0, height], [0, 0]]] },
+      },
+      quarter(1, 1),
+      quarter(3, 1),
+      quarter(1, 3),
+      quarter(3, 3),
+    ],
+  };
+}

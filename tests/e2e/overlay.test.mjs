@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { damageLayer, makeImages, QUAD, SIDE_MARKER } from './images.mjs';
-import { moveView, near, pixel, setup, toScreen, waitForSettled, waitForState } from './harness.mjs';
+import { assertBoxNear, moveView, near, pixel, screenBoxOfFeature, setup, toScreen, toScreenBox, waitForSettled, waitForState } from './harness.mjs';
 
 const DAMAGE = [255, 45, 85];
 
@@ -19,31 +19,9 @@ before(async () => {
 });
 after(async () => t?.close());
 
-/**
- * The on-screen box of feature `index`'s geometry (without its stroke), relative to the viewer
- * element: the SVG's own bounding box through its screen transform.
- */
-async function featureBox(index) {
-  return t.page.evaluate((i) => {
-    const viewer = document.querySelector('[data-testid="viewer"]').getBoundingClientRect();
-    const shape = document.querySelector(`[data-testid="vector-feature"][data-index="${i}"] path, [data-testid="vector-feature"][data-index="${i}"] circle`);
-    const b = shape.getBBox();
-    const m = shape.getScreenCTM();
-    return { x: m.a * b.x + m.e - viewer.x, y: m.d * b.y + m.f - viewer.y, width: m.a * b.width, height: m.d * b.height };
-  }, index);
-}
+const expectedBox = (box, zoom, rect) => toScreenBox(box, QUAD, zoom, rect);
 
-function assertBoxNear(got, want, what, tolerance = 2) {
-  for (const k of ['x', 'y', 'width', 'height']) {
-    assert.ok(Math.abs(got[k] - want[k]) <= tolerance, `${what} ${k}: got ${got[k].toFixed(1)}, want ${want[k].toFixed(1)}`);
-  }
-}
-
-function expectedBox(box, zoom, [x0, y0, x1, y1]) {
-  const a = toScreen(box, QUAD, zoom, x0, y0);
-  const b = toScreen(box, QUAD, zoom, x1, y1);
-  return { x: a.x, y: a.y, width: b.x - a.x, height: b.y - a.y };
-}
+const featureBox = (index) => screenBoxOfFeature(t.page, index);
 
 test('the damage layer is aligned at every zoom and the list zooms to a feature', async () => {
   await t.open({ src: `/e2e/${t.files.quadrants}`, vectorSrc: `/e2e/${t.files.damage}` });

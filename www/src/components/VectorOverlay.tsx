@@ -1,6 +1,7 @@
 /**
  * The damage layer: one SVG whose viewBox is the image's pixel grid, placed as an OpenSeadragon
- * overlay over the whole image, so OpenSeadragon keeps it aligned at every zoom and pan.
+ * overlay over the image's rectangle (`imageSpace`), so OpenSeadragon keeps it aligned at every zoom,
+ * pan and resize.
  * Strokes and labels keep their screen size through `--px` (image pixels per screen pixel).
  */
 import { useEffect, useMemo, useState } from 'react';
@@ -8,6 +9,7 @@ import { createPortal } from 'react-dom';
 import OpenSeadragon from 'openseadragon';
 import type { DamageFeature, Geometry, Position } from '../geojson';
 import { featureTitle } from '../geojson';
+import { imagePixelsPerScreenPixel, imageToViewportRect } from '../osd/imageSpace';
 
 interface Props {
   viewer: OpenSeadragon.Viewer | null;
@@ -66,27 +68,27 @@ export function VectorOverlay({ viewer, width, height, features, selected, onSel
 
   useEffect(() => {
     if (!viewer || width <= 0 || height <= 0) return;
-    let item: OpenSeadragon.TiledImage | null = null;
+    // From the image's own size, whatever is drawn beneath (a preview, tiles, a stored pyramid).
+    const location = imageToViewportRect(width, 0, 0, width, height);
+    const scale = () => {
+      const px = imagePixelsPerScreenPixel(viewer, width);
+      if (px > 0) host.style.setProperty('--px', String(px));
+    };
     const place = () => {
-      item = viewer.world.getItemAt(0) ?? null;
-      if (!item) return;
-      const rect = item.imageToViewportRectangle(0, 0, width, height);
-      if (viewer.getOverlayById(host)) viewer.updateOverlay(host, rect);
-      else viewer.addOverlay({ element: host, location: rect });
+      if (viewer.getOverlayById(host)) viewer.updateOverlay(host, location);
+      else viewer.addOverlay({ element: host, location });
       setPlaced(true);
       scale();
     };
-    const scale = () => {
-      if (!item) return;
-      const zoom = item.viewportToImageZoom(viewer.viewport.getZoom(true));
-      if (zoom > 0) host.style.setProperty('--px', String(1 / zoom));
-    };
-    // Opening a new source clears overlays, so the layer is placed again on every open.
+    // Opening a source clears overlays (`open` closes first), so the layer is placed again after
+    // every open and whenever a layer joins the world (the preview path adds without opening).
     viewer.addHandler('open', place);
+    viewer.world.addHandler('add-item', place);
     viewer.addHandler('update-viewport', scale);
-    if (viewer.world.getItemCount() > 0) place();
+    place();
     return () => {
       viewer.removeHandler('open', place);
+      viewer.world.removeHandler('add-item', place);
       viewer.removeHandler('update-viewport', scale);
       if (viewer.getOverlayById(host)) viewer.removeOverlay(host);
       setPlaced(false);

@@ -6,6 +6,7 @@ import { useEffect, useLayoutEffect, useRef, useState } from 'react';
 import type { ReactNode } from 'react';
 import OpenSeadragon from 'openseadragon';
 import { StoreTileSource } from '../osd/StoreTileSource';
+import { IMAGE_PLACEMENT } from '../osd/imageSpace';
 import { decodeCount } from '../hooks/useTilingImage';
 import type { ImageTileSource, TilingStatus } from '../hooks/useTilingImage';
 
@@ -88,9 +89,7 @@ export function Viewer({ tileSource, status, onViewer, children }: Props) {
     previewPending.current = true;
     viewer.addTiledImage({
       tileSource: { type: 'image', url: preview },
-      x: 0,
-      y: 0,
-      width: 1,
+      ...IMAGE_PLACEMENT,
       // Beneath the tiles, whenever they come.
       index: 0,
       success: (e) => {
@@ -161,10 +160,10 @@ export function Viewer({ tileSource, status, onViewer, children }: Props) {
     const ajax = Object.keys(headers).length > 0;
     const item =
       tileSource instanceof StoreTileSource
-        ? { tileSource, crossOriginPolicy: 'Anonymous' as const, loadTilesWithAjax: ajax, ajaxHeaders: ajax ? headers : undefined }
-        : { tileSource };
+        ? { tileSource, ...IMAGE_PLACEMENT, crossOriginPolicy: 'Anonymous' as const, loadTilesWithAjax: ajax, ajaxHeaders: ajax ? headers : undefined }
+        : { tileSource, ...IMAGE_PLACEMENT };
     // Over the preview if there is one; `open` would close it.
-    if (previewPending.current) viewer.addTiledImage({ ...item, x: 0, y: 0, width: 1 });
+    if (previewPending.current) viewer.addTiledImage(item);
     else viewer.open(item);
     return () => {
       live = false;

@@ -10,6 +10,7 @@ import { VectorOverlay } from './VectorOverlay';
 import { MetadataPanel } from './MetadataPanel';
 import { DamageList } from './DamageList';
 import { StorePanel } from './StorePanel';
+import { imageToViewportRect } from '../osd/imageSpace';
 
 export interface WorkspaceProps {
   /** The image: a URL (fetched by the worker; needs CORS if on another site) or a File. */
@@ -90,15 +91,15 @@ export function Workspace({ src, vectorSrc, store, token, storeBatchBytes, pyram
     (index: number) => {
       setSelected(index);
       const f = layer.features.find((x) => x.index === index);
-      const item = viewer?.world.getItemAt(0);
-      if (!f || !viewer || !item) return;
+      const width = status.info?.width;
+      if (!f || !viewer || !width) return;
       const [x0, y0, x1, y1] = f.bbox;
       // Some context around the feature, and points get a box of their own.
       const pad = Math.max(64, 0.25 * Math.max(x1 - x0, y1 - y0));
-      const rect = item.imageToViewportRectangle(x0 - pad, y0 - pad, x1 - x0 + 2 * pad, y1 - y0 + 2 * pad);
+      const rect = imageToViewportRect(width, x0 - pad, y0 - pad, x1 - x0 + 2 * pad, y1 - y0 + 2 * pad);
       viewer.viewport.fitBoundsWithConstraints(rect);
     },
-    [viewer, layer.features],
+    [viewer, layer.features, status.info?.width],
   );
 
   const size = status.info;
