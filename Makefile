@@ -5,11 +5,12 @@ CARGO ?= cargo
 LISTEN ?= 127.0.0.1:8080
 DATA_DIR ?= data
 
-.PHONY: help run test wasm web server bench bench-store bench-browser bench-server bench-reuse lint fmt clean fuzz load
+.PHONY: help run test wasm web packages server bench bench-store bench-browser bench-server bench-reuse lint fmt clean fuzz load
 
 help:
 	@echo "make run    build everything and serve the web app with a sample image on http://$(LISTEN)/"
 	@echo "make test   install what the tests need and run every test"
+	@echo "make packages  npm tarballs of @tessera/tiler-wasm and @tessera/react in dist/npm/, with their sizes"
 	@echo "make bench  Tessera (native and in Chromium) against vips dzsave and sharp, one table"
 	@echo "make bench-store  tile-store ingest and GETs on disk and S3 (s3s-fs), with wrk"
 	@echo "make bench-browser  Tessera in Chromium against OpenSeadragon type:'image' and vips dzsave"
@@ -23,15 +24,16 @@ help:
 ## `store=/` makes the page use this same tile-store: the first open tiles and saves, the next reuses.
 run: server web
 	@echo "Open http://$(LISTEN)/?src=/samples/bridge-deck.jpg&vectorSrc=/samples/bridge-deck.json&store=/"
-	./target/release/tile-store serve --listen $(LISTEN) --data-dir $(DATA_DIR) --web-dir www/dist
+	./target/release/tile-store serve --listen $(LISTEN) --data-dir $(DATA_DIR) --web-dir www/demo/dist
 
-## Every test: Rust unit, golden and integration tests, wasm tests, end-to-end tests in Chromium.
+## Every test: Rust unit, golden and integration tests, wasm tests, end-to-end tests in Chromium
+## (the demo, and the Vite and webpack apps in tests/consumers/ installing dist/npm/*.tgz).
 ## Tests build in release: the same build then serves the end-to-end tests, and golden images decode fast.
 test:
 	scripts/setup.sh test
 	$(CARGO) test --release --workspace --all-targets
 	scripts/fuzz.sh 20
-	$(MAKE) server web
+	$(MAKE) server web packages
 	scripts/test-wasm.sh
 	scripts/setup.sh npm tests/e2e
 	cd tests/e2e && node --test --test-concurrency=1
@@ -40,9 +42,16 @@ wasm:
 	scripts/setup.sh run
 	scripts/build-wasm.sh
 
+## The npm workspace www/: the @tessera/react library (www/react), then the demo app using it (www/demo).
 web: wasm
 	scripts/setup.sh npm www
 	cd www && npm run build
+
+## dist/npm/tessera-tiler-wasm-X.Y.Z.tgz and tessera-react-X.Y.Z.tgz (`npm pack`), one version: the crate's.
+packages: wasm
+	scripts/setup.sh npm www
+	cd www && npm run build -w @tessera/react
+	scripts/pack-npm.sh
 
 server:
 	$(CARGO) build --release -p tile-store
@@ -83,8 +92,9 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p tiler-wasm --target wasm32-unknown-unknown --all-targets -- -D warnings
-	cd www && npx tsc --noEmit
+	scripts/setup.sh npm www
+	cd www && npm run typecheck
 
 clean:
 	$(CARGO) clean
-	rm -rf www/dist tiler-wasm/pkg tests/artifacts
+	rm -rf www/demo/dist www/react/dist tiler-wasm/pkg dist target/npm-stage tests/artifacts

@@ -5,7 +5,7 @@
 // Usage: `make bench-browser` or `node bench/browser.mjs [--sizes 24,96] [--runs 3]`; `bench/bench.py`
 // (`make bench`) runs it as `--image PATH … --json` and puts its figures into its one table.
 //
-// Both pages are served by the real `tile-store serve` from a temporary copy of www/dist on
+// Both pages are served by the real `tile-store serve` from a temporary copy of www/demo/dist on
 // 127.0.0.1, with the images beside them (same origin). Every run gets a fresh Chromium profile.
 // Times are milliseconds on the page's clock:
 // - Tessera: the viewer's data-ms-preview (setImageSrc → two frames after a large JPEG's
@@ -26,7 +26,7 @@ import { parseArgs } from 'node:util';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const CACHE = join(ROOT, 'bench/out');
-const DIST = join(ROOT, 'www/dist');
+const DIST = join(ROOT, 'www/demo/dist');
 const TILE_STORE = process.env.TILE_STORE_BIN ?? join(ROOT, 'target/release/tile-store');
 const OSD = join(ROOT, 'www/node_modules/openseadragon/build/openseadragon/openseadragon.min.js');
 // playwright-core comes with the end-to-end tests' packages.
@@ -38,7 +38,7 @@ const SIZES = { 24: [6000, 4000], 96: [12000, 8000], 400: [24496, 16330] };
 const VIEWPORT = { width: 1280, height: 800 };
 const TIMEOUT = 600_000;
 const OSD_TIMEOUT = 180_000;
-// The app's viewer options (www/src/components/Viewer.tsx), so both draw the same way.
+// The app's viewer options (www/react/src/components/Viewer.tsx), so both draw the same way.
 const OSD_PAGE = `<!doctype html>
 <html><head><meta charset="utf-8"><title>OpenSeadragon type: image</title>
 <style>html,body{margin:0;height:100%}#viewer{width:100%;height:100%}</style>

@@ -25,7 +25,7 @@ import { parseArgs } from 'node:util';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const CACHE = join(ROOT, 'bench/out');
-const DIST = join(ROOT, 'www/dist');
+const DIST = join(ROOT, 'www/demo/dist');
 const { chromium } = createRequire(join(ROOT, 'tests/e2e/package.json'))('playwright-core');
 const { CHROMIUM_ARGS } = await import('../tests/e2e/harness.mjs');
 const { tileStore } = await import('../tests/e2e/servers.mjs');

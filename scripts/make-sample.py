@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Makes the sample shipped in www/public/samples: a synthetic bridge-deck photo with cracks,
+"""Makes the sample shipped in www/demo/public/samples: a synthetic bridge-deck photo with cracks,
 spalling and a rust stain, plus the GeoJSON detections that outline them.
 
 The JPEG is stored rotated with EXIF Orientation 6 and carries camera EXIF, as phone and
@@ -34,7 +34,7 @@ def crack(rng, x, y, heading, steps):
 
 
 def main():
-    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "www", "public", "samples")
+    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "www", "demo", "public", "samples")
     rng = random.Random(42)
     with tempfile.TemporaryDirectory() as tmp:
         t = lambda n: os.path.join(tmp, n + ".v")

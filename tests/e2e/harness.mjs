@@ -12,7 +12,10 @@ import { PNG } from 'pngjs';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const ARTIFACTS = join(ROOT, 'tests/artifacts');
-const DIST = join(ROOT, 'www/dist');
+/** The demo app's build (www/demo, `make web`). */
+export const DEMO_DIST = join(ROOT, 'www/demo/dist');
+/** The sample image and its vector layer, shipped with the demo. */
+export const SAMPLES = join(ROOT, 'www/demo/public/samples');
 export const TILE_STORE = process.env.TILE_STORE_BIN ?? join(ROOT, 'target/release/tile-store');
 
 /** Debian Chromium's flags here: headless, and nothing that reaches past loopback. */
@@ -105,10 +108,11 @@ async function tileStore(webDir, dataDir) {
 }
 
 /**
- * Everything a scenario needs. `prepare(imagesDir)` writes test files, served at `/e2e/`.
+ * Everything a scenario needs. `prepare(imagesDir)` writes test files, served at `/e2e/`; `dist` is
+ * the built app to serve (default: the demo).
  * Returns `{ app, foreign, open, shot, close }`.
  */
-export async function setup(name, prepare) {
+export async function setup(name, prepare, { dist: DIST = DEMO_DIST } = {}) {
   if (!existsSync(join(DIST, 'index.html'))) throw new Error(`no built app at ${DIST}; run \`make web\` first`);
   mkdirSync(ARTIFACTS, { recursive: true });
   const work = mkdtempSync(join(tmpdir(), `tessera-e2e-${name}-`));

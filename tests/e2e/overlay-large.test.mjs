@@ -13,7 +13,7 @@ import {
   moveView,
   near,
   pixel,
-  ROOT,
+  SAMPLES,
   screenBoxOfFeature,
   setup,
   toScreen,
@@ -92,7 +92,7 @@ async function openReady(params) {
 
 test('the shipped sample: its detections lie on the cracks, the spalling and the rust stains', async () => {
   await t.page.setViewportSize({ width: 1280, height: 800 });
-  const layer = JSON.parse(readFileSync(join(ROOT, 'www/public/samples/bridge-deck.json'), 'utf8'));
+  const layer = JSON.parse(readFileSync(join(SAMPLES, 'bridge-deck.json'), 'utf8'));
   const attrs = await openReady({ src: '/samples/bridge-deck.jpg', vectorSrc: '/samples/bridge-deck.json' });
   assert.equal(Number(attrs['data-width']), SAMPLE.width);
   assert.equal(Number(attrs['data-height']), SAMPLE.height);

@@ -3,7 +3,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ARTIFACTS, ROOT, setup, waitForSettled, waitForState } from './harness.mjs';
+import { ARTIFACTS, SAMPLES, setup, waitForSettled, waitForState } from './harness.mjs';
 
 let t;
 before(async () => {
@@ -12,7 +12,7 @@ before(async () => {
 after(async () => t?.close());
 
 test('the shipped sample opens with its damage layer', async () => {
-  const layer = JSON.parse(readFileSync(join(ROOT, 'www/public/samples/bridge-deck.json'), 'utf8'));
+  const layer = JSON.parse(readFileSync(join(SAMPLES, 'bridge-deck.json'), 'utf8'));
   await t.open({ src: '/samples/bridge-deck.jpg', vectorSrc: '/samples/bridge-deck.json' });
   const attrs = await waitForState(t.page, ['ready', 'error']);
   assert.equal(attrs['data-state'], 'ready', attrs['data-error']);

@@ -11,11 +11,11 @@ import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { CHROMIUM_ARGS, ROOT, freePort, staticServer } from './harness.mjs';
+import { CHROMIUM_ARGS, ROOT, SAMPLES, freePort, staticServer } from './harness.mjs';
 
 const TILE_STORE = process.env.TILE_STORE_BIN ?? join(ROOT, 'target/release/tile-store');
 const PKG = join(ROOT, 'tiler-wasm/pkg');
-const SOURCE = join(ROOT, 'www/public/samples/bridge-deck.jpg'); // EXIF orientation 6, camera EXIF
+const SOURCE = join(SAMPLES, 'bridge-deck.jpg'); // EXIF orientation 6, camera EXIF
 let work, site, server, serverLog = '', browser;
 
 before(async () => {

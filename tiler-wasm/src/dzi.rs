@@ -15,6 +15,7 @@ pub const MAX_DZI_BYTES: usize = 64 * 1024;
 
 /// The image format of a pyramid's tiles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(rename_all = "lowercase")]
 pub enum TileFormat {
     /// Baseline JPEG, `.jpeg` files (vips's default).

@@ -39,19 +39,76 @@ pub enum Error {
     Encode(String),
 }
 
+/// The stable machine-readable kind of an [`Error`]; serialized (and typed in TypeScript) as its
+/// snake_case name, which is also [`ErrorCode::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Not an image in any supported format.
+    UnknownFormat,
+    /// A recognised format in a variant that is not supported.
+    Unsupported,
+    /// A damaged image: truncated, corrupt or inconsistent.
+    Decode,
+    /// An image larger than the limits allow.
+    Limits,
+    /// An option out of range.
+    InvalidOption,
+    /// A tile address outside the pyramid.
+    NoSuchTile,
+    /// A `.dzi` document that cannot be parsed.
+    Dzi,
+    /// Encoding a tile failed.
+    Encode,
+}
+
+impl ErrorCode {
+    /// Every code, for tests and documentation.
+    pub const ALL: [ErrorCode; 8] = [
+        ErrorCode::UnknownFormat,
+        ErrorCode::Unsupported,
+        ErrorCode::Decode,
+        ErrorCode::Limits,
+        ErrorCode::InvalidOption,
+        ErrorCode::NoSuchTile,
+        ErrorCode::Dzi,
+        ErrorCode::Encode,
+    ];
+
+    /// The code as programs see it: `unknown_format`, `unsupported`, `decode`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::UnknownFormat => "unknown_format",
+            ErrorCode::Unsupported => "unsupported",
+            ErrorCode::Decode => "decode",
+            ErrorCode::Limits => "limits",
+            ErrorCode::InvalidOption => "invalid_option",
+            ErrorCode::NoSuchTile => "no_such_tile",
+            ErrorCode::Dzi => "dzi",
+            ErrorCode::Encode => "encode",
+        }
+    }
+}
+
 impl Error {
+    /// The error's kind.
+    pub fn kind(&self) -> ErrorCode {
+        match self {
+            Error::UnknownFormat => ErrorCode::UnknownFormat,
+            Error::Unsupported(_) => ErrorCode::Unsupported,
+            Error::Decode(_) => ErrorCode::Decode,
+            Error::Limits(_) => ErrorCode::Limits,
+            Error::InvalidOption(_) => ErrorCode::InvalidOption,
+            Error::NoSuchTile { .. } => ErrorCode::NoSuchTile,
+            Error::Dzi(_) => ErrorCode::Dzi,
+            Error::Encode(_) => ErrorCode::Encode,
+        }
+    }
+
     /// A short stable code for programs: `unknown_format`, `unsupported`, `decode`, ...
     pub fn code(&self) -> &'static str {
-        match self {
-            Error::UnknownFormat => "unknown_format",
-            Error::Unsupported(_) => "unsupported",
-            Error::Decode(_) => "decode",
-            Error::Limits(_) => "limits",
-            Error::InvalidOption(_) => "invalid_option",
-            Error::NoSuchTile { .. } => "no_such_tile",
-            Error::Dzi(_) => "dzi",
-            Error::Encode(_) => "encode",
-        }
+        self.kind().as_str()
     }
 }
 
@@ -82,6 +139,20 @@ impl From<zune_jpeg::errors::DecodeErrors> for Error {
             E::LargeDimensions(_) => Error::Limits(e.to_string()),
             E::Unsupported(_) => Error::Unsupported(e.to_string()),
             other => Error::Decode(other.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorCode;
+
+    /// The code programs match on is the name serde (and so the generated TypeScript type) uses.
+    #[test]
+    fn codes_serialize_as_their_names() {
+        for code in ErrorCode::ALL {
+            let json = serde_json::to_string(&code).expect("serializes");
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
         }
     }
 }

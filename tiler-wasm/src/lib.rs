@@ -36,7 +36,7 @@ pub mod wasm;
 pub use bitmap::Bitmap;
 pub use decode::probe;
 pub use dzi::{Dzi, TileFormat};
-pub use error::{Error, Result};
+pub use error::{Error, ErrorCode, Result};
 pub use id::{is_valid_id, pyramid_id, IdHasher};
 pub use layout::{Layout, Rect, TileAddr};
 pub use meta::{Exif, Metadata, SourceFormat};
@@ -50,6 +50,7 @@ pub const DEFAULT_QUALITY: u8 = 75;
 
 /// Limits applied to every image before and while decoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct Limits {
     /// Largest width × height accepted, checked against the declared size before decoding.
@@ -72,6 +73,8 @@ impl Default for Limits {
 
 /// How to tile an image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+// `null` for `None` in TypeScript, as the bindings serialize (and accept) it.
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify), tsify(missing_as_null))]
 #[serde(rename_all = "camelCase", default)]
 pub struct Options {
     /// Tile format; `None` picks PNG for images with alpha and JPEG otherwise.

@@ -6,6 +6,7 @@ use std::io::Cursor;
 
 /// The container format of a source image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(rename_all = "lowercase")]
 pub enum SourceFormat {
     /// JPEG / JFIF / EXIF.
@@ -47,6 +48,8 @@ impl SourceFormat {
 
 /// EXIF fields shown next to the image; each is `None` when absent or unreadable.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+// `null` for `None` in TypeScript, as the bindings serialize (and accept) it.
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify), tsify(missing_as_null))]
 #[serde(rename_all = "camelCase")]
 pub struct Exif {
     /// Camera maker.
@@ -71,6 +74,7 @@ pub struct Exif {
 
 /// A source image's description, available before any pixel is decoded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct Metadata {
     /// Container format.

@@ -3,59 +3,42 @@
 //! Every failure crosses as a thrown plain object `{ code, message }` ([`to_js_error`]), so a
 //! Web Worker can post it on unchanged. Panics are logged to the console with their message.
 
-use crate::{Error, IdHasher, Limits, Options, Tiler};
+use crate::{Error, ErrorCode, IdHasher, Limits, Options, Tiler};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
-#[wasm_bindgen(typescript_custom_section)]
-const TS_TYPES: &'static str = r#"
-/** Stable error codes; `panic` marks a bug in the tiler, `invalid_argument` a bad JS value. */
-export type ErrorCode =
-  | "unknown_format" | "unsupported" | "decode" | "limits" | "invalid_option"
-  | "no_such_tile" | "dzi" | "encode" | "invalid_argument" | "panic";
+// The TypeScript types of `Metadata`, `Options`, `Limits`, `Exif`, `TileFormat`, `SourceFormat` and
+// `ErrorCode` are generated from the Rust types by their `tsify::Tsify` derives (on wasm32 only).
 
-/** What every function here throws. */
-export interface TilerError { code: ErrorCode; message: string }
-
-export type TileFormat = "jpeg" | "png" | "webp";
-export type SourceFormat = "jpeg" | "png" | "webp" | "tiff";
-
-/** Decoding limits; numbers beyond 2^53 are not needed. */
-export interface Limits { maxPixels: number; maxDimension: number; maxAlloc: number }
-
-/** Tiling options; every field is optional and defaults to `vips dzsave`'s choice. */
-export interface Options {
-  /** `null`/absent: PNG for images with alpha, JPEG otherwise. */
-  format?: TileFormat | null;
-  quality?: number;
-  tileSize?: number;
-  overlap?: number;
-  limits?: Limits;
+/// Codes the bindings add to the core's [`ErrorCode`]: `invalid_argument` for a JavaScript value that
+/// does not deserialize; `panic` is what a caller reports for a trap (a bug in the tiler).
+#[derive(Serialize, tsify::Tsify)]
+#[serde(rename_all = "snake_case")]
+pub enum BindingErrorCode {
+    /// A JavaScript argument of the wrong shape.
+    InvalidArgument,
+    /// The module trapped; reported by the caller that caught the `RuntimeError`.
+    Panic,
 }
 
-/** EXIF fields shown to people; absent ones are `null`. */
-export interface Exif {
-  make: string | null;
-  model: string | null;
-  dateTimeOriginal: string | null;
-  focalLength: number | null;
-  focalLengthIn35mmFilm: number | null;
-  pixelXDimension: number | null;
-  pixelYDimension: number | null;
-  gpsLatitude: number | null;
-  gpsLongitude: number | null;
+/// Every `code` a [`TilerError`] can carry.
+#[derive(Serialize, tsify::Tsify)]
+#[serde(untagged)]
+pub enum TilerErrorCode {
+    /// From the tiler core.
+    Core(ErrorCode),
+    /// From the bindings.
+    Binding(BindingErrorCode),
 }
 
-/** What an image is; `width`/`height` are of the image after EXIF orientation. */
-export interface Metadata {
-  format: SourceFormat;
-  width: number;
-  height: number;
-  orientation: number;
-  hasAlpha: boolean;
-  exif: Exif;
+/// What every function here throws.
+#[derive(Serialize, tsify::Tsify)]
+pub struct TilerError {
+    /// Stable, for programs.
+    pub code: TilerErrorCode,
+    /// For people.
+    pub message: String,
 }
-"#;
 
 /// Installs the panic hook so a panic's message reaches the console, not just `unreachable`.
 #[wasm_bindgen(start)]
@@ -64,22 +47,20 @@ pub fn start() {
 }
 
 /// The one place errors become JavaScript values: `{ code, message }`.
-fn to_js_error(code: &str, message: &str) -> JsValue {
-    #[derive(Serialize)]
-    struct JsError<'a> {
-        code: &'a str,
-        message: &'a str,
-    }
-    serde_wasm_bindgen::to_value(&JsError { code, message })
-        .unwrap_or_else(|_| JsValue::from_str(message))
+fn to_js_error(code: TilerErrorCode, message: String) -> JsValue {
+    let error = TilerError { code, message };
+    serde_wasm_bindgen::to_value(&error).unwrap_or_else(|_| JsValue::from_str(&error.message))
 }
 
 fn core_error(e: Error) -> JsValue {
-    to_js_error(e.code(), &e.to_string())
+    to_js_error(TilerErrorCode::Core(e.kind()), e.to_string())
 }
 
 fn argument_error(e: serde_wasm_bindgen::Error) -> JsValue {
-    to_js_error("invalid_argument", &e.to_string())
+    to_js_error(
+        TilerErrorCode::Binding(BindingErrorCode::InvalidArgument),
+        e.to_string(),
+    )
 }
 
 /// Serializes as JSON would: plain objects, `null` for `None`.

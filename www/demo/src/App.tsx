@@ -1,0 +1,108 @@
+/**
+ * The page: `?src=` and `?vectorSrc=` URLs, or a picked / dropped file, shown in the Workspace;
+ * `?store=` names the tile-store to reuse and save pyramids (`?store=/` is this site; `?storeBatchBytes=`
+ * sizes its upload requests; `#token=` is its bearer token), `?pyramid=` a known pyramid id.
+ */
+import { useCallback, useEffect, useState } from 'react';
+import type { DragEvent, FormEvent } from 'react';
+import { Workspace } from '@tessera/react';
+import type { ImageInput } from '@tessera/react';
+
+interface Sources {
+  src: ImageInput;
+  vectorSrc: string | null;
+  store: string | null;
+  storeBatchBytes: number | null;
+  storeToken: string | null;
+  pyramidId: string | null;
+}
+
+function fromLocation(): Sources {
+  const q = new URLSearchParams(location.search);
+  // The token rides in the fragment, which browsers never send to a server or put in a Referer.
+  const fragment = new URLSearchParams(location.hash.slice(1));
+  return {
+    src: q.get('src') || null,
+    vectorSrc: q.get('vectorSrc') || null,
+    store: q.get('store') || null,
+    storeBatchBytes: Number(q.get('storeBatchBytes')) || null,
+    storeToken: fragment.get('token') || null,
+    pyramidId: q.get('pyramid') || null,
+  };
+}
+
+export function App() {
+  const [sources, setSources] = useState<Sources>(fromLocation);
+  const [dragging, setDragging] = useState(false);
+  const [urlInput, setUrlInput] = useState(() => (typeof sources.src === 'string' ? sources.src : ''));
+
+  useEffect(() => {
+    const onPop = () => setSources(fromLocation());
+    window.addEventListener('popstate', onPop);
+    return () => window.removeEventListener('popstate', onPop);
+  }, []);
+
+  const openUrl = (e: FormEvent) => {
+    e.preventDefault();
+    const src = urlInput.trim();
+    const q = new URLSearchParams(location.search);
+    if (src) q.set('src', src);
+    else q.delete('src');
+    // A known id belongs to the image it came with.
+    q.delete('pyramid');
+    history.pushState(null, '', `?${q}${location.hash}`);
+    setSources(fromLocation());
+  };
+
+  const openFile = useCallback((file: File | undefined) => {
+    if (file) setSources((s) => ({ ...s, src: file, pyramidId: null }));
+  }, []);
+
+  const onDrop = (e: DragEvent) => {
+    e.preventDefault();
+    setDragging(false);
+    openFile(e.dataTransfer.files[0]);
+  };
+
+  return (
+    <div
+      className={`app${dragging ? ' dragging' : ''}`}
+      onDragOver={(e) => {
+        e.preventDefault();
+        setDragging(true);
+      }}
+      onDragLeave={(e) => e.currentTarget === e.target && setDragging(false)}
+      onDrop={onDrop}
+    >
+      <header>
+        <h1>Tessera</h1>
+        <form onSubmit={openUrl} className="open-url">
+          <input
+            // Not type="url": relative addresses such as /samples/x.jpg are fine.
+            type="text"
+            inputMode="url"
+            placeholder="Image URL (JPEG, PNG, WebP, TIFF)"
+            value={urlInput}
+            onChange={(e) => setUrlInput(e.target.value)}
+            aria-label="Image URL"
+          />
+          <button type="submit">Open</button>
+        </form>
+        <label className="file-button">
+          Open file…
+          <input
+            type="file"
+            accept="image/jpeg,image/png,image/webp,image/tiff"
+            data-testid="file-input"
+            onChange={(e) => openFile(e.target.files?.[0])}
+          />
+        </label>
+        <span className="hint">or drop an image anywhere</span>
+      </header>
+      <main>
+        <Workspace src={sources.src} vectorSrc={sources.vectorSrc} store={sources.store} token={sources.storeToken} storeBatchBytes={sources.storeBatchBytes} pyramidId={sources.pyramidId} />
+      </main>
+      {dragging && <div className="drop-hint">Drop the image to tile it here</div>}
+    </div>
+  );
+}

@@ -1,0 +1,300 @@
+'use client';
+/**
+ * The OpenSeadragon viewer: created once, destroyed on unmount; the tile source is swapped when it
+ * changes. Its element carries the state contract the end-to-end tests read.
+ */
+import { useEffect, useLayoutEffect, useRef, useState } from 'react';
+import type { ReactNode } from 'react';
+import type OpenSeadragon from 'openseadragon';
+import { loadOpenSeadragon } from '../osd/load.js';
+import { IMAGE_PLACEMENT } from '../osd/imageSpace.js';
+import { decodeCount } from '../hooks/useTilingImage.js';
+import type { ImageTileSource, TilingStatus } from '../hooks/useTilingImage.js';
+
+export type ViewerState = 'idle' | 'loading' | 'ready' | 'error';
+
+export interface ViewerProps {
+  /** What to show: the hook's tile source; null shows nothing. */
+  tileSource: ImageTileSource | null;
+  /** The hook's status: drives the messages and the element's data-* attributes. */
+  status: TilingStatus;
+  /** The viewer, once created (and null after it is destroyed), for overlays and navigation. */
+  onViewer?: (viewer: OpenSeadragon.Viewer | null) => void;
+  /** Drawn over the viewer (e.g. a VectorOverlay). */
+  children?: ReactNode;
+}
+
+/** Two frames: the tiles that completed the view are painted, not only decoded. */
+const afterPaint = (f: () => void) => requestAnimationFrame(() => requestAnimationFrame(f));
+
+export function Viewer({ tileSource, status, onViewer, children }: ViewerProps) {
+  const element = useRef<HTMLDivElement>(null);
+  const [viewer, setViewer] = useState<OpenSeadragon.Viewer | null>(null);
+  const [drawn, setDrawn] = useState<ImageTileSource | null>(null);
+  /** `performance.now()` when the current source's first full view was painted. */
+  const [drawnAt, setDrawnAt] = useState<number | null>(null);
+  const [fullyLoaded, setFullyLoaded] = useState(false);
+  const [tileError, setTileError] = useState<string | null>(null);
+  const [animating, setAnimating] = useState(false);
+  // Counts finished view changes, so a test can wait for the one it caused.
+  const [animations, setAnimations] = useState(0);
+  /** `performance.now()` when the preview (a large JPEG's quick low-resolution picture) was painted. */
+  const [previewAt, setPreviewAt] = useState<number | null>(null);
+  /** The preview in the world, beneath the tiles until they have drawn a full view. */
+  const previewItem = useRef<OpenSeadragon.TiledImage | null>(null);
+  const previewPending = useRef(false);
+  const drawnRef = useRef(false);
+  const preview = status.preview;
+  /** OpenSeadragon could not be loaded (a chunk failed to download). */
+  const [loadError, setLoadError] = useState<string | null>(null);
+
+  useLayoutEffect(() => {
+    const el = element.current;
+    if (!el) return;
+    let live = true;
+    let created: OpenSeadragon.Viewer | null = null;
+    loadOpenSeadragon().then(
+      (OSD) => {
+        if (live) created = createViewer(OSD, el);
+      },
+      (e: Error) => live && setLoadError(`Could not load the viewer (OpenSeadragon): ${e.message}`),
+    );
+    return () => {
+      live = false;
+      if (!created) return;
+      onViewer?.(null);
+      setViewer(null);
+      created.destroy();
+    };
+    // Created once: onViewer is read at creation only.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, []);
+
+  const createViewer = (OSD: typeof OpenSeadragon, el: HTMLElement): OpenSeadragon.Viewer => {
+    const v = OSD({
+      element: el,
+      showNavigationControl: false,
+      // Tiles come from the worker; decoding a big image can keep the first one waiting a while.
+      timeout: 180_000,
+      visibilityRatio: 0.5,
+      constrainDuringPan: false,
+      maxZoomPixelRatio: 4,
+      // The WebGL drawer falls back to software GL without a GPU (CI, headless, many VMs), where it
+      // manages a few frames a second and OpenSeadragon loads one tile per frame; canvas 2D stays fast.
+      drawer: 'canvas',
+      // OpenSeadragon starts one tile load per frame by default, which spreads a first view of ~30
+      // tiles over half a second; stored tiles load in parallel, and the worker queues its own.
+      maxTilesPerFrame: 16,
+      gestureSettingsMouse: { clickToZoom: false, dblClickToZoom: true },
+    });
+    v.addHandler('animation-start', () => setAnimating(true));
+    v.addHandler('animation-finish', () => {
+      setAnimating(false);
+      setAnimations((n) => n + 1);
+    });
+    setViewer(v);
+    onViewer?.(v);
+    return v;
+  };
+
+  const removePreview = (v: OpenSeadragon.Viewer) => {
+    if (previewItem.current) v.world.removeItem(previewItem.current);
+    previewItem.current = null;
+    previewPending.current = false;
+  };
+
+  useEffect(() => {
+    setPreviewAt(null);
+    if (!viewer || !preview) return;
+    let live = true;
+    previewPending.current = true;
+    viewer.addTiledImage({
+      tileSource: { type: 'image', url: preview },
+      ...IMAGE_PLACEMENT,
+      // Beneath the tiles, whenever they come.
+      index: 0,
+      success: (e) => {
+        const item = (e as unknown as { item: OpenSeadragon.TiledImage }).item;
+        if (!live || drawnRef.current) {
+          viewer.world.removeItem(item);
+          return;
+        }
+        previewItem.current = item;
+        if (viewer.world.getItemCount() === 1) viewer.viewport.goHome(true);
+        item.addHandler('fully-loaded-change', (ev) => {
+          if (!(ev as unknown as { fullyLoaded: boolean }).fullyLoaded) return;
+          afterPaint(() => live && previewItem.current === item && setPreviewAt((at) => at ?? performance.now()));
+        });
+      },
+      error: () => {
+        previewPending.current = false;
+      },
+    });
+    return () => {
+      live = false;
+      removePreview(viewer);
+    };
+    // removePreview only touches refs.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [viewer, preview]);
+
+  useEffect(() => {
+    if (!viewer) return;
+    drawnRef.current = false;
+    setDrawn(null);
+    setDrawnAt(null);
+    setFullyLoaded(false);
+    setTileError(null);
+    if (!tileSource) {
+      viewer.close();
+      return;
+    }
+    let live = true;
+    const onAddItem = (e: OpenSeadragon.WorldEvent) => {
+      const item = (e as unknown as { item: OpenSeadragon.TiledImage }).item;
+      if (item.source !== tileSource) return;
+      item.addHandler('fully-loaded-change', (ev) => {
+        const full = (ev as unknown as { fullyLoaded: boolean }).fullyLoaded;
+        if (!full) return setFullyLoaded(false);
+        afterPaint(() => {
+          if (!live || !item.getFullyLoaded()) return;
+          drawnRef.current = true;
+          removePreview(viewer);
+          setFullyLoaded(true);
+          setDrawn((d) => {
+            if (d !== tileSource) setDrawnAt(performance.now());
+            return tileSource;
+          });
+        });
+      });
+    };
+    const onTileFailed = (e: OpenSeadragon.ViewerEvent) => {
+      const { message, tiledImage } = e as unknown as { message?: string; tiledImage?: OpenSeadragon.TiledImage };
+      // Failures of a replaced image's tiles are expected and not this image's problem.
+      if (live && message && tiledImage?.source === tileSource) setTileError(message);
+    };
+    viewer.world.addHandler('add-item', onAddItem);
+    viewer.addHandler('tile-load-failed', onTileFailed);
+    // A stored pyramid is read as plain tile URLs: anonymous CORS keeps the canvas readable across
+    // origins, and a store that wants a token for reads gets it through XHR.
+    const headers = tileSource.kind === 'store' ? tileSource.readHeaders : {};
+    const ajax = Object.keys(headers).length > 0;
+    const item =
+      tileSource.kind === 'store'
+        ? { tileSource, ...IMAGE_PLACEMENT, crossOriginPolicy: 'Anonymous' as const, loadTilesWithAjax: ajax, ajaxHeaders: ajax ? headers : undefined }
+        : { tileSource, ...IMAGE_PLACEMENT };
+    // Over the preview if there is one; `open` would close it.
+    if (previewPending.current) viewer.addTiledImage(item);
+    else viewer.open(item);
+    return () => {
+      live = false;
+      viewer.world.removeHandler('add-item', onAddItem);
+      viewer.removeHandler('tile-load-failed', onTileFailed);
+    };
+  }, [viewer, tileSource]);
+
+  const state: ViewerState =
+    status.phase === 'error' || loadError ? 'error' : status.phase === 'idle' ? 'idle' : drawn && drawn === tileSource ? 'ready' : 'loading';
+  const size = status.info ?? status.metadata;
+  // Milliseconds since setImageSrc, for benchmarks: decoded, first full view painted, pyramid made.
+  const since = (at: number | null) => (at !== null && status.startedAt !== null ? Math.round(at - status.startedAt) : undefined);
+
+  return (
+    <div className="viewer-frame">
+      <div
+        ref={element}
+        className="viewer"
+        data-testid="viewer"
+        data-state={state}
+        data-source={status.source ?? undefined}
+        data-pyramid-id={status.info?.pyramidId}
+        data-upload={status.upload.state}
+        data-upload-sent={status.upload.sent}
+        data-upload-total={status.upload.total}
+        data-upload-found={status.upload.found}
+        data-upload-resent={status.upload.resent}
+        data-upload-error={status.upload.error?.message}
+        data-decodes={decodeCount()}
+        data-error={state === 'error' ? (status.error?.message ?? loadError ?? undefined) : undefined}
+        data-error-code={state === 'error' ? status.error?.code : undefined}
+        data-width={size?.width}
+        data-height={size?.height}
+        data-fully-loaded={state === 'ready' ? String(fullyLoaded) : undefined}
+        data-animating={String(animating)}
+        data-animations={animations}
+        data-tiles-done={status.tilesDone}
+        data-tiles-total={status.tilesTotal}
+        data-tiling={status.phase}
+        data-ms-opened={since(status.openedAt)}
+        data-ms-first-view={state === 'ready' ? since(drawnAt) : undefined}
+        data-ms-preview={since(previewAt)}
+        data-ms-pyramid={since(status.doneAt)}
+        data-ms-saved={since(status.savedAt)}
+      />
+      {viewer && (
+        <div className="viewer-controls">
+          <button type="button" title="Zoom in" aria-label="Zoom in" onClick={() => viewer.viewport.zoomBy(2)}>
+            +
+          </button>
+          <button type="button" title="Zoom out" aria-label="Zoom out" onClick={() => viewer.viewport.zoomBy(0.5)}>
+            −
+          </button>
+          <button type="button" title="Whole image" aria-label="Whole image" onClick={() => viewer.viewport.goHome()}>
+            ⌂
+          </button>
+        </div>
+      )}
+      <ViewerMessage state={state} status={status} tileError={tileError ?? loadError} overPicture={previewAt !== null} />
+      {children}
+    </div>
+  );
+}
+
+function megabytes(n: number): string {
+  return `${(n / 1048576).toFixed(1)} MB`;
+}
+
+function ViewerMessage({
+  state,
+  status,
+  tileError,
+  overPicture,
+}: {
+  state: ViewerState;
+  status: TilingStatus;
+  tileError: string | null;
+  /** A preview is showing: keep the message out of its way. */
+  overPicture: boolean;
+}) {
+  if (state === 'idle') {
+    return <div className="viewer-message">Open an image: pick or drop a file, or pass <code>?src=</code> with its URL.</div>;
+  }
+  if (state === 'error') {
+    return (
+      <div className="viewer-message error" role="alert">
+        <strong>Cannot show this image.</strong>
+        <p>{status.error?.message ?? tileError}</p>
+      </div>
+    );
+  }
+  if (state === 'loading') {
+    let text = 'Loading…';
+    if (status.phase === 'fetching') {
+      text = status.total ? `Downloading ${megabytes(status.loaded)} of ${megabytes(status.total)}` : `Downloading ${megabytes(status.loaded)}`;
+    } else if (status.phase === 'decoding') text = 'Decoding…';
+    else if (status.phase === 'tiling' || status.phase === 'done') text = 'Drawing…';
+    const fraction = status.phase === 'fetching' && status.total ? status.loaded / status.total : null;
+    return (
+      <div className={overPicture ? 'viewer-message corner' : 'viewer-message'} role="status">
+        <p>{text}</p>
+        <progress max={1} value={fraction ?? undefined} />
+      </div>
+    );
+  }
+  return tileError ? (
+    <div className="viewer-toast" role="alert">
+      {tileError}
+    </div>
+  ) : null;
+}
+

@@ -1,0 +1,134 @@
+'use client';
+/** The image workspace: the tiled image with its damage layer, metadata and damage list. */
+import { useCallback, useEffect, useState } from 'react';
+import type OpenSeadragon from 'openseadragon';
+import { useTilingImage } from '../hooks/useTilingImage.js';
+import type { ImageInput } from '../hooks/useTilingImage.js';
+import type { Options } from '@tessera/tiler-wasm';
+import type { WorkerSettings } from '../worker/client.js';
+import { parseDamage } from '../geojson.js';
+import type { DamageFeature } from '../geojson.js';
+import { Viewer } from './Viewer.js';
+import { VectorOverlay } from './VectorOverlay.js';
+import { MetadataPanel } from './MetadataPanel.js';
+import { DamageList } from './DamageList.js';
+import { StorePanel } from './StorePanel.js';
+import { imageToViewportRect } from '../osd/imageSpace.js';
+
+export interface WorkspaceProps {
+  /** The image: a URL (fetched by the worker; needs CORS if on another site) or a File. */
+  src: ImageInput;
+  /** A GeoJSON FeatureCollection in the oriented image's pixel coordinates. */
+  vectorSrc?: string | null;
+  /**
+   * tile-store's base URL: pyramids it has are opened from it without tiling, and what is tiled
+   * here is uploaded to it. None: the browser tiles alone.
+   */
+  store?: string | null;
+  /** Bearer token for the store (the signed-in user's JWT). */
+  token?: string | null;
+  /** Bytes per upload request (default about 4 MiB). */
+  storeBatchBytes?: number | null;
+  /** The image's pyramid id, when the app knows it: a stored pyramid then opens without downloading the image. */
+  pyramidId?: string | null;
+  /** Tiling options (tile size, overlap, format, quality, decoding limits); default: as `vips dzsave`. Read when an image starts. */
+  options?: Options;
+  /** Where the workers and the WebAssembly module come from (CDNs, strict CSPs); default: beside the package. */
+  workers?: WorkerSettings;
+}
+
+interface VectorLayer {
+  features: DamageFeature[];
+  error: string | null;
+  loading: boolean;
+}
+
+async function loadVectors(url: string, signal: AbortSignal): Promise<DamageFeature[]> {
+  let response: Response;
+  try {
+    response = await fetch(url, { signal, credentials: 'omit' });
+  } catch (e) {
+    if (signal.aborted) throw e;
+    const cross = new URL(url, document.baseURI).origin !== location.origin;
+    throw new Error(
+      cross
+        ? `Could not read the vector layer ${url}: its server does not allow this site (no CORS header) or cannot be reached.`
+        : `Could not reach the vector layer ${url}.`,
+    );
+  }
+  if (!response.ok) throw new Error(`Vector layer ${url}: HTTP ${response.status}${response.status === 404 ? ' Not Found' : ''}.`);
+  let json: unknown;
+  try {
+    json = await response.json();
+  } catch {
+    throw new Error(`Vector layer ${url} is not JSON.`);
+  }
+  try {
+    return parseDamage(json);
+  } catch (e) {
+    throw new Error(`Vector layer ${url}: ${(e as Error).message}.`);
+  }
+}
+
+export function Workspace({ src, vectorSrc, store, token, storeBatchBytes, pyramidId, options, workers }: WorkspaceProps) {
+  const [tileSource, setImageSrc, status] = useTilingImage(options, { store, token, batchBytes: storeBatchBytes, workers });
+  const [viewer, setViewer] = useState<OpenSeadragon.Viewer | null>(null);
+  const [layer, setLayer] = useState<VectorLayer>({ features: [], error: null, loading: false });
+  const [selected, setSelected] = useState<number | null>(null);
+
+  // A new store or token applies from the next image; a new id hint is a new image.
+  useEffect(() => setImageSrc(src, { pyramidId }), [src, pyramidId, setImageSrc]);
+
+  useEffect(() => {
+    setSelected(null);
+    if (!vectorSrc) {
+      setLayer({ features: [], error: null, loading: false });
+      return;
+    }
+    const abort = new AbortController();
+    setLayer({ features: [], error: null, loading: true });
+    loadVectors(vectorSrc, abort.signal).then(
+      (features) => setLayer({ features, error: null, loading: false }),
+      (e: Error) => !abort.signal.aborted && setLayer({ features: [], error: e.message, loading: false }),
+    );
+    return () => abort.abort();
+  }, [vectorSrc]);
+
+  const zoomTo = useCallback(
+    (index: number) => {
+      setSelected(index);
+      const f = layer.features.find((x) => x.index === index);
+      const width = status.info?.width;
+      if (!f || !viewer || !width) return;
+      const [x0, y0, x1, y1] = f.bbox;
+      // Some context around the feature, and points get a box of their own.
+      const pad = Math.max(64, 0.25 * Math.max(x1 - x0, y1 - y0));
+      const rect = imageToViewportRect(width, x0 - pad, y0 - pad, x1 - x0 + 2 * pad, y1 - y0 + 2 * pad);
+      viewer.viewport.fitBoundsWithConstraints(rect);
+    },
+    [viewer, layer.features, status.info?.width],
+  );
+
+  const size = status.info;
+  return (
+    <div className="workspace">
+      <Viewer tileSource={tileSource} status={status} onViewer={setViewer}>
+        {size && (
+          <VectorOverlay
+            viewer={viewer}
+            width={size.width}
+            height={size.height}
+            features={layer.features}
+            selected={selected}
+            onSelect={zoomTo}
+          />
+        )}
+      </Viewer>
+      <aside className="sidebar">
+        <StorePanel status={status} />
+        <MetadataPanel status={status} />
+        <DamageList features={layer.features} selected={selected} onSelect={zoomTo} error={layer.error} loading={layer.loading} />
+      </aside>
+    </div>
+  );
+}

@@ -1,0 +1,285 @@
+'use client';
+/**
+ * `const [tileSource, setImageSrc, status] = useTilingImage(options, { store, token })`: shows an
+ * image URL or File through OpenSeadragon. With a tile-store configured, a pyramid the store has
+ * committed is opened from it without tiling; otherwise the image is tiled in a worker, shown at
+ * once, and uploaded to the store in the background. Setting a new source cancels the old one.
+ */
+import { useCallback, useEffect, useRef, useState } from 'react';
+import type { Metadata, Options } from '@tessera/tiler-wasm';
+import { TilerClient } from '../worker/client.js';
+import type { ImageSource, PyramidInfo, StoreTarget, TilerFailure, UploadProgress, WorkerSettings } from '../worker/client.js';
+import type { StoreTileSource, WorkerTileSource } from '../osd/tileSources.js';
+import { TileStoreClient, isPyramidId, parseDzi, pyramidShape } from '../api/tileStore.js';
+import type { StoreSettings } from '../api/tileStore.js';
+
+export type TilingPhase = 'idle' | 'fetching' | 'decoding' | 'tiling' | 'done' | 'error';
+
+export interface TilingStatus {
+  phase: TilingPhase;
+  /** What is being shown: the URL or the file's name. */
+  name: string | null;
+  /** Bytes downloaded / expected (null if the server did not say). */
+  loaded: number;
+  total: number | null;
+  /** Tiles of the whole pyramid made so far. */
+  tilesDone: number;
+  tilesTotal: number;
+  metadata: Metadata | null;
+  info: PyramidInfo | null;
+  error: TilerFailure | null;
+  /** `worker` while tiled here, `store` when opened from tile-store; null before either. */
+  source: 'worker' | 'store' | null;
+  /** The upload to tile-store (state `none` without a store). */
+  upload: UploadProgress;
+  /** An object URL of a large JPEG's quick low-resolution picture, to show until the tiles arrive. */
+  preview: string | null;
+  /** `performance.now()` at `setImageSrc`, at decode end (or store open), at the last tile and at the commit; for figures. */
+  startedAt: number | null;
+  openedAt: number | null;
+  doneAt: number | null;
+  savedAt: number | null;
+}
+
+/** Where the hook finds and saves pyramids. */
+export interface TilingSettings {
+  /** tile-store's base URL (relative URLs are resolved against the page); none: tile in the browser only. */
+  store?: string | null;
+  /** Bearer token for the store, e.g. the signed-in user's JWT. */
+  token?: string | null;
+  /** Bytes per upload request (default about 4 MiB); less for a store with a smaller `--max-request-bytes`. */
+  batchBytes?: number | null;
+  /** Where the workers and the WebAssembly module come from (CDNs, strict CSPs); default: beside this package. */
+  workers?: WorkerSettings;
+}
+
+/** What the caller may already know about an image, to skip fetching and hashing it. */
+export interface ImageHint {
+  /** The pyramid id (as tile-store computes it), e.g. recorded by the app when the image was first tiled. */
+  pyramidId?: string | null;
+}
+
+/** Counts decodes started by workers of this page: tests check that a stored pyramid needs none. */
+let decodesStarted = 0;
+export const decodeCount = () => decodesStarted;
+
+const NO_UPLOAD: UploadProgress = { state: 'none', sent: 0, total: 0, found: 0, resent: 0, retrying: null, error: null };
+
+const IDLE: TilingStatus = {
+  phase: 'idle',
+  name: null,
+  loaded: 0,
+  total: null,
+  tilesDone: 0,
+  tilesTotal: 0,
+  metadata: null,
+  info: null,
+  error: null,
+  source: null,
+  upload: NO_UPLOAD,
+  preview: null,
+  startedAt: null,
+  openedAt: null,
+  doneAt: null,
+  savedAt: null,
+};
+
+export type ImageInput = string | File | Blob | null;
+
+/** A tile source for the hook's image: made in the worker, or read from the store. */
+export type ImageTileSource = WorkerTileSource | StoreTileSource;
+
+/**
+ * The tile source classes. They extend OpenSeadragon's, and OpenSeadragon needs a DOM when it is
+ * imported, so they are loaded on first use in the browser (a separate chunk), never on import.
+ */
+export const loadTileSources = (): Promise<typeof import('../osd/tileSources.js')> => import('../osd/tileSources.js');
+
+function failedToLoad(e: unknown): TilerFailure {
+  return { code: 'worker', message: `Could not load the viewer's tile sources: ${(e as Error).message}` };
+}
+
+function storeSettings(settings: TilingSettings | undefined): StoreSettings | null {
+  if (!settings?.store) return null;
+  // Workers resolve URLs against their script; the page means its own address.
+  return { url: new URL(settings.store, document.baseURI).href, token: settings.token ?? null };
+}
+
+/** The geometry of a stored pyramid, in the shape the rest of the app knows from the worker. */
+function storedInfo(pyramidId: string, dziXml: string): PyramidInfo {
+  const g = parseDzi(dziXml);
+  const format = g.format as PyramidInfo['format'];
+  return {
+    width: g.width,
+    height: g.height,
+    tileSize: g.tileSize,
+    overlap: g.overlap,
+    format,
+    mime: `image/${format}`,
+    dziXml,
+    pyramidId,
+    ...pyramidShape(g),
+  };
+}
+
+export function useTilingImage(
+  options?: Options,
+  settings?: TilingSettings,
+): [ImageTileSource | null, (src: ImageInput, hint?: ImageHint) => void, TilingStatus] {
+  const [tileSource, setTileSource] = useState<ImageTileSource | null>(null);
+  const [status, setStatus] = useState<TilingStatus>(IDLE);
+  const client = useRef<TilerClient | null>(null);
+  /** Bumped by every setImageSrc, so late answers about a replaced image are dropped. */
+  const generation = useRef(0);
+  const previewUrl = useRef<string | null>(null);
+  const optionsRef = useRef(options);
+  optionsRef.current = options;
+  const settingsRef = useRef(settings);
+  settingsRef.current = settings;
+
+  const setImageSrc = useCallback((src: ImageInput, hint?: ImageHint) => {
+    client.current?.terminate();
+    client.current = null;
+    const current = ++generation.current;
+    revokePreview(previewUrl);
+    setTileSource(null);
+    if (src === null || src === '') {
+      setStatus(IDLE);
+      return;
+    }
+    const source: ImageSource =
+      typeof src === 'string'
+        ? { kind: 'url', url: src }
+        : { kind: 'blob', blob: src, name: src instanceof File ? src.name : 'the image' };
+    const name = source.kind === 'url' ? source.url : source.name;
+    setStatus({ ...IDLE, phase: 'fetching', name, startedAt: performance.now() });
+    const store = storeSettings(settingsRef.current);
+
+    const openStored = (pyramidId: string, dziXml: string, metadata: Metadata | null) => {
+      if (generation.current !== current) return;
+      const api = new TileStoreClient(store ?? { url: '' });
+      let info: PyramidInfo;
+      try {
+        info = storedInfo(pyramidId, dziXml);
+      } catch (e) {
+        setStatus((s) => ({ ...s, phase: 'error', error: { code: 'worker', message: (e as { message: string }).message } }));
+        return;
+      }
+      loadTileSources().then(
+        ({ StoreTileSource }) =>
+          generation.current === current && setTileSource(new StoreTileSource(info, api.tilesUrl(pyramidId), api.readHeaders())),
+        (e) => generation.current === current && setStatus((s) => ({ ...s, phase: 'error', error: failedToLoad(e) })),
+      );
+      const now = performance.now();
+      setStatus((s) => ({
+        ...s,
+        phase: 'done',
+        source: 'store',
+        info,
+        metadata: metadata ?? s.metadata,
+        tilesTotal: info.tileCount,
+        openedAt: now,
+        doneAt: now,
+        upload: { ...NO_UPLOAD, state: 'reused', sent: info.tileCount, total: info.tileCount },
+      }));
+    };
+
+    /** Tiles the image in a new worker (which may still find it stored, by the id it computes). */
+    const startWorker = () => {
+      if (generation.current !== current) return;
+      const batchBytes = settingsRef.current?.batchBytes ?? undefined;
+      const target: StoreTarget | undefined = store ? { store, batchBytes } : undefined;
+      // Events of a replaced client are dropped: `mine` tells whether this one is still current.
+      let me: TilerClient | null = null;
+      const mine = () => me !== null && client.current === me;
+      me = new TilerClient(
+        source,
+        {
+          onProgress: (p) => {
+            if (!mine()) return;
+            if (p.phase === 'decode') decodesStarted++;
+            setStatus((s) => {
+              switch (p.phase) {
+                case 'fetch':
+                  return { ...s, loaded: p.loaded, total: p.total };
+                case 'decode':
+                  return { ...s, phase: 'decoding', source: 'worker' };
+                case 'tiles':
+                  return { ...s, tilesDone: p.done, tilesTotal: p.total };
+              }
+            });
+          },
+          onMetadata: (metadata) => mine() && setStatus((s) => ({ ...s, metadata })),
+          onPreview: (jpeg) => {
+            if (!mine()) return;
+            revokePreview(previewUrl);
+            const preview = URL.createObjectURL(jpeg);
+            previewUrl.current = preview;
+            setStatus((s) => ({ ...s, preview }));
+          },
+          onOpened: (info, metadata) => {
+            if (!mine() || !me) return;
+            const opened = me;
+            loadTileSources().then(
+              ({ WorkerTileSource }) => mine() && setTileSource(new WorkerTileSource(opened, info)),
+              (e) => mine() && setStatus((s) => ({ ...s, phase: 'error', error: failedToLoad(e) })),
+            );
+            setStatus((s) => ({ ...s, phase: 'tiling', info, metadata, tilesTotal: info.tileCount, openedAt: performance.now() }));
+          },
+          onPyramidDone: (tiles) =>
+            mine() && setStatus((s) => ({ ...s, phase: 'done', tilesDone: tiles, doneAt: performance.now() })),
+          onStored: (pyramidId, dziXml, metadata) => {
+            if (!mine()) return;
+            openStored(pyramidId, dziXml, metadata);
+            // Nothing more to do there, and it holds the whole source image.
+            me?.terminate();
+          },
+          onUpload: (upload) =>
+            mine() &&
+            setStatus((s) => ({ ...s, upload, savedAt: upload.state === 'saved' && s.savedAt === null ? performance.now() : s.savedAt })),
+          onError: (error) => {
+            if (!mine()) return;
+            setTileSource(null);
+            setStatus((s) => ({ ...s, phase: 'error', error }));
+          },
+        },
+        optionsRef.current,
+        target,
+        settingsRef.current?.workers,
+      );
+      client.current = me;
+    };
+
+    // A known id skips the download and the hash: one request tells whether the store has it.
+    const known = hint?.pyramidId;
+    if (store && known && isPyramidId(known)) {
+      new TileStoreClient(store).manifest(known).then(
+        (dziXml) => {
+          if (generation.current !== current) return;
+          if (dziXml === null) startWorker();
+          else openStored(known, dziXml, null);
+        },
+        // The store cannot say: tile here; the worker's upload retries the store.
+        startWorker,
+      );
+      return;
+    }
+    startWorker();
+  }, []);
+
+  useEffect(
+    () => () => {
+      client.current?.terminate();
+      client.current = null;
+      revokePreview(previewUrl);
+    },
+    [],
+  );
+
+  return [tileSource, setImageSrc, status];
+}
+
+function revokePreview(url: { current: string | null }): void {
+  if (url.current) URL.revokeObjectURL(url.current);
+  url.current = null;
+}

@@ -1,0 +1,45 @@
+/**
+ * `@tessera/react`: deep-zoom images tiled in the browser (or reused from tile-store) in React.
+ * Safe to import during server rendering: nothing here touches `window` or `document` until a
+ * component mounts; OpenSeadragon and the tile source classes are loaded then.
+ */
+export { Workspace } from './components/Workspace.js';
+export type { WorkspaceProps } from './components/Workspace.js';
+export { Viewer } from './components/Viewer.js';
+export type { ViewerProps, ViewerState } from './components/Viewer.js';
+export { VectorOverlay } from './components/VectorOverlay.js';
+export type { VectorOverlayProps } from './components/VectorOverlay.js';
+export { MetadataPanel } from './components/MetadataPanel.js';
+export type { MetadataPanelProps } from './components/MetadataPanel.js';
+export { DamageList } from './components/DamageList.js';
+export type { DamageListProps } from './components/DamageList.js';
+export { StorePanel } from './components/StorePanel.js';
+export type { StorePanelProps } from './components/StorePanel.js';
+
+export { useTilingImage, loadTileSources } from './hooks/useTilingImage.js';
+export type { TilingStatus, TilingPhase, TilingSettings, ImageHint, ImageInput, ImageTileSource } from './hooks/useTilingImage.js';
+export type { WorkerTileSource, StoreTileSource } from './osd/tileSources.js';
+export { loadOpenSeadragon } from './osd/load.js';
+export type { OpenSeadragonModule } from './osd/load.js';
+
+export { TilerClient } from './worker/client.js';
+export type {
+  TilerEvents,
+  TileRequest,
+  WorkerKind,
+  WorkerSettings,
+  ImageSource,
+  Progress,
+  PyramidInfo,
+  StoreTarget,
+  TilerFailure,
+  UploadProgress,
+  UploadState,
+} from './worker/client.js';
+export type { FailureCode } from './worker/protocol.js';
+
+export * from './store.js';
+export { parseDamage, featureTitle } from './geojson.js';
+export type { DamageFeature, Geometry, Position } from './geojson.js';
+
+export type { Metadata, Options, Limits, Exif, TileFormat, SourceFormat, ErrorCode, TilerErrorCode, TilerError } from '@tessera/tiler-wasm';

@@ -1,0 +1,14 @@
+/** The typed tile-store client and its types: no DOM, no React, usable in workers and on servers. */
+export { TileStoreClient, isPyramidId, parseDzi, pyramidShape, backoffDelay, encodeBatch, UPLOAD_RETRY, CHECK_ONCE } from './api/tileStore.js';
+export type {
+  StoreSettings,
+  StoreFailure,
+  StoreFailureCode,
+  RetryPolicy,
+  RetryListener,
+  TileUpload,
+  UploadGeometry,
+  CommitResult,
+  TileListing,
+  DziGeometry,
+} from './api/tileStore.js';

@@ -1,0 +1,212 @@
+/** A typed client over one tiler worker. One client per image: `terminate()` cancels everything. */
+import type { Metadata, Options } from '@tessera/tiler-wasm';
+import type {
+  FromPreviewWorker,
+  FromWorker,
+  ImageSource,
+  PreviewPort,
+  Progress,
+  PyramidInfo,
+  StoreTarget,
+  TilerFailure,
+  ToWorker,
+  UploadProgress,
+} from './protocol.js';
+
+export type { ImageSource, Progress, PyramidInfo, StoreTarget, TilerFailure, UploadProgress, UploadState } from './protocol.js';
+
+export interface TilerEvents {
+  onProgress?: (progress: Progress) => void;
+  /** Header and EXIF, before the pixels are decoded. */
+  onMetadata?: (metadata: Metadata) => void;
+  /** A large JPEG's quick low-resolution picture (a JPEG), to show beneath until the tiles arrive. */
+  onPreview?: (jpeg: Blob) => void;
+  /** Decoded: tiles can be requested. */
+  onOpened?: (info: PyramidInfo, metadata: Metadata) => void;
+  /** Every tile of the pyramid is made. */
+  onPyramidDone?: (tiles: number, bytes: number) => void;
+  /** The store has the pyramid committed; nothing was decoded. */
+  onStored?: (pyramidId: string, dziXml: string, metadata: Metadata | null) => void;
+  /** Progress of the upload to the store. */
+  onUpload?: (upload: UploadProgress) => void;
+  /** Fatal: the image cannot be shown. Called at most once. */
+  onError?: (error: TilerFailure) => void;
+}
+
+/** Which of the two workers a factory is asked for. */
+export type WorkerKind = 'tiler' | 'preview';
+
+/**
+ * Where the workers and the WebAssembly module come from. The defaults need nothing: the workers
+ * start with `new Worker(new URL('./tiler.worker.js', import.meta.url), { type: 'module' })`, which
+ * Vite and webpack 5 follow, and the module is found the same way by `@tessera/tiler-wasm`.
+ */
+export interface WorkerSettings {
+  /**
+   * Makes a worker instead of the default, e.g. from a URL on a CDN (through a same-origin
+   * trampoline) or one allowed by a strict `worker-src` CSP. It must run this package's
+   * `worker/tiler.worker.js` or `worker/preview.worker.js` as a module worker.
+   */
+  createWorker?: (kind: WorkerKind) => Worker;
+  /** Where the workers load `tiler_wasm_bg.wasm` from (resolved against the page); default: beside `@tessera/tiler-wasm`'s JS. */
+  wasmUrl?: string | URL | null;
+}
+
+/** The default workers: module workers bundlers find by their `new URL(…, import.meta.url)`. */
+function defaultWorker(kind: WorkerKind): Worker {
+  // Two literal expressions, not one with a variable: bundlers only follow literals.
+  return kind === 'tiler'
+    ? new Worker(new URL('./tiler.worker.js', import.meta.url), { type: 'module', name: 'tiler' })
+    : new Worker(new URL('./preview.worker.js', import.meta.url), { type: 'module', name: 'preview' });
+}
+
+/** A pending tile; `cancel()` drops it from the worker's queue and rejects with code `aborted`. */
+export interface TileRequest {
+  bytes: Promise<ArrayBuffer>;
+  cancel(): void;
+}
+
+interface Waiter {
+  resolve: (bytes: ArrayBuffer) => void;
+  reject: (error: TilerFailure) => void;
+}
+
+export class TilerClient {
+  private readonly worker: Worker;
+  /** Decodes a preview on the other core while `worker` decodes the image; gone once not needed. */
+  private preview: Worker | null;
+  private readonly waiters = new Map<number, Waiter>();
+  private nextId = 1;
+  private failed: TilerFailure | null = null;
+  private terminated = false;
+
+  constructor(
+    source: ImageSource,
+    private readonly events: TilerEvents,
+    options?: Options,
+    target?: StoreTarget,
+    workers?: WorkerSettings,
+  ) {
+    const createWorker = workers?.createWorker ?? defaultWorker;
+    const wasmUrl = workers?.wasmUrl ? new URL(workers.wasmUrl, document.baseURI).href : undefined;
+    this.worker = createWorker('tiler');
+    this.worker.onmessage = (e: MessageEvent<FromWorker>) => this.receive(e.data);
+    // Script load failures and uncaught errors the worker could not report itself.
+    this.worker.onerror = (e) => {
+      e.preventDefault();
+      this.fail({ code: 'worker', message: `The tiler worker stopped: ${e.message || 'it could not start'}.` });
+    };
+    this.worker.onmessageerror = () => this.fail({ code: 'worker', message: 'A message from the tiler worker could not be read.' });
+    // The worker resolves URLs against its own script's address; the page means its own.
+    const resolved: ImageSource =
+      source.kind === 'url' ? { kind: 'url', url: new URL(source.url, document.baseURI).href } : source;
+    // The tiler worker hands a large JPEG's bytes straight to the preview worker, which answers here.
+    const channel = new MessageChannel();
+    this.preview = createWorker('preview');
+    this.preview.onmessage = (e: MessageEvent<FromPreviewWorker>) => this.receivePreview(e.data);
+    // A preview is optional: if its worker fails, the tiles still come.
+    this.preview.onerror = (e) => {
+      e.preventDefault();
+      this.stopPreview();
+    };
+    const port: PreviewPort = { type: 'port', port: channel.port2, wasmUrl };
+    this.preview.postMessage(port, [channel.port2]);
+    this.send({ type: 'open', source: resolved, options, target, previewPort: channel.port1, wasmUrl }, [channel.port1]);
+  }
+
+  /** Asks for one tile; tiles asked for are made before the background ones. */
+  tile(level: number, col: number, row: number): TileRequest {
+    const id = this.nextId++;
+    const bytes = new Promise<ArrayBuffer>((resolve, reject) => {
+      if (this.failed) return reject(this.failed);
+      if (this.terminated) return reject({ code: 'aborted', message: 'The image was replaced.' });
+      this.waiters.set(id, { resolve, reject });
+      this.send({ type: 'tile', id, level, col, row });
+    });
+    const cancel = () => {
+      const waiter = this.waiters.get(id);
+      if (!waiter) return;
+      this.waiters.delete(id);
+      if (!this.terminated) this.send({ type: 'cancelTile', id });
+      waiter.reject({ code: 'aborted', message: 'Tile no longer needed.' });
+    };
+    return { bytes, cancel };
+  }
+
+  /** Stops the worker and all its work; pending tiles reject with code `aborted`. */
+  terminate(): void {
+    if (this.terminated) return;
+    this.terminated = true;
+    this.worker.terminate();
+    this.stopPreview();
+    for (const w of this.waiters.values()) w.reject({ code: 'aborted', message: 'The image was replaced.' });
+    this.waiters.clear();
+  }
+
+  private send(message: ToWorker, transfer: Transferable[] = []): void {
+    this.worker.postMessage(message, transfer);
+  }
+
+  private stopPreview(): void {
+    this.preview?.terminate();
+    this.preview = null;
+  }
+
+  private receivePreview(msg: FromPreviewWorker): void {
+    this.stopPreview();
+    if (this.terminated || this.failed || msg.type !== 'preview') return;
+    this.events.onPreview?.(new Blob([msg.bytes], { type: 'image/jpeg' }));
+  }
+
+  private fail(error: TilerFailure): void {
+    if (this.failed || this.terminated) return;
+    this.failed = error;
+    this.stopPreview();
+    for (const w of this.waiters.values()) w.reject(error);
+    this.waiters.clear();
+    this.events.onError?.(error);
+  }
+
+  private receive(msg: FromWorker): void {
+    if (this.terminated) return;
+    switch (msg.type) {
+      case 'progress':
+        this.events.onProgress?.(msg.progress);
+        return;
+      case 'metadata':
+        this.events.onMetadata?.(msg.metadata);
+        return;
+      case 'opened':
+        // Decoded: the tiles come soon, a preview still being made is not worth waiting for.
+        this.stopPreview();
+        this.events.onOpened?.(msg.info, msg.metadata);
+        return;
+      case 'tile': {
+        const w = this.waiters.get(msg.id);
+        this.waiters.delete(msg.id);
+        w?.resolve(msg.bytes);
+        return;
+      }
+      case 'tileError': {
+        const w = this.waiters.get(msg.id);
+        this.waiters.delete(msg.id);
+        w?.reject(msg.error);
+        return;
+      }
+      case 'pyramidDone':
+        this.events.onPyramidDone?.(msg.tiles, msg.bytes);
+        return;
+      case 'stored':
+        // Nothing is decoded: the store's own tiles come at once.
+        this.stopPreview();
+        this.events.onStored?.(msg.pyramidId, msg.dziXml, msg.metadata);
+        return;
+      case 'upload':
+        this.events.onUpload?.(msg.upload);
+        return;
+      case 'error':
+        this.fail(msg.error);
+        return;
+    }
+  }
+}

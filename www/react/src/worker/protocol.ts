@@ -1,0 +1,105 @@
+/** Messages between the page and the tiler worker. Bytes always travel as transferred ArrayBuffers. */
+import type { Limits, Metadata, Options, TileFormat, TilerErrorCode } from '@tessera/tiler-wasm';
+import type { StoreFailure, StoreSettings } from '../api/tileStore.js';
+
+/** Every failure the page can see; `code` is stable, `message` is for people. */
+export interface TilerFailure {
+  code: FailureCode;
+  message: string;
+}
+
+export type FailureCode =
+  // From the tiler core and its bindings (types generated from tiler-wasm's Rust types).
+  | TilerErrorCode
+  // From the worker around it.
+  | 'http'
+  | 'fetch_blocked'
+  | 'network'
+  | 'read'
+  | 'wasm_load'
+  | 'worker'
+  | 'aborted';
+
+/** Where the image comes from: a URL the worker fetches itself, or bytes the page already has. */
+export type ImageSource = { kind: 'url'; url: string } | { kind: 'blob'; blob: Blob; name: string };
+
+/** The pyramid's geometry, enough to build an OpenSeadragon tile source. */
+export interface PyramidInfo {
+  width: number;
+  height: number;
+  tileSize: number;
+  overlap: number;
+  maxLevel: number;
+  tileCount: number;
+  format: TileFormat;
+  mime: string;
+  dziXml: string;
+  /** Content address shared with tile-store (tiler-wasm's pyramid id recipe). */
+  pyramidId: string;
+}
+
+/** Where a stored pyramid is: the store may have it already, or gets what the worker tiles. */
+export interface StoreTarget {
+  /** tile-store, with its URL resolved against the page. */
+  store: StoreSettings;
+  /** Bytes per upload request; default about 4 MiB. */
+  batchBytes?: number;
+}
+
+/** The upload of the pyramid to tile-store; `none` when no store is configured. */
+export type UploadState = 'none' | 'uploading' | 'saved' | 'reused' | 'failed';
+
+export interface UploadProgress {
+  state: UploadState;
+  /** Tiles the store holds / the pyramid's tiles. */
+  sent: number;
+  total: number;
+  /** Tiles the store already had when the upload started (a resumed upload skips them). */
+  found: number;
+  /** Tiles sent again because the store lost them before the commit. */
+  resent: number;
+  /** Why the upload is waiting to retry, while it is. */
+  retrying: string | null;
+  error: StoreFailure | null;
+}
+
+export type ToWorker =
+  /** `previewPort`: where to send a large JPEG's bytes for the preview worker (see PreviewRequest). */
+  /** `wasmUrl`: where to load tiler_wasm_bg.wasm from instead of the bundler's URL. */
+  | { type: 'open'; source: ImageSource; options?: Options; target?: StoreTarget; previewPort?: MessagePort; wasmUrl?: string }
+  | { type: 'tile'; id: number; level: number; col: number; row: number }
+  | { type: 'cancelTile'; id: number };
+
+export type Progress =
+  | { phase: 'fetch'; loaded: number; total: number | null }
+  | { phase: 'decode'; bytes: number }
+  | { phase: 'tiles'; done: number; total: number; level: number };
+
+export type FromWorker =
+  | { type: 'progress'; progress: Progress }
+  | { type: 'metadata'; metadata: Metadata }
+  | { type: 'opened'; info: PyramidInfo; metadata: Metadata }
+  | { type: 'tile'; id: number; bytes: ArrayBuffer }
+  | { type: 'tileError'; id: number; error: TilerFailure }
+  | { type: 'pyramidDone'; tiles: number; bytes: number }
+  /** The store has this pyramid committed: nothing is decoded; open it from the store. */
+  | { type: 'stored'; pyramidId: string; dziXml: string; metadata: Metadata | null }
+  | { type: 'upload'; upload: UploadProgress }
+  | { type: 'error'; error: TilerFailure };
+
+/** Page → preview worker: the port on which the tiler worker will send the bytes. */
+export interface PreviewPort {
+  type: 'port';
+  port: MessagePort;
+  wasmUrl?: string;
+}
+
+/** Tiler worker → preview worker, through that port: a large JPEG to preview. */
+export interface PreviewRequest {
+  bytes: ArrayBuffer;
+  minSide: number;
+  limits?: Limits;
+}
+
+/** Preview worker → page: a small JPEG to show until the tiles arrive, or nothing to show. */
+export type FromPreviewWorker = { type: 'preview'; bytes: ArrayBuffer } | { type: 'none' };
