@@ -63,12 +63,12 @@ const sum = (list) => list.reduce((a, f) => { const b = fs.readFileSync(f); retu
 const wasm = fs.readFileSync(path.join(pkg, 'tiler_wasm_bg.wasm'));
 const glue = sum([path.join(pkg, 'tiler_wasm.js')]);
 const js = files(dist).filter((f) => f.endsWith('.js'));
-const workers = sum(js.filter((f) => f.includes('worker')));
+const workers = sum(js.filter((f) => f.includes(`${path.sep}worker${path.sep}`)));
 const all = sum(js);
 const css = sum(files(dist).filter((f) => f.endsWith('.css')));
 const tgz = (name) => fs.statSync(path.join(out, name)).size;
 console.log(`packed sizes, version ${version} (gzip -9)`);
 console.log(`  @tessera/tiler-wasm  tiler_wasm_bg.wasm ${kb(wasm.length)} raw, ${kb(gz(wasm))} gzip; JS glue ${kb(glue.raw)} raw, ${kb(glue.gz)} gzip; tarball ${kb(tgz(`tessera-tiler-wasm-${version}.tgz`))}`);
-console.log(`  @tessera/react       JS ${kb(all.raw)} raw, ${kb(all.gz)} gzip in ${js.length} files (workers ${kb(workers.raw)} raw, ${kb(workers.gz)} gzip); styles.css ${kb(css.raw)} raw; tarball ${kb(tgz(`tessera-react-${version}.tgz`))}`);
+console.log(`  @tessera/react       JS ${kb(all.raw)} raw, ${kb(all.gz)} gzip in ${js.length} files (of which worker/: client and both workers, ${kb(workers.raw)} raw, ${kb(workers.gz)} gzip); styles.css ${kb(css.raw)} raw; tarball ${kb(tgz(`tessera-react-${version}.tgz`))}`);
 JS
 ls -l "$out"

@@ -60,6 +60,15 @@ function defaultWorker(kind: WorkerKind): Worker {
     : new Worker(new URL('./preview.worker.js', import.meta.url), { type: 'module', name: 'preview' });
 }
 
+/** A worker, or why it could not be made (a bad URL, a CSP refusing it). */
+function startWorker(create: (kind: WorkerKind) => Worker, kind: WorkerKind): Worker | TilerFailure {
+  try {
+    return create(kind);
+  } catch (e) {
+    return { code: 'worker', message: `The ${kind} worker could not be started: ${(e as Error).message ?? String(e)}.` };
+  }
+}
+
 /** A pending tile; `cancel()` drops it from the worker's queue and rejects with code `aborted`. */
 export interface TileRequest {
   bytes: Promise<ArrayBuffer>;
@@ -72,7 +81,8 @@ interface Waiter {
 }
 
 export class TilerClient {
-  private readonly worker: Worker;
+  /** Null when it could not be created (the failure is reported through `onError`). */
+  private readonly worker: Worker | null;
   /** Decodes a preview on the other core while `worker` decodes the image; gone once not needed. */
   private preview: Worker | null;
   private readonly waiters = new Map<number, Waiter>();
@@ -89,7 +99,16 @@ export class TilerClient {
   ) {
     const createWorker = workers?.createWorker ?? defaultWorker;
     const wasmUrl = workers?.wasmUrl ? new URL(workers.wasmUrl, document.baseURI).href : undefined;
-    this.worker = createWorker('tiler');
+    const worker = startWorker(createWorker, 'tiler');
+    if (worker instanceof Worker) {
+      this.worker = worker;
+    } else {
+      // Reported once the caller holds this client, as every other failure is.
+      this.worker = null;
+      this.preview = null;
+      queueMicrotask(() => this.fail(worker));
+      return;
+    }
     this.worker.onmessage = (e: MessageEvent<FromWorker>) => this.receive(e.data);
     // Script load failures and uncaught errors the worker could not report itself.
     this.worker.onerror = (e) => {
@@ -102,7 +121,13 @@ export class TilerClient {
       source.kind === 'url' ? { kind: 'url', url: new URL(source.url, document.baseURI).href } : source;
     // The tiler worker hands a large JPEG's bytes straight to the preview worker, which answers here.
     const channel = new MessageChannel();
-    this.preview = createWorker('preview');
+    const preview = startWorker(createWorker, 'preview');
+    // A preview is optional: without its worker, the tiles still come.
+    this.preview = preview instanceof Worker ? preview : null;
+    if (!this.preview) {
+      this.send({ type: 'open', source: resolved, options, target, wasmUrl });
+      return;
+    }
     this.preview.onmessage = (e: MessageEvent<FromPreviewWorker>) => this.receivePreview(e.data);
     // A preview is optional: if its worker fails, the tiles still come.
     this.preview.onerror = (e) => {
@@ -137,14 +162,14 @@ export class TilerClient {
   terminate(): void {
     if (this.terminated) return;
     this.terminated = true;
-    this.worker.terminate();
+    this.worker?.terminate();
     this.stopPreview();
     for (const w of this.waiters.values()) w.reject({ code: 'aborted', message: 'The image was replaced.' });
     this.waiters.clear();
   }
 
   private send(message: ToWorker, transfer: Transferable[] = []): void {
-    this.worker.postMessage(message, transfer);
+    this.worker?.postMessage(message, transfer);
   }
 
   private stopPreview(): void {

@@ -1,0 +1,7 @@
+import { createElement } from 'react';
+import { createRoot } from 'react-dom/client';
+import { Workspace } from '@tessera/react';
+import '@tessera/react/styles.css';
+
+const q = new URLSearchParams(location.search);
+createRoot(document.getElementById('root')).render(createElement(Workspace, { src: q.get('src'), vectorSrc: q.get('vectorSrc') }));
