@@ -21,14 +21,15 @@ wasm-bindgen --target web --out-dir "$out" \
   "$target_dir/wasm32-unknown-unknown/release/tiler_wasm.wasm"
 
 # Size pass with wasm-opt from npm `binaryen` (scripts/npm): Debian's binaryen 108 writes a broken
-# module. The features are those rustc's wasm32-unknown-unknown target emits; wasm-opt refuses a
-# module that uses one not listed, so a new one shows up here rather than in a browser.
+# module. The features listed are those rustc's wasm32-unknown-unknown target uses, plus simd128
+# (.cargo/config.toml); wasm-opt also reads them from the module's target_features section.
 "$root/scripts/setup.sh" npm "$root/scripts/npm"
 wasm="$out/tiler_wasm_bg.wasm"
 raw_before=$(wc -c < "$wasm")
 "$root/scripts/npm/node_modules/.bin/wasm-opt" -O3 \
   --enable-bulk-memory --enable-bulk-memory-opt --enable-nontrapping-float-to-int --enable-sign-ext \
   --enable-mutable-globals --enable-multivalue --enable-reference-types --enable-call-indirect-overlong \
+  --enable-simd \
   "$wasm" -o "$wasm.opt"
 mv "$wasm.opt" "$wasm"
 raw=$(wc -c < "$wasm")
