@@ -107,6 +107,14 @@ for (const app of ['vite-app', 'webpack-app']) {
       assert.match(attrs['data-error'], /HTTP 404/);
     });
 
+    test('workers.wasmUrl is where the workers load the module from', async () => {
+      // The app passes ?wasmUrl= on; a URL that is not a wasm module must fail the image.
+      await t.open({ src: `/e2e/${t.files.oriented}`, wasmUrl: `${t.withCors.url}/missing.wasm` });
+      const attrs = await waitForState(t.page, ['ready', 'error']);
+      assert.equal(attrs['data-state'], 'error', 'the image loaded: the wasmUrl was ignored');
+      assert.equal(attrs['data-error-code'], 'wasm_load', attrs['data-error']);
+    });
+
     if (app === 'vite-app') {
       test('@tessera/react imports on a server (no DOM) without throwing', () => {
         const out = run(
