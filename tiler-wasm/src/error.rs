@@ -37,6 +37,11 @@ pub enum Error {
     /// Encoding a tile failed.
     #[error("cannot encode tile: {0}")]
     Encode(String),
+    /// A decoder panicked: a bug (ours or a dependency's) that this input found. It is caught
+    /// so that a service or worker survives, and kept apart from [`Error::Decode`] so that tests
+    /// and fuzzers see every panic as the failure it is.
+    #[error("internal error: the decoder panicked on this input")]
+    Panic,
 }
 
 impl Error {
@@ -51,6 +56,7 @@ impl Error {
             Error::NoSuchTile { .. } => "no_such_tile",
             Error::Dzi(_) => "dzi",
             Error::Encode(_) => "encode",
+            Error::Panic => "panic",
         }
     }
 }
