@@ -197,6 +197,29 @@ export async function moveView(page, action) {
   await waitForSettled(page);
 }
 
+/**
+ * Resizes the window and waits until OpenSeadragon has taken the new size in: it looks at its
+ * container once a frame and refits the view, which is itself a short animation (a start and a
+ * finish); a move started before that has finished would be counted by the wrong `animation-finish`.
+ */
+export async function resizeWindow(page, size) {
+  await page.setViewportSize(size);
+  const frames = (n) => page.evaluate((k) => new Promise((r) => {
+    const next = (i) => (i === 0 ? r() : requestAnimationFrame(() => next(i - 1)));
+    next(k);
+  }), n);
+  await frames(3);
+  await page.waitForFunction(
+    () => {
+      const viewer = document.querySelector('[data-testid="viewer"]');
+      return !viewer || viewer.getAttribute('data-animating') === 'false';
+    },
+    null,
+    { timeout: 30_000, polling: 'raf' },
+  );
+  await frames(3);
+}
+
 /** Waits until the viewer has stopped animating and every tile of the view is drawn. */
 export async function waitForSettled(page, timeout = 60_000) {
   await page.waitForFunction(

@@ -282,7 +282,7 @@ export function wholeImageLayer({ width, height }) {
     features: [
       {
         type: 'Feature',
-        properties: { label: 'Whole image' },
+        properties: { label: 'Image outline' },
         geometry: { type: 'Polygon', coordinates: [[[0, 0], [width, 0], [width, height], [0, height], [0, 0]]] },
       },
       quarter(1, 1),
