@@ -42,6 +42,25 @@ pub enum Error {
     /// and fuzzers see every panic as the failure it is.
     #[error("internal error: the decoder panicked on this input")]
     Panic,
+    /// A tile-upload batch that breaks the frame format ([`crate::batch`]).
+    #[error("{message}")]
+    Batch {
+        /// What is wrong with it.
+        fault: BatchFault,
+        /// Which frame, and how.
+        message: String,
+    },
+}
+
+/// What is wrong with a tile-upload batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchFault {
+    /// Truncated, or a header that is not the format's JSON.
+    Malformed,
+    /// A tile extension other than `jpeg`, `png` or `webp`.
+    Extension,
+    /// A tile over the size limit.
+    TooLarge,
 }
 
 impl Error {
@@ -57,6 +76,11 @@ impl Error {
             Error::Dzi(_) => "dzi",
             Error::Encode(_) => "encode",
             Error::Panic => "panic",
+            Error::Batch { fault, .. } => match fault {
+                BatchFault::Malformed => "invalid_batch",
+                BatchFault::Extension => "invalid_extension",
+                BatchFault::TooLarge => "too_large",
+            },
         }
     }
 }
