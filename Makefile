@@ -28,12 +28,13 @@ run: server web
 
 ## Every test: Rust unit, golden and integration tests, wasm tests, end-to-end tests in Chromium
 ## (the demo, and the Vite and webpack apps in tests/consumers/ installing dist/npm/*.tgz).
-## Tests build in release: the same build then serves the end-to-end tests, and golden images decode fast.
+## Tests build in release: golden images decode fast, and `cargo test` leaves target/release/tile-store,
+## the binary the end-to-end tests run (a separate `cargo build` would rebuild with other features).
 test:
 	scripts/setup.sh test
 	$(CARGO) test --release --workspace --all-targets
 	scripts/fuzz.sh 20
-	$(MAKE) server web packages
+	$(MAKE) web packages
 	scripts/test-wasm.sh
 	scripts/setup.sh npm tests/e2e
 	cd tests/e2e && node --test --test-concurrency=1

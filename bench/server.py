@@ -27,8 +27,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench  # noqa: E402  (the benchmark images and the child-process timer)
 import store  # noqa: E402  (the shared process helpers)
-import tiling  # noqa: E402
 
 KEY, SECRET, BUCKET = "tessera-bench-key", "tessera-bench-secret", "tessera-bench"
 S3_KEY = "image/images/1715000000000-bench.jpg"
@@ -98,7 +98,11 @@ def main():
     signal.signal(signal.SIGINT, store.on_signal)
     if not os.path.exists(store.TILE_STORE):
         sys.exit(f"{store.TILE_STORE} is missing: run `cargo build --release -p tile-store`")
-    img, megapixels = tiling.image(a.size)
+    if a.size not in ("24", "96", "400"):
+        sys.exit("--size is 24, 96 or 400")
+    image = bench.IMAGES[a.size]
+    bench.make(image)
+    img, megapixels = image.path, image.mp
     os.makedirs(store.CACHE, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=store.CACHE, prefix="server-") as work:
         data = os.path.join(work, "s3")
@@ -118,7 +122,8 @@ def main():
             tiles = view["progress"]["tilesTotal"]
             shutil.rmtree(vips_out + "_files", ignore_errors=True)
             subprocess.run(["sync"])
-            vips.append(tiling.run(["vips", "dzsave", img, vips_out]))
+            wall_s, rss_mib, _cpu = bench.run(["vips", "dzsave", img, vips_out])
+            vips.append((wall_s, rss_mib))
             store.log(f"run {run + 1}: POST /pyramids → ready {wall:.2f} s ({tiles} tiles; "
                       + ", ".join(f"{k} {v}" for k, v in phases.items())
                       + f"), vips dzsave {vips[-1][0]:.2f} s")

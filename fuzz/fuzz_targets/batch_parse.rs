@@ -1,22 +1,20 @@
-//! tile-store's batch-upload frame parser: never panics, never reads past the body,
-//! and what it accepts encodes back to the same bytes' tiles.
+//! The tile-upload batch parser (`tiler_wasm::batch`): never panics, never reads past the body,
+//! and what it accepts encodes back to the same bytes.
 #![no_main]
 
-use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use tile_store::routes::batch;
+use tiler_wasm::batch;
 
 const MAX_TILE_BYTES: usize = 4096;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(tiles) = batch::parse(Bytes::copy_from_slice(data), MAX_TILE_BYTES) else {
+    let Ok(frames) = batch::parse(data, MAX_TILE_BYTES) else {
         return;
     };
-    let total: usize = tiles.iter().map(|(_, b)| b.len()).sum();
+    let total: usize = frames.iter().map(|f| f.bytes.len()).sum();
     assert!(total <= data.len());
-    assert!(tiles.iter().all(|(_, b)| b.len() <= MAX_TILE_BYTES));
-    let encoded = batch::encode(tiles.iter().map(|(n, b)| (*n, b.as_ref())));
-    let again =
-        batch::parse(Bytes::from(encoded), MAX_TILE_BYTES).expect("re-encoded batch parses");
-    assert_eq!(again, tiles);
+    assert!(frames.iter().all(|f| f.bytes.len() <= MAX_TILE_BYTES));
+    let encoded = batch::encode(frames.iter().copied()).expect("accepted tiles encode");
+    let again = batch::parse(&encoded, MAX_TILE_BYTES).expect("re-encoded batch parses");
+    assert_eq!(again, frames);
 });

@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tiler_wasm::{probe, Limits, Options, Tiler};
+use tiler_wasm::{probe, Error, Limits, Options, Tiler};
 
 const LIMITS: Limits = Limits {
     max_pixels: 4_000_000,
@@ -20,8 +20,11 @@ fuzz_target!(|data: &[u8]| {
         limits: LIMITS,
         ..Options::default()
     };
-    let Ok(mut tiler) = Tiler::open(data, &options) else {
-        return;
+    let mut tiler = match Tiler::open(data, &options) {
+        Ok(tiler) => tiler,
+        // The decoders' panics are caught as `Error::Panic`; the fuzzer must still see them.
+        Err(Error::Panic) => panic!("a decoder panicked"),
+        Err(_) => return,
     };
     let meta = tiler.metadata().clone();
     // What the header promised is what was decoded.

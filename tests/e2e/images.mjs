@@ -20,7 +20,7 @@ export function quadrantColour(x, y, width, height) {
 }
 
 /** Writes a binary PPM whose pixel (x, y) is `colour(x, y)`. */
-function writePpm(path, width, height, colour) {
+export function writePpm(path, width, height, colour) {
   const header = Buffer.from(`P6\n${width} ${height}\n255\n`);
   const pixels = Buffer.alloc(width * height * 3);
   for (let y = 0; y < height; y++) {

@@ -117,6 +117,8 @@ impl AppError {
     /// The HTTP status this error is answered with.
     pub fn status(&self) -> StatusCode {
         match self {
+            // A decoder panic is a bug of ours, not a fault of the client's image.
+            AppError::Tiler(tiler_wasm::Error::Panic) => StatusCode::INTERNAL_SERVER_ERROR,
             AppError::BadRequest { .. } | AppError::Tiler(_) => StatusCode::BAD_REQUEST,
             AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,

@@ -314,50 +314,114 @@ async fn s3_killed_mid_upload_gives_retryable_errors_then_resumes() {
     assert!(!log.contains("panicked"), "{log}");
 }
 
+/// Where a kill lands in one batch upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KillPoint {
+    /// Half the body sent: the request cannot have been answered.
+    ReadingBody,
+    /// A tile's temporary file seen on disk, the response not yet come.
+    WritingTiles,
+}
+
+/// Sends the head of `POST /pyramids/{id}/tiles` and the first half of `body` over a raw
+/// connection, and keeps the connection open without ever sending the rest.
+async fn send_half(addr: std::net::SocketAddr, id: &str, body: &[u8]) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /pyramids/{id}/tiles HTTP/1.1\r\nhost: {addr}\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&body[..body.len() / 2]).await.unwrap();
+    stream.flush().await.unwrap();
+    stream
+}
+
+/// Whether a tile of `id` is being written: its hidden temporary file exists.
+fn tile_being_written(data: &std::path::Path, id: &str) -> bool {
+    let files = data.join(format!("{id}_files"));
+    let Ok(levels) = std::fs::read_dir(files) else {
+        return false;
+    };
+    levels.flatten().any(|level| {
+        std::fs::read_dir(level.path()).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().contains(".tmp-"))
+        })
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tile_store_killed_mid_batch_never_serves_a_partial_tile() {
     let data = tempfile::tempdir().unwrap();
     let data_dir = data.path().to_str().unwrap().to_owned();
     let port = free_port();
     let id = test_id("fault-tile-store-killed");
-    // Batches of 24 × 512 KiB: 12 MiB each, so a kill lands inside the writes.
-    let (dzi, tiles) = noise_pyramid(2500, 1800, 512 << 10, 2);
+    // 64 tiles of 2 MiB in batches of 12 (24 MiB): long enough to write that a kill can be aimed
+    // at the writing itself, not at a moment that may already be past.
+    let (dzi, tiles) = noise_pyramid(1800, 1200, 2 << 20, 2);
     let expected: BTreeMap<String, &Vec<u8>> =
         tiles.iter().map(|(n, b)| (n.relative(), b)).collect();
+    let args = ["--data-dir", &data_dir, "--max-request-bytes", "67108864"];
 
-    let mut kills = 0;
-    for (round, chunk) in tiles.chunks(24).enumerate() {
-        let server = TileStore::start(port, &["--data-dir", &data_dir], &[]);
-        // A fresh connection pool for each server process.
-        let client = client();
-        let body = batch(chunk);
-        let upload = {
-            let (client, id) = (client.clone(), id.clone());
-            tokio::spawn(async move {
-                call(
-                    &client,
-                    server_addr(port),
-                    "POST",
-                    &format!("/pyramids/{id}/tiles"),
-                    None,
-                    body,
-                )
-                .await
-            })
+    let mut killed = BTreeMap::<&str, usize>::new();
+    for (round, chunk) in tiles.chunks(12).enumerate() {
+        let point = if round % 2 == 0 {
+            KillPoint::ReadingBody
+        } else {
+            KillPoint::WritingTiles
         };
-        // Killed at a different point of each batch: reading the body, writing tiles, or after.
-        tokio::time::sleep(Duration::from_millis(20 + 37 * round as u64 % 200)).await;
-        server.kill();
-        kills += 1;
-        // The connection may die with the server; an answer that did come is a 200.
-        if let Ok((status, _, body)) = upload.await.unwrap() {
-            assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let server = TileStore::start(port, &args, &[]);
+        let body = batch(chunk);
+        let before = listed(&procs::client(), server.addr, &id)
+            .await
+            .unwrap()
+            .len();
+        match point {
+            KillPoint::ReadingBody => {
+                let _half_sent = send_half(server.addr, &id, &body).await;
+                // The server has the head and half the body; give it the moment to read them.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                server.kill();
+                *killed.entry("reading the body").or_default() += 1;
+            }
+            KillPoint::WritingTiles => {
+                let client = client();
+                let upload = tokio::spawn({
+                    let (client, path) = (client.clone(), format!("/pyramids/{id}/tiles"));
+                    async move { call(&client, server_addr(port), "POST", &path, None, body).await }
+                });
+                // Polled, not slept on: the kill follows the first temporary tile file seen.
+                let deadline = std::time::Instant::now() + Duration::from_secs(60);
+                while !tile_being_written(data.path(), &id) && !upload.is_finished() {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "the batch was never written"
+                    );
+                    std::thread::yield_now();
+                }
+                server.kill();
+                // Answered before the kill: this round cut nothing, and says so below.
+                match upload.await.unwrap() {
+                    Ok((status, _, body)) => {
+                        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+                    }
+                    Err(_) => *killed.entry("writing tiles").or_default() += 1,
+                }
+            }
         }
 
         // Restarted: whatever is listed or on disk as a tile is whole.
-        let server = TileStore::start(port, &["--data-dir", &data_dir], &[]);
+        let server = TileStore::start(port, &args, &[]);
         let client = procs::client();
-        for name in listed(&client, server.addr, &id).await.unwrap() {
+        let now = listed(&client, server.addr, &id).await.unwrap();
+        if point == KillPoint::ReadingBody {
+            // Every frame is checked before any tile is stored: half a batch stores nothing.
+            assert_eq!(now.len(), before, "half a batch stored tiles");
+        }
+        for name in now {
             let want = expected
                 .get(&name)
                 .unwrap_or_else(|| panic!("unexpected tile {name}"));
@@ -400,10 +464,17 @@ async fn tile_store_killed_mid_batch_never_serves_a_partial_tile() {
         }
         server.kill();
     }
-    assert!(kills >= 5, "{kills}");
+    // The kills really interrupted uploads: three mid-body, and at least one while tiles were
+    // being written with no answer sent yet.
+    assert_eq!(killed.get("reading the body"), Some(&3), "{killed:?}");
+    assert!(
+        killed.get("writing tiles").is_some_and(|&n| n >= 1),
+        "{killed:?}"
+    );
+    eprintln!("tile-store killed: {killed:?}");
 
     // Resumed after the last crash: the upload completes and every tile is whole.
-    let server = TileStore::start(port, &["--data-dir", &data_dir], &[]);
+    let server = TileStore::start(port, &args, &[]);
     let client = procs::client();
     resume_and_commit(&client, server.addr, &id, &dzi, &tiles).await;
     verify_served(&client, server.addr, &id, &dzi, &tiles).await;

@@ -26,9 +26,9 @@ pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Metadata> {
 /// Decodes `bytes` to upright 8-bit sRGB(A) pixels, with their metadata.
 pub fn decode(bytes: &[u8], limits: &Limits) -> Result<(Metadata, Bitmap)> {
     // Decoders are third-party code fed hostile bytes: a panic in one becomes an
-    // error rather than taking the service down (natively; wasm aborts anyway).
-    std::panic::catch_unwind(|| decode_unguarded(bytes, limits))
-        .unwrap_or_else(|_| Err(Error::Decode("the decoder failed on this input".into())))
+    // error rather than taking the service down (natively; wasm aborts anyway). It stays
+    // `Error::Panic`, never a decode error, so tests and fuzzers count it as the bug it is.
+    std::panic::catch_unwind(|| decode_unguarded(bytes, limits)).unwrap_or(Err(Error::Panic))
 }
 
 fn decode_unguarded(bytes: &[u8], limits: &Limits) -> Result<(Metadata, Bitmap)> {

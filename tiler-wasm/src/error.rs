@@ -37,6 +37,30 @@ pub enum Error {
     /// Encoding a tile failed.
     #[error("cannot encode tile: {0}")]
     Encode(String),
+    /// A decoder panicked: a bug (ours or a dependency's) that this input found. It is caught
+    /// so that a service or worker survives, and kept apart from [`Error::Decode`] so that tests
+    /// and fuzzers see every panic as the failure it is.
+    #[error("internal error: the decoder panicked on this input")]
+    Panic,
+    /// A tile-upload batch that breaks the frame format ([`crate::batch`]).
+    #[error("{message}")]
+    Batch {
+        /// What is wrong with it.
+        fault: BatchFault,
+        /// Which frame, and how.
+        message: String,
+    },
+}
+
+/// What is wrong with a tile-upload batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchFault {
+    /// Truncated, or a header that is not the format's JSON.
+    Malformed,
+    /// A tile extension other than `jpeg`, `png` or `webp`.
+    Extension,
+    /// A tile over the size limit.
+    TooLarge,
 }
 
 /// The stable machine-readable kind of an [`Error`]; serialized (and typed in TypeScript) as its
@@ -61,11 +85,19 @@ pub enum ErrorCode {
     Dzi,
     /// Encoding a tile failed.
     Encode,
+    /// A decoder panicked (a bug); in wasm, also what a trap is reported as.
+    Panic,
+    /// A tile-upload batch that breaks the frame format.
+    InvalidBatch,
+    /// A batch tile with an extension other than `jpeg`, `png` or `webp`.
+    InvalidExtension,
+    /// A batch tile over the size limit.
+    TooLarge,
 }
 
 impl ErrorCode {
     /// Every code, for tests and documentation.
-    pub const ALL: [ErrorCode; 8] = [
+    pub const ALL: [ErrorCode; 12] = [
         ErrorCode::UnknownFormat,
         ErrorCode::Unsupported,
         ErrorCode::Decode,
@@ -74,6 +106,10 @@ impl ErrorCode {
         ErrorCode::NoSuchTile,
         ErrorCode::Dzi,
         ErrorCode::Encode,
+        ErrorCode::Panic,
+        ErrorCode::InvalidBatch,
+        ErrorCode::InvalidExtension,
+        ErrorCode::TooLarge,
     ];
 
     /// The code as programs see it: `unknown_format`, `unsupported`, `decode`, ...
@@ -87,6 +123,10 @@ impl ErrorCode {
             ErrorCode::NoSuchTile => "no_such_tile",
             ErrorCode::Dzi => "dzi",
             ErrorCode::Encode => "encode",
+            ErrorCode::Panic => "panic",
+            ErrorCode::InvalidBatch => "invalid_batch",
+            ErrorCode::InvalidExtension => "invalid_extension",
+            ErrorCode::TooLarge => "too_large",
         }
     }
 }
@@ -103,6 +143,12 @@ impl Error {
             Error::NoSuchTile { .. } => ErrorCode::NoSuchTile,
             Error::Dzi(_) => ErrorCode::Dzi,
             Error::Encode(_) => ErrorCode::Encode,
+            Error::Panic => ErrorCode::Panic,
+            Error::Batch { fault, .. } => match fault {
+                BatchFault::Malformed => ErrorCode::InvalidBatch,
+                BatchFault::Extension => ErrorCode::InvalidExtension,
+                BatchFault::TooLarge => ErrorCode::TooLarge,
+            },
         }
     }
 

@@ -15,6 +15,7 @@
 //! # let _ = jpeg; Ok(()) }
 //! ```
 
+pub mod batch;
 pub mod bitmap;
 pub mod color;
 pub mod decode;

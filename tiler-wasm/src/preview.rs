@@ -26,7 +26,7 @@ const PREVIEW_QUALITY: u8 = 85;
 /// other formats and for JPEG colour spaces a preview does not handle (CMYK).
 pub fn preview_jpeg(bytes: &[u8], min_side: u32, limits: &Limits) -> Result<Option<Vec<u8>>> {
     std::panic::catch_unwind(|| preview_unguarded(bytes, min_side, limits))
-        .unwrap_or_else(|_| Err(Error::Decode("the decoder failed on this input".into())))
+        .unwrap_or(Err(Error::Panic))
 }
 
 fn preview_unguarded(bytes: &[u8], min_side: u32, limits: &Limits) -> Result<Option<Vec<u8>>> {

@@ -10,15 +10,13 @@ use wasm_bindgen::prelude::*;
 // The TypeScript types of `Metadata`, `Options`, `Limits`, `Exif`, `TileFormat`, `SourceFormat` and
 // `ErrorCode` are generated from the Rust types by their `tsify::Tsify` derives (on wasm32 only).
 
-/// Codes the bindings add to the core's [`ErrorCode`]: `invalid_argument` for a JavaScript value that
-/// does not deserialize; `panic` is what a caller reports for a trap (a bug in the tiler).
+/// The code the bindings add to the core's [`ErrorCode`]: a JavaScript value that does not
+/// deserialize. (A trap is reported by its caller as the core's `panic`.)
 #[derive(Serialize, tsify::Tsify)]
 #[serde(rename_all = "snake_case")]
 pub enum BindingErrorCode {
     /// A JavaScript argument of the wrong shape.
     InvalidArgument,
-    /// The module trapped; reported by the caller that caught the `RuntimeError`.
-    Panic,
 }
 
 /// Every `code` a [`TilerError`] can carry.

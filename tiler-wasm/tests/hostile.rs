@@ -252,9 +252,13 @@ fn random_bit_flips_never_panic() {
                 let i = (rng.next() as usize) % bytes.len();
                 bytes[i] ^= 1 << (rng.next() % 8);
             }
-            if let Ok(mut tiler) = open(&bytes) {
-                let top = tiler.layout().max_level();
-                tiler.tile(top, 0, 0).expect("an opened image tiles");
+            match open(&bytes) {
+                Ok(mut tiler) => {
+                    let top = tiler.layout().max_level();
+                    tiler.tile(top, 0, 0).expect("an opened image tiles");
+                }
+                // A caught decoder panic is still a panic.
+                Err(e) => assert!(!matches!(e, Error::Panic), "{e}"),
             }
         }
     }
@@ -340,6 +344,12 @@ fn run_corpus() {
         // Probing never panics either; it may succeed on a damaged body.
         let _ = probe(&case.bytes, &CORPUS_LIMITS);
         let opened = Tiler::open(&case.bytes, &options);
+        // Caught or not, a decoder panic fails the case, whatever the case allows.
+        assert!(
+            !matches!(opened, Err(Error::Panic)),
+            "{}: a decoder panicked",
+            case.name
+        );
         let outcome = match (&opened, case.expect) {
             (Err(e), Expect::Error(codes)) => {
                 assert!(
