@@ -3,7 +3,7 @@
 //! Every failure crosses as a thrown plain object `{ code, message }` ([`to_js_error`]), so a
 //! Web Worker can post it on unchanged. Panics are logged to the console with their message.
 
-use crate::{Error, ErrorCode, IdHasher, Limits, Options, Tiler};
+use crate::{Error, ErrorCode, IdHasher, Layout, Limits, Options, TileFormat, Tiler};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
@@ -218,5 +218,131 @@ impl WasmIdHasher {
     ) -> Result<String, JsValue> {
         let options: Options = from_js_or_default(options)?;
         Ok(self.0.clone().finish(&options))
+    }
+}
+
+/// Tiles framed into one batch upload body (`POST /pyramids/{id}/tiles`), in the format
+/// `tiler_wasm::batch` defines, the one tile-store parses.
+#[wasm_bindgen(js_name = BatchEncoder)]
+#[derive(Default)]
+pub struct WasmBatchEncoder {
+    body: Vec<u8>,
+    count: u32,
+}
+
+#[wasm_bindgen(js_class = BatchEncoder)]
+impl WasmBatchEncoder {
+    /// An empty batch.
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> WasmBatchEncoder {
+        WasmBatchEncoder::default()
+    }
+
+    /// The `Content-Type` of a batch body.
+    #[wasm_bindgen(getter, js_name = contentType)]
+    pub fn content_type(&self) -> String {
+        crate::batch::CONTENT_TYPE.to_owned()
+    }
+
+    /// Appends one tile; `format` is its extension, exactly `jpeg`, `png` or `webp`.
+    pub fn push(
+        &mut self,
+        level: u32,
+        col: u32,
+        row: u32,
+        #[wasm_bindgen(unchecked_param_type = "TileFormat")] format: &str,
+        bytes: &[u8],
+    ) -> Result<(), JsValue> {
+        let format = [TileFormat::Jpeg, TileFormat::Png, TileFormat::Webp]
+            .into_iter()
+            .find(|f| f.extension() == format)
+            .ok_or_else(|| {
+                to_js_error(
+                    TilerErrorCode::Binding(BindingErrorCode::InvalidArgument),
+                    format!("tile format must be jpeg, png or webp, not {format:?}"),
+                )
+            })?;
+        let frame = crate::batch::Frame {
+            addr: crate::TileAddr { level, col, row },
+            format,
+            bytes,
+        };
+        crate::batch::encode_frame(&mut self.body, &frame).map_err(core_error)?;
+        self.count = self.count.saturating_add(1);
+        Ok(())
+    }
+
+    /// Tiles pushed since the last `finish`.
+    #[wasm_bindgen(getter)]
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// Bytes of the body so far.
+    #[wasm_bindgen(getter, js_name = byteLength)]
+    pub fn byte_length(&self) -> f64 {
+        self.body.len() as f64
+    }
+
+    /// The body; the encoder is empty again afterwards.
+    pub fn finish(&mut self) -> Vec<u8> {
+        self.count = 0;
+        std::mem::take(&mut self.body)
+    }
+}
+
+/// The Deep Zoom geometry of an image, as the tiler lays it out: levels halve (rounding up) down
+/// to 1×1, tiles of `tileSize` plus `overlap` on inner edges.
+#[wasm_bindgen(js_name = Layout)]
+pub struct WasmLayout(Layout);
+
+#[wasm_bindgen(js_class = Layout)]
+impl WasmLayout {
+    /// The layout of a `width`×`height` image; throws `invalid_option` for sizes it refuses.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        width: u32,
+        height: u32,
+        tile_size: u32,
+        overlap: u32,
+    ) -> Result<WasmLayout, JsValue> {
+        Layout::new(width, height, tile_size, overlap)
+            .map(WasmLayout)
+            .map_err(core_error)
+    }
+
+    /// The layout a `.dzi` manifest describes.
+    #[wasm_bindgen(js_name = fromDzi)]
+    pub fn from_dzi(xml: &str) -> Result<WasmLayout, JsValue> {
+        let dzi = crate::Dzi::parse(xml.as_bytes()).map_err(core_error)?;
+        dzi.layout().map(WasmLayout).map_err(core_error)
+    }
+
+    /// The full-resolution level; level 0 is 1×1.
+    #[wasm_bindgen(getter, js_name = maxLevel)]
+    pub fn max_level(&self) -> u32 {
+        self.0.max_level()
+    }
+
+    /// Number of tiles in the whole pyramid.
+    #[wasm_bindgen(getter, js_name = tileCount)]
+    pub fn tile_count(&self) -> f64 {
+        // Exact: layouts are capped far below 2^53 tiles.
+        self.0.tile_count() as f64
+    }
+
+    /// `[columns, rows]` of tiles at `level`, or `undefined` past the top level.
+    #[wasm_bindgen(unchecked_return_type = "[number, number] | undefined")]
+    pub fn grid(&self, level: u32) -> Option<Vec<u32>> {
+        self.0.grid(level).map(|(c, r)| vec![c, r])
+    }
+
+    /// Every tile of the pyramid as `level/col_row`, from level 0 up.
+    #[wasm_bindgen(js_name = tileNames)]
+    pub fn tile_names(&self) -> Vec<String> {
+        self.0
+            .tiles()
+            .map(|a| format!("{}/{}_{}", a.level, a.col, a.row))
+            .collect()
     }
 }
