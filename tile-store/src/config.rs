@@ -108,6 +108,12 @@ pub struct ServeConfig {
     #[arg(long, env = "TILE_STORE_MAX_REQUEST_BYTES", default_value_t = 32 << 20)]
     pub max_request_bytes: usize,
 
+    /// Most tiles one pyramid may have (checked on commit, on every tile upload and
+    /// before a server-side tiling job does any work).
+    #[arg(long, env = "TILE_STORE_MAX_TILES_PER_PYRAMID", default_value_t = crate::DEFAULT_MAX_TILES_PER_PYRAMID,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_tiles_per_pyramid: u64,
+
     /// Hosts, addresses or CIDR networks `POST /pyramids` may fetch from although they are
     /// loopback, private, link-local or otherwise special (comma-separated).
     #[arg(long, env = "TILE_STORE_FETCH_ALLOW", value_delimiter = ',')]
@@ -136,6 +142,34 @@ pub struct ServeConfig {
     /// Seconds a request may take in all, body included (408 past it).
     #[arg(long, env = "TILE_STORE_REQUEST_TIMEOUT", default_value_t = 60)]
     pub request_timeout: u64,
+
+    /// Seconds from accepting a connection to the end of its first request's headers
+    /// (protocol detection included); also each later HTTP/1 request's headers.
+    #[arg(long, env = "TILE_STORE_HEADER_TIMEOUT", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_timeout: u64,
+
+    /// Seconds a connection may stay open with no request in flight (HTTP/1
+    /// keep-alive and HTTP/2, which also gets keep-alive pings).
+    #[arg(long, env = "TILE_STORE_IDLE_TIMEOUT", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub idle_timeout: u64,
+
+    /// Seconds one write may wait for a client that does not read (slow readers);
+    /// past it the connection is closed.
+    #[arg(long, env = "TILE_STORE_WRITE_TIMEOUT", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub write_timeout: u64,
+
+    /// Connections served at once; past it, new ones are accepted and closed.
+    #[arg(long, env = "TILE_STORE_MAX_CONNECTIONS", default_value_t = 4096,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+
+    /// Seconds in-flight requests get after SIGTERM / SIGINT; then the process exits 0.
+    #[arg(long, env = "TILE_STORE_SHUTDOWN_TIMEOUT", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub shutdown_timeout: u64,
 
     /// Seconds one S3 call may take, retries included (503 past it).
     #[arg(long, env = "TILE_STORE_S3_TIMEOUT", default_value_t = 20)]

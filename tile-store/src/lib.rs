@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod conn;
 pub mod error;
 pub mod fetch;
 pub mod gate;
@@ -32,13 +33,19 @@ pub struct UploadLimits {
     pub max_tile_bytes: usize,
     /// Largest request body, in bytes.
     pub max_request_bytes: usize,
+    /// Most tiles one pyramid may have: on commit, on every upload, on server jobs.
+    pub max_tiles_per_pyramid: u64,
 }
+
+/// Default of `--max-tiles-per-pyramid`.
+pub const DEFAULT_MAX_TILES_PER_PYRAMID: u64 = 1_000_000;
 
 impl Default for UploadLimits {
     fn default() -> Self {
         UploadLimits {
             max_tile_bytes: 4 << 20,
             max_request_bytes: 32 << 20,
+            max_tiles_per_pyramid: DEFAULT_MAX_TILES_PER_PYRAMID,
         }
     }
 }

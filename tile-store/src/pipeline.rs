@@ -174,6 +174,7 @@ async fn work(state: &AppState, job: &Arc<Job>, source: Source, options: Options
         }
         Source::Bytes(bytes) => bytes,
     };
+    check_tile_count(&bytes, &options, state.limits.max_tiles_per_pyramid)?;
     let fetched = started.elapsed();
     let (id, bytes) = match job.status().pyramid {
         Some(id) => (id, bytes),
@@ -194,6 +195,14 @@ async fn work(state: &AppState, job: &Arc<Job>, source: Source, options: Options
     };
     make_pyramid(state, job, id, bytes, options).await?;
     Ok(Done::Made)
+}
+
+/// Reads the image's size from its header (no pixels decoded) and refuses a pyramid of
+/// more than `max_tiles` tiles before any hashing, decoding or tiling.
+pub fn check_tile_count(bytes: &[u8], options: &Options, max_tiles: u64) -> Result<()> {
+    let meta = tiler_wasm::probe(bytes, &options.limits)?;
+    let layout = tiler_wasm::Layout::new(meta.width, meta.height, options.tile_size, options.overlap)?;
+    crate::routes::write::check_tile_cap(layout.tile_count(), max_tiles)
 }
 
 /// The pyramid id of `bytes` tiled with `options`, hashed off the async threads.

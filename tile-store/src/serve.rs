@@ -11,17 +11,9 @@ use crate::store::disk::DiskStore;
 use crate::store::s3::{S3Settings, S3Store};
 use crate::store::Store;
 use crate::{app, AppState, UploadLimits};
-use axum::body::Body;
 use axum::http::StatusCode;
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Semaphore;
-use tower::ServiceExt;
 use tower_http::timeout::TimeoutLayer;
 
 /// Builds the state described by `config` (store connected, auth checked).
@@ -75,6 +67,7 @@ pub async fn state_from_config(config: &ServeConfig) -> Result<AppState> {
     state.limits = UploadLimits {
         max_tile_bytes: config.max_tile_bytes,
         max_request_bytes: config.max_request_bytes,
+        max_tiles_per_pyramid: config.max_tiles_per_pyramid,
     };
     state.cors_origins = config.cors_origin.clone();
     state.web_dir = config.web_dir.clone();
@@ -94,33 +87,19 @@ fn tiling_settings(config: &ServeConfig) -> TilingSettings {
     }
 }
 
-/// Limits on each connection, enforced before a request reaches the router.
-#[derive(Debug, Clone, Copy)]
-pub struct ConnectionLimits {
-    /// Longest a client may take to send a request's headers (the connection is
-    /// closed past it), so trickled headers cannot hold a connection for ever.
-    pub header_read_timeout: Duration,
-    /// Largest request head (request line and headers); past it, `431`.
-    pub max_header_bytes: usize,
-    /// Most header fields in one request; past it, `431`.
-    pub max_headers: usize,
-    /// Connections served at once; further ones wait in the kernel's accept queue.
-    pub max_connections: usize,
-}
+pub use crate::conn::{serve_connections, ConnectionLimits};
 
-impl Default for ConnectionLimits {
-    fn default() -> Self {
-        ConnectionLimits {
-            header_read_timeout: Duration::from_secs(30),
-            max_header_bytes: 64 << 10,
-            max_headers: 100,
-            max_connections: 4096,
-        }
+/// The per-connection limits `config` asks for.
+pub fn connection_limits(config: &ServeConfig) -> ConnectionLimits {
+    ConnectionLimits {
+        header_timeout: Duration::from_secs(config.header_timeout),
+        idle_timeout: Duration::from_secs(config.idle_timeout),
+        write_timeout: Duration::from_secs(config.write_timeout),
+        max_connections: usize::try_from(config.max_connections).unwrap_or(usize::MAX),
+        shutdown_timeout: Duration::from_secs(config.shutdown_timeout),
+        ..ConnectionLimits::default()
     }
 }
-
-/// Longest graceful shutdown waits for in-flight requests.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// The service with the limits every request is held to on the network: a total
 /// time per request (body included), past which it gets a `408`.
@@ -147,81 +126,13 @@ pub async fn run(config: ServeConfig) -> Result<()> {
         listener.local_addr()?
     );
     let service = service(state, Duration::from_secs(config.request_timeout.max(1)));
-    serve_connections(
-        listener,
-        service,
-        &ConnectionLimits::default(),
-        shutdown_signal(),
-    )
-    .await;
-    tracing::info!("tile-store stopped");
+    let finished =
+        serve_connections(listener, service, &connection_limits(&config), shutdown_signal()).await;
+    tracing::info!(
+        all_requests_finished = finished,
+        "tile-store stopped"
+    );
     Ok(())
-}
-
-/// Accepts connections until `shutdown` resolves, then lets in-flight requests finish.
-///
-/// Written out rather than `axum::serve`, which sets no header-read timeout: a client
-/// trickling its headers could otherwise hold a connection for ever.
-pub async fn serve_connections(
-    listener: tokio::net::TcpListener,
-    service: axum::Router,
-    limits: &ConnectionLimits,
-    shutdown: impl std::future::Future<Output = ()>,
-) {
-    let mut builder = Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(limits.max_header_bytes.max(8192))
-        .max_headers(limits.max_headers);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
-    let graceful = GracefulShutdown::new();
-    let connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let Ok(slot) = connections.clone().acquire_owned().await else {
-            break;
-        };
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Out of file descriptors, usually: wait rather than spin.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let hyper_service = TowerToHyperService::new(
-            service
-                .clone()
-                .map_request(|request: axum::http::Request<Incoming>| request.map(Body::new)),
-        );
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), hyper_service)
-            .into_owned();
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-            drop(slot);
-        });
-    }
-    drop(listener);
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("shutdown: gave up waiting for in-flight requests");
-    }
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

@@ -249,6 +249,7 @@ async fn by_body(
             "send the image as the body, or JSON {\"src\": …} or {\"s3Key\": …} with Content-Type: application/json",
         ));
     }
+    pipeline::check_tile_count(&bytes, &options, state.limits.max_tiles_per_pyramid)?;
     let hashed = bytes.clone();
     let id = tokio::task::spawn_blocking(move || tiler_wasm::pyramid_id(&hashed, &options))
         .await

@@ -19,8 +19,6 @@ use tiler_wasm::{Dzi, Layout, TileFormat};
 
 /// Highest level of any pyramid (a 2³²-pixel side halves 32 times to 1).
 pub const MAX_LEVEL: u32 = 32;
-/// Most tiles a committed pyramid may have.
-pub const MAX_COMMIT_TILES: u64 = 1_000_000;
 /// Tiles written to the store at once while handling one request.
 const STORE_CONCURRENCY: usize = 32;
 
@@ -54,6 +52,9 @@ impl WriteTarget {
         let Query(query) =
             query.map_err(|e| AppError::bad_request("invalid_query", e.body_text()))?;
         let mut geometry = geometry_from_query(&query)?;
+        if let Some((layout, _)) = &geometry {
+            check_tile_cap(layout.tile_count(), state.limits.max_tiles_per_pyramid)?;
+        }
         let mut committed = false;
         if let Some(xml) = state.store.get(&Key::Dzi(id.clone())).await? {
             let dzi = Dzi::parse(&xml)
@@ -104,6 +105,41 @@ impl WriteTarget {
         }
         Ok(())
     }
+}
+
+/// `400 too_many_tiles` when a pyramid of `count` tiles is over the cap.
+pub(crate) fn check_tile_cap(count: u64, max: u64) -> Result<()> {
+    if count > max {
+        return Err(AppError::bad_request(
+            "too_many_tiles",
+            format!("{count} tiles; at most {max} per pyramid (--max-tiles-per-pyramid)"),
+        ));
+    }
+    Ok(())
+}
+
+/// Without a geometry, nothing bounds the addresses of uploaded tiles: the tiles
+/// already stored for the id plus the new ones must stay within the cap.
+async fn check_upload_count(
+    state: &AppState,
+    target: &WriteTarget,
+    tiles: &[(TileName, Bytes)],
+) -> Result<()> {
+    if target.geometry.is_some() {
+        // Every tile is inside a layout already checked against the cap.
+        return Ok(());
+    }
+    let max = state.limits.max_tiles_per_pyramid;
+    let stored: HashSet<TileName> = state.store.list_tiles(&target.id).await?.into_iter().collect();
+    let new: HashSet<&TileName> = tiles
+        .iter()
+        .map(|(t, _)| t)
+        .filter(|t| !stored.contains(t))
+        .collect();
+    let total = u64::try_from(stored.len())
+        .unwrap_or(u64::MAX)
+        .saturating_add(u64::try_from(new.len()).unwrap_or(u64::MAX));
+    check_tile_cap(total, max)
 }
 
 fn geometry_from_query(q: &GeometryQuery) -> Result<Option<(Layout, TileFormat)>> {
@@ -199,7 +235,9 @@ pub async fn put_tile(
     let bytes = read_body(&headers, body, state.limits.max_tile_bytes).await?;
     let target = WriteTarget::load(&state, id, query).await?;
     target.check(&tile, &bytes, state.limits.max_tile_bytes)?;
-    let stored = store_tiles(&state, &target, vec![(tile, bytes)]).await?;
+    let tiles = vec![(tile, bytes)];
+    check_upload_count(&state, &target, &tiles).await?;
+    let stored = store_tiles(&state, &target, tiles).await?;
     Ok(Json(Stored { stored }))
 }
 
@@ -220,6 +258,7 @@ pub async fn upload_batch(
     for (tile, bytes) in &tiles {
         target.check(tile, bytes, state.limits.max_tile_bytes)?;
     }
+    check_upload_count(&state, &target, &tiles).await?;
     let stored = store_tiles(&state, &target, tiles).await?;
     Ok(Json(Stored { stored }))
 }
@@ -280,12 +319,7 @@ pub async fn commit(
     let dzi = Dzi::parse(&xml)?;
     let layout = dzi.layout()?;
     let tile_count = layout.tile_count();
-    if tile_count > MAX_COMMIT_TILES {
-        return Err(AppError::bad_request(
-            "too_many_tiles",
-            format!("{tile_count} tiles; at most {MAX_COMMIT_TILES} per pyramid"),
-        ));
-    }
+    check_tile_cap(tile_count, state.limits.max_tiles_per_pyramid)?;
     let key = Key::Dzi(id.clone());
     let answer = |created: bool| {
         state.committed.insert(&id);
@@ -319,7 +353,7 @@ pub async fn commit(
             format: dzi.format,
         };
         if !stored.contains(&tile) {
-            missing.count += 1;
+            missing.count = missing.count.saturating_add(1);
             if missing.tiles.len() < MAX_MISSING_LISTED {
                 missing.tiles.push(tile.relative());
             }
