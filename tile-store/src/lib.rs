@@ -69,6 +69,8 @@ pub struct AppState {
     pub tiling: Arc<pipeline::Tiling>,
     /// Caps the uploads handled at once.
     pub uploads: Arc<gate::UploadGate>,
+    /// Serialises commits and deletes of one id within this instance.
+    pub id_locks: Arc<IdLocks>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -95,6 +97,7 @@ impl AppState {
             committed: Arc::new(CommittedIds::default()),
             tiling: Arc::new(pipeline::Tiling::with_defaults()),
             uploads: Arc::new(gate::UploadGate::default()),
+            id_locks: Arc::new(IdLocks::default()),
         }
     }
 }
@@ -129,6 +132,33 @@ impl CommittedIds {
         if let Ok(mut set) = self.0.lock() {
             set.remove(id);
         }
+    }
+}
+
+/// One async lock per pyramid id, held by a commit or a delete of that id (only
+/// while some request holds it: unused entries are dropped).
+#[derive(Debug, Default)]
+pub struct IdLocks(Mutex<std::collections::HashMap<PyramidId, std::sync::Weak<tokio::sync::Mutex<()>>>>);
+
+impl IdLocks {
+    /// Waits for `id`'s turn; the guard releases it.
+    pub async fn lock(&self, id: &PyramidId) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut map = self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            map.retain(|_, weak| weak.strong_count() > 0);
+            match map.get(id).and_then(std::sync::Weak::upgrade) {
+                Some(lock) => lock,
+                None => {
+                    let lock = Arc::new(tokio::sync::Mutex::new(()));
+                    map.insert(id.clone(), Arc::downgrade(&lock));
+                    lock
+                }
+            }
+        };
+        lock.lock_owned().await
     }
 }
 

@@ -1,10 +1,10 @@
 //! `tile-store serve`: picks the store, checks the security settings, and runs the
 //! service until SIGINT or SIGTERM, letting in-flight requests finish.
 
-use crate::auth::{Auth, AuthSettings};
+use crate::auth::{Auth, AuthSettings, JwksSource};
 use crate::config::{Backend, ServeConfig};
 use crate::error::{AppError, Result};
-use crate::fetch::FetchSettings;
+use crate::fetch::{FetchSettings, Fetcher};
 use crate::gate::UploadGate;
 use crate::pipeline::{Tiling, TilingSettings};
 use crate::store::disk::DiskStore;
@@ -18,21 +18,53 @@ use tower_http::timeout::TimeoutLayer;
 
 /// Builds the state described by `config` (store connected, auth checked).
 pub async fn state_from_config(config: &ServeConfig) -> Result<AppState> {
-    let auth = Auth::new(&AuthSettings {
+    let jwt_secret = match &config.jwt_secret_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                AppError::Config(format!("--jwt-secret-file {}: {e}", path.display()))
+            })?;
+            let secret = text.trim_end_matches(['\r', '\n']).to_owned();
+            if secret.is_empty() {
+                return Err(AppError::Config(format!(
+                    "--jwt-secret-file {} is empty",
+                    path.display()
+                )));
+            }
+            Some(secret)
+        }
+        None => config.jwt_secret.clone(),
+    };
+    let settings = AuthSettings {
         tokens: config.tokens.clone(),
-        jwt_secret: config.jwt_secret.clone(),
+        jwt_secret,
         jwt_audience: config.jwt_audience.clone(),
         jwt_issuer: config.jwt_issuer.clone(),
+        jwt_leeway: config.jwt_leeway,
+        jwt_scope_claim: Some(config.jwt_scope_claim.clone()),
+        jwt_require_scopes: config.jwt_require_scopes,
         allow_anonymous_writes: config.allow_anonymous_writes,
         require_read_token: config.require_read_token,
-    })?;
+        jwks_refetch_interval: None,
+    };
+    let auth = match config.jwt_jwks.as_deref().filter(|s| !s.is_empty()) {
+        Some(source) => {
+            let fetcher = Fetcher::new(&FetchSettings {
+                allow: config.fetch_allow.clone(),
+                max_bytes: crate::auth::MAX_JWKS_BYTES,
+                connect_timeout: Duration::from_secs(config.fetch_connect_timeout),
+                total_timeout: Duration::from_secs(config.fetch_connect_timeout.saturating_mul(2)),
+            })?;
+            Auth::with_jwks_source(&settings, &JwksSource::parse(source)?, Some(fetcher)).await?
+        }
+        None => Auth::new(&settings)?,
+    };
     if auth.anonymous_writes()
         && !config.listen.ip().is_loopback()
         && !config.allow_anonymous_writes
     {
         return Err(AppError::Config(format!(
             "refusing to accept anonymous writes on {}: give --token or --jwt-secret, \
-             listen on a loopback address, or pass --allow-anonymous-writes",
+             --jwt-jwks, listen on a loopback address, or pass --allow-anonymous-writes",
             config.listen
         )));
     }
@@ -84,6 +116,8 @@ fn tiling_settings(config: &ServeConfig) -> TilingSettings {
             total_timeout: Duration::from_secs(config.fetch_timeout),
         },
         max_jobs: config.max_jobs,
+        s3_source_prefixes: config.s3_source_prefix.clone(),
+        max_queued_source_bytes: config.max_queued_source_bytes,
     }
 }
 
@@ -104,10 +138,11 @@ pub fn connection_limits(config: &ServeConfig) -> ConnectionLimits {
 /// The service with the limits every request is held to on the network: a total
 /// time per request (body included), past which it gets a `408`.
 pub fn service(state: AppState, request_timeout: Duration) -> axum::Router {
-    app(state).layer(TimeoutLayer::with_status_code(
+    // nosniff again outside the timeout, so that its 408 carries it too.
+    crate::routes::with_nosniff(app(state).layer(TimeoutLayer::with_status_code(
         StatusCode::REQUEST_TIMEOUT,
         request_timeout,
-    ))
+    )))
 }
 
 /// Runs the service until a shutdown signal.

@@ -253,3 +253,166 @@ async fn server_jobs_are_refused_before_any_work() {
         String::from_utf8_lossy(&body)
     );
 }
+
+/// Uploads every tile of `pyramid` to `id` and commits it with `token`.
+async fn upload_and_commit(app: &axum::Router, id: &str, pyramid: &Pyramid, token: Option<&str>) -> StatusCode {
+    let (status, _, body) = send(
+        app,
+        request("POST", &format!("/pyramids/{id}/tiles"), token, pyramid.batch(&[])),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let (status, _, _) = send(
+        app,
+        request("PUT", &format!("/pyramids/{id}.dzi"), token, pyramid.dzi.to_xml()),
+    )
+    .await;
+    status
+}
+
+#[tokio::test]
+async fn protected_reads_are_private_and_every_answer_is_nosniff() {
+    let dir = tempfile::tempdir().unwrap();
+    let pyramid = Pyramid::new(300, 200);
+    let id = test_id("private");
+    for require_read_token in [false, true] {
+        let auth = Auth::new(&AuthSettings {
+            tokens: vec![TOKEN.into()],
+            require_read_token,
+            ..Default::default()
+        })
+        .unwrap();
+        let app = app(AppState::new(Arc::new(DiskStore::open(dir.path()).unwrap()), auth));
+        let status = upload_and_commit(&app, &id, &pyramid, Some(TOKEN)).await;
+        assert!(status.is_success(), "{status}");
+        for uri in [format!("/pyramids/{id}.dzi"), format!("/pyramids/{id}_files/0/0_0.png")] {
+            let (status, headers, _) = send(&app, request("GET", &uri, Some(TOKEN), "")).await;
+            assert_eq!(status, StatusCode::OK);
+            let cache = headers["cache-control"].to_str().unwrap();
+            let vary = headers.get("vary").map(|v| v.to_str().unwrap().to_owned());
+            if require_read_token {
+                assert_eq!(cache, "private, max-age=31536000, immutable", "{uri}");
+                assert_eq!(vary.as_deref(), Some("Authorization"), "{uri}");
+            } else {
+                assert_eq!(cache, "public, max-age=31536000, immutable", "{uri}");
+                assert_eq!(vary, None, "{uri}");
+            }
+            assert_eq!(headers["x-content-type-options"], "nosniff");
+        }
+        // Errors too.
+        for (method, uri, token) in [
+            ("GET", format!("/pyramids/{}.dzi", test_id("absent")), Some(TOKEN)),
+            ("PUT", format!("/pyramids/{id}.dzi"), None),
+            ("GET", "/no/such/route".to_owned(), None),
+        ] {
+            let (status, headers, _) = send(&app, request(method, &uri, token, "")).await;
+            assert!(status.is_client_error(), "{method} {uri}: {status}");
+            assert_eq!(headers["x-content-type-options"], "nosniff", "{method} {uri}");
+        }
+    }
+}
+
+const SECRET: &str = "hardening-jwt-secret";
+
+fn user_token(sub: &str, scope: &str) -> String {
+    let claims = serde_json::json!({ "sub": sub, "exp": now() + 600, "iat": now(), "scope": scope });
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn only_the_committer_or_the_delete_scope_may_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let auth = Auth::new(&AuthSettings {
+        tokens: vec![TOKEN.into()],
+        jwt_secret: Some(SECRET.into()),
+        jwt_require_scopes: true,
+        ..Default::default()
+    })
+    .unwrap();
+    let app = app(AppState::new(Arc::new(DiskStore::open(dir.path()).unwrap()), auth));
+    let alice = user_token("alice", "tiles:write");
+    let mallory = user_token("mallory", "tiles:write");
+    let admin = user_token("admin", "tiles:write tiles:delete");
+    let pyramid = Pyramid::new(300, 200);
+    for (n, deleter) in [(0, alice.as_str()), (1, admin.as_str()), (2, TOKEN)] {
+        let id = test_id(&format!("owned-{n}"));
+        assert_eq!(upload_and_commit(&app, &id, &pyramid, Some(&alice)).await, StatusCode::CREATED);
+        let (status, _, body) =
+            send(&app, request("DELETE", &format!("/pyramids/{id}"), Some(&mallory), "")).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{}", String::from_utf8_lossy(&body));
+        assert_eq!(error_code(&body), "not_committer");
+        assert!(dir.path().join(format!("{id}.dzi")).exists());
+        let (status, _, body) =
+            send(&app, request("DELETE", &format!("/pyramids/{id}"), Some(deleter), "")).await;
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+        assert!(!dir.path().join(format!("{id}.dzi")).exists());
+        assert!(!dir.path().join(format!("committers/{id}.json")).exists());
+    }
+    // Without tiles:write, nothing is written at all.
+    let reader = user_token("reader", "tiles:read");
+    let (status, _, _) = send(
+        &app,
+        request("POST", &format!("/pyramids/{}/tiles", test_id("r")), Some(&reader), pyramid.batch(&[])),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+/// Two instances over one store (each with its own per-id locks), and one instance
+/// with itself: a commit and a delete racing never leave a manifest without its tiles.
+#[tokio::test]
+async fn delete_racing_commit_never_leaves_a_manifest_without_tiles() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<DiskStore> = Arc::new(DiskStore::open(dir.path()).unwrap());
+    let instance = || {
+        let auth = Auth::new(&AuthSettings {
+            tokens: vec![TOKEN.into()],
+            ..Default::default()
+        })
+        .unwrap();
+        app(AppState::new(store.clone(), auth))
+    };
+    let (a, b) = (instance(), instance());
+    let pyramid = Pyramid::new(600, 400);
+    let id = test_id("race");
+    let complete = || {
+        let dzi = dir.path().join(format!("{id}.dzi"));
+        if !dzi.exists() {
+            return true;
+        }
+        pyramid.tiles.iter().all(|(name, _)| {
+            dir.path()
+                .join(format!("{id}_files/{}", name.relative()))
+                .exists()
+        })
+    };
+    let mut outcomes = std::collections::BTreeMap::new();
+    for round in 0..40 {
+        let (status, _, _) = send(
+            &a,
+            request("POST", &format!("/pyramids/{id}/tiles"), Some(TOKEN), pyramid.batch(&[])),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let deleter = if round % 2 == 0 { &b } else { &a };
+        let commit = send(
+            &a,
+            request("PUT", &format!("/pyramids/{id}.dzi"), Some(TOKEN), pyramid.dzi.to_xml()),
+        );
+        let delete = send(deleter, request("DELETE", &format!("/pyramids/{id}"), Some(TOKEN), ""));
+        let ((c, _, _), (d, _, _)) = tokio::time::timeout(HANG, async { tokio::join!(commit, delete) })
+            .await
+            .expect("no hang");
+        *outcomes.entry((c.as_u16(), d.as_u16())).or_insert(0) += 1;
+        assert!(complete(), "round {round}: commit {c}, delete {d}: a manifest without its tiles");
+        // Start the next round from nothing.
+        let (d, _, _) = send(&a, request("DELETE", &format!("/pyramids/{id}"), Some(TOKEN), "")).await;
+        assert_eq!(d, StatusCode::OK);
+    }
+    eprintln!("commit/delete outcomes: {outcomes:?}");
+}
