@@ -181,7 +181,11 @@ impl Jwks {
         {
             return;
         }
-        match fetcher.fetch(url, |_, _| {}).await.and_then(|b| KeySet::parse(&b)) {
+        match fetcher
+            .fetch(url, |_, _| {})
+            .await
+            .and_then(|b| KeySet::parse(&b))
+        {
             Ok(fresh) => {
                 tracing::info!(%url, keys = fresh.keys.len(), "JWK set fetched");
                 *keys = fresh;
@@ -248,9 +252,8 @@ impl Auth {
         let min_refetch = settings.jwks_refetch_interval.unwrap_or(JWKS_MIN_REFETCH);
         let jwks = match jwks {
             JwksSource::File(path) => {
-                let bytes = std::fs::read(path).map_err(|e| {
-                    AppError::Config(format!("--jwt-jwks {}: {e}", path.display()))
-                })?;
+                let bytes = std::fs::read(path)
+                    .map_err(|e| AppError::Config(format!("--jwt-jwks {}: {e}", path.display())))?;
                 Jwks {
                     url: None,
                     keys: RwLock::new(KeySet::parse(&bytes)?),
@@ -427,7 +430,9 @@ impl Auth {
                     jwks.refetch(true).await;
                     found = self.try_keys(jwks, token, kid, alg).await;
                 }
-                found.ok_or_else(|| AppError::Unauthorized("token signed by an unknown key".into()))??
+                found.ok_or_else(|| {
+                    AppError::Unauthorized("token signed by an unknown key".into())
+                })??
             }
             _ => return Err(refused()),
         };
@@ -548,9 +553,18 @@ mod tests {
             .await
             .expect("valid token");
         assert!(caller.subject.starts_with("token:"));
-        assert!(auth.authorize_write(&headers("bearer s3cret")).await.is_ok());
-        assert!(auth.authorize_write(&headers("Bearer s3cre")).await.is_err());
-        assert!(auth.authorize_write(&headers("Basic s3cret")).await.is_err());
+        assert!(auth
+            .authorize_write(&headers("bearer s3cret"))
+            .await
+            .is_ok());
+        assert!(auth
+            .authorize_write(&headers("Bearer s3cre"))
+            .await
+            .is_err());
+        assert!(auth
+            .authorize_write(&headers("Basic s3cret"))
+            .await
+            .is_err());
         assert!(auth.authorize_write(&HeaderMap::new()).await.is_err());
         assert!(auth.authorize_read(&HeaderMap::new()).await.is_ok());
     }
@@ -559,7 +573,10 @@ mod tests {
     async fn no_credentials_means_anonymous_writes_and_no_read_tokens() {
         let auth = Auth::new(&AuthSettings::default()).expect("valid");
         assert!(auth.anonymous_writes());
-        let caller = auth.authorize_write(&HeaderMap::new()).await.expect("anonymous");
+        let caller = auth
+            .authorize_write(&HeaderMap::new())
+            .await
+            .expect("anonymous");
         assert_eq!(caller.subject, Caller::anonymous().subject);
         // Anonymous next to credentials deletes only its own commits.
         let mixed = Auth::new(&AuthSettings {
@@ -569,7 +586,10 @@ mod tests {
         })
         .expect("valid");
         assert_eq!(
-            mixed.authorize_write(&HeaderMap::new()).await.expect("anonymous"),
+            mixed
+                .authorize_write(&HeaderMap::new())
+                .await
+                .expect("anonymous"),
             Caller::anonymous()
         );
         assert!(Auth::new(&AuthSettings {

@@ -89,7 +89,11 @@ pub struct ServeConfig {
     pub jwt_secret: Option<String>,
 
     /// File holding the HS256 secret (trailing newline ignored), instead of `--jwt-secret`.
-    #[arg(long, env = "TILE_STORE_JWT_SECRET_FILE", conflicts_with = "jwt_secret")]
+    #[arg(
+        long,
+        env = "TILE_STORE_JWT_SECRET_FILE",
+        conflicts_with = "jwt_secret"
+    )]
     pub jwt_secret_file: Option<PathBuf>,
 
     /// JWK set for RS256 / ES256 JWTs: a file path, or an `https://` URL fetched with

@@ -138,7 +138,9 @@ impl CommittedIds {
 /// One async lock per pyramid id, held by a commit or a delete of that id (only
 /// while some request holds it: unused entries are dropped).
 #[derive(Debug, Default)]
-pub struct IdLocks(Mutex<std::collections::HashMap<PyramidId, std::sync::Weak<tokio::sync::Mutex<()>>>>);
+pub struct IdLocks(
+    Mutex<std::collections::HashMap<PyramidId, std::sync::Weak<tokio::sync::Mutex<()>>>>,
+);
 
 impl IdLocks {
     /// Waits for `id`'s turn; the guard releases it.

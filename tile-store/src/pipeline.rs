@@ -171,17 +171,23 @@ impl Tiling {
         if self.s3_source_prefixes.is_empty() {
             return Err(AppError::Forbidden {
                 code: "s3_key_refused",
-                message: "s3Key sources are off: the server allows none without --s3-source-prefix \
+                message:
+                    "s3Key sources are off: the server allows none without --s3-source-prefix \
                           (TILE_STORE_S3_SOURCE_PREFIX)"
-                    .into(),
+                        .into(),
             });
         }
         // Dot segments, empty segments and backslashes are refused even inside a
         // prefix: some S3-compatible servers map keys to file paths.
         let odd = key.contains('\\')
             || key.chars().any(char::is_control)
-            || key.split('/').any(|s| s.is_empty() || s == "." || s == "..");
-        let inside = self.s3_source_prefixes.iter().any(|p| key.starts_with(p.as_str()));
+            || key
+                .split('/')
+                .any(|s| s.is_empty() || s == "." || s == "..");
+        let inside = self
+            .s3_source_prefixes
+            .iter()
+            .any(|p| key.starts_with(p.as_str()));
         if odd || !inside {
             return Err(AppError::Forbidden {
                 code: "s3_key_refused",
@@ -310,7 +316,8 @@ async fn work(
 /// more than `max_tiles` tiles before any hashing, decoding or tiling.
 pub fn check_tile_count(bytes: &[u8], options: &Options, max_tiles: u64) -> Result<()> {
     let meta = tiler_wasm::probe(bytes, &options.limits)?;
-    let layout = tiler_wasm::Layout::new(meta.width, meta.height, options.tile_size, options.overlap)?;
+    let layout =
+        tiler_wasm::Layout::new(meta.width, meta.height, options.tile_size, options.overlap)?;
     crate::routes::write::check_tile_cap(layout.tile_count(), max_tiles)
 }
 

@@ -161,12 +161,14 @@ pub async fn run(config: ServeConfig) -> Result<()> {
         listener.local_addr()?
     );
     let service = service(state, Duration::from_secs(config.request_timeout.max(1)));
-    let finished =
-        serve_connections(listener, service, &connection_limits(&config), shutdown_signal()).await;
-    tracing::info!(
-        all_requests_finished = finished,
-        "tile-store stopped"
-    );
+    let finished = serve_connections(
+        listener,
+        service,
+        &connection_limits(&config),
+        shutdown_signal(),
+    )
+    .await;
+    tracing::info!(all_requests_finished = finished, "tile-store stopped");
     Ok(())
 }
 

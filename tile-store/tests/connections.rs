@@ -19,7 +19,12 @@ const HANG: Duration = Duration::from_secs(60);
 
 fn start(dir: &std::path::Path, extra: &[&str]) -> TileStore {
     let data = dir.join("data");
-    let mut args = vec!["--data-dir", data.to_str().unwrap(), "--request-timeout", "600"];
+    let mut args = vec![
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--request-timeout",
+        "600",
+    ];
     args.extend_from_slice(extra);
     TileStore::start(free_port(), &args, &[])
 }
@@ -45,7 +50,10 @@ async fn until_closed(stream: &mut TcpStream) -> Vec<u8> {
 #[tokio::test]
 async fn silent_half_preface_and_idle_connections_are_closed() {
     let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path(), &["--header-timeout", "1", "--idle-timeout", "2"]);
+    let server = start(
+        dir.path(),
+        &["--header-timeout", "1", "--idle-timeout", "2"],
+    );
 
     // Connected, never a byte.
     let mut silent = TcpStream::connect(server.addr).await.unwrap();
@@ -66,16 +74,26 @@ async fn silent_half_preface_and_idle_connections_are_closed() {
 
     // A request line and half the headers.
     let mut trickle = TcpStream::connect(server.addr).await.unwrap();
-    trickle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    trickle
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
     assert!(until_closed(&mut trickle).await.is_empty());
 
     // One request answered, then idle on keep-alive: closed by the idle timeout.
     let mut idle = TcpStream::connect(server.addr).await.unwrap();
-    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
     let answer = until_closed(&mut idle).await;
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    assert!(answer.to_ascii_lowercase().contains("x-content-type-options: nosniff"), "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("x-content-type-options: nosniff"),
+        "{answer}"
+    );
 
     // Still serving.
     let mut fine = TcpStream::connect(server.addr).await.unwrap();
@@ -89,7 +107,10 @@ async fn silent_half_preface_and_idle_connections_are_closed() {
 #[tokio::test]
 async fn past_max_connections_new_ones_are_accepted_and_closed() {
     let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path(), &["--header-timeout", "600", "--max-connections", "2"]);
+    let server = start(
+        dir.path(),
+        &["--header-timeout", "600", "--max-connections", "2"],
+    );
     let held_a = TcpStream::connect(server.addr).await.unwrap();
     let held_b = TcpStream::connect(server.addr).await.unwrap();
     // Give the accept loop the two first (the third must not race ahead of them).
@@ -117,7 +138,10 @@ async fn past_max_connections_new_ones_are_accepted_and_closed() {
         if String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200") {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "slots never came back");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "slots never came back"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -127,7 +151,14 @@ async fn a_client_that_stops_reading_is_cut_off() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(
         dir.path(),
-        &["--write-timeout", "1", "--idle-timeout", "600", "--header-timeout", "600"],
+        &[
+            "--write-timeout",
+            "1",
+            "--idle-timeout",
+            "600",
+            "--header-timeout",
+            "600",
+        ],
     );
     let id = common::test_id("slow-reader");
     // A 2 MiB "PNG" (only the signature is checked) to read many times over.
@@ -178,7 +209,10 @@ async fn sigterm_with_a_stalled_request_exits_0_after_the_grace() {
     stalled.write_all(&png[..10]).await.unwrap();
     // In flight, and finished during the grace.
     let mut finishing = TcpStream::connect(server.addr).await.unwrap();
-    finishing.write_all(head(png.len()).as_bytes()).await.unwrap();
+    finishing
+        .write_all(head(png.len()).as_bytes())
+        .await
+        .unwrap();
     finishing.write_all(&png[..10]).await.unwrap();
     // Let the server see both requests' headers before the signal.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -188,7 +222,10 @@ async fn sigterm_with_a_stalled_request_exits_0_after_the_grace() {
     finishing.write_all(&png[10..]).await.unwrap();
     let answer = until_closed(&mut finishing).await;
     let answer = String::from_utf8_lossy(&answer);
-    assert!(answer.starts_with("HTTP/1.1 200"), "in-flight request cut: {answer:?}");
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "in-flight request cut: {answer:?}"
+    );
 
     let (status, log) = waiting.await.unwrap();
     let status = status.unwrap_or_else(|| panic!("tile-store did not exit after SIGTERM:\n{log}"));

@@ -35,13 +35,22 @@ fn state(dir: &std::path::Path, max_tiles: u64) -> AppState {
 /// A hang detector only: a refused request answers at once, a wrapped count never.
 const HANG: Duration = Duration::from_secs(60);
 
+/// Sends on its own task, so that a handler looping without yielding (the issue's
+/// wrapped tile count) pins one worker while this one notices. A hung worker would
+/// also hang the runtime's shutdown, so the test process exits with a failure.
 async fn send_bounded(
     app: &axum::Router,
     request: Request<Body>,
 ) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
-    tokio::time::timeout(HANG, send(app, request))
-        .await
-        .expect("the request answered (it did not loop)")
+    let app = app.clone();
+    let task = tokio::spawn(async move { send(&app, request).await });
+    match tokio::time::timeout(HANG, task).await {
+        Ok(answer) => answer.expect("request task"),
+        Err(_) => {
+            eprintln!("a request did not answer within {HANG:?}: it loops on a worker");
+            std::process::exit(101);
+        }
+    }
 }
 
 fn dzi(tile_size: u32, overlap: u32, width: u64, height: u64) -> String {
@@ -50,7 +59,7 @@ fn dzi(tile_size: u32, overlap: u32, width: u64, height: u64) -> String {
     )
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_overflow_manifest_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let app = app(state(dir.path(), tile_store::DEFAULT_MAX_TILES_PER_PYRAMID));
@@ -107,7 +116,7 @@ fn png_tile(level: u32, col: u32, row: u32) -> TileName {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_to_an_id_stop_at_the_tile_cap() {
     let dir = tempfile::tempdir().unwrap();
     let app = app(state(dir.path(), 5));
@@ -224,16 +233,27 @@ fn post_image(uri: &str, bytes: Vec<u8>) -> Request<Body> {
         .unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_jobs_are_refused_before_any_work() {
     let dir = tempfile::tempdir().unwrap();
     let app = app(state(dir.path(), 20));
     // The issue's second attack: a tile size of 2 made millions of tile writes.
-    let (status, _, body) =
-        send_bounded(&app, post_image("/pyramids?tileSize=2&overlap=0", png(400, 400, 3))).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{}", String::from_utf8_lossy(&body));
-    let (status, _, _) =
-        send_bounded(&app, post_image("/pyramids?tileSize=64&overlap=64", png(40, 40, 3))).await;
+    let (status, _, body) = send_bounded(
+        &app,
+        post_image("/pyramids?tileSize=2&overlap=0", png(400, 400, 3)),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let (status, _, _) = send_bounded(
+        &app,
+        post_image("/pyramids?tileSize=64&overlap=64", png(40, 40, 3)),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     // 400×400 with 254-pixel tiles: 4 + 9 levels of one tile = 13 tiles, within 20;
     // with 64-pixel tiles, 49 + 16 + 4 + … tiles: over the cap, refused from the header.
@@ -255,16 +275,31 @@ async fn server_jobs_are_refused_before_any_work() {
 }
 
 /// Uploads every tile of `pyramid` to `id` and commits it with `token`.
-async fn upload_and_commit(app: &axum::Router, id: &str, pyramid: &Pyramid, token: Option<&str>) -> StatusCode {
+async fn upload_and_commit(
+    app: &axum::Router,
+    id: &str,
+    pyramid: &Pyramid,
+    token: Option<&str>,
+) -> StatusCode {
     let (status, _, body) = send(
         app,
-        request("POST", &format!("/pyramids/{id}/tiles"), token, pyramid.batch(&[])),
+        request(
+            "POST",
+            &format!("/pyramids/{id}/tiles"),
+            token,
+            pyramid.batch(&[]),
+        ),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
     let (status, _, _) = send(
         app,
-        request("PUT", &format!("/pyramids/{id}.dzi"), token, pyramid.dzi.to_xml()),
+        request(
+            "PUT",
+            &format!("/pyramids/{id}.dzi"),
+            token,
+            pyramid.dzi.to_xml(),
+        ),
     )
     .await;
     status
@@ -282,10 +317,16 @@ async fn protected_reads_are_private_and_every_answer_is_nosniff() {
             ..Default::default()
         })
         .unwrap();
-        let app = app(AppState::new(Arc::new(DiskStore::open(dir.path()).unwrap()), auth));
+        let app = app(AppState::new(
+            Arc::new(DiskStore::open(dir.path()).unwrap()),
+            auth,
+        ));
         let status = upload_and_commit(&app, &id, &pyramid, Some(TOKEN)).await;
         assert!(status.is_success(), "{status}");
-        for uri in [format!("/pyramids/{id}.dzi"), format!("/pyramids/{id}_files/0/0_0.png")] {
+        for uri in [
+            format!("/pyramids/{id}.dzi"),
+            format!("/pyramids/{id}_files/0/0_0.png"),
+        ] {
             let (status, headers, _) = send(&app, request("GET", &uri, Some(TOKEN), "")).await;
             assert_eq!(status, StatusCode::OK);
             let cache = headers["cache-control"].to_str().unwrap();
@@ -301,13 +342,20 @@ async fn protected_reads_are_private_and_every_answer_is_nosniff() {
         }
         // Errors too.
         for (method, uri, token) in [
-            ("GET", format!("/pyramids/{}.dzi", test_id("absent")), Some(TOKEN)),
+            (
+                "GET",
+                format!("/pyramids/{}.dzi", test_id("absent")),
+                Some(TOKEN),
+            ),
             ("PUT", format!("/pyramids/{id}.dzi"), None),
             ("GET", "/no/such/route".to_owned(), None),
         ] {
             let (status, headers, _) = send(&app, request(method, &uri, token, "")).await;
             assert!(status.is_client_error(), "{method} {uri}: {status}");
-            assert_eq!(headers["x-content-type-options"], "nosniff", "{method} {uri}");
+            assert_eq!(
+                headers["x-content-type-options"], "nosniff",
+                "{method} {uri}"
+            );
         }
     }
 }
@@ -315,7 +363,8 @@ async fn protected_reads_are_private_and_every_answer_is_nosniff() {
 const SECRET: &str = "hardening-jwt-secret";
 
 fn user_token(sub: &str, scope: &str) -> String {
-    let claims = serde_json::json!({ "sub": sub, "exp": now() + 600, "iat": now(), "scope": scope });
+    let claims =
+        serde_json::json!({ "sub": sub, "exp": now() + 600, "iat": now(), "scope": scope });
     jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
         &claims,
@@ -334,21 +383,38 @@ async fn only_the_committer_or_the_delete_scope_may_delete() {
         ..Default::default()
     })
     .unwrap();
-    let app = app(AppState::new(Arc::new(DiskStore::open(dir.path()).unwrap()), auth));
+    let app = app(AppState::new(
+        Arc::new(DiskStore::open(dir.path()).unwrap()),
+        auth,
+    ));
     let alice = user_token("alice", "tiles:write");
     let mallory = user_token("mallory", "tiles:write");
     let admin = user_token("admin", "tiles:write tiles:delete");
     let pyramid = Pyramid::new(300, 200);
     for (n, deleter) in [(0, alice.as_str()), (1, admin.as_str()), (2, TOKEN)] {
         let id = test_id(&format!("owned-{n}"));
-        assert_eq!(upload_and_commit(&app, &id, &pyramid, Some(&alice)).await, StatusCode::CREATED);
-        let (status, _, body) =
-            send(&app, request("DELETE", &format!("/pyramids/{id}"), Some(&mallory), "")).await;
-        assert_eq!(status, StatusCode::FORBIDDEN, "{}", String::from_utf8_lossy(&body));
+        assert_eq!(
+            upload_and_commit(&app, &id, &pyramid, Some(&alice)).await,
+            StatusCode::CREATED
+        );
+        let (status, _, body) = send(
+            &app,
+            request("DELETE", &format!("/pyramids/{id}"), Some(&mallory), ""),
+        )
+        .await;
+        assert_eq!(
+            status,
+            StatusCode::FORBIDDEN,
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
         assert_eq!(error_code(&body), "not_committer");
         assert!(dir.path().join(format!("{id}.dzi")).exists());
-        let (status, _, body) =
-            send(&app, request("DELETE", &format!("/pyramids/{id}"), Some(deleter), "")).await;
+        let (status, _, body) = send(
+            &app,
+            request("DELETE", &format!("/pyramids/{id}"), Some(deleter), ""),
+        )
+        .await;
         assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
         assert!(!dir.path().join(format!("{id}.dzi")).exists());
         assert!(!dir.path().join(format!("committers/{id}.json")).exists());
@@ -357,7 +423,12 @@ async fn only_the_committer_or_the_delete_scope_may_delete() {
     let reader = user_token("reader", "tiles:read");
     let (status, _, _) = send(
         &app,
-        request("POST", &format!("/pyramids/{}/tiles", test_id("r")), Some(&reader), pyramid.batch(&[])),
+        request(
+            "POST",
+            &format!("/pyramids/{}/tiles", test_id("r")),
+            Some(&reader),
+            pyramid.batch(&[]),
+        ),
     )
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
@@ -395,23 +466,44 @@ async fn delete_racing_commit_never_leaves_a_manifest_without_tiles() {
     for round in 0..40 {
         let (status, _, _) = send(
             &a,
-            request("POST", &format!("/pyramids/{id}/tiles"), Some(TOKEN), pyramid.batch(&[])),
+            request(
+                "POST",
+                &format!("/pyramids/{id}/tiles"),
+                Some(TOKEN),
+                pyramid.batch(&[]),
+            ),
         )
         .await;
         assert_eq!(status, StatusCode::OK);
         let deleter = if round % 2 == 0 { &b } else { &a };
         let commit = send(
             &a,
-            request("PUT", &format!("/pyramids/{id}.dzi"), Some(TOKEN), pyramid.dzi.to_xml()),
+            request(
+                "PUT",
+                &format!("/pyramids/{id}.dzi"),
+                Some(TOKEN),
+                pyramid.dzi.to_xml(),
+            ),
         );
-        let delete = send(deleter, request("DELETE", &format!("/pyramids/{id}"), Some(TOKEN), ""));
-        let ((c, _, _), (d, _, _)) = tokio::time::timeout(HANG, async { tokio::join!(commit, delete) })
-            .await
-            .expect("no hang");
+        let delete = send(
+            deleter,
+            request("DELETE", &format!("/pyramids/{id}"), Some(TOKEN), ""),
+        );
+        let ((c, _, _), (d, _, _)) =
+            tokio::time::timeout(HANG, async { tokio::join!(commit, delete) })
+                .await
+                .expect("no hang");
         *outcomes.entry((c.as_u16(), d.as_u16())).or_insert(0) += 1;
-        assert!(complete(), "round {round}: commit {c}, delete {d}: a manifest without its tiles");
+        assert!(
+            complete(),
+            "round {round}: commit {c}, delete {d}: a manifest without its tiles"
+        );
         // Start the next round from nothing.
-        let (d, _, _) = send(&a, request("DELETE", &format!("/pyramids/{id}"), Some(TOKEN), "")).await;
+        let (d, _, _) = send(
+            &a,
+            request("DELETE", &format!("/pyramids/{id}"), Some(TOKEN), ""),
+        )
+        .await;
         assert_eq!(d, StatusCode::OK);
     }
     eprintln!("commit/delete outcomes: {outcomes:?}");

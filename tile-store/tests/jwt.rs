@@ -22,7 +22,11 @@ const AUD: &str = "tessera-tiles";
 const ISS: &str = "https://id.example";
 
 fn data(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{}/tests/data/jwt/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    std::fs::read(format!(
+        "{}/tests/data/jwt/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
 }
 
 fn jwk(name: &str) -> Value {
@@ -101,7 +105,10 @@ fn assert_no_library_text(body: &Value) {
         "Json",
         "Error(",
     ] {
-        assert!(!message.contains(leak), "error body echoes the library: {body}");
+        assert!(
+            !message.contains(leak),
+            "error body echoes the library: {body}"
+        );
     }
 }
 
@@ -114,19 +121,59 @@ async fn claim_matrix() {
         ("valid", hs(json!({})), true, ""),
         ("no aud", hs(json!({"aud": null})), false, "no aud claim"),
         ("no iss", hs(json!({"iss": null})), false, "no iss claim"),
-        ("wrong aud", hs(json!({"aud": "other"})), false, "wrong audience"),
-        ("aud list with ours", hs(json!({"aud": ["x", AUD]})), true, ""),
-        ("wrong iss", hs(json!({"iss": "https://evil.example"})), false, "wrong issuer"),
+        (
+            "wrong aud",
+            hs(json!({"aud": "other"})),
+            false,
+            "wrong audience",
+        ),
+        (
+            "aud list with ours",
+            hs(json!({"aud": ["x", AUD]})),
+            true,
+            "",
+        ),
+        (
+            "wrong iss",
+            hs(json!({"iss": "https://evil.example"})),
+            false,
+            "wrong issuer",
+        ),
         ("no exp", hs(json!({"exp": null})), false, "no exp claim"),
         ("expired", hs(json!({"exp": now() - 300})), false, "expired"),
-        ("expired within leeway", hs(json!({"exp": now() - 5})), true, ""),
-        ("nbf in the future", hs(json!({"nbf": now() + 300})), false, "not valid yet"),
+        (
+            "expired within leeway",
+            hs(json!({"exp": now() - 5})),
+            true,
+            "",
+        ),
+        (
+            "nbf in the future",
+            hs(json!({"nbf": now() + 300})),
+            false,
+            "not valid yet",
+        ),
         ("nbf within leeway", hs(json!({"nbf": now() + 5})), true, ""),
-        ("iat in the future", hs(json!({"iat": now() + 300})), false, "issued in the future"),
+        (
+            "iat in the future",
+            hs(json!({"iat": now() + 300})),
+            false,
+            "issued in the future",
+        ),
         ("iat within leeway", hs(json!({"iat": now() + 5})), true, ""),
-        ("iat not a number", hs(json!({"iat": "yesterday"})), false, "iat"),
+        (
+            "iat not a number",
+            hs(json!({"iat": "yesterday"})),
+            false,
+            "iat",
+        ),
         ("no sub", hs(json!({"sub": null})), false, "no sub"),
-        ("alg none", unsigned_jwt(now() + 600), false, "token refused"),
+        (
+            "alg none",
+            unsigned_jwt(now() + 600),
+            false,
+            "token refused",
+        ),
         (
             "wrong secret",
             jsonwebtoken::encode(
@@ -150,7 +197,12 @@ async fn claim_matrix() {
             "token refused",
         ),
         // RS256 with no JWK set configured.
-        ("RS256 without --jwt-jwks", sign(Algorithm::RS256, Some("rsa-1"), &claims(json!({}))), false, "token refused"),
+        (
+            "RS256 without --jwt-jwks",
+            sign(Algorithm::RS256, Some("rsa-1"), &claims(json!({}))),
+            false,
+            "token refused",
+        ),
         ("garbage", "not.a.jwt".into(), false, "token refused"),
     ];
     for (name, token, ok, reason) in cases {
@@ -160,7 +212,10 @@ async fn claim_matrix() {
         } else {
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{name}: {body}");
             let message = body["error"]["message"].as_str().unwrap();
-            assert!(message.contains(reason), "{name}: {message:?} lacks {reason:?}");
+            assert!(
+                message.contains(reason),
+                "{name}: {message:?} lacks {reason:?}"
+            );
             assert_no_library_text(&body);
         }
     }
@@ -178,18 +233,37 @@ async fn scopes_are_required_when_asked_for() {
     let app = app(state_with(dir.path(), auth));
     let hs = |changes: Value| sign(Algorithm::HS256, None, &claims(changes));
     for (name, token, status) in [
-        ("no scope claim", hs(json!({"scope": null})), StatusCode::FORBIDDEN),
+        (
+            "no scope claim",
+            hs(json!({"scope": null})),
+            StatusCode::FORBIDDEN,
+        ),
         // `scope` is not the configured claim here.
-        ("scope in the wrong claim", hs(json!({})), StatusCode::FORBIDDEN),
-        ("read scope only", hs(json!({"scp": "tiles:read"})), StatusCode::FORBIDDEN),
-        ("string", hs(json!({"scp": "openid tiles:write"})), StatusCode::OK),
+        (
+            "scope in the wrong claim",
+            hs(json!({})),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "read scope only",
+            hs(json!({"scp": "tiles:read"})),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "string",
+            hs(json!({"scp": "openid tiles:write"})),
+            StatusCode::OK,
+        ),
         ("array", hs(json!({"scp": ["tiles:write"]})), StatusCode::OK),
     ] {
         let (got, body) = try_token(&app, &token).await;
         assert_eq!(got, status, "{name}: {body}");
         if got == StatusCode::FORBIDDEN {
             assert_eq!(body["error"]["code"], "insufficient_scope", "{name}");
-            assert!(body["error"]["message"].as_str().unwrap().contains("tiles:write"));
+            assert!(body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("tiles:write"));
         }
     }
 }
@@ -202,7 +276,9 @@ struct JwksServer {
 }
 
 async fn jwks_server(keys: &[&str]) -> JwksServer {
-    let doc = Arc::new(Mutex::new(json!({ "keys": keys.iter().map(|k| jwk(k)).collect::<Vec<_>>() })));
+    let doc = Arc::new(Mutex::new(
+        json!({ "keys": keys.iter().map(|k| jwk(k)).collect::<Vec<_>>() }),
+    ));
     let fetches = Arc::new(AtomicUsize::new(0));
     let (d, f) = (Arc::clone(&doc), Arc::clone(&fetches));
     let router = axum::Router::new().route(
@@ -250,7 +326,10 @@ async fn rs256_and_es256_from_a_jwks_url_with_rotation() {
     let server = jwks_server(&["rsa-1", "ec-1"]).await;
     // Loopback is refused unless allowed, like any source URL.
     let refused = jwks_auth(&server.url, &[], Duration::from_millis(200)).await;
-    assert!(refused.is_err(), "a loopback JWK set URL was fetched without --fetch-allow");
+    assert!(
+        refused.is_err(),
+        "a loopback JWK set URL was fetched without --fetch-allow"
+    );
     assert_eq!(server.fetches.load(Ordering::SeqCst), 0);
 
     let auth = jwks_auth(&server.url, &["127.0.0.1"], Duration::from_millis(200))
@@ -266,10 +345,22 @@ async fn rs256_and_es256_from_a_jwks_url_with_rotation() {
         let (status, body) = try_token(&app, token).await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
-    assert_eq!(server.fetches.load(Ordering::SeqCst), 1, "known keys are cached");
+    assert_eq!(
+        server.fetches.load(Ordering::SeqCst),
+        1,
+        "known keys are cached"
+    );
 
     // Claims are checked for RS256 too.
-    let (status, body) = try_token(&app, &sign(Algorithm::RS256, Some("rsa-1"), &claims(json!({"aud": null})))).await;
+    let (status, body) = try_token(
+        &app,
+        &sign(
+            Algorithm::RS256,
+            Some("rsa-1"),
+            &claims(json!({"aud": null})),
+        ),
+    )
+    .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     // An HS256 token when only a JWK set is configured (alg confusion with a public key).
     let confused = jsonwebtoken::encode(
@@ -299,9 +390,16 @@ async fn rs256_and_es256_from_a_jwks_url_with_rotation() {
     let rs2 = sign(Algorithm::RS256, Some("rsa-2"), &claims(json!({})));
     let (status, body) = try_token(&app, &rs2).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("unknown key"));
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("unknown key"));
     let after_miss = server.fetches.load(Ordering::SeqCst);
-    assert_eq!(after_miss, before_rotation + 1, "an unknown kid fetches the set again");
+    assert_eq!(
+        after_miss,
+        before_rotation + 1,
+        "an unknown kid fetches the set again"
+    );
     // Unknown kids do not make every request fetch: within the interval, no fetch.
     let (status, _) = try_token(&app, &rs2).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -314,7 +412,11 @@ async fn rs256_and_es256_from_a_jwks_url_with_rotation() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(server.fetches.load(Ordering::SeqCst), after_miss + 1);
     let (status, _) = try_token(&app, &rs1).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "a retired key still verifies");
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "a retired key still verifies"
+    );
 }
 
 #[tokio::test]
@@ -333,9 +435,17 @@ async fn jwks_from_a_file() {
     .await
     .unwrap();
     let app = app(state_with(&dir.path().join("data"), auth));
-    let (status, body) = try_token(&app, &sign(Algorithm::ES256, Some("ec-1"), &claims(json!({})))).await;
+    let (status, body) = try_token(
+        &app,
+        &sign(Algorithm::ES256, Some("ec-1"), &claims(json!({}))),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     // The same claims signed by a key not in the file.
-    let (status, _) = try_token(&app, &sign(Algorithm::RS256, Some("rsa-1"), &claims(json!({})))).await;
+    let (status, _) = try_token(
+        &app,
+        &sign(Algorithm::RS256, Some("rsa-1"), &claims(json!({}))),
+    )
+    .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }

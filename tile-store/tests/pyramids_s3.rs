@@ -85,7 +85,10 @@ async fn by_s3_key_with_the_stores_credentials() {
     let (status, _, body) = post_json(&app(closed), json!({ "s3Key": key })).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(body["error"]["code"], "s3_key_refused");
-    assert!(body["error"]["message"].as_str().unwrap().contains("--s3-source-prefix"));
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("--s3-source-prefix"));
     state.tiling = Arc::new(Tiling::new(&settings, Some(s3.store(PREFIX))).unwrap());
     let app = app(state);
 
@@ -171,5 +174,9 @@ async fn by_s3_key_with_the_stores_credentials() {
     let mut s3 = s3;
     s3.kill();
     let (got, _, body) = post_json(&app, json!({ "s3Key": "secret/payroll.jpg" })).await;
-    assert_eq!((got, body.to_string()), answers[0].clone(), "a refused key reached S3");
+    assert_eq!(
+        (got, body.to_string()),
+        answers[0].clone(),
+        "a refused key reached S3"
+    );
 }

@@ -131,7 +131,12 @@ async fn check_upload_count(
         return Ok(());
     }
     let max = state.limits.max_tiles_per_pyramid;
-    let stored: HashSet<TileName> = state.store.list_tiles(&target.id).await?.into_iter().collect();
+    let stored: HashSet<TileName> = state
+        .store
+        .list_tiles(&target.id)
+        .await?
+        .into_iter()
+        .collect();
     let new: HashSet<&TileName> = tiles
         .iter()
         .map(|(t, _)| t)
@@ -392,8 +397,7 @@ pub async fn commit(
             // A DELETE through another instance may have removed tiles between the
             // check above and the manifest: look again, and take the manifest back
             // rather than leave a pyramid without its tiles.
-            let now: HashSet<TileName> =
-                state.store.list_tiles(&id).await?.into_iter().collect();
+            let now: HashSet<TileName> = state.store.list_tiles(&id).await?.into_iter().collect();
             let lost = layout
                 .tiles()
                 .filter(|a| {
@@ -411,7 +415,9 @@ pub async fn commit(
                 tracing::warn!(%id, lost, "commit raced a delete; manifest taken back");
                 return Err(AppError::Conflict {
                     code: "commit_race",
-                    message: format!("{lost} tiles were deleted during the commit; upload them again"),
+                    message: format!(
+                        "{lost} tiles were deleted during the commit; upload them again"
+                    ),
                     missing: None,
                 });
             }
@@ -445,7 +451,11 @@ async fn record_committer(state: &AppState, id: &PyramidId, caller: &Caller) -> 
         subject: caller.subject.clone(),
     })
     .map_err(|e| AppError::Internal(format!("committer record: {e}")))?;
-    match state.store.put_if_absent(&Key::Committer(id.clone()), Bytes::from(record)).await? {
+    match state
+        .store
+        .put_if_absent(&Key::Committer(id.clone()), Bytes::from(record))
+        .await?
+    {
         // The first committer stays recorded (an identical re-commit changes nothing).
         PutOutcome::Created | PutOutcome::Exists => Ok(()),
     }
