@@ -314,8 +314,13 @@ async fn work(
 
 /// Reads the image's size from its header (no pixels decoded) and refuses a pyramid of
 /// more than `max_tiles` tiles before any hashing, decoding or tiling.
+///
+/// A header that cannot be read is let through: decoding then fails with the core's
+/// own error (and the count is checked again once the image is open).
 pub fn check_tile_count(bytes: &[u8], options: &Options, max_tiles: u64) -> Result<()> {
-    let meta = tiler_wasm::probe(bytes, &options.limits)?;
+    let Ok(meta) = tiler_wasm::probe(bytes, &options.limits) else {
+        return Ok(());
+    };
     let layout =
         tiler_wasm::Layout::new(meta.width, meta.height, options.tile_size, options.overlap)?;
     crate::routes::write::check_tile_cap(layout.tile_count(), max_tiles)
@@ -375,9 +380,11 @@ async fn tile_and_store(
 ) -> Result<Dzi> {
     let (sender, mut receiver) = mpsc::channel::<(TileName, Vec<u8>)>(TILES_IN_FLIGHT);
     let tiling_job = Arc::clone(job);
+    let max_tiles = state.limits.max_tiles_per_pyramid;
     let tiler = tokio::task::spawn_blocking(move || -> Result<Dzi> {
         let tiler = Tiler::open(&bytes, &options)?;
         drop(bytes);
+        crate::routes::write::check_tile_cap(tiler.layout().tile_count(), max_tiles)?;
         tiling_job
             .tiles_total
             .store(tiler.layout().tile_count(), Ordering::Relaxed);
