@@ -59,7 +59,8 @@ def server_run(work, s3_port, run):
     for name in ("TILE_STORE_TOKENS", "TILE_STORE_JWT_SECRET", "TILE_STORE_REQUIRE_READ_TOKEN"):
         env.pop(name, None)
     proc = store.start([store.TILE_STORE, "serve", "--listen", f"127.0.0.1:{port}", "--store", "s3",
-                        "--s3-path-style", "--s3-prefix", f"run-{run}/", "--max-source-bytes", str(1 << 30)],
+                        "--s3-path-style", "--s3-prefix", f"run-{run}/", "--max-source-bytes", str(1 << 30),
+                        "--s3-source-prefix", "image/images/"],
                        port, os.path.join(work, f"tile-store-{run}.log"), env)
     start = time.perf_counter()
     status, view = request(port, "POST", "/pyramids", json.dumps({"s3Key": S3_KEY}))

@@ -61,6 +61,11 @@ pub struct ServeConfig {
     #[arg(long, env = "TILE_STORE_S3_PREFIX", default_value = "")]
     pub s3_prefix: String,
 
+    /// Key prefix (e.g. `uploads/`) that `POST /pyramids {"s3Key": …}` may read from;
+    /// repeatable (comma-separated in the environment). None: `s3Key` is refused.
+    #[arg(long, env = "TILE_STORE_S3_SOURCE_PREFIX", value_delimiter = ',')]
+    pub s3_source_prefix: Vec<String>,
+
     /// The built web app, served at `/` (unknown paths get its `index.html`).
     #[arg(long, env = "TILE_STORE_WEB_DIR")]
     pub web_dir: Option<PathBuf>,
@@ -79,8 +84,38 @@ pub struct ServeConfig {
     pub tokens: Vec<String>,
 
     /// Shared secret of HS256 JWTs accepted as bearer tokens (`exp` required).
+    /// Prefer `--jwt-secret-file`: the environment is visible to more processes.
     #[arg(long, env = "TILE_STORE_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
+
+    /// File holding the HS256 secret (trailing newline ignored), instead of `--jwt-secret`.
+    #[arg(
+        long,
+        env = "TILE_STORE_JWT_SECRET_FILE",
+        conflicts_with = "jwt_secret"
+    )]
+    pub jwt_secret_file: Option<PathBuf>,
+
+    /// JWK set for RS256 / ES256 JWTs: a file path, or an `https://` URL fetched with
+    /// the same SSRF-safe client as sources (loopback/private hosts need --fetch-allow),
+    /// cached, and fetched again when a token names an unknown key.
+    #[arg(long, env = "TILE_STORE_JWT_JWKS")]
+    pub jwt_jwks: Option<String>,
+
+    /// Seconds of clock skew allowed on JWT `exp`, `nbf` and `iat`.
+    #[arg(long, env = "TILE_STORE_JWT_LEEWAY", default_value_t = crate::auth::DEFAULT_LEEWAY_SECS,
+          value_parser = clap::value_parser!(u64).range(0..=600))]
+    pub jwt_leeway: u64,
+
+    /// JWTs need the `tiles:write` scope to write and `tiles:delete` to delete
+    /// pyramids they did not commit.
+    #[arg(long, env = "TILE_STORE_JWT_REQUIRE_SCOPES", action = clap::ArgAction::Set,
+          default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    pub jwt_require_scopes: bool,
+
+    /// JWT claim holding the scopes (a space-separated string or an array).
+    #[arg(long, env = "TILE_STORE_JWT_SCOPE_CLAIM", default_value = "scope")]
+    pub jwt_scope_claim: String,
 
     /// Required `aud` claim of JWTs, if any.
     #[arg(long, env = "TILE_STORE_JWT_AUDIENCE")]
@@ -108,6 +143,12 @@ pub struct ServeConfig {
     #[arg(long, env = "TILE_STORE_MAX_REQUEST_BYTES", default_value_t = 32 << 20)]
     pub max_request_bytes: usize,
 
+    /// Most tiles one pyramid may have (checked on commit, on every tile upload and
+    /// before a server-side tiling job does any work).
+    #[arg(long, env = "TILE_STORE_MAX_TILES_PER_PYRAMID", default_value_t = crate::DEFAULT_MAX_TILES_PER_PYRAMID,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_tiles_per_pyramid: u64,
+
     /// Hosts, addresses or CIDR networks `POST /pyramids` may fetch from although they are
     /// loopback, private, link-local or otherwise special (comma-separated).
     #[arg(long, env = "TILE_STORE_FETCH_ALLOW", value_delimiter = ',')]
@@ -116,6 +157,12 @@ pub struct ServeConfig {
     /// Largest source image `POST /pyramids` takes (URL, S3 object or body), in bytes.
     #[arg(long, env = "TILE_STORE_MAX_SOURCE_BYTES", default_value_t = 256 << 20)]
     pub max_source_bytes: u64,
+
+    /// Bytes of source images held at once by tiling jobs (bodies of `POST /pyramids`
+    /// and fetched images); past it, `503` for bodies, and fetching jobs wait.
+    #[arg(long, env = "TILE_STORE_MAX_QUEUED_SOURCE_BYTES",
+          default_value_t = crate::pipeline::DEFAULT_MAX_QUEUED_SOURCE_BYTES)]
+    pub max_queued_source_bytes: u64,
 
     /// Seconds allowed to connect to a source URL.
     #[arg(long, env = "TILE_STORE_FETCH_CONNECT_TIMEOUT", default_value_t = 10)]
@@ -136,6 +183,34 @@ pub struct ServeConfig {
     /// Seconds a request may take in all, body included (408 past it).
     #[arg(long, env = "TILE_STORE_REQUEST_TIMEOUT", default_value_t = 60)]
     pub request_timeout: u64,
+
+    /// Seconds from accepting a connection to the end of its first request's headers
+    /// (protocol detection included); also each later HTTP/1 request's headers.
+    #[arg(long, env = "TILE_STORE_HEADER_TIMEOUT", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_timeout: u64,
+
+    /// Seconds a connection may stay open with no request in flight (HTTP/1
+    /// keep-alive and HTTP/2, which also gets keep-alive pings).
+    #[arg(long, env = "TILE_STORE_IDLE_TIMEOUT", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub idle_timeout: u64,
+
+    /// Seconds one write may wait for a client that does not read (slow readers);
+    /// past it the connection is closed.
+    #[arg(long, env = "TILE_STORE_WRITE_TIMEOUT", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub write_timeout: u64,
+
+    /// Connections served at once; past it, new ones are accepted and closed.
+    #[arg(long, env = "TILE_STORE_MAX_CONNECTIONS", default_value_t = 4096,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+
+    /// Seconds in-flight requests get after SIGTERM / SIGINT; then the process exits 0.
+    #[arg(long, env = "TILE_STORE_SHUTDOWN_TIMEOUT", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub shutdown_timeout: u64,
 
     /// Seconds one S3 call may take, retries included (503 past it).
     #[arg(long, env = "TILE_STORE_S3_TIMEOUT", default_value_t = 20)]

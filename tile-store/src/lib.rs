@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod conn;
 pub mod error;
 pub mod fetch;
 pub mod gate;
@@ -32,13 +33,19 @@ pub struct UploadLimits {
     pub max_tile_bytes: usize,
     /// Largest request body, in bytes.
     pub max_request_bytes: usize,
+    /// Most tiles one pyramid may have: on commit, on every upload, on server jobs.
+    pub max_tiles_per_pyramid: u64,
 }
+
+/// Default of `--max-tiles-per-pyramid`.
+pub const DEFAULT_MAX_TILES_PER_PYRAMID: u64 = 1_000_000;
 
 impl Default for UploadLimits {
     fn default() -> Self {
         UploadLimits {
             max_tile_bytes: 4 << 20,
             max_request_bytes: 32 << 20,
+            max_tiles_per_pyramid: DEFAULT_MAX_TILES_PER_PYRAMID,
         }
     }
 }
@@ -62,6 +69,8 @@ pub struct AppState {
     pub tiling: Arc<pipeline::Tiling>,
     /// Caps the uploads handled at once.
     pub uploads: Arc<gate::UploadGate>,
+    /// Serialises commits and deletes of one id within this instance.
+    pub id_locks: Arc<IdLocks>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -88,6 +97,7 @@ impl AppState {
             committed: Arc::new(CommittedIds::default()),
             tiling: Arc::new(pipeline::Tiling::with_defaults()),
             uploads: Arc::new(gate::UploadGate::default()),
+            id_locks: Arc::new(IdLocks::default()),
         }
     }
 }
@@ -122,6 +132,35 @@ impl CommittedIds {
         if let Ok(mut set) = self.0.lock() {
             set.remove(id);
         }
+    }
+}
+
+/// One async lock per pyramid id, held by a commit or a delete of that id (only
+/// while some request holds it: unused entries are dropped).
+#[derive(Debug, Default)]
+pub struct IdLocks(
+    Mutex<std::collections::HashMap<PyramidId, std::sync::Weak<tokio::sync::Mutex<()>>>>,
+);
+
+impl IdLocks {
+    /// Waits for `id`'s turn; the guard releases it.
+    pub async fn lock(&self, id: &PyramidId) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut map = self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            map.retain(|_, weak| weak.strong_count() > 0);
+            match map.get(id).and_then(std::sync::Weak::upgrade) {
+                Some(lock) => lock,
+                None => {
+                    let lock = Arc::new(tokio::sync::Mutex::new(()));
+                    map.insert(id.clone(), Arc::downgrade(&lock));
+                    lock
+                }
+            }
+        };
+        lock.lock_owned().await
     }
 }
 

@@ -18,7 +18,13 @@ fn main() -> ExitCode {
             .enable_all()
             .build()
             .map_err(tile_store::AppError::from)
-            .and_then(|runtime| runtime.block_on(tile_store::serve::run(*config))),
+            .and_then(|runtime| {
+                let result = runtime.block_on(tile_store::serve::run(*config));
+                // Requests still running past --shutdown-timeout (a stuck store call,
+                // a tiling job) are abandoned: dropping the runtime would wait for them.
+                runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+                result
+            }),
         Command::Tile(args) => tile_store::tile::run(&args),
     };
     match result {

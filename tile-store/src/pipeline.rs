@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 use tiler_wasm::{Dzi, Options, TileAddr, Tiler};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 /// Tiles written to the store at once by one job.
 const STORE_CONCURRENCY: usize = 32;
@@ -33,13 +33,22 @@ pub struct TilingSettings {
     pub fetch: FetchSettings,
     /// Most unfinished jobs; more get `503` with `Retry-After`.
     pub max_jobs: usize,
+    /// Key prefixes `s3Key` sources must start with; none refuses every `s3Key`.
+    pub s3_source_prefixes: Vec<String>,
+    /// Bytes of source images held at once by queued and running jobs.
+    pub max_queued_source_bytes: u64,
 }
+
+/// Default of `--max-queued-source-bytes`: 1 GiB.
+pub const DEFAULT_MAX_QUEUED_SOURCE_BYTES: u64 = 1 << 30;
 
 impl Default for TilingSettings {
     fn default() -> Self {
         TilingSettings {
             fetch: FetchSettings::default(),
             max_jobs: 16,
+            s3_source_prefixes: Vec::new(),
+            max_queued_source_bytes: DEFAULT_MAX_QUEUED_SOURCE_BYTES,
         }
     }
 }
@@ -63,6 +72,9 @@ pub struct Tiling {
     fetcher: std::result::Result<Fetcher, String>,
     s3: Option<S3Store>,
     max_source_bytes: u64,
+    s3_source_prefixes: Vec<String>,
+    /// One permit per byte of source held (request bodies, fetched images).
+    source_budget: Arc<Semaphore>,
     slots: Semaphore,
 }
 
@@ -70,7 +82,21 @@ impl Tiling {
     /// Server-side tiling with `settings`; `s3` is the S3 store, when pyramids live in S3,
     /// whose bucket and credentials `s3Key` sources are read with.
     pub fn new(settings: &TilingSettings, s3: Option<S3Store>) -> Result<Self> {
+        if settings.s3_source_prefixes.iter().any(String::is_empty) {
+            return Err(AppError::Config(
+                "--s3-source-prefix must not be empty (it would open the whole bucket)".into(),
+            ));
+        }
+        if settings.max_queued_source_bytes < settings.fetch.max_bytes {
+            return Err(AppError::Config(format!(
+                "--max-queued-source-bytes ({}) is smaller than --max-source-bytes ({}): \
+                 the largest source could never be queued",
+                settings.max_queued_source_bytes, settings.fetch.max_bytes
+            )));
+        }
         Ok(Tiling {
+            source_budget: budget(settings.max_queued_source_bytes),
+            s3_source_prefixes: settings.s3_source_prefixes.clone(),
             jobs: Jobs::new(settings.max_jobs),
             fetcher: Ok(Fetcher::new(&settings.fetch)?),
             s3,
@@ -88,8 +114,30 @@ impl Tiling {
             fetcher: Fetcher::new(&settings.fetch).map_err(|e| e.to_string()),
             s3: None,
             max_source_bytes: settings.fetch.max_bytes,
+            s3_source_prefixes: Vec::new(),
+            source_budget: budget(settings.max_queued_source_bytes),
             slots: Semaphore::new(IMAGES_AT_ONCE),
         }
+    }
+
+    /// Reserves `bytes` of the source budget now, or `503` when it is spent.
+    pub fn reserve_source(&self, bytes: u64) -> Result<OwnedSemaphorePermit> {
+        let n = budget_permits(bytes)?;
+        Arc::clone(&self.source_budget)
+            .try_acquire_many_owned(n)
+            .map_err(|_| AppError::Busy {
+                message: "too many source bytes are queued for tiling; retry later".into(),
+                retry_after_secs: crate::jobs::RETRY_AFTER_SECS,
+            })
+    }
+
+    /// Reserves `bytes` of the source budget, waiting for it (a queued job).
+    async fn wait_for_source(&self, bytes: u64) -> Result<OwnedSemaphorePermit> {
+        let n = budget_permits(bytes)?;
+        Arc::clone(&self.source_budget)
+            .acquire_many_owned(n)
+            .await
+            .map_err(|e| AppError::Internal(format!("source budget: {e}")))
     }
 
     /// The fetcher, or why there is none.
@@ -118,13 +166,68 @@ impl Tiling {
                 "s3Key is an object key of 1 to 1024 bytes, without a leading '/'",
             ));
         }
+        // Refused here, before any S3 call: a refused key's answer must not depend on
+        // whether it exists or how large it is.
+        if self.s3_source_prefixes.is_empty() {
+            return Err(AppError::Forbidden {
+                code: "s3_key_refused",
+                message:
+                    "s3Key sources are off: the server allows none without --s3-source-prefix \
+                          (TILE_STORE_S3_SOURCE_PREFIX)"
+                        .into(),
+            });
+        }
+        // Dot segments, empty segments and backslashes are refused even inside a
+        // prefix: some S3-compatible servers map keys to file paths.
+        let odd = key.contains('\\')
+            || key.chars().any(char::is_control)
+            || key
+                .split('/')
+                .any(|s| s.is_empty() || s == "." || s == "..");
+        let inside = self
+            .s3_source_prefixes
+            .iter()
+            .any(|p| key.starts_with(p.as_str()));
+        if odd || !inside {
+            return Err(AppError::Forbidden {
+                code: "s3_key_refused",
+                message: "s3Key is outside the prefixes allowed by --s3-source-prefix".into(),
+            });
+        }
         Ok(())
     }
 }
 
+fn budget(bytes: u64) -> Arc<Semaphore> {
+    let permits = usize::try_from(bytes)
+        .unwrap_or(usize::MAX)
+        .min(Semaphore::MAX_PERMITS);
+    Arc::new(Semaphore::new(permits))
+}
+
+fn budget_permits(bytes: u64) -> Result<u32> {
+    u32::try_from(bytes.max(1)).map_err(|_| {
+        AppError::PayloadTooLarge(format!("a source of {bytes} bytes is over any budget"))
+    })
+}
+
+/// Gives back the part of `permit` over `used` bytes.
+fn shrink(permit: &mut OwnedSemaphorePermit, used: usize) {
+    let excess = permit.num_permits().saturating_sub(used.max(1));
+    drop(permit.split(excess));
+}
+
 /// Runs `job` to its end, recording success or the error; never panics on bad input.
-pub async fn run(state: AppState, job: Arc<Job>, source: Source, options: Options) {
-    let outcome = match work(&state, &job, source, options).await {
+/// `budget` is the source budget the job's bytes hold (reserved by the caller for a
+/// request body; reserved here for fetched sources).
+pub async fn run(
+    state: AppState,
+    job: Arc<Job>,
+    source: Source,
+    options: Options,
+    budget: Option<OwnedSemaphorePermit>,
+) {
+    let outcome = match work(&state, &job, source, options, budget).await {
         Ok(Done::Made) => Ok(()),
         Ok(Done::Followed(leader)) => match leader.finished().await.error {
             None => Ok(()),
@@ -151,8 +254,18 @@ enum Done {
     Followed(Arc<Job>),
 }
 
-async fn work(state: &AppState, job: &Arc<Job>, source: Source, options: Options) -> Result<Done> {
+async fn work(
+    state: &AppState,
+    job: &Arc<Job>,
+    source: Source,
+    options: Options,
+    budget: Option<OwnedSemaphorePermit>,
+) -> Result<Done> {
     let tiling = &state.tiling;
+    let mut budget = match budget {
+        Some(permit) => permit,
+        None => tiling.wait_for_source(tiling.max_source_bytes).await?,
+    };
     let started = Instant::now();
     let progress = |received: u64, expected: Option<u64>| {
         job.bytes.store(received, Ordering::Relaxed);
@@ -166,6 +279,7 @@ async fn work(state: &AppState, job: &Arc<Job>, source: Source, options: Options
         }
         Source::S3Key(key) => {
             job.set_state(JobState::Fetching);
+            tiling.check_s3_key(&key)?;
             let s3 = tiling.s3.as_ref().ok_or_else(|| {
                 AppError::bad_request("no_s3", "s3Key needs the S3 store (--store s3)")
             })?;
@@ -174,6 +288,8 @@ async fn work(state: &AppState, job: &Arc<Job>, source: Source, options: Options
         }
         Source::Bytes(bytes) => bytes,
     };
+    shrink(&mut budget, bytes.len());
+    check_tile_count(&bytes, &options, state.limits.max_tiles_per_pyramid)?;
     let fetched = started.elapsed();
     let (id, bytes) = match job.status().pyramid {
         Some(id) => (id, bytes),
@@ -194,6 +310,20 @@ async fn work(state: &AppState, job: &Arc<Job>, source: Source, options: Options
     };
     make_pyramid(state, job, id, bytes, options).await?;
     Ok(Done::Made)
+}
+
+/// Reads the image's size from its header (no pixels decoded) and refuses a pyramid of
+/// more than `max_tiles` tiles before any hashing, decoding or tiling.
+///
+/// A header that cannot be read is let through: decoding then fails with the core's
+/// own error (and the count is checked again once the image is open).
+pub fn check_tile_count(bytes: &[u8], options: &Options, max_tiles: u64) -> Result<()> {
+    let Ok(meta) = tiler_wasm::probe(bytes, &options.limits) else {
+        return Ok(());
+    };
+    let layout =
+        tiler_wasm::Layout::new(meta.width, meta.height, options.tile_size, options.overlap)?;
+    crate::routes::write::check_tile_cap(layout.tile_count(), max_tiles)
 }
 
 /// The pyramid id of `bytes` tiled with `options`, hashed off the async threads.
@@ -250,9 +380,11 @@ async fn tile_and_store(
 ) -> Result<Dzi> {
     let (sender, mut receiver) = mpsc::channel::<(TileName, Vec<u8>)>(TILES_IN_FLIGHT);
     let tiling_job = Arc::clone(job);
+    let max_tiles = state.limits.max_tiles_per_pyramid;
     let tiler = tokio::task::spawn_blocking(move || -> Result<Dzi> {
         let tiler = Tiler::open(&bytes, &options)?;
         drop(bytes);
+        crate::routes::write::check_tile_cap(tiler.layout().tile_count(), max_tiles)?;
         tiling_job
             .tiles_total
             .store(tiler.layout().tile_count(), Ordering::Relaxed);

@@ -1,46 +1,70 @@
 //! `tile-store serve`: picks the store, checks the security settings, and runs the
 //! service until SIGINT or SIGTERM, letting in-flight requests finish.
 
-use crate::auth::{Auth, AuthSettings};
+use crate::auth::{Auth, AuthSettings, JwksSource};
 use crate::config::{Backend, ServeConfig};
 use crate::error::{AppError, Result};
-use crate::fetch::FetchSettings;
+use crate::fetch::{FetchSettings, Fetcher};
 use crate::gate::UploadGate;
 use crate::pipeline::{Tiling, TilingSettings};
 use crate::store::disk::DiskStore;
 use crate::store::s3::{S3Settings, S3Store};
 use crate::store::Store;
 use crate::{app, AppState, UploadLimits};
-use axum::body::Body;
 use axum::http::StatusCode;
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Semaphore;
-use tower::ServiceExt;
 use tower_http::timeout::TimeoutLayer;
 
 /// Builds the state described by `config` (store connected, auth checked).
 pub async fn state_from_config(config: &ServeConfig) -> Result<AppState> {
-    let auth = Auth::new(&AuthSettings {
+    let jwt_secret = match &config.jwt_secret_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                AppError::Config(format!("--jwt-secret-file {}: {e}", path.display()))
+            })?;
+            let secret = text.trim_end_matches(['\r', '\n']).to_owned();
+            if secret.is_empty() {
+                return Err(AppError::Config(format!(
+                    "--jwt-secret-file {} is empty",
+                    path.display()
+                )));
+            }
+            Some(secret)
+        }
+        None => config.jwt_secret.clone(),
+    };
+    let settings = AuthSettings {
         tokens: config.tokens.clone(),
-        jwt_secret: config.jwt_secret.clone(),
+        jwt_secret,
         jwt_audience: config.jwt_audience.clone(),
         jwt_issuer: config.jwt_issuer.clone(),
+        jwt_leeway: config.jwt_leeway,
+        jwt_scope_claim: Some(config.jwt_scope_claim.clone()),
+        jwt_require_scopes: config.jwt_require_scopes,
         allow_anonymous_writes: config.allow_anonymous_writes,
         require_read_token: config.require_read_token,
-    })?;
+        jwks_refetch_interval: None,
+    };
+    let auth = match config.jwt_jwks.as_deref().filter(|s| !s.is_empty()) {
+        Some(source) => {
+            let fetcher = Fetcher::new(&FetchSettings {
+                allow: config.fetch_allow.clone(),
+                max_bytes: crate::auth::MAX_JWKS_BYTES,
+                connect_timeout: Duration::from_secs(config.fetch_connect_timeout),
+                total_timeout: Duration::from_secs(config.fetch_connect_timeout.saturating_mul(2)),
+            })?;
+            Auth::with_jwks_source(&settings, &JwksSource::parse(source)?, Some(fetcher)).await?
+        }
+        None => Auth::new(&settings)?,
+    };
     if auth.anonymous_writes()
         && !config.listen.ip().is_loopback()
         && !config.allow_anonymous_writes
     {
         return Err(AppError::Config(format!(
             "refusing to accept anonymous writes on {}: give --token or --jwt-secret, \
-             listen on a loopback address, or pass --allow-anonymous-writes",
+             --jwt-jwks, listen on a loopback address, or pass --allow-anonymous-writes",
             config.listen
         )));
     }
@@ -75,6 +99,7 @@ pub async fn state_from_config(config: &ServeConfig) -> Result<AppState> {
     state.limits = UploadLimits {
         max_tile_bytes: config.max_tile_bytes,
         max_request_bytes: config.max_request_bytes,
+        max_tiles_per_pyramid: config.max_tiles_per_pyramid,
     };
     state.cors_origins = config.cors_origin.clone();
     state.web_dir = config.web_dir.clone();
@@ -91,44 +116,33 @@ fn tiling_settings(config: &ServeConfig) -> TilingSettings {
             total_timeout: Duration::from_secs(config.fetch_timeout),
         },
         max_jobs: config.max_jobs,
+        s3_source_prefixes: config.s3_source_prefix.clone(),
+        max_queued_source_bytes: config.max_queued_source_bytes,
     }
 }
 
-/// Limits on each connection, enforced before a request reaches the router.
-#[derive(Debug, Clone, Copy)]
-pub struct ConnectionLimits {
-    /// Longest a client may take to send a request's headers (the connection is
-    /// closed past it), so trickled headers cannot hold a connection for ever.
-    pub header_read_timeout: Duration,
-    /// Largest request head (request line and headers); past it, `431`.
-    pub max_header_bytes: usize,
-    /// Most header fields in one request; past it, `431`.
-    pub max_headers: usize,
-    /// Connections served at once; further ones wait in the kernel's accept queue.
-    pub max_connections: usize,
-}
+pub use crate::conn::{serve_connections, ConnectionLimits};
 
-impl Default for ConnectionLimits {
-    fn default() -> Self {
-        ConnectionLimits {
-            header_read_timeout: Duration::from_secs(30),
-            max_header_bytes: 64 << 10,
-            max_headers: 100,
-            max_connections: 4096,
-        }
+/// The per-connection limits `config` asks for.
+pub fn connection_limits(config: &ServeConfig) -> ConnectionLimits {
+    ConnectionLimits {
+        header_timeout: Duration::from_secs(config.header_timeout),
+        idle_timeout: Duration::from_secs(config.idle_timeout),
+        write_timeout: Duration::from_secs(config.write_timeout),
+        max_connections: usize::try_from(config.max_connections).unwrap_or(usize::MAX),
+        shutdown_timeout: Duration::from_secs(config.shutdown_timeout),
+        ..ConnectionLimits::default()
     }
 }
-
-/// Longest graceful shutdown waits for in-flight requests.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// The service with the limits every request is held to on the network: a total
 /// time per request (body included), past which it gets a `408`.
 pub fn service(state: AppState, request_timeout: Duration) -> axum::Router {
-    app(state).layer(TimeoutLayer::with_status_code(
+    // nosniff again outside the timeout, so that its 408 carries it too.
+    crate::routes::with_nosniff(app(state).layer(TimeoutLayer::with_status_code(
         StatusCode::REQUEST_TIMEOUT,
         request_timeout,
-    ))
+    )))
 }
 
 /// Runs the service until a shutdown signal.
@@ -147,81 +161,15 @@ pub async fn run(config: ServeConfig) -> Result<()> {
         listener.local_addr()?
     );
     let service = service(state, Duration::from_secs(config.request_timeout.max(1)));
-    serve_connections(
+    let finished = serve_connections(
         listener,
         service,
-        &ConnectionLimits::default(),
+        &connection_limits(&config),
         shutdown_signal(),
     )
     .await;
-    tracing::info!("tile-store stopped");
+    tracing::info!(all_requests_finished = finished, "tile-store stopped");
     Ok(())
-}
-
-/// Accepts connections until `shutdown` resolves, then lets in-flight requests finish.
-///
-/// Written out rather than `axum::serve`, which sets no header-read timeout: a client
-/// trickling its headers could otherwise hold a connection for ever.
-pub async fn serve_connections(
-    listener: tokio::net::TcpListener,
-    service: axum::Router,
-    limits: &ConnectionLimits,
-    shutdown: impl std::future::Future<Output = ()>,
-) {
-    let mut builder = Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(limits.max_header_bytes.max(8192))
-        .max_headers(limits.max_headers);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
-    let graceful = GracefulShutdown::new();
-    let connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let Ok(slot) = connections.clone().acquire_owned().await else {
-            break;
-        };
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Out of file descriptors, usually: wait rather than spin.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let hyper_service = TowerToHyperService::new(
-            service
-                .clone()
-                .map_request(|request: axum::http::Request<Incoming>| request.map(Body::new)),
-        );
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), hyper_service)
-            .into_owned();
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-            drop(slot);
-        });
-    }
-    drop(listener);
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("shutdown: gave up waiting for in-flight requests");
-    }
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

@@ -38,6 +38,7 @@ fn state(dir: &Path) -> AppState {
     state.limits = UploadLimits {
         max_tile_bytes: MAX_TILE,
         max_request_bytes: MAX_REQUEST,
+        ..UploadLimits::default()
     };
     state
 }
@@ -691,7 +692,7 @@ async fn oversized_and_trickled_headers_are_cut_off() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let limits = ConnectionLimits {
-        header_read_timeout: Duration::from_millis(500),
+        header_timeout: Duration::from_millis(500),
         ..ConnectionLimits::default()
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -36,6 +36,7 @@ fn state(dir: &Path, allow: &[&str], max_jobs: usize) -> AppState {
             ..FetchSettings::default()
         },
         max_jobs,
+        ..TilingSettings::default()
     };
     state.tiling = Arc::new(Tiling::new(&settings, None).unwrap());
     state

@@ -45,6 +45,7 @@ fn state(dir: &Path) -> AppState {
             ..FetchSettings::default()
         },
         max_jobs: 4,
+        ..TilingSettings::default()
     };
     state.tiling = Arc::new(Tiling::new(&settings, None).unwrap());
     state

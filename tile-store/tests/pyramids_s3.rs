@@ -67,7 +67,28 @@ async fn by_s3_key_with_the_stores_credentials() {
             ..FetchSettings::default()
         },
         max_jobs: 4,
+        s3_source_prefixes: vec!["image/images/".into(), "other/".into()],
+        ..TilingSettings::default()
     };
+    // Without --s3-source-prefix every s3Key is refused, naming the flag.
+    let mut closed = state.clone();
+    closed.tiling = Arc::new(
+        Tiling::new(
+            &TilingSettings {
+                s3_source_prefixes: Vec::new(),
+                ..settings.clone()
+            },
+            Some(s3.store(PREFIX)),
+        )
+        .unwrap(),
+    );
+    let (status, _, body) = post_json(&app(closed), json!({ "s3Key": key })).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"]["code"], "s3_key_refused");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("--s3-source-prefix"));
     state.tiling = Arc::new(Tiling::new(&settings, Some(s3.store(PREFIX))).unwrap());
     let app = app(state);
 
@@ -126,4 +147,36 @@ async fn by_s3_key_with_the_stores_credentials() {
         assert_eq!(got, status, "{s3_key}: {body}");
         assert_eq!(body["error"]["code"], code, "{s3_key}: {body}");
     }
+
+    // Outside the prefixes: refused before any S3 call, so the answer is the same for
+    // a key that exists, a large one and a missing one (no existence or size oracle) —
+    // and the same with S3 down.
+    put(&client, "secret/payroll.jpg", photo.clone()).await;
+    put(&client, "secret/big.bin", vec![0; MAX_SOURCE as usize + 1]).await;
+    let outside = [
+        "secret/payroll.jpg",
+        "secret/big.bin",
+        "secret/missing.jpg",
+        "image/images/../../secret/payroll.jpg",
+        "image/images//x.jpg",
+        "image/image",
+        "other",
+    ];
+    let mut answers = Vec::new();
+    for s3_key in outside {
+        let (got, _, body) = post_json(&app, json!({ "s3Key": s3_key })).await;
+        answers.push((got, body.to_string()));
+        assert_eq!(got, StatusCode::FORBIDDEN, "{s3_key}: {body}");
+        assert_eq!(body["error"]["code"], "s3_key_refused", "{s3_key}: {body}");
+    }
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(answers[1], answers[2]);
+    let mut s3 = s3;
+    s3.kill();
+    let (got, _, body) = post_json(&app, json!({ "s3Key": "secret/payroll.jpg" })).await;
+    assert_eq!(
+        (got, body.to_string()),
+        answers[0].clone(),
+        "a refused key reached S3"
+    );
 }

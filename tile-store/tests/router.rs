@@ -579,7 +579,7 @@ async fn tile_bytes_must_match_their_extension_and_geometry() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{xml}");
         assert_eq!(error_code(&body), "dzi");
     }
-    let huge = r#"<Image Format="png" Overlap="0" TileSize="1"><Size Width="100000" Height="100000"/></Image>"#;
+    let huge = r#"<Image Format="png" Overlap="0" TileSize="16"><Size Width="100000" Height="100000"/></Image>"#;
     let (status, _, body) = send(
         &app,
         request("PUT", &format!("/pyramids/{id}.dzi"), Some(TOKEN), huge),
@@ -599,6 +599,7 @@ async fn size_limits_answer_413() {
     state.limits = UploadLimits {
         max_tile_bytes: tile_bytes.len() + 10,
         max_request_bytes: 3 * tile_bytes.len(),
+        ..UploadLimits::default()
     };
     let app = app(state);
     let id = test_id("limits");

@@ -248,6 +248,8 @@ async fn batch_upload_commit_and_read_through_the_router() {
         .map(|(n, _)| format!("v1/{id}_files/{}", n.relative()))
         .collect();
     expected.push(format!("v1/{id}.dzi"));
+    // And who committed it, apart from the Deep Zoom files.
+    expected.push(format!("v1/committers/{id}.json"));
     expected.sort();
     assert_eq!(bucket_keys(&client).await, expected);
     assert_eq!(
@@ -465,7 +467,11 @@ fn serve_binary_on_s3_configured_by_environment() {
     let keys = runtime.block_on(bucket_keys(&server.client()));
     assert_eq!(
         keys,
-        vec![format!("env/{id}.dzi"), format!("env/{id}_files/0/0_0.png")]
+        vec![
+            format!("env/{id}.dzi"),
+            format!("env/{id}_files/0/0_0.png"),
+            format!("env/committers/{id}.json")
+        ]
     );
 
     // SIGTERM: a clean, successful exit.

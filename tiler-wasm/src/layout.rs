@@ -14,6 +14,9 @@ pub const DEFAULT_TILE_SIZE: u32 = 254;
 pub const DEFAULT_OVERLAP: u32 = 1;
 /// Largest tile size accepted (vips allows up to 8192).
 pub const MAX_TILE_SIZE: u32 = 8192;
+/// Smallest tile size accepted: smaller tiles only multiply the tile count (a 1-pixel
+/// tile size turns one image into billions of objects).
+pub const MIN_TILE_SIZE: u32 = 16;
 
 /// A rectangle in the pixel space of one level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,14 +49,14 @@ impl Layout {
                 "image size {width}×{height} is empty"
             )));
         }
-        if tile_size == 0 || tile_size > MAX_TILE_SIZE {
+        if !(MIN_TILE_SIZE..=MAX_TILE_SIZE).contains(&tile_size) {
             return Err(Error::InvalidOption(format!(
-                "tile size {tile_size} is outside 1..={MAX_TILE_SIZE}"
+                "tile size {tile_size} is outside {MIN_TILE_SIZE}..={MAX_TILE_SIZE}"
             )));
         }
-        if overlap > tile_size {
+        if overlap >= tile_size {
             return Err(Error::InvalidOption(format!(
-                "overlap {overlap} is larger than the tile size {tile_size}"
+                "overlap {overlap} is not smaller than the tile size {tile_size}"
             )));
         }
         // Counted by halving, as vips does, rather than with floating-point log2.
@@ -124,12 +127,16 @@ impl Layout {
         if col >= cols || row >= rows {
             return Err(no_tile());
         }
+        // In u64: `index · tile_size` can pass u32::MAX on the last column of a
+        // 2³²-pixel level. `start < extent` because `index < ceil(extent / size)`.
         let span = |index: u32, extent: u32| {
-            let start = (index * self.tile_size).saturating_sub(self.overlap);
-            let end = (index * self.tile_size)
-                .saturating_add(self.tile_size + self.overlap)
-                .min(extent);
-            (start, end - start)
+            let origin = u64::from(index) * u64::from(self.tile_size);
+            let start = origin.saturating_sub(u64::from(self.overlap));
+            let end = (origin + u64::from(self.tile_size) + u64::from(self.overlap))
+                .min(u64::from(extent));
+            let start32 = u32::try_from(start).unwrap_or(extent);
+            let len = u32::try_from(end.saturating_sub(start)).unwrap_or(0);
+            (start32, len)
         };
         let (x, width) = span(col, w);
         let (y, height) = span(row, h);
@@ -141,12 +148,20 @@ impl Layout {
         })
     }
 
-    /// Number of tiles in the whole pyramid.
+    /// Number of tiles in the whole pyramid, saturating at `u64::MAX` (a 2³²×2³²
+    /// image with 16-pixel tiles has more than fit): never wraps, so comparing it
+    /// with a cap is always right.
     pub fn tile_count(&self) -> u64 {
+        self.checked_tile_count().unwrap_or(u64::MAX)
+    }
+
+    /// Number of tiles in the whole pyramid, or `None` if it does not fit a `u64`.
+    pub fn checked_tile_count(&self) -> Option<u64> {
         (0..=self.max_level)
             .filter_map(|l| self.grid(l))
-            .map(|(c, r)| u64::from(c) * u64::from(r))
-            .sum()
+            .try_fold(0u64, |sum, (c, r)| {
+                sum.checked_add(u64::from(c).checked_mul(u64::from(r))?)
+            })
     }
 
     /// Every tile address, level 0 first, row-major within a level.
@@ -247,5 +262,25 @@ mod tests {
         assert!(Layout::new(10, 10, 0, 0).is_err());
         assert!(Layout::new(0, 10, 254, 1).is_err());
         assert!(Layout::new(10, 10, 4, 5).is_err());
+        assert!(Layout::new(10, 10, 15, 0).is_err(), "tile size under 16");
+        assert!(Layout::new(10, 10, 16, 0).is_ok());
+        assert!(Layout::new(10, 10, 16, 16).is_err(), "overlap = tile size");
+        assert!(Layout::new(10, 10, 16, 15).is_ok());
+    }
+
+    #[test]
+    fn huge_layouts_neither_wrap_nor_overflow() {
+        // The manifest of issue 13: with TileSize=1 its tile count wrapped a u64.
+        assert!(Layout::new(4_294_965_248, 3_221_227_008, 1, 0).is_err());
+        let l = Layout::new(u32::MAX, u32::MAX, MIN_TILE_SIZE, MIN_TILE_SIZE - 1).expect("valid");
+        let top = l.max_level();
+        let (cols, rows) = l.grid(top).expect("top level");
+        assert_eq!(l.checked_tile_count(), Some(l.tile_count()));
+        assert!(l.tile_count() > u64::from(cols) * u64::from(rows));
+        // The last tile of the top level: index · size passes u32::MAX.
+        let t = l.tile_rect(top, cols - 1, rows - 1).expect("last tile");
+        assert_eq!(u64::from(t.x) + u64::from(t.width), u64::from(u32::MAX));
+        assert_eq!(u64::from(t.y) + u64::from(t.height), u64::from(u32::MAX));
+        assert!(l.tile_rect(top, cols, 0).is_err());
     }
 }

@@ -228,7 +228,12 @@ fn bad_options_are_refused() {
         },
         Options {
             tile_size: 10,
-            overlap: 11,
+            overlap: 0,
+            ..Options::default()
+        },
+        Options {
+            tile_size: 64,
+            overlap: 64,
             ..Options::default()
         },
     ] {

@@ -71,10 +71,25 @@ pub fn router(state: AppState) -> Router {
         None => router.fallback(no_such_route),
     };
     let router = router.layer(TraceLayer::new_for_http());
-    match cors {
+    let router = match cors {
         Some(cors) => router.layer(cors),
         None => router,
-    }
+    };
+    with_nosniff(router)
+}
+
+/// Adds `X-Content-Type-Options: nosniff` to every response of `router`, so that no
+/// stored object is ever sniffed into another type (a "PNG" that is HTML).
+pub fn with_nosniff(router: Router) -> Router {
+    router.layer(axum::middleware::map_response(
+        |mut response: Response| async move {
+            response.headers_mut().insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            );
+            response
+        },
+    ))
 }
 
 async fn no_such_route() -> AppError {

@@ -177,7 +177,7 @@ pub async fn create(
     query: std::result::Result<Query<Settings>, QueryRejection>,
     body: Body,
 ) -> Result<Response> {
-    state.auth.authorize_write(&headers)?;
+    state.auth.authorize_write(&headers).await?;
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -220,6 +220,7 @@ async fn by_reference(state: AppState, request: TileRequest) -> Result<Response>
                 Arc::clone(&job),
                 source,
                 options,
+                None,
             ));
             job
         }
@@ -241,14 +242,28 @@ async fn by_body(
     settings: &Settings,
 ) -> Result<Response> {
     let options = settings.options()?;
-    let limit = usize::try_from(state.tiling.max_source_bytes()).unwrap_or(usize::MAX);
+    let max = state.tiling.max_source_bytes();
+    let limit = usize::try_from(max).unwrap_or(usize::MAX);
+    // Held like any upload (a cap on bodies read at once), and the bytes count
+    // against the queued-source budget until the job ends.
+    let turn = state.uploads.enter().await?;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|&n| n <= max);
+    let mut budget = state.tiling.reserve_source(declared.unwrap_or(max))?;
     let bytes = super::write::read_body(headers, body, limit).await?;
+    drop(turn);
+    let excess = budget.num_permits().saturating_sub(bytes.len().max(1));
+    drop(budget.split(excess));
     if bytes.is_empty() {
         return Err(AppError::bad_request(
             "invalid_request",
             "send the image as the body, or JSON {\"src\": …} or {\"s3Key\": …} with Content-Type: application/json",
         ));
     }
+    pipeline::check_tile_count(&bytes, &options, state.limits.max_tiles_per_pyramid)?;
     let hashed = bytes.clone();
     let id = tokio::task::spawn_blocking(move || tiler_wasm::pyramid_id(&hashed, &options))
         .await
@@ -268,6 +283,7 @@ async fn by_body(
                 Arc::clone(&job),
                 Source::Bytes(bytes),
                 options,
+                Some(budget),
             ));
             job
         }
@@ -318,7 +334,7 @@ pub async fn get_job(
     headers: HeaderMap,
     path: std::result::Result<Path<String>, PathRejection>,
 ) -> Result<Json<JobView>> {
-    state.auth.authorize_read(&headers)?;
+    state.auth.authorize_read(&headers).await?;
     let job = find_job(&state, path)?;
     Ok(Json(JobView::of(&job)))
 }
@@ -331,7 +347,7 @@ pub async fn job_events(
     headers: HeaderMap,
     path: std::result::Result<Path<String>, PathRejection>,
 ) -> Result<impl IntoResponse> {
-    state.auth.authorize_read(&headers)?;
+    state.auth.authorize_read(&headers).await?;
     let job = find_job(&state, path)?;
     let changes = job.subscribe();
     let events =

@@ -16,6 +16,22 @@ use sha2::{Digest, Sha256};
 pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// `Cache-Control` of tiles of pyramids not committed yet.
 pub const REVALIDATE: &str = "no-cache";
+/// [`IMMUTABLE`] under `--require-read-token`: only the reader's own cache may keep it.
+pub const PRIVATE_IMMUTABLE: &str = "private, max-age=31536000, immutable";
+/// [`REVALIDATE`] under `--require-read-token`.
+pub const PRIVATE_REVALIDATE: &str = "private, no-cache";
+
+/// The `Cache-Control` for an object of a committed (or not yet committed) pyramid.
+/// Behind read tokens, shared caches must not keep it: a proxy or CDN would serve it
+/// to anyone, token or not.
+fn cache_control(state: &AppState, committed: bool) -> &'static str {
+    match (state.auth.reads_need_token(), committed) {
+        (false, true) => IMMUTABLE,
+        (false, false) => REVALIDATE,
+        (true, true) => PRIVATE_IMMUTABLE,
+        (true, false) => PRIVATE_REVALIDATE,
+    }
+}
 
 /// The strong ETag of `bytes`: the first 128 bits of their SHA-256, quoted.
 pub fn etag(bytes: &[u8]) -> String {
@@ -40,7 +56,7 @@ pub async fn get_manifest(
     headers: HeaderMap,
     path: std::result::Result<Path<String>, PathRejection>,
 ) -> Result<Response> {
-    state.auth.authorize_read(&headers)?;
+    state.auth.authorize_read(&headers).await?;
     let id = parse_manifest_name(&segments(path)?)?;
     let bytes = state
         .store
@@ -48,7 +64,8 @@ pub async fn get_manifest(
         .await?
         .ok_or_else(|| AppError::NotFound(format!("pyramid {id} is not committed")))?;
     state.committed.insert(&id);
-    Ok(respond(&headers, bytes, "application/xml", IMMUTABLE))
+    let cache = cache_control(&state, true);
+    Ok(respond(&state, &headers, bytes, "application/xml", cache))
 }
 
 /// `GET`/`HEAD /pyramids/{id}_files/{level}/{col}_{row}.{ext}`.
@@ -57,7 +74,7 @@ pub async fn get_tile(
     headers: HeaderMap,
     path: std::result::Result<Path<(String, String, String)>, PathRejection>,
 ) -> Result<Response> {
-    state.auth.authorize_read(&headers)?;
+    state.auth.authorize_read(&headers).await?;
     let (files, level, tile) = segments(path)?;
     let (id, tile) = parse_tile_path(&files, &level, &tile)?;
     let bytes = state
@@ -65,12 +82,8 @@ pub async fn get_tile(
         .get(&Key::Tile(id.clone(), tile))
         .await?
         .ok_or_else(|| AppError::NotFound(format!("no tile {}", tile.relative())))?;
-    let cache = if is_committed(&state, &id).await? {
-        IMMUTABLE
-    } else {
-        REVALIDATE
-    };
-    Ok(respond(&headers, bytes, tile.format.mime(), cache))
+    let cache = cache_control(&state, is_committed(&state, &id).await?);
+    Ok(respond(&state, &headers, bytes, tile.format.mime(), cache))
 }
 
 /// Whether `id` has a committed manifest (remembered once seen).
@@ -86,6 +99,7 @@ pub async fn is_committed(state: &AppState, id: &PyramidId) -> Result<bool> {
 }
 
 fn respond(
+    state: &AppState,
     headers: &HeaderMap,
     bytes: Bytes,
     content_type: &'static str,
@@ -105,6 +119,9 @@ fn respond(
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    if state.auth.reads_need_token() {
+        h.insert(header::VARY, HeaderValue::from_static("Authorization"));
+    }
     if let Ok(value) = HeaderValue::from_str(&tag) {
         h.insert(header::ETAG, value);
     }

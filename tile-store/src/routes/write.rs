@@ -2,6 +2,7 @@
 //! the commit, and deletion. All need write authorisation.
 
 use super::{batch, parse_manifest_name, parse_tile_path, read::is_committed, segments};
+use crate::auth::{Caller, SCOPE_DELETE};
 use crate::error::{AppError, Missing, Result, MAX_MISSING_LISTED};
 use crate::store::{Key, PutOutcome, PyramidId, TileName};
 use crate::AppState;
@@ -19,8 +20,6 @@ use tiler_wasm::{Dzi, Layout, TileFormat};
 
 /// Highest level of any pyramid (a 2³²-pixel side halves 32 times to 1).
 pub const MAX_LEVEL: u32 = 32;
-/// Most tiles a committed pyramid may have.
-pub const MAX_COMMIT_TILES: u64 = 1_000_000;
 /// Tiles written to the store at once while handling one request.
 const STORE_CONCURRENCY: usize = 32;
 
@@ -54,6 +53,9 @@ impl WriteTarget {
         let Query(query) =
             query.map_err(|e| AppError::bad_request("invalid_query", e.body_text()))?;
         let mut geometry = geometry_from_query(&query)?;
+        if let Some((layout, _)) = &geometry {
+            check_tile_cap(layout.tile_count(), state.limits.max_tiles_per_pyramid)?;
+        }
         let mut committed = false;
         if let Some(xml) = state.store.get(&Key::Dzi(id.clone())).await? {
             let dzi = Dzi::parse(&xml)
@@ -104,6 +106,46 @@ impl WriteTarget {
         }
         Ok(())
     }
+}
+
+/// `400 too_many_tiles` when a pyramid of `count` tiles is over the cap.
+pub(crate) fn check_tile_cap(count: u64, max: u64) -> Result<()> {
+    if count > max {
+        return Err(AppError::bad_request(
+            "too_many_tiles",
+            format!("{count} tiles; at most {max} per pyramid (--max-tiles-per-pyramid)"),
+        ));
+    }
+    Ok(())
+}
+
+/// Without a geometry, nothing bounds the addresses of uploaded tiles: the tiles
+/// already stored for the id plus the new ones must stay within the cap.
+async fn check_upload_count(
+    state: &AppState,
+    target: &WriteTarget,
+    tiles: &[(TileName, Bytes)],
+) -> Result<()> {
+    if target.geometry.is_some() {
+        // Every tile is inside a layout already checked against the cap.
+        return Ok(());
+    }
+    let max = state.limits.max_tiles_per_pyramid;
+    let stored: HashSet<TileName> = state
+        .store
+        .list_tiles(&target.id)
+        .await?
+        .into_iter()
+        .collect();
+    let new: HashSet<&TileName> = tiles
+        .iter()
+        .map(|(t, _)| t)
+        .filter(|t| !stored.contains(t))
+        .collect();
+    let total = u64::try_from(stored.len())
+        .unwrap_or(u64::MAX)
+        .saturating_add(u64::try_from(new.len()).unwrap_or(u64::MAX));
+    check_tile_cap(total, max)
 }
 
 fn geometry_from_query(q: &GeometryQuery) -> Result<Option<(Layout, TileFormat)>> {
@@ -192,14 +234,16 @@ pub async fn put_tile(
     query: std::result::Result<Query<GeometryQuery>, QueryRejection>,
     body: Body,
 ) -> Result<Json<Stored>> {
-    state.auth.authorize_write(&headers)?;
+    state.auth.authorize_write(&headers).await?;
     let (files, level, tile) = segments(path)?;
     let (id, tile) = parse_tile_path(&files, &level, &tile)?;
     let _turn = state.uploads.enter().await?;
     let bytes = read_body(&headers, body, state.limits.max_tile_bytes).await?;
     let target = WriteTarget::load(&state, id, query).await?;
     target.check(&tile, &bytes, state.limits.max_tile_bytes)?;
-    let stored = store_tiles(&state, &target, vec![(tile, bytes)]).await?;
+    let tiles = vec![(tile, bytes)];
+    check_upload_count(&state, &target, &tiles).await?;
+    let stored = store_tiles(&state, &target, tiles).await?;
     Ok(Json(Stored { stored }))
 }
 
@@ -211,7 +255,7 @@ pub async fn upload_batch(
     query: std::result::Result<Query<GeometryQuery>, QueryRejection>,
     body: Body,
 ) -> Result<Json<Stored>> {
-    state.auth.authorize_write(&headers)?;
+    state.auth.authorize_write(&headers).await?;
     let id = PyramidId::parse(&segments(path)?)?;
     let _turn = state.uploads.enter().await?;
     let body = read_body(&headers, body, state.limits.max_request_bytes).await?;
@@ -220,6 +264,7 @@ pub async fn upload_batch(
     for (tile, bytes) in &tiles {
         target.check(tile, bytes, state.limits.max_tile_bytes)?;
     }
+    check_upload_count(&state, &target, &tiles).await?;
     let stored = store_tiles(&state, &target, tiles).await?;
     Ok(Json(Stored { stored }))
 }
@@ -241,7 +286,7 @@ pub async fn list_tiles(
     headers: HeaderMap,
     path: std::result::Result<Path<String>, PathRejection>,
 ) -> Result<Json<TileList>> {
-    state.auth.authorize_write(&headers)?;
+    state.auth.authorize_write(&headers).await?;
     let id = PyramidId::parse(&segments(path)?)?;
     let tiles = state.store.list_tiles(&id).await?;
     let committed = is_committed(&state, &id).await?;
@@ -274,18 +319,15 @@ pub async fn commit(
     path: std::result::Result<Path<String>, PathRejection>,
     body: Body,
 ) -> Result<Response> {
-    state.auth.authorize_write(&headers)?;
+    let caller = state.auth.authorize_write(&headers).await?;
     let id = parse_manifest_name(&segments(path)?)?;
     let xml = read_body(&headers, body, tiler_wasm::dzi::MAX_DZI_BYTES).await?;
     let dzi = Dzi::parse(&xml)?;
     let layout = dzi.layout()?;
     let tile_count = layout.tile_count();
-    if tile_count > MAX_COMMIT_TILES {
-        return Err(AppError::bad_request(
-            "too_many_tiles",
-            format!("{tile_count} tiles; at most {MAX_COMMIT_TILES} per pyramid"),
-        ));
-    }
+    check_tile_cap(tile_count, state.limits.max_tiles_per_pyramid)?;
+    // One commit or delete of this id at a time in this instance.
+    let _turn = state.id_locks.lock(&id).await;
     let key = Key::Dzi(id.clone());
     let answer = |created: bool| {
         state.committed.insert(&id);
@@ -319,7 +361,7 @@ pub async fn commit(
             format: dzi.format,
         };
         if !stored.contains(&tile) {
-            missing.count += 1;
+            missing.count = missing.count.saturating_add(1);
             if missing.tiles.len() < MAX_MISSING_LISTED {
                 missing.tiles.push(tile.relative());
             }
@@ -346,11 +388,40 @@ pub async fn commit(
         tracing::info!(%id, strays = strays.len(), "removed tiles outside the committed geometry");
     }
 
+    // Who committed: recorded before the manifest, so a committed pyramid always has it.
+    record_committer(&state, &id, &caller).await?;
     // Stored in the exact form vips writes, whatever spelling the client sent.
     let canonical = Bytes::from(dzi.to_xml());
     match state.store.put_if_absent(&key, canonical).await? {
         PutOutcome::Created => {
-            tracing::info!(%id, tile_count, "pyramid committed");
+            // A DELETE through another instance may have removed tiles between the
+            // check above and the manifest: look again, and take the manifest back
+            // rather than leave a pyramid without its tiles.
+            let now: HashSet<TileName> = state.store.list_tiles(&id).await?.into_iter().collect();
+            let lost = layout
+                .tiles()
+                .filter(|a| {
+                    !now.contains(&TileName {
+                        level: a.level,
+                        col: a.col,
+                        row: a.row,
+                        format: dzi.format,
+                    })
+                })
+                .count();
+            if lost > 0 {
+                state.store.delete(&key).await?;
+                state.committed.remove(&id);
+                tracing::warn!(%id, lost, "commit raced a delete; manifest taken back");
+                return Err(AppError::Conflict {
+                    code: "commit_race",
+                    message: format!(
+                        "{lost} tiles were deleted during the commit; upload them again"
+                    ),
+                    missing: None,
+                });
+            }
+            tracing::info!(%id, tile_count, committer = %caller.subject, "pyramid committed");
             answer(true)
         }
         PutOutcome::Exists => {
@@ -367,6 +438,36 @@ pub async fn commit(
             answer(false)
         }
     }
+}
+
+/// The record of who committed a pyramid.
+#[derive(Debug, Serialize, Deserialize)]
+struct CommitterRecord {
+    subject: String,
+}
+
+async fn record_committer(state: &AppState, id: &PyramidId, caller: &Caller) -> Result<()> {
+    let record = serde_json::to_vec(&CommitterRecord {
+        subject: caller.subject.clone(),
+    })
+    .map_err(|e| AppError::Internal(format!("committer record: {e}")))?;
+    match state
+        .store
+        .put_if_absent(&Key::Committer(id.clone()), Bytes::from(record))
+        .await?
+    {
+        // The first committer stays recorded (an identical re-commit changes nothing).
+        PutOutcome::Created | PutOutcome::Exists => Ok(()),
+    }
+}
+
+async fn committer_of(state: &AppState, id: &PyramidId) -> Result<Option<String>> {
+    let Some(bytes) = state.store.get(&Key::Committer(id.clone())).await? else {
+        return Ok(None);
+    };
+    let record: CommitterRecord = serde_json::from_slice(&bytes)
+        .map_err(|e| AppError::Internal(format!("committer record of {id}: {e}")))?;
+    Ok(Some(record.subject))
 }
 
 async fn remove_tiles(state: &AppState, id: &PyramidId, tiles: &[TileName]) -> Result<()> {
@@ -415,14 +516,34 @@ pub async fn delete_pyramid(
     headers: HeaderMap,
     path: std::result::Result<Path<String>, PathRejection>,
 ) -> Result<Json<Deleted>> {
-    state.auth.authorize_write(&headers)?;
+    let caller = state.auth.authorize_write(&headers).await?;
     let id = PyramidId::parse(&segments(path)?)?;
+    let _turn = state.id_locks.lock(&id).await;
     let key = Key::Dzi(id.clone());
     let was_committed = state.store.head(&key).await?.is_some();
+    if !caller.can_delete_any {
+        let committer = committer_of(&state, &id).await?;
+        if committer.as_deref() != Some(caller.subject.as_str()) {
+            return Err(AppError::Forbidden {
+                code: "not_committer",
+                message: format!(
+                    "only the pyramid's committer, or a token with the {SCOPE_DELETE} scope, may delete it"
+                ),
+            });
+        }
+    }
+    // The manifest first: the pyramid stops being complete at once; then the tiles.
     state.store.delete(&key).await?;
     state.committed.remove(&id);
     let removed_tiles = state.store.delete_tiles(&id).await?;
-    tracing::info!(%id, was_committed, removed_tiles, "pyramid deleted");
+    // A commit through another instance may have written the manifest after ours was
+    // removed and before the tiles went: take it away again (its tiles are gone).
+    if state.store.head(&key).await?.is_some() {
+        state.store.delete(&key).await?;
+        tracing::warn!(%id, "delete raced a commit; manifest removed again");
+    }
+    state.store.delete(&Key::Committer(id.clone())).await?;
+    tracing::info!(%id, was_committed, removed_tiles, deleted_by = %caller.subject, "pyramid deleted");
     Ok(Json(Deleted {
         id: id.to_string(),
         was_committed,

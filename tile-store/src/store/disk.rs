@@ -148,7 +148,7 @@ impl Store for DiskStore {
         let root = self.root.clone();
         let tiles = match key {
             Key::Dzi(id) => Some(self.root.join(tiles_prefix(id))),
-            Key::Tile(..) => None,
+            Key::Tile(..) | Key::Committer(_) => None,
         };
         blocking(move || {
             // Tiles are written without fsync (rename alone keeps them whole across a

@@ -125,6 +125,9 @@ pub enum Key {
     Dzi(PyramidId),
     /// `{id}_files/{level}/{col}_{row}.{ext}`.
     Tile(PyramidId, TileName),
+    /// `committers/{id}.json`: who committed the pyramid (kept apart from the
+    /// Deep Zoom files, so a static host of the store does not publish it).
+    Committer(PyramidId),
 }
 
 impl Key {
@@ -133,6 +136,7 @@ impl Key {
         match self {
             Key::Dzi(id) => format!("{id}.dzi"),
             Key::Tile(id, tile) => format!("{id}_files/{}", tile.relative()),
+            Key::Committer(id) => format!("committers/{id}.json"),
         }
     }
 
@@ -141,6 +145,7 @@ impl Key {
         match self {
             Key::Dzi(_) => "application/xml",
             Key::Tile(_, tile) => tile.format.mime(),
+            Key::Committer(_) => "application/json",
         }
     }
 }

@@ -103,6 +103,38 @@ impl TileStore {
     }
 }
 
+impl TileStore {
+    /// SIGTERM (with the `kill` command), then waits for the exit: its status, or
+    /// `None` if it did not exit within `hang` (a hang detector, not a timing claim).
+    pub fn terminate(mut self, hang: Duration) -> (Option<std::process::ExitStatus>, String) {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "kill -TERM failed");
+        let deadline = Instant::now() + hang;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break Some(status);
+            }
+            if Instant::now() >= deadline {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        if status.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        let log = self
+            .log
+            .take()
+            .map(|l| l.join().unwrap())
+            .unwrap_or_default();
+        (status, log)
+    }
+}
+
 impl Drop for TileStore {
     fn drop(&mut self) {
         let _ = self.child.kill();
