@@ -7,12 +7,10 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT, TILE_STORE } from './harness.mjs';
+import { TILE_STORE } from './harness.mjs';
+import { Tiler } from './tiler.mjs';
 import { makeAlphaPng, makeImages, writePpm } from './images.mjs';
 
-const PKG = process.env.TESSERA_WASM_PKG ?? join(ROOT, 'tiler-wasm/pkg');
-const { initSync, Tiler } = await import(join(PKG, 'tiler_wasm.js'));
-initSync({ module: readFileSync(join(PKG, 'tiler_wasm_bg.wasm')) });
 
 /** A photo-like picture: gradients, hard edges and seeded noise, so every resampling path runs. */
 function photo(dir, name, width, height) {

@@ -5,16 +5,15 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { PNG } from 'pngjs';
 import { ARTIFACTS, CHROMIUM_ARGS, pixel, setup, waitForSettled, waitForState } from './harness.mjs';
 import { onS3, s3sFs, tileStore } from './servers.mjs';
+import { pyramidId, tileNames } from './tiler.mjs';
 
 const IMAGE = { width: 2400, height: 1700 };
-const TILE_SIZE = 254;
 /** Small upload requests, so an upload takes many of them and can be cut in the middle. */
 const SMALL_BATCH = 48 * 1024;
 
@@ -42,25 +41,8 @@ function noisyJpeg(dir, name, seed) {
   return name;
 }
 
-/** The pyramid id of a file by the documented recipe, with the default settings. */
-function pyramidId(path) {
-  const source = createHash('sha256').update(readFileSync(path)).digest('hex');
-  return createHash('sha256').update(`tessera-pyramid-v1;format=auto;quality=75;tile_size=254;overlap=1;source=${source}`).digest('hex');
-}
-
-/** Every tile of a Deep Zoom pyramid as `level/col_row.jpeg`. */
-function allTiles(width, height) {
-  const names = [];
-  const maxLevel = Math.ceil(Math.log2(Math.max(width, height)));
-  for (let level = maxLevel, w = width, h = height; level >= 0; level--) {
-    for (let row = 0; row < Math.ceil(h / TILE_SIZE); row++) {
-      for (let col = 0; col < Math.ceil(w / TILE_SIZE); col++) names.push(`${level}/${col}_${row}.jpeg`);
-    }
-    w = Math.ceil(w / 2);
-    h = Math.ceil(h / 2);
-  }
-  return names;
-}
+/** The pyramid id of a file, with the default settings. */
+const fileId = (path) => pyramidId(readFileSync(path));
 
 /** Tiles of `id` that s3s-fs holds (it keeps each object as a file under the bucket's folder). */
 function bucketTiles(bucketDir, id) {
@@ -141,7 +123,7 @@ describe('tile once, reuse everywhere', () => {
   let firstId, shotA;
 
   test('context A tiles the image, shows it, and the bucket then holds every tile and the committed .dzi', async () => {
-    firstId = pyramidId(join(t.imagesDir, images.first));
+    firstId = fileId(join(t.imagesDir, images.first));
     await t.open({ src: `/e2e/${images.first}`, store: store.url });
     const ready = await waitForState(t.page, ['ready', 'error']);
     assert.equal(ready['data-state'], 'ready', ready['data-error']);
@@ -150,7 +132,7 @@ describe('tile once, reuse everywhere', () => {
 
     const saved = await waitForAttr(t.page, 'data-upload', ['saved', 'failed'], 90_000);
     assert.equal(saved['data-upload'], 'saved', saved['data-upload-error']);
-    const expected = allTiles(IMAGE.width, IMAGE.height);
+    const expected = tileNames(IMAGE.width, IMAGE.height);
     assert.equal(Number(saved['data-upload-total']), expected.length);
     assert.equal(Number(saved['data-upload-sent']), expected.length);
     await t.page.getByText('Saved: the next viewer opens it without tiling.').waitFor();
@@ -210,8 +192,8 @@ describe('tile once, reuse everywhere', () => {
   });
 
   test('a store killed mid-upload and started again gets the rest; tiles it lost are sent before the commit', async () => {
-    const id = pyramidId(join(t.imagesDir, images.second));
-    const expected = allTiles(IMAGE.width, IMAGE.height);
+    const id = fileId(join(t.imagesDir, images.second));
+    const expected = tileNames(IMAGE.width, IMAGE.height);
     await t.open({ src: `/e2e/${images.second}`, store: store.url, storeBatchBytes: String(SMALL_BATCH) });
     await t.page.waitForFunction(
       () => {
@@ -251,8 +233,8 @@ describe('tile once, reuse everywhere', () => {
   });
 
   test('a reload resumes the upload: only the tiles the store lacks are sent', async () => {
-    const id = pyramidId(join(t.imagesDir, images.fourth));
-    const expected = allTiles(IMAGE.width, IMAGE.height);
+    const id = fileId(join(t.imagesDir, images.fourth));
+    const expected = tileNames(IMAGE.width, IMAGE.height);
     const params = { src: `/e2e/${images.fourth}`, store: store.url, storeBatchBytes: String(SMALL_BATCH) };
     await t.open(params);
     await t.page.waitForFunction(

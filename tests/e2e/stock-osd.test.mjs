@@ -5,7 +5,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +13,7 @@ import { PNG } from 'pngjs';
 import { ARTIFACTS, CHROMIUM_ARGS, ROOT, TILE_STORE, near, pixel, staticServer, toScreen } from './harness.mjs';
 import { onS3, s3sFs, tileStore } from './servers.mjs';
 import { quadrantColour } from './images.mjs';
+import { BATCH_CONTENT_TYPE, batchBody, pyramidId } from './tiler.mjs';
 
 const OSD = join(ROOT, 'www/node_modules/openseadragon/build/openseadragon/openseadragon.min.js');
 const IMAGE = { width: 2000, height: 1400 };
@@ -40,9 +40,7 @@ function makePyramid() {
   const prefix = join(work, 'pyramid');
   execFileSync(TILE_STORE, ['tile', imagePath, prefix], { stdio: ['ignore', 'ignore', 'inherit'] });
 
-  const sourceHash = createHash('sha256').update(source).digest('hex');
-  const recipe = `tessera-pyramid-v1;format=auto;quality=75;tile_size=254;overlap=1;source=${sourceHash}`;
-  const id = createHash('sha256').update(recipe).digest('hex');
+  const id = pyramidId(source);
   const tiles = [];
   for (const level of readdirSync(`${prefix}_files`)) {
     for (const name of readdirSync(join(`${prefix}_files`, level))) {
@@ -51,18 +49,6 @@ function makePyramid() {
     }
   }
   return { id, dzi: readFileSync(`${prefix}.dzi`), tiles };
-}
-
-/** Tiles in tile-store's batch wire format: [u32 BE header length][JSON header][bytes] per tile. */
-function batchBody(tiles) {
-  return Buffer.concat(
-    tiles.flatMap(({ level, col, row, ext, bytes }) => {
-      const header = Buffer.from(JSON.stringify({ level, col, row, ext, len: bytes.length }));
-      const length = Buffer.alloc(4);
-      length.writeUInt32BE(header.length);
-      return [length, header, bytes];
-    }),
-  );
 }
 
 /** Uploads the pyramid in several batches and commits it, checking what the API says on the way. */
@@ -77,7 +63,7 @@ async function uploadAndCommit(store) {
   for (const [i, batch] of batches.entries()) {
     const r = await fetch(`${store.url}/pyramids/${id}/tiles`, {
       method: 'POST',
-      headers: { 'content-type': 'application/x-tessera-tiles' },
+      headers: { 'content-type': BATCH_CONTENT_TYPE },
       body: batchBody(batch),
     });
     assert.equal(r.status, 200, `batch ${i}: ${await r.clone().text()}`);

@@ -1,12 +1,12 @@
 /** The typed tile-store client and its types: no DOM, no React, usable in workers and on servers. */
-export { TileStoreClient, isPyramidId, parseDzi, pyramidShape, backoffDelay, encodeBatch, UPLOAD_RETRY, CHECK_ONCE } from './api/tileStore.js';
+export { TileStoreClient, isPyramidId, parseDzi, pyramidShape, backoffDelay, UPLOAD_RETRY, CHECK_ONCE } from './api/tileStore.js';
 export type {
   StoreSettings,
   StoreFailure,
   StoreFailureCode,
   RetryPolicy,
   RetryListener,
-  TileUpload,
+  EncodedBatch,
   UploadGeometry,
   CommitResult,
   TileListing,

@@ -46,13 +46,14 @@ export const UPLOAD_RETRY: RetryPolicy = { attempts: 14, baseMs: 250, capMs: 10_
 /** The reuse check is on the way to the first view: one quick attempt, then tile in the browser. */
 export const CHECK_ONCE: RetryPolicy = { attempts: 1, baseMs: 0, capMs: 0, timeoutMs: 5_000 };
 
-/** One tile as the batch format carries it. */
-export interface TileUpload {
-  level: number;
-  col: number;
-  row: number;
-  ext: string;
-  bytes: Uint8Array;
+/**
+ * One batch upload body, framed by `@tessera/tiler-wasm`'s `BatchEncoder` (the batch format is
+ * defined once, in Rust), with its content type and its number of tiles.
+ */
+export interface EncodedBatch {
+  body: Uint8Array;
+  contentType: string;
+  count: number;
 }
 
 /** The geometry every uploaded tile is checked against (tile-store's optional upload query). */
@@ -78,8 +79,6 @@ export interface TileListing {
 /** Called before each retry, with the reason and the wait. */
 export type RetryListener = (reason: StoreFailure, delayMs: number, attempt: number) => void;
 
-const BATCH_TYPE = 'application/x-tessera-tiles';
-
 /** Whether `value` looks like a pyramid id (64 lowercase hex characters). */
 export function isPyramidId(value: string): boolean {
   return /^[0-9a-f]{64}$/.test(value);
@@ -101,26 +100,6 @@ function isStoreFailure(e: unknown): e is StoreFailure {
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** Encodes tiles in tile-store's batch wire format: per tile a u32 BE header length, JSON header, bytes. */
-export function encodeBatch(tiles: TileUpload[]): Uint8Array<ArrayBuffer> {
-  const encoder = new TextEncoder();
-  const headers = tiles.map((t) =>
-    encoder.encode(JSON.stringify({ level: t.level, col: t.col, row: t.row, ext: t.ext, len: t.bytes.byteLength })),
-  );
-  const size = tiles.reduce((n, t, i) => n + 4 + headers[i].byteLength + t.bytes.byteLength, 0);
-  const out = new Uint8Array(size);
-  const view = new DataView(out.buffer);
-  let at = 0;
-  tiles.forEach((t, i) => {
-    view.setUint32(at, headers[i].byteLength, false);
-    out.set(headers[i], at + 4);
-    at += 4 + headers[i].byteLength;
-    out.set(t.bytes, at);
-    at += t.bytes.byteLength;
-  });
-  return out;
-}
 
 export class TileStoreClient {
   readonly base: string;
@@ -163,8 +142,8 @@ export class TileStoreClient {
     return { committed: body.committed, tiles: body.tiles.map(String) };
   }
 
-  /** Stores tiles in one batch request; resolves to the number stored. */
-  async uploadBatch(id: string, tiles: TileUpload[], geometry: UploadGeometry, policy: RetryPolicy = UPLOAD_RETRY): Promise<number> {
+  /** Stores one encoded batch of tiles; resolves to the number stored. */
+  async uploadBatch(id: string, batch: EncodedBatch, geometry: UploadGeometry, policy: RetryPolicy = UPLOAD_RETRY): Promise<number> {
     const q = new URLSearchParams({
       width: String(geometry.width),
       height: String(geometry.height),
@@ -172,10 +151,9 @@ export class TileStoreClient {
       overlap: String(geometry.overlap),
       format: geometry.format,
     });
-    const body = encodeBatch(tiles);
     const response = await this.request(
       `${this.base}/pyramids/${id}/tiles?${q}`,
-      { method: 'POST', body, headers: { 'Content-Type': BATCH_TYPE } },
+      { method: 'POST', body: batch.body as Uint8Array<ArrayBuffer>, headers: { 'Content-Type': batch.contentType } },
       policy,
     );
     const answer = (await readJson(response)) as { stored?: unknown };

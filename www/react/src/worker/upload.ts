@@ -8,7 +8,9 @@
  * refuses to commit an incomplete pyramid, so no half pyramid is ever served.
  */
 import { TileStoreClient } from '../api/tileStore.js';
-import type { StoreFailure, TileUpload, UploadGeometry } from '../api/tileStore.js';
+import { BatchEncoder } from '@tessera/tiler-wasm';
+import type { TileFormat } from '@tessera/tiler-wasm';
+import type { EncodedBatch, StoreFailure, UploadGeometry } from '../api/tileStore.js';
 import type { UploadProgress } from './protocol.js';
 
 /** Bytes per batch request by default (tile-store's README asks for about 4 MiB). */
@@ -158,19 +160,31 @@ export class PyramidUploader {
     return batch;
   }
 
+  /** The named tiles framed in the batch format, by the wasm module this worker tiles with. */
+  private encode(names: string[]): EncodedBatch {
+    const encoder = new BatchEncoder();
+    try {
+      for (const name of names) {
+        const bytes = this.tiles.get(name);
+        if (!bytes) throw { code: 'store_protocol', message: `tile ${name} was never made` } satisfies StoreFailure;
+        const { level, col, row, ext } = parseName(name);
+        encoder.push(level, col, row, ext as TileFormat, bytes);
+      }
+      return { body: encoder.finish(), contentType: encoder.contentType, count: names.length };
+    } finally {
+      encoder.free();
+    }
+  }
+
   /** Sends one batch; a store with a smaller request limit (413) gets it in halves. */
   private async send(names: string[]): Promise<void> {
-    const tiles: TileUpload[] = names.map((name) => {
-      const bytes = this.tiles.get(name);
-      if (!bytes) throw { code: 'store_protocol', message: `tile ${name} was never made` } satisfies StoreFailure;
-      return { ...parseName(name), bytes };
-    });
+    const batch = this.encode(names);
     try {
-      await this.store.uploadBatch(this.id, tiles, this.geometry);
+      await this.store.uploadBatch(this.id, batch, this.geometry);
     } catch (e) {
       const f = asFailure(e);
       if (f.code !== 'store_too_large' || names.length < 2) throw f;
-      const bytes = tiles.reduce((n, t) => n + t.bytes.byteLength, 0);
+      const bytes = batch.body.byteLength;
       this.batchBytes = Math.max(1, Math.floor(bytes / 2));
       const half = Math.ceil(names.length / 2);
       await this.send(names.slice(0, half));

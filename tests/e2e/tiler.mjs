@@ -1,0 +1,46 @@
+// The built `@tessera/tiler-wasm` package under node: the project's own definitions of the pyramid id
+// recipe (IdHasher), the batch format (BatchEncoder) and the Deep Zoom layout (Layout), so tests never
+// re-type them.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT } from './harness.mjs';
+
+const PKG = process.env.TESSERA_WASM_PKG ?? join(ROOT, 'tiler-wasm/pkg');
+const wasm = await import(join(PKG, 'tiler_wasm.js'));
+wasm.initSync({ module: readFileSync(join(PKG, 'tiler_wasm_bg.wasm')) });
+
+export const { Tiler, IdHasher, BatchEncoder, Layout } = wasm;
+
+/** The `Content-Type` of a batch upload body. */
+export const BATCH_CONTENT_TYPE = (() => {
+  const encoder = new BatchEncoder();
+  const type = encoder.contentType;
+  encoder.free();
+  return type;
+})();
+
+/** The pyramid id of `bytes` tiled with `options` (the defaults: vips dzsave's). */
+export function pyramidId(bytes, options) {
+  const hasher = new IdHasher();
+  hasher.update(bytes);
+  const id = hasher.finish(options);
+  hasher.free();
+  return id;
+}
+
+/** A batch upload body of `tiles` ({ level, col, row, ext, bytes }). */
+export function batchBody(tiles) {
+  const encoder = new BatchEncoder();
+  for (const { level, col, row, ext, bytes } of tiles) encoder.push(level, col, row, ext, bytes);
+  const body = encoder.finish();
+  encoder.free();
+  return body;
+}
+
+/** Every tile of a `width`×`height` pyramid as `level/col_row.ext`. */
+export function tileNames(width, height, ext = 'jpeg', tileSize = 254, overlap = 1) {
+  const layout = new Layout(width, height, tileSize, overlap);
+  const names = layout.tileNames().map((n) => `${n}.${ext}`);
+  layout.free();
+  return names;
+}
