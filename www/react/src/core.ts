@@ -6,24 +6,6 @@
  * This entry imports OpenSeadragon, which needs a DOM as soon as it is imported: load it in the
  * browser only (in a server-rendering framework, with a dynamic `import()` on the client).
  */
-export { TilerClient } from './worker/client.js';
-export type {
-  TilerEvents,
-  TileRequest,
-  WorkerKind,
-  WorkerSettings,
-  ImageSource,
-  Progress,
-  PyramidInfo,
-  StoreTarget,
-  TilerFailure,
-  UploadProgress,
-  UploadState,
-} from './worker/client.js';
-export type { FailureCode } from './worker/protocol.js';
+export * from './shared.js';
 export { WorkerTileSource, StoreTileSource } from './osd/tileSources.js';
 export { IMAGE_PLACEMENT, imagePixelsPerScreenPixel } from './osd/imageSpace.js';
-export * from './store.js';
-export { parseDamage, featureTitle } from './geojson.js';
-export type { DamageFeature, Geometry, Position } from './geojson.js';
-export type { Metadata, Options, Limits, Exif, TileFormat, SourceFormat, ErrorCode, TilerErrorCode, TilerError } from '@tessera/tiler-wasm';

@@ -22,24 +22,4 @@ export type { WorkerTileSource, StoreTileSource } from './osd/tileSources.js';
 export { loadOpenSeadragon } from './osd/load.js';
 export type { OpenSeadragonModule } from './osd/load.js';
 
-export { TilerClient } from './worker/client.js';
-export type {
-  TilerEvents,
-  TileRequest,
-  WorkerKind,
-  WorkerSettings,
-  ImageSource,
-  Progress,
-  PyramidInfo,
-  StoreTarget,
-  TilerFailure,
-  UploadProgress,
-  UploadState,
-} from './worker/client.js';
-export type { FailureCode } from './worker/protocol.js';
-
-export * from './store.js';
-export { parseDamage, featureTitle } from './geojson.js';
-export type { DamageFeature, Geometry, Position } from './geojson.js';
-
-export type { Metadata, Options, Limits, Exif, TileFormat, SourceFormat, ErrorCode, TilerErrorCode, TilerError } from '@tessera/tiler-wasm';
+export * from './shared.js';

@@ -1,0 +1,23 @@
+/**
+ * What both entries export: the worker client, the tile-store client, the vector layer parser and
+ * the tiler's types. Nothing here imports OpenSeadragon or touches the DOM.
+ */
+export { TilerClient } from './worker/client.js';
+export type {
+  TilerEvents,
+  TileRequest,
+  WorkerKind,
+  WorkerSettings,
+  ImageSource,
+  Progress,
+  PyramidInfo,
+  StoreTarget,
+  TilerFailure,
+  UploadProgress,
+  UploadState,
+} from './worker/client.js';
+export type { FailureCode } from './worker/protocol.js';
+export * from './store.js';
+export { parseDamage, featureTitle } from './geojson.js';
+export type { DamageFeature, Geometry, Position } from './geojson.js';
+export type { Metadata, Options, Limits, Exif, TileFormat, SourceFormat, ErrorCode, TilerErrorCode, TilerError } from '@tessera/tiler-wasm';
