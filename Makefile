@@ -63,7 +63,7 @@ bench: server web
 	scripts/setup.sh npm tests/e2e
 	python3 bench/bench.py $(BENCH_ARGS)
 
-bench-store: server
+bench-store: server wasm
 	python3 bench/store.py
 
 bench-server: server

@@ -28,7 +28,6 @@ import shutil
 import signal
 import socket
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -145,7 +144,8 @@ def ensure_wrk():
 
 
 def pyramid(width, height):
-    """Tiles a generated photo (both cached); returns (id, dzi bytes, geometry, [(level, col, row, ext, bytes)])."""
+    """Tiles a generated photo (both cached); returns (id, dzi bytes, geometry, [(level, col, row, ext, bytes)],
+    [(batch body, tile count)], batch content type)."""
     os.makedirs(CACHE, exist_ok=True)
     image = os.path.join(CACHE, f"photo-{width}x{height}.jpg")
     if not os.path.exists(image):
@@ -176,33 +176,23 @@ def pyramid(width, height):
             col, row = stem.split("_")
             with open(os.path.join(files, level, name), "rb") as f:
                 tiles.append((int(level), int(col), int(row), ext, f.read()))
-    # The id by the documented recipe (tiler_wasm::id), for the tile-store defaults.
-    with open(image, "rb") as f:
-        source = hashlib.sha256(f.read()).hexdigest()
-    recipe = f"tessera-pyramid-v1;format=auto;quality=75;tile_size=254;overlap=1;source={source}"
-    return hashlib.sha256(recipe.encode()).hexdigest(), dzi, geometry, tiles
-
-
-def batches(tiles):
-    """The tiles in the batch wire format (routes/batch.rs), about BATCH_BYTES per request."""
-    out, current, count = [], bytearray(), 0
-    for level, col, row, ext, data in tiles:
-        header = json.dumps({"level": level, "col": col, "row": row, "ext": ext, "len": len(data)}).encode()
-        frame = struct.pack(">I", len(header)) + header + data
-        if current and len(current) + len(frame) > BATCH_BYTES:
-            out.append((bytes(current), count))
-            current, count = bytearray(), 0
-        current += frame
-        count += 1
-    if current:
-        out.append((bytes(current), count))
-    return out
+    # The id and the batch bodies from the project's own definitions (the wasm package, under node).
+    framed = prefix + "_batches"
+    shutil.rmtree(framed, ignore_errors=True)
+    subprocess.run(["node", os.path.join(ROOT, "bench", "batches.mjs"), image, files, framed, str(BATCH_BYTES)], check=True)
+    with open(os.path.join(framed, "batches.json")) as f:
+        framing = json.load(f)
+    bodies = []
+    for b in framing["batches"]:
+        with open(os.path.join(framed, b["file"]), "rb") as f:
+            bodies.append((f.read(), b["count"]))
+    return framing["id"], dzi, geometry, tiles, bodies, framing["contentType"]
 
 
 # ---- ingest --------------------------------------------------------------------------------------
 
 
-def ingest(port, jobs, geometry, connections):
+def ingest(port, jobs, geometry, connections, content_type):
     """Uploads `jobs` ([(id, body, tile count)]) over `connections` keep-alive connections.
 
     Returns (seconds, [seconds per request]).
@@ -222,7 +212,7 @@ def ingest(port, jobs, geometry, connections):
                 except queue.Empty:
                     return
                 t0 = time.perf_counter()
-                conn.request("POST", f"/pyramids/{pyramid_id}/tiles?{query}", body=body, headers={"Content-Type": "application/x-tessera-tiles"})
+                conn.request("POST", f"/pyramids/{pyramid_id}/tiles?{query}", body=body, headers={"Content-Type": content_type})
                 response = conn.getresponse()
                 answer = response.read()
                 latencies.append(time.perf_counter() - t0)
@@ -325,7 +315,7 @@ def cpu_seconds(pid):
 # ---- the stores ----------------------------------------------------------------------------------
 
 
-def bench_store(kind, a, work, wrk, shim, pyramid_id, dzi, geometry, tiles, bodies):
+def bench_store(kind, a, work, wrk, shim, pyramid_id, dzi, geometry, tiles, bodies, content_type):
     env = dict(os.environ, RUST_LOG="warn")
     # Writes are anonymous on loopback only when no token or secret is configured.
     for name in ("TILE_STORE_TOKENS", "TILE_STORE_JWT_SECRET", "TILE_STORE_REQUIRE_READ_TOKEN"):
@@ -362,7 +352,7 @@ def bench_store(kind, a, work, wrk, shim, pyramid_id, dzi, geometry, tiles, bodi
         ids = [pyramid_id if run == copy == 0 else hashlib.sha256(f"bench-{run}-{copy};{pyramid_id}".encode()).hexdigest()
                for copy in range(a.copies)]
         jobs = [(run_id, body, count) for run_id in ids for body, count in bodies]
-        wall, latencies = ingest(port, jobs, geometry, a.upload_connections)
+        wall, latencies = ingest(port, jobs, geometry, a.upload_connections, content_type)
         ingest_wall += wall
         rates.append(per_run / wall)
         request_latencies += latencies
@@ -447,8 +437,7 @@ def main():
     wrk = ensure_wrk()
     shim = nodelay_shim() if "s3-nodelay" in a.stores.split(",") else None
     width, height = (int(v) for v in a.size.split("x"))
-    pyramid_id, dzi, geometry, tiles = pyramid(width, height)
-    bodies = batches(tiles)
+    pyramid_id, dzi, geometry, tiles, bodies, content_type = pyramid(width, height)
     total = sum(len(t[4]) for t in tiles)
     log(f"pyramid {pyramid_id}: {len(tiles)} tiles, {total / 2**20:.1f} MiB, {len(bodies)} batches")
 
@@ -458,7 +447,7 @@ def main():
             if kind == "s3-nodelay" and shim is None:
                 log("skipping s3-nodelay: no C compiler for bench/nodelay.c")
                 continue
-            rows += bench_store(kind, a, work, wrk, shim, pyramid_id, dzi, geometry, tiles, bodies)
+            rows += bench_store(kind, a, work, wrk, shim, pyramid_id, dzi, geometry, tiles, bodies, content_type)
 
     load = os.getloadavg()
     print(f"tile-store, {width}×{height} photo: {len(tiles)} tiles ({total / len(tiles) / 1024:.1f} KiB avg); "

@@ -1,10 +1,12 @@
 // The built `@tessera/tiler-wasm` package under node: the project's own definitions of the pyramid id
 // recipe (IdHasher), the batch format (BatchEncoder) and the Deep Zoom layout (Layout), so tests never
 // re-type them.
+// Needs only the built package (scripts/build-wasm.sh), no test dependencies, so benchmarks use it too.
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { ROOT } from './harness.mjs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const PKG = process.env.TESSERA_WASM_PKG ?? join(ROOT, 'tiler-wasm/pkg');
 const wasm = await import(join(PKG, 'tiler_wasm.js'));
 wasm.initSync({ module: readFileSync(join(PKG, 'tiler_wasm_bg.wasm')) });
