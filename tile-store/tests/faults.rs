@@ -209,9 +209,11 @@ async fn s3_killed_mid_upload_gives_retryable_errors_then_resumes() {
     // is still incomplete when S3 returns.
     let held_back = tiles.len() - 16;
     let rest: Arc<Vec<Bytes>> = Arc::new(tiles[third..held_back].chunks(16).map(batch).collect());
+    let answered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let senders: Vec<_> = (0..4)
         .map(|k| {
             let (client, rest, id) = (client.clone(), Arc::clone(&rest), id.clone());
+            let answered = Arc::clone(&answered);
             tokio::spawn(async move {
                 let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
                 let mut answers = Vec::new();
@@ -228,6 +230,7 @@ async fn s3_killed_mid_upload_gives_retryable_errors_then_resumes() {
                     .expect("tile-store answers");
                     let done = answer.0 != 200 || tokio::time::Instant::now() > deadline;
                     answers.push(answer);
+                    answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     if done {
                         break;
                     }
@@ -236,7 +239,10 @@ async fn s3_killed_mid_upload_gives_retryable_errors_then_resumes() {
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // Kill S3 once every sender has had a batch answered: the rest are in flight.
+    while answered.load(std::sync::atomic::Ordering::SeqCst) < 4 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     s3.kill();
     let mut unavailable = 0;
     for handle in senders {

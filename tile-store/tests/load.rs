@@ -22,6 +22,8 @@ use tiler_wasm::{Dzi, Layout, TileFormat};
 const CLIENTS: usize = 64;
 const TILES_PER_BATCH: usize = 16;
 const TILE_BYTES: usize = 12 << 10;
+/// How long past the deadline a client may take to finish its first commit.
+const GRACE: Duration = Duration::from_secs(120);
 
 /// The bytes of one tile of pyramid `seed`: derived from both, so that they can be
 /// made again to check what was stored, and no two tiles are alike.
@@ -142,7 +144,14 @@ async fn sixty_four_clients_upload_commit_and_read_with_nothing_lost() {
                 };
                 let mut job = new_job(&mut serial);
                 let mut sent = 0;
-                while Instant::now() < deadline {
+                // Until the deadline, and past it until this client has committed once: the
+                // count of commits asserted below does not depend on the machine's speed.
+                let mut commits = 0;
+                while Instant::now() < deadline || commits == 0 {
+                    assert!(
+                        Instant::now() < deadline + GRACE,
+                        "client {c} committed nothing in {seconds} s + {GRACE:?}"
+                    );
                     let readable = committed.lock().unwrap().len();
                     if readable > 0 && next() % 10 < 6 {
                         // A read of a random committed tile, checked.
@@ -205,6 +214,7 @@ async fn sixty_four_clients_upload_commit_and_read_with_nothing_lost() {
                             Ok((status, _, body)) => {
                                 tally.record("commit PUT", t, status);
                                 if status == 200 || status == 201 {
+                                    commits += 1;
                                     committed.lock().unwrap().push(job.clone());
                                 } else {
                                     tally.failures.push(format!(

@@ -171,11 +171,16 @@ async fn concurrent_requests_for_one_source_share_one_job() {
     let photo = photo_jpeg(700, 500, 4);
     let origin = Origin::start(photo.clone()).await;
     let app = app(state(dir.path(), &["127.0.0.1"], 4));
-    let src = json!({ "src": origin.url("/slow.jpg") });
-    let ((s1, _, a), (s2, _, b), (s3, _, c)) = tokio::join!(
+    // The fetch is held until all three requests are in: they must join one job.
+    let src = json!({ "src": origin.url("/held.jpg") });
+    let ((s1, _, a), (s2, _, b), (s3, _, c), ()) = tokio::join!(
         post_json(&app, src.clone()),
         post_json(&app, src.clone()),
         post_json(&app, src.clone()),
+        async {
+            origin.held_requests(1).await;
+            origin.release();
+        },
     );
     for (status, view) in [(s1, &a), (s2, &b), (s3, &c)] {
         assert!(
@@ -185,7 +190,7 @@ async fn concurrent_requests_for_one_source_share_one_job() {
     }
     assert_eq!(a["job"], b["job"]);
     assert_eq!(a["job"], c["job"]);
-    assert_eq!(origin.hits.slow.load(Ordering::SeqCst), 1, "fetched once");
+    assert_eq!(origin.hits.held.load(Ordering::SeqCst), 1, "fetched once");
     let done = finished_job(&app, a["job"].as_str().unwrap()).await;
     assert_eq!(done["status"], "ready");
     assert_same_as_native(dir.path(), &done, &photo);
@@ -201,20 +206,19 @@ async fn a_full_queue_answers_503_with_retry_after() {
     let dir = tempfile::tempdir().unwrap();
     let origin = Origin::start(photo_jpeg(300, 200, 5)).await;
     let app = app(state(dir.path(), &["127.0.0.1"], 1));
-    let slow = {
+    let held = {
         let app = app.clone();
-        let src = json!({ "src": origin.url("/slow.jpg") });
+        let src = json!({ "src": origin.url("/held.jpg") });
         tokio::spawn(async move { post_json(&app, src).await })
     };
-    while origin.hits.slow.load(Ordering::SeqCst) == 0 {
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    // The one slot is busy fetching for SLOW.
+    // The one slot is busy fetching until the origin is released.
+    origin.held_requests(1).await;
     let (status, headers, body) = post_image(&app, photo_jpeg(200, 100, 6)).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(headers["retry-after"], "10");
     assert_eq!(body["error"]["code"], "busy");
-    let (status, _, view) = slow.await.unwrap();
+    origin.release();
+    let (status, _, view) = held.await.unwrap();
     assert!(status.is_success(), "{view}");
     finished_job(&app, view["job"].as_str().unwrap()).await;
     // Room again once the job is done.

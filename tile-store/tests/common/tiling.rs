@@ -143,11 +143,12 @@ pub struct Origin {
     pub base: String,
     pub port: u16,
     pub hits: Arc<Hits>,
+    release: tokio::sync::watch::Sender<bool>,
 }
 
 #[derive(Default)]
 pub struct Hits {
-    pub slow: AtomicUsize,
+    pub held: AtomicUsize,
     pub photo: AtomicUsize,
 }
 
@@ -156,24 +157,26 @@ struct OriginState {
     photo: Arc<Vec<u8>>,
     port: u16,
     hits: Arc<Hits>,
+    released: tokio::sync::watch::Receiver<bool>,
 }
 
-/// How long `/slow.jpg` waits before answering.
-pub const SLOW: Duration = Duration::from_millis(800);
 /// Bytes of `/big.bin` and `/chunked-big.bin`.
 pub const BIG: usize = 3 << 20;
 
 impl Origin {
-    /// Serves `photo` at `/photo.jpg` and `/slow.jpg`, a truncated copy at
+    /// Serves `photo` at `/photo.jpg` and at `/held.jpg` (which answers only once
+    /// [`Origin::release`] is called, so a test decides when a fetch ends), a truncated copy at
     /// `/broken.jpg`, over-size bodies, and redirects to loopback addresses.
     pub async fn start(photo: Vec<u8>) -> Origin {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let hits = Arc::new(Hits::default());
+        let (release, released) = tokio::sync::watch::channel(false);
         let state = OriginState {
             photo: Arc::new(photo),
             port,
             hits: Arc::clone(&hits),
+            released,
         };
         let router = Router::new()
             .route(
@@ -184,10 +187,13 @@ impl Origin {
                 }),
             )
             .route(
-                "/slow.jpg",
-                get(|State(s): State<OriginState>| async move {
-                    s.hits.slow.fetch_add(1, Ordering::SeqCst);
-                    tokio::time::sleep(SLOW).await;
+                "/held.jpg",
+                get(|State(mut s): State<OriginState>| async move {
+                    s.hits.held.fetch_add(1, Ordering::SeqCst);
+                    s.released
+                        .wait_for(|&released| released)
+                        .await
+                        .expect("the origin outlives its requests");
                     jpeg(s.photo.to_vec())
                 }),
             )
@@ -229,6 +235,19 @@ impl Origin {
             base: format!("http://127.0.0.1:{port}"),
             port,
             hits,
+            release,
+        }
+    }
+
+    /// Lets every request to `/held.jpg`, waiting or to come, be answered.
+    pub fn release(&self) {
+        self.release.send_replace(true);
+    }
+
+    /// Waits until `/held.jpg` has been requested `n` times.
+    pub async fn held_requests(&self, n: usize) {
+        while self.hits.held.load(Ordering::SeqCst) < n {
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 
