@@ -83,14 +83,22 @@ def run(cmd):
     return wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
+# zlib level 1, the least deflate effort vips and sharp offer: Tessera writes PNG tiles with
+# fdeflate's fast mode, so the reference tools' default level 6 would compare unlike work. The
+# table's "out MiB" column shows what each tool's effort costs in size.
+PNG_COMPRESSION = 1
+
+
 def native_tools(img, out, sharp):
     tools = {
         "tessera": [TESSERA, "tile", img.path, out],
         # PNG tiles for the alpha image, as Tessera picks, so all three do the same work.
-        "vips": ["vips", "dzsave", img.path, out] + (["--suffix", ".png"] if img.alpha else []),
+        "vips": ["vips", "dzsave", img.path, out]
+        + (["--suffix", f".png[compression={PNG_COMPRESSION}]"] if img.alpha else []),
     }
     if sharp:
-        tools["sharp"] = ["node", os.path.join(BENCH, "sharp-dz.mjs"), img.path, out, "png" if img.alpha else "jpeg"]
+        tools["sharp"] = ["node", os.path.join(BENCH, "sharp-dz.mjs"), img.path, out,
+                          f"png{PNG_COMPRESSION}" if img.alpha else "jpeg"]
     return tools
 
 
@@ -102,6 +110,14 @@ def browser(images, runs):
     print("chromium: " + " ".join(os.path.relpath(c, ROOT) if c.startswith(ROOT) else c for c in cmd), file=sys.stderr)
     out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
+
+
+def pyramid_mib(out):
+    """Bytes of the pyramid written at `out` (the .dzi and every tile), in MiB."""
+    total = os.path.getsize(out + ".dzi")
+    for folder, _, files in os.walk(out + "_files"):
+        total += sum(os.path.getsize(os.path.join(folder, f)) for f in files)
+    return total / (1 << 20)
 
 
 def median(xs):
@@ -146,7 +162,7 @@ def main():
                     for name, cmd in native_tools(img, out, sharp).items():
                         shutil.rmtree(out + "_files", ignore_errors=True)
                         subprocess.run(["sync"])
-                        samples.setdefault(name, []).append(run(cmd))
+                        samples.setdefault(name, []).append(run(cmd) + (pyramid_mib(out),))
                     print(f"{img.label} {place} run {i + 1}/{a.runs}: " +
                           ", ".join(f"{n} {s[-1][0]:.2f} s {s[-1][1]:.0f} MiB" for n, s in samples.items()), file=sys.stderr)
             vips_wall = median(x[0] for x in samples["vips"])
@@ -154,8 +170,8 @@ def main():
             if vips_ref is None:
                 vips_ref = (vips_wall, vips_rss)
             for name, s in samples.items():
-                wall, rss, cpu = (median(x[i] for x in s) for i in range(3))
-                rows.append({"image": img.label, "tool": name, "where": place, "wall": wall, "cpu": cpu,
+                wall, rss, cpu, size = (median(x[i] for x in s) for i in range(4))
+                rows.append({"image": img.label, "tool": name, "where": place, "wall": wall, "cpu": cpu, "size": size,
                              "mps": img.mp / wall, "mem": rss, "t_vips": wall / vips_wall, "m_vips": rss / vips_rss})
         img.vips_ref = vips_ref
 
@@ -186,7 +202,7 @@ def main():
                          "f_osd": 1.0 if osd_first else None})
 
     cols = [("image", "image", None), ("tool", "tool", None), ("where", "where", None),
-            ("wall s", "wall", 2), ("CPU s", "cpu", 2), ("MP/s", "mps", 1), ("peak MiB", "mem", 0), ("time ÷ vips", "t_vips", 2),
+            ("wall s", "wall", 2), ("CPU s", "cpu", 2), ("MP/s", "mps", 1), ("peak MiB", "mem", 0), ("out MiB", "size", 1), ("time ÷ vips", "t_vips", 2),
             ("mem ÷ vips", "m_vips", 2), ("renderer MiB", "renderer", 0), ("first view ms", "first", 0),
             ("first view ÷ osd", "f_osd", 2), ("tiles view ms", "full_first", 0)]
     table = [[h for h, _, _ in cols]]
@@ -202,7 +218,9 @@ def main():
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for row in table[1:]:
         print(line(row))
-    print("CPU s: user + system time of the native process, which a busy machine distorts less than wall time. "
+    print(f"out MiB: the pyramid's bytes. JPEG tiles at Q75 from every tool; PNG tiles with zlib level "
+          f"{PNG_COMPRESSION} for vips and sharp, fdeflate's fast mode for Tessera. "
+          "CPU s: user + system time of the native process, which a busy machine distorts less than wall time. "
           "peak MiB: RSS natively (sharp's includes node's); the wasm memory of the workers in Chromium, whose "
           "renderer process RSS is beside it. first view: setImageSrc (Tessera) or viewer.open (OpenSeadragon) → "
           "two frames after the first fully loaded picture, on the page clock: for Tessera the low-resolution "

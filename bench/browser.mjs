@@ -23,6 +23,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { fmt, median, table } from './table.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const CACHE = join(ROOT, 'bench/out');
@@ -289,21 +290,6 @@ function vips(img) {
   } finally {
     rmSync(out, { recursive: true, force: true });
   }
-}
-
-const median = (xs) => {
-  const s = xs.filter((x) => x !== null && !Number.isNaN(x)).sort((a, b) => a - b);
-  if (!s.length) return null;
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-const fmt = (x, digits = 0) => (x === null || x === undefined ? '—' : x.toFixed(digits));
-
-function table(rows) {
-  const head = Object.keys(rows[0]);
-  const widths = head.map((h) => Math.max(h.length, ...rows.map((r) => String(r[h]).length)));
-  const line = (cells) => cells.map((c, i) => String(c).padStart(widths[i])).join('  ');
-  return [line(head), line(widths.map((w) => '-'.repeat(w))), ...rows.map((r) => line(head.map((h) => r[h])))].join('\n');
 }
 
 async function main() {
