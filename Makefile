@@ -54,8 +54,18 @@ packages: wasm
 	cd www && npm run build -w @tessera/react
 	scripts/pack-npm.sh
 
-server:
+## The release binary, rebuilt only when a Rust source or manifest is newer: `cargo test --release`
+## (make test) leaves a valid one built with the tests' feature set, which a plain `cargo build`
+## would otherwise compile again (about 2 min) before `make run` or a benchmark.
+SERVER_BIN := target/release/tile-store
+RUST_INPUTS := Cargo.toml Cargo.lock tile-store/Cargo.toml tiler-wasm/Cargo.toml \
+	$(shell find tile-store/src tiler-wasm/src -name '*.rs' 2>/dev/null)
+
+server: $(SERVER_BIN)
+
+$(SERVER_BIN): $(RUST_INPUTS)
 	$(CARGO) build --release -p tile-store
+	@touch $@
 
 ## One table: Tessera native and in Chromium, vips dzsave and sharp; `BENCH_ARGS=--with-400` adds 400 MP.
 bench: server web
