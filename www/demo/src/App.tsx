@@ -1,12 +1,13 @@
 /**
  * The page: `?src=` and `?vectorSrc=` URLs, or a picked / dropped file, shown in the Workspace;
  * `?store=` names the tile-store to reuse and save pyramids (`?store=/` is this site; `?storeBatchBytes=`
- * sizes its upload requests; `#token=` is its bearer token), `?pyramid=` a known pyramid id.
+ * sizes its upload requests; `#token=` is its bearer token), `?pyramid=` a known pyramid id, `?scale=`
+ * the real size of a pixel (`0.2mm`).
  */
 import { useCallback, useEffect, useState } from 'react';
 import type { DragEvent, FormEvent } from 'react';
-import { Workspace } from '@tessera/react';
-import type { ImageInput } from '@tessera/react';
+import { Workspace, parseScale } from '@tessera/react';
+import type { ImageInput, Scale } from '@tessera/react';
 
 interface Sources {
   src: ImageInput;
@@ -15,6 +16,7 @@ interface Sources {
   storeBatchBytes: number | null;
   storeToken: string | null;
   pyramidId: string | null;
+  scale: Scale | null;
 }
 
 function fromLocation(): Sources {
@@ -28,6 +30,7 @@ function fromLocation(): Sources {
     storeBatchBytes: Number(q.get('storeBatchBytes')) || null,
     storeToken: fragment.get('token') || null,
     pyramidId: q.get('pyramid') || null,
+    scale: parseScale(q.get('scale') ?? ''),
   };
 }
 
@@ -100,7 +103,7 @@ export function App() {
         <span className="hint">or drop an image anywhere</span>
       </header>
       <main>
-        <Workspace src={sources.src} vectorSrc={sources.vectorSrc} store={sources.store} token={sources.storeToken} storeBatchBytes={sources.storeBatchBytes} pyramidId={sources.pyramidId} />
+        <Workspace src={sources.src} vectorSrc={sources.vectorSrc} store={sources.store} token={sources.storeToken} storeBatchBytes={sources.storeBatchBytes} pyramidId={sources.pyramidId} scale={sources.scale} />
       </main>
       {dragging && <div className="drop-hint">Drop the image to tile it here</div>}
     </div>

@@ -15,6 +15,10 @@ export { DamageList } from './components/DamageList.js';
 export type { DamageListProps } from './components/DamageList.js';
 export { StorePanel } from './components/StorePanel.js';
 export type { StorePanelProps } from './components/StorePanel.js';
+export { MeasureTools } from './components/MeasureTools.js';
+export type { MeasureTool, MeasureToolsProps } from './components/MeasureTools.js';
+export { ScaleBar } from './components/ScaleBar.js';
+export type { ScaleBarProps } from './components/ScaleBar.js';
 
 export { useTilingImage, loadTileSources } from './hooks/useTilingImage.js';
 export type { TilingStatus, TilingPhase, TilingSettings, ImageHint, ImageInput, ImageTileSource } from './hooks/useTilingImage.js';

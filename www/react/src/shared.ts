@@ -1,6 +1,6 @@
 /**
- * What both entries export: the worker client, the tile-store client, the vector layer parser and
- * the tiler's types. Nothing here imports OpenSeadragon or touches the DOM.
+ * What both entries export: the worker client, the tile-store client, the vector layer parser, the
+ * measurement maths and the tiler's types. Nothing here imports OpenSeadragon or touches the DOM.
  */
 export { TilerClient } from './worker/client.js';
 export type {
@@ -20,4 +20,6 @@ export type { FailureCode } from './worker/protocol.js';
 export * from './store.js';
 export { parseDamage, featureTitle } from './geojson.js';
 export type { DamageFeature, Geometry, Position } from './geojson.js';
+export { calibrate, formatArea, formatLength, measureGeometry, parseScale, pathLength, ringArea } from './measure.js';
+export type { Measures, Scale } from './measure.js';
 export type { Metadata, Options, Limits, Exif, TileFormat, SourceFormat, ErrorCode, TilerErrorCode, TilerError } from '@tessera/tiler-wasm';

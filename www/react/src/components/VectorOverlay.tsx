@@ -1,16 +1,13 @@
 'use client';
 /**
- * The damage layer: one SVG whose viewBox is the image's pixel grid, placed as an OpenSeadragon
- * overlay over the image's rectangle (`imageSpace`), so OpenSeadragon keeps it aligned at every zoom,
- * pan and resize.
- * Strokes and labels keep their screen size through `--px` (image pixels per screen pixel).
+ * The damage layer: one SVG whose viewBox is the image's pixel grid, in an overlay OpenSeadragon
+ * keeps over the image (`useImageOverlay`). Strokes and labels keep their screen size through `--px`.
  */
-import { useEffect, useMemo, useState } from 'react';
 import { createPortal } from 'react-dom';
 import type OpenSeadragon from 'openseadragon';
 import type { DamageFeature, Geometry, Position } from '../geojson.js';
 import { featureTitle } from '../geojson.js';
-import { imagePixelsPerScreenPixel, imageToViewportRect } from '../osd/imageSpace.js';
+import { useImageOverlay } from '../osd/useImageOverlay.js';
 
 export interface VectorOverlayProps {
   /** The viewer to draw on (Viewer's `onViewer`); nothing is drawn without one. */
@@ -62,43 +59,7 @@ function labelText(f: DamageFeature): string {
 }
 
 export function VectorOverlay({ viewer, width, height, features, selected, onSelect }: VectorOverlayProps) {
-  // The overlay element OpenSeadragon positions; React renders the SVG into it.
-  const host = useMemo(() => {
-    const div = document.createElement('div');
-    div.className = 'vector-overlay';
-    div.dataset.testid = 'vector-overlay';
-    return div;
-  }, []);
-  const [placed, setPlaced] = useState(false);
-
-  useEffect(() => {
-    if (!viewer || width <= 0 || height <= 0) return;
-    // From the image's own size, whatever is drawn beneath (a preview, tiles, a stored pyramid).
-    const location = imageToViewportRect(width, 0, 0, width, height);
-    const scale = () => {
-      const px = imagePixelsPerScreenPixel(viewer, width);
-      if (px > 0) host.style.setProperty('--px', String(px));
-    };
-    const place = () => {
-      if (viewer.getOverlayById(host)) viewer.updateOverlay(host, location);
-      else viewer.addOverlay({ element: host, location });
-      setPlaced(true);
-      scale();
-    };
-    // Opening a source clears overlays (`open` closes first), so the layer is placed again after
-    // every open and whenever a layer joins the world (the preview path adds without opening).
-    viewer.addHandler('open', place);
-    viewer.world.addHandler('add-item', place);
-    viewer.addHandler('update-viewport', scale);
-    place();
-    return () => {
-      viewer.removeHandler('open', place);
-      viewer.world.removeHandler('add-item', place);
-      viewer.removeHandler('update-viewport', scale);
-      if (viewer.getOverlayById(host)) viewer.removeOverlay(host);
-      setPlaced(false);
-    };
-  }, [viewer, host, width, height]);
+  const { host, placed } = useImageOverlay(viewer, width, height, 'vector-overlay', 'vector-overlay');
 
   if (!placed || features.length === 0) return null;
   return createPortal(

@@ -13,6 +13,9 @@ import { VectorOverlay } from './VectorOverlay.js';
 import { MetadataPanel } from './MetadataPanel.js';
 import { DamageList } from './DamageList.js';
 import { StorePanel } from './StorePanel.js';
+import { MeasureTools } from './MeasureTools.js';
+import { ScaleBar } from './ScaleBar.js';
+import type { Scale } from '../measure.js';
 import { imageToViewportRect } from '../osd/imageSpace.js';
 
 export interface WorkspaceProps {
@@ -35,6 +38,10 @@ export interface WorkspaceProps {
   options?: Options;
   /** Where the workers and the WebAssembly module come from (CDNs, strict CSPs); default: beside the package. */
   workers?: WorkerSettings;
+  /** Real units per image pixel (e.g. `{ value: 0.2, unit: 'mm' }`) for the scale bar and measurements; default: pixels. */
+  scale?: Scale | null;
+  /** Called with the scale the calibration tool sets, so the app can keep it with the image. */
+  onScaleChange?: (scale: Scale) => void;
 }
 
 interface VectorLayer {
@@ -70,11 +77,33 @@ async function loadVectors(url: string, signal: AbortSignal): Promise<DamageFeat
   }
 }
 
-export function Workspace({ src, vectorSrc, store, token, storeBatchBytes, pyramidId, options, workers }: WorkspaceProps) {
+export function Workspace({
+  src,
+  vectorSrc,
+  store,
+  token,
+  storeBatchBytes,
+  pyramidId,
+  options,
+  workers,
+  scale: scaleProp = null,
+  onScaleChange,
+}: WorkspaceProps) {
   const [tileSource, setImageSrc, status] = useTilingImage(options, { store, token, batchBytes: storeBatchBytes, workers });
   const [viewer, setViewer] = useState<OpenSeadragon.Viewer | null>(null);
   const [layer, setLayer] = useState<VectorLayer>({ features: [], error: null, loading: false });
   const [selected, setSelected] = useState<number | null>(null);
+  const [scale, setScale] = useState<Scale | null>(scaleProp);
+
+  // The app's scale wins whenever it changes; a calibration replaces it until then.
+  useEffect(() => setScale(scaleProp), [scaleProp?.value, scaleProp?.unit]);
+  const calibrated = useCallback(
+    (next: Scale) => {
+      setScale(next);
+      onScaleChange?.(next);
+    },
+    [onScaleChange],
+  );
 
   // A new store or token applies from the next image; a new id hint is a new image.
   useEffect(() => setImageSrc(src, { pyramidId }), [src, pyramidId, setImageSrc]);
@@ -123,11 +152,13 @@ export function Workspace({ src, vectorSrc, store, token, storeBatchBytes, pyram
             onSelect={zoomTo}
           />
         )}
+        {size && <MeasureTools viewer={viewer} width={size.width} height={size.height} scale={scale} onScaleChange={calibrated} />}
+        {size && <ScaleBar viewer={viewer} width={size.width} scale={scale} />}
       </Viewer>
       <aside className="sidebar">
         <StorePanel status={status} />
         <MetadataPanel status={status} />
-        <DamageList features={layer.features} selected={selected} onSelect={zoomTo} error={layer.error} loading={layer.loading} />
+        <DamageList features={layer.features} selected={selected} onSelect={zoomTo} error={layer.error} loading={layer.loading} scale={scale} />
       </aside>
     </div>
   );

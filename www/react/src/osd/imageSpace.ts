@@ -22,3 +22,9 @@ export function imagePixelsPerScreenPixel(viewer: OpenSeadragon.Viewer, imageWid
   const screenWidth = viewer.viewport.getZoom(true) * viewer.viewport.getContainerSize().x;
   return screenWidth > 0 ? imageWidth / screenWidth : 0;
 }
+
+/** The image pixel under a point of the viewer element (e.g. a click's `position`). */
+export function elementToImagePoint(viewer: OpenSeadragon.Viewer, imageWidth: number, position: OpenSeadragon.Point): [number, number] {
+  const p = viewer.viewport.pointFromPixel(position, true);
+  return [p.x * imageWidth, p.y * imageWidth];
+}

@@ -1,0 +1,201 @@
+'use client';
+/**
+ * Measuring on the image: a ruler (the length of a path), an area tool (a polygon's area and
+ * outline) and calibration (draw a line, type its real length: that sets the scale). Points are
+ * clicked on the image and kept in image pixels, so a measurement stays put at every zoom. Each tool
+ * has a toolbar button and a key (L, P, C: none of OpenSeadragon's own keys, so W/A/S/D panning and
+ * R rotation keep working); Enter ends a path, Escape drops it.
+ */
+import { useCallback, useEffect, useState } from 'react';
+import type { FormEvent } from 'react';
+import { createPortal } from 'react-dom';
+import type OpenSeadragon from 'openseadragon';
+import type { Position } from '../geojson.js';
+import { calibrate, formatArea, formatLength, formatNumber, pathLength, ringArea, ringPerimeter } from '../measure.js';
+import type { Scale } from '../measure.js';
+import { elementToImagePoint, imagePixelsPerScreenPixel } from '../osd/imageSpace.js';
+import { useImageOverlay } from '../osd/useImageOverlay.js';
+
+export type MeasureTool = 'ruler' | 'area' | 'calibrate';
+
+export interface MeasureToolsProps {
+  /** The viewer to measure on (Viewer's `onViewer`). */
+  viewer: OpenSeadragon.Viewer | null;
+  /** The oriented image's size. */
+  width: number;
+  height: number;
+  /** The current scale (real units per image pixel), or null to measure in pixels. */
+  scale: Scale | null;
+  /** Called with the scale the calibration tool sets. */
+  onScaleChange: (scale: Scale) => void;
+}
+
+const TOOLS: { tool: MeasureTool; key: string; label: string; title: string }[] = [
+  { tool: 'ruler', key: 'l', label: 'Ruler', title: 'Measure a length: click points, Enter to end (L)' },
+  { tool: 'area', key: 'p', label: 'Area', title: 'Measure an area: click the corners of a polygon, Enter to end (P)' },
+  { tool: 'calibrate', key: 'c', label: 'Calibrate', title: 'Set the scale: draw a line of known length (C)' },
+];
+
+/** Most points one measurement takes (a bound on what clicks can pile up). */
+const MAX_POINTS = 1000;
+/** Clicks this close (screen pixels) to the last point add nothing: a double-click's second click. */
+const SAME_POINT_PX = 4;
+
+/** Keys typed into a form field are the field's, not shortcuts. */
+const typing = (e: KeyboardEvent) => {
+  const el = e.target as HTMLElement | null;
+  return !!el && (el.isContentEditable || ['INPUT', 'TEXTAREA', 'SELECT'].includes(el.tagName));
+};
+
+export function MeasureTools({ viewer, width, height, scale, onScaleChange }: MeasureToolsProps) {
+  const [tool, setTool] = useState<MeasureTool | null>(null);
+  const [points, setPoints] = useState<Position[]>([]);
+  const [ended, setEnded] = useState(false);
+  const [realLength, setRealLength] = useState('');
+  const [unit, setUnit] = useState(scale?.unit ?? 'mm');
+  const [calibrationError, setCalibrationError] = useState<string | null>(null);
+  const overlay = useImageOverlay(viewer, width, height, 'measure-overlay', 'measure-overlay');
+
+  const choose = useCallback((next: MeasureTool | null) => {
+    setTool((current) => (current === next ? null : next));
+    setPoints([]);
+    setEnded(false);
+    setCalibrationError(null);
+  }, []);
+  const end = useCallback(() => setEnded(true), []);
+
+  // Clicks on the image add points while a tool is on (and then do not zoom or pan).
+  useEffect(() => {
+    if (!viewer || !tool || ended) return;
+    const onClick = (event: OpenSeadragon.CanvasClickEvent) => {
+      if (!event.quick) return;
+      event.preventDefaultAction = true;
+      const [x, y] = elementToImagePoint(viewer, width, event.position);
+      const point: Position = [Math.min(Math.max(x, 0), width), Math.min(Math.max(y, 0), height)];
+      const near = SAME_POINT_PX * imagePixelsPerScreenPixel(viewer, width);
+      const samePoint = (last: Position | undefined) => !!last && Math.hypot(last[0] - point[0], last[1] - point[1]) <= near;
+      setPoints((ps) => {
+        if (ps.length >= MAX_POINTS || samePoint(ps[ps.length - 1])) return ps;
+        const next = [...ps, point];
+        if (tool === 'calibrate' && next.length === 2) setEnded(true);
+        return next;
+      });
+    };
+    const onDoubleClick = (event: OpenSeadragon.CanvasDoubleClickEvent) => {
+      event.preventDefaultAction = true;
+      setEnded(true);
+    };
+    viewer.addHandler('canvas-click', onClick);
+    viewer.addHandler('canvas-double-click', onDoubleClick);
+    return () => {
+      viewer.removeHandler('canvas-click', onClick);
+      viewer.removeHandler('canvas-double-click', onDoubleClick);
+    };
+  }, [viewer, tool, ended, width, height]);
+
+  // The keys below are this component's: OpenSeadragon, which sees them first when its canvas has
+  // focus, is told to leave them alone.
+  useEffect(() => {
+    if (!viewer) return;
+    const onCanvasKey = (event: OpenSeadragon.CanvasKeyEvent) => {
+      const key = (event.originalEvent as KeyboardEvent).key?.toLowerCase();
+      if (TOOLS.some((t) => t.key === key) || key === 'enter' || key === 'escape') event.preventDefaultAction = true;
+    };
+    viewer.addHandler('canvas-key', onCanvasKey);
+    return () => viewer.removeHandler('canvas-key', onCanvasKey);
+  }, [viewer]);
+
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      if (typing(e) || e.ctrlKey || e.metaKey || e.altKey) return;
+      const shortcut = TOOLS.find((t) => t.key === e.key.toLowerCase());
+      if (shortcut) choose(shortcut.tool);
+      else if (e.key === 'Enter' && tool) end();
+      else if (e.key === 'Escape' && tool) choose(null);
+      else return;
+      e.preventDefault();
+    };
+    window.addEventListener('keydown', onKey);
+    return () => window.removeEventListener('keydown', onKey);
+  }, [tool, choose, end]);
+
+  const length = tool === 'area' ? ringPerimeter(points) : pathLength(points);
+  const area = tool === 'area' && points.length >= 3 ? ringArea(points) : null;
+
+  const setScale = (e: FormEvent) => {
+    e.preventDefault();
+    try {
+      onScaleChange(calibrate(length, Number(realLength), unit));
+      choose(null);
+    } catch (err) {
+      setCalibrationError((err as Error).message);
+    }
+  };
+
+  const d = points.map((p, i) => `${i === 0 ? 'M' : 'L'}${p[0]} ${p[1]}`).join('') + (tool === 'area' && ended ? 'Z' : '');
+  return (
+    <>
+      <div className="measure-toolbar" role="toolbar" aria-label="Measure">
+        {TOOLS.map((t) => (
+          <button key={t.tool} type="button" title={t.title} aria-pressed={tool === t.tool} onClick={() => choose(t.tool)}>
+            {t.label}
+          </button>
+        ))}
+      </div>
+      {tool && (
+        <div
+          className="measure-result"
+          data-testid="measure-result"
+          data-tool={tool}
+          data-ended={String(ended)}
+          data-points={points.length}
+          data-length-px={length}
+          data-area-px={area ?? undefined}
+          data-length={scale ? length * scale.value : undefined}
+          data-area={scale && area !== null ? area * scale.value * scale.value : undefined}
+          data-unit={scale?.unit}
+          role="status"
+        >
+          {points.length === 0 && <p>{TOOLS.find((t) => t.tool === tool)?.title}</p>}
+          {points.length > 1 && tool !== 'calibrate' && (
+            <p>
+              {tool === 'area' ? 'Outline' : 'Length'} {formatLength(length, scale)}
+            </p>
+          )}
+          {area !== null && <p>Area {formatArea(area, scale)}</p>}
+          {tool === 'calibrate' && ended && (
+            <form onSubmit={setScale} className="calibrate">
+              <span>{formatNumber(length)} px is</span>
+              <input
+                aria-label="Real length"
+                inputMode="decimal"
+                value={realLength}
+                onChange={(e) => setRealLength(e.target.value)}
+                autoFocus
+                size={6}
+              />
+              <input aria-label="Unit" value={unit} onChange={(e) => setUnit(e.target.value)} size={3} />
+              <button type="submit">Set scale</button>
+              {calibrationError && (
+                <p className="error" role="alert">
+                  {calibrationError}
+                </p>
+              )}
+            </form>
+          )}
+        </div>
+      )}
+      {overlay.placed &&
+        points.length > 0 &&
+        createPortal(
+          <svg viewBox={`0 0 ${width} ${height}`} preserveAspectRatio="none" width="100%" height="100%" xmlns="http://www.w3.org/2000/svg">
+            <path className={tool === 'area' ? 'area' : 'line'} d={d} />
+            {points.map((p, i) => (
+              <circle key={i} className="vertex" cx={p[0]} cy={p[1]} />
+            ))}
+          </svg>,
+          overlay.host,
+        )}
+    </>
+  );
+}
