@@ -18,6 +18,8 @@ export type { StorePanelProps } from './components/StorePanel.js';
 export { MeasureTools } from './components/MeasureTools.js';
 export type { MeasureTool, MeasureToolsProps } from './components/MeasureTools.js';
 export { ScaleBar } from './components/ScaleBar.js';
+export { EnhanceControls } from './components/EnhanceControls.js';
+export type { EnhanceControlsProps } from './components/EnhanceControls.js';
 export type { ScaleBarProps } from './components/ScaleBar.js';
 
 export { useTilingImage, loadTileSources } from './hooks/useTilingImage.js';

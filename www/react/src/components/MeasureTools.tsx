@@ -4,7 +4,7 @@
  * outline) and calibration (draw a line, type its real length: that sets the scale). Points are
  * clicked on the image and kept in image pixels, so a measurement stays put at every zoom. Each tool
  * has a toolbar button and a key (L, P, C: none of OpenSeadragon's own keys, so W/A/S/D panning and
- * R rotation keep working); Enter ends a path, Escape drops it.
+ * R rotation keep working; `useViewerKeys`); Enter ends a path, Escape drops it.
  */
 import { useCallback, useEffect, useState } from 'react';
 import type { FormEvent } from 'react';
@@ -15,6 +15,7 @@ import { calibrate, formatArea, formatLength, formatNumber, pathLength, ringArea
 import type { Scale } from '../measure.js';
 import { elementToImagePoint, imagePixelsPerScreenPixel } from '../osd/imageSpace.js';
 import { useImageOverlay } from '../osd/useImageOverlay.js';
+import { useViewerKeys } from '../osd/useViewerKeys.js';
 
 export type MeasureTool = 'ruler' | 'area' | 'calibrate';
 
@@ -40,12 +41,6 @@ const TOOLS: { tool: MeasureTool; key: string; label: string; title: string }[] 
 const MAX_POINTS = 1000;
 /** Clicks this close (screen pixels) to the last point add nothing: a double-click's second click. */
 const SAME_POINT_PX = 4;
-
-/** Keys typed into a form field are the field's, not shortcuts. */
-const typing = (e: KeyboardEvent) => {
-  const el = e.target as HTMLElement | null;
-  return !!el && (el.isContentEditable || ['INPUT', 'TEXTAREA', 'SELECT'].includes(el.tagName));
-};
 
 export function MeasureTools({ viewer, width, height, scale, onScaleChange }: MeasureToolsProps) {
   const [tool, setTool] = useState<MeasureTool | null>(null);
@@ -93,31 +88,11 @@ export function MeasureTools({ viewer, width, height, scale, onScaleChange }: Me
     };
   }, [viewer, tool, ended, width, height]);
 
-  // The keys below are this component's: OpenSeadragon, which sees them first when its canvas has
-  // focus, is told to leave them alone.
-  useEffect(() => {
-    if (!viewer) return;
-    const onCanvasKey = (event: OpenSeadragon.CanvasKeyEvent) => {
-      const key = (event.originalEvent as KeyboardEvent).key?.toLowerCase();
-      if (TOOLS.some((t) => t.key === key) || key === 'enter' || key === 'escape') event.preventDefaultAction = true;
-    };
-    viewer.addHandler('canvas-key', onCanvasKey);
-    return () => viewer.removeHandler('canvas-key', onCanvasKey);
-  }, [viewer]);
-
-  useEffect(() => {
-    const onKey = (e: KeyboardEvent) => {
-      if (typing(e) || e.ctrlKey || e.metaKey || e.altKey) return;
-      const shortcut = TOOLS.find((t) => t.key === e.key.toLowerCase());
-      if (shortcut) choose(shortcut.tool);
-      else if (e.key === 'Enter' && tool) end();
-      else if (e.key === 'Escape' && tool) choose(null);
-      else return;
-      e.preventDefault();
-    };
-    window.addEventListener('keydown', onKey);
-    return () => window.removeEventListener('keydown', onKey);
-  }, [tool, choose, end]);
+  useViewerKeys(viewer, {
+    ...Object.fromEntries(TOOLS.map((t) => [t.key, () => choose(t.tool)])),
+    enter: tool ? end : undefined,
+    escape: tool ? () => choose(null) : undefined,
+  });
 
   const length = tool === 'area' ? ringPerimeter(points) : pathLength(points);
   const area = tool === 'area' && points.length >= 3 ? ringArea(points) : null;

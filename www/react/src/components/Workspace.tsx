@@ -15,6 +15,7 @@ import { DamageList } from './DamageList.js';
 import { StorePanel } from './StorePanel.js';
 import { MeasureTools } from './MeasureTools.js';
 import { ScaleBar } from './ScaleBar.js';
+import { EnhanceControls } from './EnhanceControls.js';
 import type { Scale } from '../measure.js';
 import { imageToViewportRect } from '../osd/imageSpace.js';
 
@@ -154,6 +155,7 @@ export function Workspace({
         )}
         {size && <MeasureTools viewer={viewer} width={size.width} height={size.height} scale={scale} onScaleChange={calibrated} />}
         {size && <ScaleBar viewer={viewer} width={size.width} scale={scale} />}
+        <EnhanceControls viewer={viewer} />
       </Viewer>
       <aside className="sidebar">
         <StorePanel status={status} />

@@ -1,0 +1,139 @@
+'use client';
+/**
+ * Brightness, contrast, gamma, invert and greyscale for the viewer: one SVG filter on the canvas the
+ * tiles are drawn into (not on the damage layer or the measurements above it). `E` opens the panel,
+ * `X` resets.
+ */
+import { useEffect, useId, useState } from 'react';
+import type OpenSeadragon from 'openseadragon';
+import { clampSetting, ENHANCEMENT_LIMITS, filterPrimitives, isIdentity, NO_ENHANCEMENT } from '../enhance.js';
+import type { Enhancement } from '../enhance.js';
+import { useViewerKeys } from '../osd/useViewerKeys.js';
+
+export interface EnhanceControlsProps {
+  /** The viewer whose drawn image is enhanced. */
+  viewer: OpenSeadragon.Viewer | null;
+}
+
+const NUMBERS: { key: keyof typeof ENHANCEMENT_LIMITS; label: string }[] = [
+  { key: 'brightness', label: 'Brightness' },
+  { key: 'contrast', label: 'Contrast' },
+  { key: 'gamma', label: 'Gamma' },
+];
+
+/**
+ * A number input that lets a value be typed through partial forms ("1.", "") and applies each
+ * complete number, clamped; it shows the applied value again when it loses focus or is reset.
+ */
+function NumberField({ label, value, min, max, onValue }: { label: string; value: number; min: number; max: number; onValue: (v: number) => void }) {
+  const [text, setText] = useState(String(value));
+  useEffect(() => setText((t) => (Number(t) === value ? t : String(value))), [value]);
+  return (
+    <label>
+      {label}
+      <input
+        type="number"
+        step={0.05}
+        min={min}
+        max={max}
+        value={text}
+        onChange={(e) => {
+          setText(e.target.value);
+          if (e.target.value.trim() !== '' && Number.isFinite(e.target.valueAsNumber)) onValue(e.target.valueAsNumber);
+        }}
+        onBlur={() => setText(String(value))}
+      />
+    </label>
+  );
+}
+
+/** The element OpenSeadragon draws the tiles into (the canvas drawer's canvas). */
+function drawnCanvas(viewer: OpenSeadragon.Viewer): HTMLElement | null {
+  const canvas = (viewer.drawer as unknown as { canvas?: unknown } | undefined)?.canvas;
+  return canvas instanceof HTMLElement ? canvas : null;
+}
+
+export function EnhanceControls({ viewer }: EnhanceControlsProps) {
+  const [open, setOpen] = useState(false);
+  const [settings, setSettings] = useState<Enhancement>(NO_ENHANCEMENT);
+  // An id per viewer, usable in `url(#…)`.
+  const filterId = `tessera-enhance-${useId().replace(/[^a-zA-Z0-9_-]/g, '')}`;
+  const identity = isIdentity(settings);
+
+  useEffect(() => {
+    const canvas = viewer && drawnCanvas(viewer);
+    if (!canvas) return;
+    canvas.style.filter = identity ? '' : `url(#${filterId})`;
+    return () => {
+      canvas.style.filter = '';
+    };
+  }, [viewer, identity, filterId]);
+
+  const reset = () => setSettings(NO_ENHANCEMENT);
+  useViewerKeys(viewer, { e: () => setOpen((o) => !o), x: reset });
+
+  const set = (patch: Partial<Enhancement>) => setSettings((s) => ({ ...s, ...patch }));
+  return (
+    <>
+      <svg className="enhance-filter" width="0" height="0" aria-hidden="true" focusable="false">
+        <filter id={filterId} colorInterpolationFilters="sRGB">
+          {filterPrimitives(settings).map((step, i) => {
+            const Tag = step.tag;
+            return (
+              <Tag key={i} {...step.attrs}>
+                {step.funcs?.map(({ tag: Func, ...attrs }) => {
+                  const F = Func as 'feFuncR';
+                  return <F key={Func} {...attrs} />;
+                })}
+              </Tag>
+            );
+          })}
+        </filter>
+      </svg>
+      <div className="enhance-toolbar">
+        <button type="button" title="Brightness, contrast, gamma, invert, greyscale (E)" aria-expanded={open} onClick={() => setOpen((o) => !o)}>
+          Enhance
+        </button>
+        {!identity && (
+          <button type="button" title="Show the image as it is (X)" onClick={reset}>
+            Reset
+          </button>
+        )}
+      </div>
+      {open && (
+        <fieldset
+          className="enhance-panel"
+          data-testid="enhance"
+          data-brightness={settings.brightness}
+          data-contrast={settings.contrast}
+          data-gamma={settings.gamma}
+          data-invert={String(settings.invert)}
+          data-greyscale={String(settings.greyscale)}
+        >
+          <legend>Enhance</legend>
+          {NUMBERS.map(({ key, label }) => (
+            <NumberField
+              key={key}
+              label={label}
+              value={settings[key]}
+              min={ENHANCEMENT_LIMITS[key].min}
+              max={ENHANCEMENT_LIMITS[key].max}
+              onValue={(v) => set({ [key]: clampSetting(key, v) })}
+            />
+          ))}
+          <label>
+            <input type="checkbox" checked={settings.invert} onChange={(e) => set({ invert: e.target.checked })} />
+            Invert
+          </label>
+          <label>
+            <input type="checkbox" checked={settings.greyscale} onChange={(e) => set({ greyscale: e.target.checked })} />
+            Greyscale
+          </label>
+          <button type="button" onClick={reset} disabled={identity}>
+            Reset (X)
+          </button>
+        </fieldset>
+      )}
+    </>
+  );
+}
