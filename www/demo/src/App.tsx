@@ -2,12 +2,12 @@
  * The page: `?src=` and `?vectorSrc=` URLs, or a picked / dropped file, shown in the Workspace;
  * `?store=` names the tile-store to reuse and save pyramids (`?store=/` is this site; `?storeBatchBytes=`
  * sizes its upload requests; `#token=` is its bearer token), `?pyramid=` a known pyramid id, `?scale=`
- * the real size of a pixel (`0.2mm`).
+ * the real size of a pixel (`0.2mm`); `#view=` the view to open at (kept up to date as the view changes).
  */
 import { useCallback, useEffect, useState } from 'react';
 import type { DragEvent, FormEvent } from 'react';
-import { Workspace, parseScale } from '@tessera/react';
-import type { ImageInput, Scale } from '@tessera/react';
+import { Workspace, formatView, parseScale, parseView } from '@tessera/react';
+import type { ImageInput, Scale, WorkspaceView } from '@tessera/react';
 
 interface Sources {
   src: ImageInput;
@@ -17,6 +17,7 @@ interface Sources {
   storeToken: string | null;
   pyramidId: string | null;
   scale: Scale | null;
+  view: WorkspaceView | null;
 }
 
 function fromLocation(): Sources {
@@ -31,7 +32,15 @@ function fromLocation(): Sources {
     storeToken: fragment.get('token') || null,
     pyramidId: q.get('pyramid') || null,
     scale: parseScale(q.get('scale') ?? ''),
+    view: parseView(fragment.get('view')),
   };
+}
+
+/** Keeps the view in the fragment (beside the token), so the address reopens it. */
+function rememberView(view: WorkspaceView) {
+  const fragment = new URLSearchParams(location.hash.slice(1));
+  fragment.set('view', formatView(view));
+  history.replaceState(history.state, '', `${location.pathname}${location.search}#${fragment}`);
 }
 
 export function App() {
@@ -53,12 +62,15 @@ export function App() {
     else q.delete('src');
     // A known id belongs to the image it came with.
     q.delete('pyramid');
-    history.pushState(null, '', `?${q}${location.hash}`);
+    // So does a view.
+    const fragment = new URLSearchParams(location.hash.slice(1));
+    fragment.delete('view');
+    history.pushState(null, '', `?${q}${fragment.size ? `#${fragment}` : ''}`);
     setSources(fromLocation());
   };
 
   const openFile = useCallback((file: File | undefined) => {
-    if (file) setSources((s) => ({ ...s, src: file, pyramidId: null }));
+    if (file) setSources((s) => ({ ...s, src: file, pyramidId: null, view: null }));
   }, []);
 
   const onDrop = (e: DragEvent) => {
@@ -103,7 +115,7 @@ export function App() {
         <span className="hint">or drop an image anywhere</span>
       </header>
       <main>
-        <Workspace src={sources.src} vectorSrc={sources.vectorSrc} store={sources.store} token={sources.storeToken} storeBatchBytes={sources.storeBatchBytes} pyramidId={sources.pyramidId} scale={sources.scale} />
+        <Workspace src={sources.src} vectorSrc={sources.vectorSrc} store={sources.store} token={sources.storeToken} storeBatchBytes={sources.storeBatchBytes} pyramidId={sources.pyramidId} scale={sources.scale} view={sources.view} onViewChange={rememberView} />
       </main>
       {dragging && <div className="drop-hint">Drop the image to tile it here</div>}
     </div>

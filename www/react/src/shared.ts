@@ -23,5 +23,7 @@ export type { DamageFeature, Geometry, Position } from './geojson.js';
 export { calibrate, formatArea, formatLength, measureGeometry, parseScale, pathLength, ringArea } from './measure.js';
 export type { Measures, Scale } from './measure.js';
 export { enhancePixel, NO_ENHANCEMENT } from './enhance.js';
+export { formatView, parseView } from './view.js';
+export type { WorkspaceView } from './view.js';
 export type { Enhancement } from './enhance.js';
 export type { Metadata, Options, Limits, Exif, TileFormat, SourceFormat, ErrorCode, TilerErrorCode, TilerError } from '@tessera/tiler-wasm';

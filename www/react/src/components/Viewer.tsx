@@ -7,7 +7,8 @@ import { useEffect, useLayoutEffect, useRef, useState } from 'react';
 import type { ReactNode } from 'react';
 import type OpenSeadragon from 'openseadragon';
 import { loadOpenSeadragon } from '../osd/load.js';
-import { IMAGE_PLACEMENT } from '../osd/imageSpace.js';
+import { IMAGE_PLACEMENT, showView } from '../osd/imageSpace.js';
+import type { ImageView } from '../osd/imageSpace.js';
 import { decodeCount } from '../hooks/useTilingImage.js';
 import type { ImageTileSource, TilingStatus } from '../hooks/useTilingImage.js';
 
@@ -22,12 +23,14 @@ export interface ViewerProps {
   onViewer?: (viewer: OpenSeadragon.Viewer | null) => void;
   /** Drawn over the viewer (e.g. a VectorOverlay). */
   children?: ReactNode;
+  /** Where to open each image instead of the whole image (a shared link's view); read when an image opens. */
+  initialView?: ImageView | null;
 }
 
 /** Two frames: the tiles that completed the view are painted, not only decoded. */
 const afterPaint = (f: () => void) => requestAnimationFrame(() => requestAnimationFrame(f));
 
-export function Viewer({ tileSource, status, onViewer, children }: ViewerProps) {
+export function Viewer({ tileSource, status, onViewer, children, initialView = null }: ViewerProps) {
   const element = useRef<HTMLDivElement>(null);
   const [viewer, setViewer] = useState<OpenSeadragon.Viewer | null>(null);
   const [drawn, setDrawn] = useState<ImageTileSource | null>(null);
@@ -47,6 +50,9 @@ export function Viewer({ tileSource, status, onViewer, children }: ViewerProps) 
   const preview = status.preview;
   /** OpenSeadragon could not be loaded (a chunk failed to download). */
   const [loadError, setLoadError] = useState<string | null>(null);
+  // Read when the image's tiles join the viewer, not when they change.
+  const opening = useRef({ view: initialView, width: status.info?.width });
+  opening.current = { view: initialView, width: status.info?.width };
 
   useLayoutEffect(() => {
     const el = element.current;
@@ -183,11 +189,21 @@ export function Viewer({ tileSource, status, onViewer, children }: ViewerProps) 
       tileSource.kind === 'store'
         ? { tileSource, ...IMAGE_PLACEMENT, crossOriginPolicy: 'Anonymous' as const, loadTilesWithAjax: ajax, ajaxHeaders: ajax ? headers : undefined }
         : { tileSource, ...IMAGE_PLACEMENT };
+    // A shared view replaces the whole image once the tiles are in: after `open` has gone home, or
+    // after `addTiledImage` has added them over the preview (which went home itself).
+    const applyView = () => {
+      const { view, width } = opening.current;
+      if (live && view && width) showView(viewer, width, view, true);
+    };
     // Over the preview if there is one; `open` would close it.
-    if (previewPending.current) viewer.addTiledImage(item);
-    else viewer.open(item);
+    if (previewPending.current) viewer.addTiledImage({ ...item, success: applyView });
+    else {
+      viewer.addOnceHandler('open', applyView);
+      viewer.open(item);
+    }
     return () => {
       live = false;
+      viewer.removeHandler('open', applyView);
       viewer.world.removeHandler('add-item', onAddItem);
       viewer.removeHandler('tile-load-failed', onTileFailed);
     };

@@ -1,6 +1,6 @@
 'use client';
 /** The image workspace: the tiled image with its damage layer, metadata and damage list. */
-import { useCallback, useEffect, useState } from 'react';
+import { useCallback, useEffect, useRef, useState } from 'react';
 import type OpenSeadragon from 'openseadragon';
 import { useTilingImage } from '../hooks/useTilingImage.js';
 import type { ImageInput } from '../hooks/useTilingImage.js';
@@ -17,7 +17,8 @@ import { MeasureTools } from './MeasureTools.js';
 import { ScaleBar } from './ScaleBar.js';
 import { EnhanceControls } from './EnhanceControls.js';
 import type { Scale } from '../measure.js';
-import { imageToViewportRect } from '../osd/imageSpace.js';
+import { currentView, imageToViewportRect } from '../osd/imageSpace.js';
+import type { WorkspaceView } from '../view.js';
 
 export interface WorkspaceProps {
   /** The image: a URL (fetched by the worker; needs CORS if on another site) or a File. */
@@ -43,6 +44,10 @@ export interface WorkspaceProps {
   scale?: Scale | null;
   /** Called with the scale the calibration tool sets, so the app can keep it with the image. */
   onScaleChange?: (scale: Scale) => void;
+  /** Where to open the image and which feature to choose (a shared link's view); read when an image opens. */
+  view?: WorkspaceView | null;
+  /** Called when the view settles or the chosen feature changes, e.g. to keep it in the URL (`formatView`). */
+  onViewChange?: (view: WorkspaceView) => void;
 }
 
 interface VectorLayer {
@@ -89,6 +94,8 @@ export function Workspace({
   workers,
   scale: scaleProp = null,
   onScaleChange,
+  view = null,
+  onViewChange,
 }: WorkspaceProps) {
   const [tileSource, setImageSrc, status] = useTilingImage(options, { store, token, batchBytes: storeBatchBytes, workers });
   const [viewer, setViewer] = useState<OpenSeadragon.Viewer | null>(null);
@@ -106,11 +113,15 @@ export function Workspace({
     [onScaleChange],
   );
 
+  // The feature a shared view chooses, once the vector layer is in.
+  const viewFeature = useRef<number | null>(view?.feature ?? null);
+
   // A new store or token applies from the next image; a new id hint is a new image.
   useEffect(() => setImageSrc(src, { pyramidId }), [src, pyramidId, setImageSrc]);
 
   useEffect(() => {
-    setSelected(null);
+    setSelected(viewFeature.current);
+    viewFeature.current = null;
     if (!vectorSrc) {
       setLayer({ features: [], error: null, loading: false });
       return;
@@ -139,10 +150,24 @@ export function Workspace({
     [viewer, layer.features, status.info?.width],
   );
 
+  // The view, reported when a move ends and when the chosen feature changes.
+  const width = status.info?.width;
+  const report = useRef<() => void>(() => {});
+  report.current = () => {
+    if (viewer && width && onViewChange) onViewChange({ ...currentView(viewer, width), feature: selected });
+  };
+  useEffect(() => {
+    if (!viewer) return;
+    const onFinish = () => report.current();
+    viewer.addHandler('animation-finish', onFinish);
+    return () => viewer.removeHandler('animation-finish', onFinish);
+  }, [viewer]);
+  useEffect(() => report.current(), [selected]);
+
   const size = status.info;
   return (
     <div className="workspace">
-      <Viewer tileSource={tileSource} status={status} onViewer={setViewer}>
+      <Viewer tileSource={tileSource} status={status} onViewer={setViewer} initialView={view}>
         {size && (
           <VectorOverlay
             viewer={viewer}

@@ -28,3 +28,24 @@ export function elementToImagePoint(viewer: OpenSeadragon.Viewer, imageWidth: nu
   const p = viewer.viewport.pointFromPixel(position, true);
   return [p.x * imageWidth, p.y * imageWidth];
 }
+
+/** A view of the image: its centre in image pixels and OpenSeadragon's zoom (1: the image's width fills the viewer's). */
+export interface ImageView {
+  x: number;
+  y: number;
+  zoom: number;
+}
+
+/** The viewer's current view (animation targets, not the frame in flight). */
+export function currentView(viewer: OpenSeadragon.Viewer, imageWidth: number): ImageView {
+  const centre = viewer.viewport.getCenter(false);
+  return { x: centre.x * imageWidth, y: centre.y * imageWidth, zoom: viewer.viewport.getZoom(false) };
+}
+
+/** Moves the viewer to `view` (within its zoom and pan constraints). */
+export function showView(viewer: OpenSeadragon.Viewer, imageWidth: number, view: ImageView, immediately: boolean): void {
+  const { Point } = openSeadragon();
+  viewer.viewport.zoomTo(view.zoom, undefined, immediately);
+  viewer.viewport.panTo(new Point(view.x / imageWidth, view.y / imageWidth), immediately);
+  viewer.viewport.applyConstraints(immediately);
+}
