@@ -24,6 +24,8 @@ export { calibrate, formatArea, formatLength, measureGeometry, parseScale, pathL
 export type { Measures, Scale } from './measure.js';
 export { enhancePixel, NO_ENHANCEMENT } from './enhance.js';
 export { formatView, parseView } from './view.js';
+export { ALL_DAMAGE, classCounts, listDamage, stepThrough } from './damageList.js';
+export type { DamageFilter, DamageSort } from './damageList.js';
 export type { WorkspaceView } from './view.js';
 export type { Enhancement } from './enhance.js';
 export type { Metadata, Options, Limits, Exif, TileFormat, SourceFormat, ErrorCode, TilerErrorCode, TilerError } from '@tessera/tiler-wasm';

@@ -1,13 +1,23 @@
 'use client';
-/** The vector features as a list; choosing one zooms the viewer to it. */
+/**
+ * The vector features as a list; choosing one zooms the viewer to it. Counts per class (each a
+ * filter), a minimum confidence and a sort decide what is listed (and drawn); J and K step through.
+ */
 import type { DamageFeature } from '../geojson.js';
+import { ALL_DAMAGE, classCounts } from '../damageList.js';
+import type { DamageFilter, DamageSort } from '../damageList.js';
 import { featureTitle } from '../geojson.js';
 import { formatArea, formatLength, measureGeometry } from '../measure.js';
 import type { Scale } from '../measure.js';
 
 export interface DamageListProps {
-  /** The features to list (`parseDamage`). */
+  /** The features to list, filtered and sorted (`listDamage`). */
   features: DamageFeature[];
+  /** Every feature of the layer, for the counts per class; default: `features`. */
+  all?: DamageFeature[];
+  /** What is listed; with `onFilterChange`, the filter controls are shown. */
+  filter?: DamageFilter;
+  onFilterChange?: (filter: DamageFilter) => void;
   /** The highlighted feature's `index`, or null. */
   selected: number | null;
   /** Called with a feature's `index` when it is chosen. */
@@ -32,17 +42,77 @@ function FeatureMeasures({ feature, scale }: { feature: DamageFeature; scale: Sc
   );
 }
 
-export function DamageList({ features, selected, onSelect, error, loading, scale = null }: DamageListProps) {
+const SORTS: { sort: DamageSort; label: string }[] = [
+  { sort: 'layer', label: 'As in the layer' },
+  { sort: 'confidence', label: 'Confidence' },
+  { sort: 'class', label: 'Class' },
+  { sort: 'size', label: 'Size' },
+];
+
+/** Counts per class (each toggles a class filter), the minimum confidence and the sort. */
+function FilterControls({ all, filter, onChange }: { all: DamageFeature[]; filter: DamageFilter; onChange: (f: DamageFilter) => void }) {
+  const toggle = (name: string | null) =>
+    onChange({ ...filter, classes: filter.classes.includes(name) ? filter.classes.filter((c) => c !== name) : [...filter.classes, name] });
+  return (
+    <div className="damage-filter">
+      <div className="classes" data-testid="class-counts" role="group" aria-label="Classes">
+        {classCounts(all).map(({ name, count }) => (
+          <button
+            key={name ?? ''}
+            type="button"
+            aria-pressed={filter.classes.includes(name)}
+            data-class={name ?? ''}
+            data-count={count}
+            onClick={() => toggle(name)}
+          >
+            {name ?? 'unclassified'} <span className="n">{count}</span>
+          </button>
+        ))}
+      </div>
+      <label>
+        Confidence at least
+        <input
+          type="number"
+          min={0}
+          max={100}
+          step={5}
+          value={Math.round(filter.minConfidence * 100)}
+          onChange={(e) => {
+            const v = e.target.valueAsNumber;
+            onChange({ ...filter, minConfidence: Number.isFinite(v) ? Math.min(Math.max(v, 0), 100) / 100 : 0 });
+          }}
+        />
+        %
+      </label>
+      <label>
+        Sort
+        <select value={filter.sort} onChange={(e) => onChange({ ...filter, sort: e.target.value as DamageSort })}>
+          {SORTS.map((s) => (
+            <option key={s.sort} value={s.sort}>
+              {s.label}
+            </option>
+          ))}
+        </select>
+      </label>
+    </div>
+  );
+}
+
+export function DamageList({ features, all = features, filter = ALL_DAMAGE, onFilterChange, selected, onSelect, error, loading, scale = null }: DamageListProps) {
   return (
     <section className="panel" data-testid="damage-list">
-      <h2>Damage {features.length > 0 && <span className="count">{features.length}</span>}</h2>
+      <h2>
+        Damage {all.length > 0 && <span className="count">{features.length === all.length ? all.length : `${features.length} of ${all.length}`}</span>}
+      </h2>
+      {onFilterChange && all.length > 0 && <FilterControls all={all} filter={filter} onChange={onFilterChange} />}
       {error && (
         <p className="error" role="alert">
           {error}
         </p>
       )}
       {loading && <p className="muted">Loading the vector layer…</p>}
-      {!error && !loading && features.length === 0 && <p className="muted">No vector layer (pass <code>?vectorSrc=</code>).</p>}
+      {!error && !loading && all.length === 0 && <p className="muted">No vector layer (pass <code>?vectorSrc=</code>).</p>}
+      {all.length > 0 && features.length === 0 && <p className="muted">No feature passes the filter.</p>}
       <ul>
         {features.map((f) => (
           <li key={f.index}>

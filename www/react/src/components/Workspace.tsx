@@ -1,6 +1,6 @@
 'use client';
 /** The image workspace: the tiled image with its damage layer, metadata and damage list. */
-import { useCallback, useEffect, useRef, useState } from 'react';
+import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import type OpenSeadragon from 'openseadragon';
 import { useTilingImage } from '../hooks/useTilingImage.js';
 import type { ImageInput } from '../hooks/useTilingImage.js';
@@ -19,6 +19,9 @@ import { EnhanceControls } from './EnhanceControls.js';
 import type { Scale } from '../measure.js';
 import { currentView, imageToViewportRect } from '../osd/imageSpace.js';
 import type { WorkspaceView } from '../view.js';
+import { ALL_DAMAGE, listDamage, stepThrough } from '../damageList.js';
+import type { DamageFilter } from '../damageList.js';
+import { useViewerKeys } from '../osd/useViewerKeys.js';
 
 export interface WorkspaceProps {
   /** The image: a URL (fetched by the worker; needs CORS if on another site) or a File. */
@@ -101,6 +104,8 @@ export function Workspace({
   const [viewer, setViewer] = useState<OpenSeadragon.Viewer | null>(null);
   const [layer, setLayer] = useState<VectorLayer>({ features: [], error: null, loading: false });
   const [selected, setSelected] = useState<number | null>(null);
+  const [filter, setFilter] = useState<DamageFilter>(ALL_DAMAGE);
+  const listed = useMemo(() => listDamage(layer.features, filter), [layer.features, filter]);
   const [scale, setScale] = useState<Scale | null>(scaleProp);
 
   // The app's scale wins whenever it changes; a calibration replaces it until then.
@@ -150,6 +155,13 @@ export function Workspace({
     [viewer, layer.features, status.info?.width],
   );
 
+  // J / K: the next / previous listed feature.
+  const step = (by: 1 | -1) => {
+    const next = stepThrough(listed, selected, by);
+    if (next !== null) zoomTo(next);
+  };
+  useViewerKeys(viewer, { j: () => step(1), k: () => step(-1) });
+
   // The view, reported when a move ends and when the chosen feature changes.
   const width = status.info?.width;
   const report = useRef<() => void>(() => {});
@@ -173,7 +185,7 @@ export function Workspace({
             viewer={viewer}
             width={size.width}
             height={size.height}
-            features={layer.features}
+            features={listed}
             selected={selected}
             onSelect={zoomTo}
           />
@@ -185,7 +197,17 @@ export function Workspace({
       <aside className="sidebar">
         <StorePanel status={status} />
         <MetadataPanel status={status} />
-        <DamageList features={layer.features} selected={selected} onSelect={zoomTo} error={layer.error} loading={layer.loading} scale={scale} />
+        <DamageList
+          features={listed}
+          all={layer.features}
+          filter={filter}
+          onFilterChange={setFilter}
+          selected={selected}
+          onSelect={zoomTo}
+          error={layer.error}
+          loading={layer.loading}
+          scale={scale}
+        />
       </aside>
     </div>
   );
