@@ -7,7 +7,7 @@
 import { useCallback, useEffect, useState } from 'react';
 import type { DragEvent, FormEvent } from 'react';
 import { Workspace, formatView, parseScale, parseView } from '@tessera/react';
-import type { ImageInput, Scale, WorkspaceView } from '@tessera/react';
+import type { FeatureCollection, ImageInput, Scale, WorkspaceView } from '@tessera/react';
 
 interface Sources {
   src: ImageInput;
@@ -46,6 +46,9 @@ function rememberView(view: WorkspaceView) {
 export function App() {
   const [sources, setSources] = useState<Sources>(fromLocation);
   const [dragging, setDragging] = useState(false);
+  /** The damage layer as last edited here (edits are not saved anywhere: Download keeps them). */
+  const [edited, setEdited] = useState<FeatureCollection | null>(null);
+  useEffect(() => setEdited(null), [sources.vectorSrc]);
   const [urlInput, setUrlInput] = useState(() => (typeof sources.src === 'string' ? sources.src : ''));
 
   useEffect(() => {
@@ -113,9 +116,14 @@ export function App() {
           />
         </label>
         <span className="hint">or drop an image anywhere</span>
+        {edited && (
+          <span className="hint" data-testid="layer-status" data-features={edited.features.length}>
+            Damage layer edited: {edited.features.length} features, not saved (Edit → Download keeps them)
+          </span>
+        )}
       </header>
       <main>
-        <Workspace src={sources.src} vectorSrc={sources.vectorSrc} store={sources.store} token={sources.storeToken} storeBatchBytes={sources.storeBatchBytes} pyramidId={sources.pyramidId} scale={sources.scale} view={sources.view} onViewChange={rememberView} />
+        <Workspace src={sources.src} vectorSrc={sources.vectorSrc} store={sources.store} token={sources.storeToken} storeBatchBytes={sources.storeBatchBytes} pyramidId={sources.pyramidId} scale={sources.scale} view={sources.view} onViewChange={rememberView} onVectorChange={setEdited} />
       </main>
       {dragging && <div className="drop-hint">Drop the image to tile it here</div>}
     </div>

@@ -15,7 +15,7 @@ export type Geometry =
   | { type: 'MultiPolygon'; coordinates: Position[][][] };
 
 export interface DamageFeature {
-  /** Index in the collection, a stable key. */
+  /** A stable key: the position in the collection as loaded; a feature drawn later takes the next free number. */
   index: number;
   id: string | number | null;
   geometry: Geometry;
@@ -24,6 +24,14 @@ export interface DamageFeature {
   confidence: number | null;
   /** Bounding box in image pixels: [minX, minY, maxX, maxY]. */
   bbox: [number, number, number, number];
+  /** The feature's properties as loaded (others than label, class and confidence are kept for export). */
+  properties: Record<string, unknown>;
+}
+
+/** A FeatureCollection as `toFeatureCollection` writes it. */
+export interface FeatureCollection {
+  type: 'FeatureCollection';
+  features: { type: 'Feature'; id?: string | number; properties: Record<string, unknown>; geometry: Geometry }[];
 }
 
 const isPosition = (p: unknown): p is Position =>
@@ -78,8 +86,6 @@ export function parseDamage(json: unknown): DamageFeature[] {
     const geometry = g as Geometry;
     const pts = positions(geometry);
     if (pts.length === 0) throw new Error(`feature ${index}: empty ${type}`);
-    const xs = pts.map((p) => p[0]);
-    const ys = pts.map((p) => p[1]);
     const props = feature.properties ?? {};
     const str = (v: unknown) => (typeof v === 'string' && v !== '' ? v : typeof v === 'number' ? String(v) : null);
     out.push({
@@ -89,10 +95,43 @@ export function parseDamage(json: unknown): DamageFeature[] {
       label: str(props.label),
       class: str(props.class),
       confidence: typeof props.confidence === 'number' ? props.confidence : null,
-      bbox: [Math.min(...xs), Math.min(...ys), Math.max(...xs), Math.max(...ys)],
+      bbox: boundsOf(pts),
+      properties: { ...props },
     });
   });
   return out;
+}
+
+/** The box around `points` (not empty): [minX, minY, maxX, maxY]. */
+function boundsOf(points: Position[]): [number, number, number, number] {
+  let [x0, y0, x1, y1] = [Infinity, Infinity, -Infinity, -Infinity];
+  for (const [x, y] of points) {
+    x0 = Math.min(x0, x);
+    y0 = Math.min(y0, y);
+    x1 = Math.max(x1, x);
+    y1 = Math.max(y1, y);
+  }
+  return [x0, y0, x1, y1];
+}
+
+/** `f` with another geometry (its box follows). */
+export function withGeometry(f: DamageFeature, geometry: Geometry): DamageFeature {
+  return { ...f, geometry, bbox: boundsOf(positions(geometry)) };
+}
+
+/** The features as a GeoJSON FeatureCollection in image pixels, as `vectorSrc` takes it (and `parseDamage` reads back). */
+export function toFeatureCollection(features: readonly DamageFeature[]): FeatureCollection {
+  return {
+    type: 'FeatureCollection',
+    features: features.map((f) => {
+      const properties: Record<string, unknown> = { ...f.properties };
+      for (const key of ['label', 'class', 'confidence'] as const) {
+        if (f[key] === null) delete properties[key];
+        else properties[key] = f[key];
+      }
+      return { type: 'Feature', ...(f.id !== null ? { id: f.id } : {}), properties, geometry: f.geometry };
+    }),
+  };
 }
 
 /** A short name for lists and labels. */

@@ -19,6 +19,10 @@ export { MeasureTools } from './components/MeasureTools.js';
 export type { MeasureTool, MeasureToolsProps } from './components/MeasureTools.js';
 export { ScaleBar } from './components/ScaleBar.js';
 export { EnhanceControls } from './components/EnhanceControls.js';
+export { LayerEditor, FeatureProperties } from './components/LayerEditor.js';
+export type { LayerEditorProps, FeaturePropertiesProps } from './components/LayerEditor.js';
+export { useEditHistory } from './hooks/useEditHistory.js';
+export type { EditHistory } from './hooks/useEditHistory.js';
 export type { EnhanceControlsProps } from './components/EnhanceControls.js';
 export type { ScaleBarProps } from './components/ScaleBar.js';
 

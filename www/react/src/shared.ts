@@ -18,8 +18,10 @@ export type {
 } from './worker/client.js';
 export type { FailureCode } from './worker/protocol.js';
 export * from './store.js';
-export { parseDamage, featureTitle } from './geojson.js';
-export type { DamageFeature, Geometry, Position } from './geojson.js';
+export { parseDamage, featureTitle, toFeatureCollection, withGeometry } from './geojson.js';
+export type { DamageFeature, FeatureCollection, Geometry, Position } from './geojson.js';
+export { moveVertex, newGeometry, vertices } from './editGeometry.js';
+export type { DrawKind, Vertex } from './editGeometry.js';
 export { calibrate, formatArea, formatLength, measureGeometry, parseScale, pathLength, ringArea } from './measure.js';
 export type { Measures, Scale } from './measure.js';
 export { enhancePixel, NO_ENHANCEMENT } from './enhance.js';

@@ -13,7 +13,7 @@ import type OpenSeadragon from 'openseadragon';
 import type { Position } from '../geojson.js';
 import { calibrate, formatArea, formatLength, formatNumber, pathLength, ringArea, ringPerimeter } from '../measure.js';
 import type { Scale } from '../measure.js';
-import { elementToImagePoint, imagePixelsPerScreenPixel } from '../osd/imageSpace.js';
+import { usePointCollector } from '../osd/usePointCollector.js';
 import { useImageOverlay } from '../osd/useImageOverlay.js';
 import { useViewerKeys } from '../osd/useViewerKeys.js';
 
@@ -29,6 +29,10 @@ export interface MeasureToolsProps {
   scale: Scale | null;
   /** Called with the scale the calibration tool sets. */
   onScaleChange: (scale: Scale) => void;
+  /** Another tool has the clicks: the toolbar is off. */
+  disabled?: boolean;
+  /** Called when a tool is turned on or off (so other tools can stand aside). */
+  onActiveChange?: (active: boolean) => void;
 }
 
 const TOOLS: { tool: MeasureTool; key: string; label: string; title: string }[] = [
@@ -39,10 +43,8 @@ const TOOLS: { tool: MeasureTool; key: string; label: string; title: string }[] 
 
 /** Most points one measurement takes (a bound on what clicks can pile up). */
 const MAX_POINTS = 1000;
-/** Clicks this close (screen pixels) to the last point add nothing: a double-click's second click. */
-const SAME_POINT_PX = 4;
 
-export function MeasureTools({ viewer, width, height, scale, onScaleChange }: MeasureToolsProps) {
+export function MeasureTools({ viewer, width, height, scale, onScaleChange, disabled = false, onActiveChange }: MeasureToolsProps) {
   const [tool, setTool] = useState<MeasureTool | null>(null);
   const [points, setPoints] = useState<Position[]>([]);
   const [ended, setEnded] = useState(false);
@@ -58,38 +60,22 @@ export function MeasureTools({ viewer, width, height, scale, onScaleChange }: Me
     setCalibrationError(null);
   }, []);
   const end = useCallback(() => setEnded(true), []);
+  useEffect(() => onActiveChange?.(tool !== null), [tool, onActiveChange]);
 
   // Clicks on the image add points while a tool is on (and then do not zoom or pan).
-  useEffect(() => {
-    if (!viewer || !tool || ended) return;
-    const onClick = (event: OpenSeadragon.CanvasClickEvent) => {
-      if (!event.quick) return;
-      event.preventDefaultAction = true;
-      const [x, y] = elementToImagePoint(viewer, width, event.position);
-      const point: Position = [Math.min(Math.max(x, 0), width), Math.min(Math.max(y, 0), height)];
-      const near = SAME_POINT_PX * imagePixelsPerScreenPixel(viewer, width);
-      const samePoint = (last: Position | undefined) => !!last && Math.hypot(last[0] - point[0], last[1] - point[1]) <= near;
-      setPoints((ps) => {
-        if (ps.length >= MAX_POINTS || samePoint(ps[ps.length - 1])) return ps;
-        const next = [...ps, point];
-        if (tool === 'calibrate' && next.length === 2) setEnded(true);
-        return next;
-      });
-    };
-    const onDoubleClick = (event: OpenSeadragon.CanvasDoubleClickEvent) => {
-      event.preventDefaultAction = true;
-      setEnded(true);
-    };
-    viewer.addHandler('canvas-click', onClick);
-    viewer.addHandler('canvas-double-click', onDoubleClick);
-    return () => {
-      viewer.removeHandler('canvas-click', onClick);
-      viewer.removeHandler('canvas-double-click', onDoubleClick);
-    };
-  }, [viewer, tool, ended, width, height]);
+  usePointCollector(viewer, width, height, {
+    active: !!tool && !ended && !disabled,
+    last: points[points.length - 1],
+    onPoint: (point) => {
+      if (points.length >= MAX_POINTS) return;
+      setPoints([...points, point]);
+      if (tool === 'calibrate' && points.length + 1 === 2) setEnded(true);
+    },
+    onEnd: end,
+  });
 
   useViewerKeys(viewer, {
-    ...Object.fromEntries(TOOLS.map((t) => [t.key, () => choose(t.tool)])),
+    ...Object.fromEntries(TOOLS.map((t) => [t.key, disabled ? undefined : () => choose(t.tool)])),
     enter: tool ? end : undefined,
     escape: tool ? () => choose(null) : undefined,
   });
@@ -112,7 +98,7 @@ export function MeasureTools({ viewer, width, height, scale, onScaleChange }: Me
     <>
       <div className="measure-toolbar" role="toolbar" aria-label="Measure">
         {TOOLS.map((t) => (
-          <button key={t.tool} type="button" title={t.title} aria-pressed={tool === t.tool} onClick={() => choose(t.tool)}>
+          <button key={t.tool} type="button" title={t.title} aria-pressed={tool === t.tool} disabled={disabled} onClick={() => choose(t.tool)}>
             {t.label}
           </button>
         ))}

@@ -6,8 +6,10 @@ import { useTilingImage } from '../hooks/useTilingImage.js';
 import type { ImageInput } from '../hooks/useTilingImage.js';
 import type { Options } from '@tessera/tiler-wasm';
 import type { WorkerSettings } from '../worker/client.js';
-import { parseDamage } from '../geojson.js';
-import type { DamageFeature } from '../geojson.js';
+import { parseDamage, toFeatureCollection } from '../geojson.js';
+import type { DamageFeature, FeatureCollection } from '../geojson.js';
+import { useEditHistory } from '../hooks/useEditHistory.js';
+import { FeatureProperties, LayerEditor } from './LayerEditor.js';
 import { Viewer } from './Viewer.js';
 import { VectorOverlay } from './VectorOverlay.js';
 import { MetadataPanel } from './MetadataPanel.js';
@@ -51,10 +53,14 @@ export interface WorkspaceProps {
   view?: WorkspaceView | null;
   /** Called when the view settles or the chosen feature changes, e.g. to keep it in the URL (`formatView`). */
   onViewChange?: (view: WorkspaceView) => void;
+  /** Whether the damage layer can be edited (the Edit toolbar); default true. */
+  editable?: boolean;
+  /** Called with the whole layer as a GeoJSON FeatureCollection in image pixels after each edit, undo or redo. */
+  onVectorChange?: (layer: FeatureCollection) => void;
 }
 
+/** Where the vector layer's loading stands (its features are in the edit history). */
 interface VectorLayer {
-  features: DamageFeature[];
   error: string | null;
   loading: boolean;
 }
@@ -99,13 +105,19 @@ export function Workspace({
   onScaleChange,
   view = null,
   onViewChange,
+  editable = true,
+  onVectorChange,
 }: WorkspaceProps) {
   const [tileSource, setImageSrc, status] = useTilingImage(options, { store, token, batchBytes: storeBatchBytes, workers });
   const [viewer, setViewer] = useState<OpenSeadragon.Viewer | null>(null);
-  const [layer, setLayer] = useState<VectorLayer>({ features: [], error: null, loading: false });
+  const [layer, setLayer] = useState<VectorLayer>({ error: null, loading: false });
+  const history = useEditHistory<DamageFeature[]>([]);
+  const features = history.value;
   const [selected, setSelected] = useState<number | null>(null);
   const [filter, setFilter] = useState<DamageFilter>(ALL_DAMAGE);
-  const listed = useMemo(() => listDamage(layer.features, filter), [layer.features, filter]);
+  const listed = useMemo(() => listDamage(features, filter), [features, filter]);
+  const [measuring, setMeasuring] = useState(false);
+  const [editing, setEditing] = useState(false);
   const [scale, setScale] = useState<Scale | null>(scaleProp);
 
   // The app's scale wins whenever it changes; a calibration replaces it until then.
@@ -127,23 +139,40 @@ export function Workspace({
   useEffect(() => {
     setSelected(viewFeature.current);
     viewFeature.current = null;
+    history.reset([]);
     if (!vectorSrc) {
-      setLayer({ features: [], error: null, loading: false });
+      setLayer({ error: null, loading: false });
       return;
     }
     const abort = new AbortController();
-    setLayer({ features: [], error: null, loading: true });
+    setLayer({ error: null, loading: true });
     loadVectors(vectorSrc, abort.signal).then(
-      (features) => setLayer({ features, error: null, loading: false }),
-      (e: Error) => !abort.signal.aborted && setLayer({ features: [], error: e.message, loading: false }),
+      (loaded) => {
+        history.reset(loaded);
+        setLayer({ error: null, loading: false });
+      },
+      (e: Error) => !abort.signal.aborted && setLayer({ error: e.message, loading: false }),
     );
     return () => abort.abort();
+    // history.reset is stable.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [vectorSrc]);
+
+  // Edits: each one undoable, and told to the app as GeoJSON.
+  const edit = (next: DamageFeature[], select: number | null) => {
+    history.set(next);
+    setSelected(select);
+    onVectorChange?.(toFeatureCollection(next));
+  };
+  const stepHistory = (go: () => DamageFeature[] | undefined) => () => {
+    const now = go();
+    if (now) onVectorChange?.(toFeatureCollection(now));
+  };
 
   const zoomTo = useCallback(
     (index: number) => {
       setSelected(index);
-      const f = layer.features.find((x) => x.index === index);
+      const f = features.find((x) => x.index === index);
       const width = status.info?.width;
       if (!f || !viewer || !width) return;
       const [x0, y0, x1, y1] = f.bbox;
@@ -152,7 +181,7 @@ export function Workspace({
       const rect = imageToViewportRect(width, x0 - pad, y0 - pad, x1 - x0 + 2 * pad, y1 - y0 + 2 * pad);
       viewer.viewport.fitBoundsWithConstraints(rect);
     },
-    [viewer, layer.features, status.info?.width],
+    [viewer, features, status.info?.width],
   );
 
   // J / K: the next / previous listed feature.
@@ -177,6 +206,7 @@ export function Workspace({
   useEffect(() => report.current(), [selected]);
 
   const size = status.info;
+  const chosen = features.find((f) => f.index === selected) ?? null;
   return (
     <div className="workspace">
       <Viewer tileSource={tileSource} status={status} onViewer={setViewer} initialView={view}>
@@ -190,16 +220,45 @@ export function Workspace({
             onSelect={zoomTo}
           />
         )}
-        {size && <MeasureTools viewer={viewer} width={size.width} height={size.height} scale={scale} onScaleChange={calibrated} />}
+        {size && (
+          <MeasureTools
+            viewer={viewer}
+            width={size.width}
+            height={size.height}
+            scale={scale}
+            onScaleChange={calibrated}
+            disabled={editing}
+            onActiveChange={setMeasuring}
+          />
+        )}
+        {size && editable && (
+          <LayerEditor
+            viewer={viewer}
+            width={size.width}
+            height={size.height}
+            features={features}
+            selected={selected}
+            onEdit={edit}
+            onUndo={stepHistory(history.undo)}
+            onRedo={stepHistory(history.redo)}
+            canUndo={history.canUndo}
+            canRedo={history.canRedo}
+            disabled={measuring}
+            onEditingChange={setEditing}
+          />
+        )}
         {size && <ScaleBar viewer={viewer} width={size.width} scale={scale} />}
         <EnhanceControls viewer={viewer} />
       </Viewer>
       <aside className="sidebar">
         <StorePanel status={status} />
         <MetadataPanel status={status} />
+        {editing && chosen && (
+          <FeatureProperties feature={chosen} onChange={(f) => edit(features.map((x) => (x.index === f.index ? f : x)), f.index)} />
+        )}
         <DamageList
           features={listed}
-          all={layer.features}
+          all={features}
           filter={filter}
           onFilterChange={setFilter}
           selected={selected}

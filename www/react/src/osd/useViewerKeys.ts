@@ -1,13 +1,22 @@
 /**
  * Keyboard shortcuts for the tools over a viewer. A key works wherever focus is but in a form field
- * (and never with Ctrl, Alt or Meta); when the image has focus, OpenSeadragon sees the key first
- * and is told to leave a bound key alone, so a tool's key never also pans, rotates or zooms.
+ * (and never with Alt); when the image has focus, OpenSeadragon sees the key first and is told to
+ * leave a bound key alone, so a tool's key never also pans, rotates or zooms.
  */
 import { useEffect, useRef } from 'react';
 import type OpenSeadragon from 'openseadragon';
 
-/** Handlers by `KeyboardEvent.key`, lower-cased (`'l'`, `'enter'`, `'escape'`); undefined: not bound now. */
+/**
+ * Handlers by `KeyboardEvent.key`, lower-cased (`'l'`, `'enter'`, `'delete'`), after `ctrl+` (Ctrl or
+ * ⌘) and then `shift+` when Shift is held with it (`'ctrl+z'`, `'ctrl+shift+z'`); undefined: not bound now.
+ */
 export type KeyBindings = Record<string, (() => void) | undefined>;
+
+/** The binding name of a key event. */
+function keyName(e: KeyboardEvent): string {
+  const ctrl = e.ctrlKey || e.metaKey;
+  return `${ctrl ? 'ctrl+' : ''}${ctrl && e.shiftKey ? 'shift+' : ''}${e.key.toLowerCase()}`;
+}
 
 /** Keys typed into a form field are the field's, not shortcuts. */
 function typing(e: KeyboardEvent): boolean {
@@ -22,8 +31,8 @@ export function useViewerKeys(viewer: OpenSeadragon.Viewer | null, bindings: Key
 
   useEffect(() => {
     const onKey = (e: KeyboardEvent) => {
-      if (typing(e) || e.ctrlKey || e.metaKey || e.altKey) return;
-      const handler = current.current[e.key.toLowerCase()];
+      if (typing(e) || e.altKey) return;
+      const handler = current.current[keyName(e)];
       if (!handler) return;
       e.preventDefault();
       handler();
@@ -35,8 +44,8 @@ export function useViewerKeys(viewer: OpenSeadragon.Viewer | null, bindings: Key
   useEffect(() => {
     if (!viewer) return;
     const onCanvasKey = (event: OpenSeadragon.CanvasKeyEvent) => {
-      const key = (event.originalEvent as KeyboardEvent).key?.toLowerCase();
-      if (key && current.current[key]) event.preventDefaultAction = true;
+      const original = event.originalEvent as KeyboardEvent;
+      if (original.key && current.current[keyName(original)]) event.preventDefaultAction = true;
     };
     viewer.addHandler('canvas-key', onCanvasKey);
     return () => viewer.removeHandler('canvas-key', onCanvasKey);
