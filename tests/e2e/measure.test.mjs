@@ -143,10 +143,22 @@ test('a calibrated line sets the scale; ruler and area measure within 1%; the ba
   // Escape drops the measurement; the chosen feature's own length is listed in mm.
   await t.page.keyboard.press('Escape');
   await result().waitFor({ state: 'detached' });
-  await t.page.getByTestId('damage-list').locator('li button').nth(1).click();
+  await moveView(t.page, () => t.page.getByTestId('damage-list').locator('li button').nth(1).click());
   const measures = t.page.getByTestId('feature-measures');
   close(await numberOf(measures, 'data-length-px'), Math.hypot(600, 300), 1e-9, 'line feature');
   assert.match(await measures.textContent(), /Length 13[34](\.\d)? mm \(670\.8 px\)/);
+  // Width (key B) across the chosen line: a 20-pixel stroke, kept with the feature.
+  await t.page.keyboard.press('b');
+  const host = await t.page.getByTestId('measure-overlay').boundingBox();
+  const at = (x, y) => [host.x + (x / QUAD.width) * host.width, host.y + (y / QUAD.width) * host.width];
+  await t.page.mouse.click(...at(1500, 440));
+  await t.page.mouse.click(...at(1500, 460));
+  await ended(2);
+  await t.page.locator('[data-testid="feature-measures"][data-width-px]').waitFor();
+  close(await numberOf(measures, 'data-width-px'), 20, 0.05, 'width');
+  assert.match(await measures.textContent(), /Width ≈ 4(\.\d+)? mm/);
+  await t.page.keyboard.press('Escape');
+
   await t.page.getByTestId('damage-list').locator('li button').nth(0).click();
   assert.equal(await numberOf(measures, 'data-length-px'), 1600);
   assert.equal(await numberOf(measures, 'data-area-px'), 150000);

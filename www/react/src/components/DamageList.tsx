@@ -33,10 +33,19 @@ export interface DamageListProps {
 /** The chosen feature's length and area, in real units when there is a scale. */
 function FeatureMeasures({ feature, scale }: { feature: DamageFeature; scale: Scale | null }) {
   const { length, area } = measureGeometry(feature.geometry);
-  if (length === null && area === null) return null;
+  // Drawn across the feature with the Width tool, and kept in its properties (`width_px`).
+  const width = typeof feature.properties.width_px === 'number' ? feature.properties.width_px : null;
+  if (length === null && area === null && width === null) return null;
   return (
-    <p className="measures" data-testid="feature-measures" data-length-px={length ?? undefined} data-area-px={area ?? undefined}>
+    <p
+      className="measures"
+      data-testid="feature-measures"
+      data-length-px={length ?? undefined}
+      data-area-px={area ?? undefined}
+      data-width-px={width ?? undefined}
+    >
       {length !== null && <span>{area === null ? 'Length' : 'Outline'} {formatLength(length, scale)}</span>}
+      {width !== null && <span>Width ≈ {formatLength(width, scale)}</span>}
       {area !== null && <span>Area {formatArea(area, scale)}</span>}
     </p>
   );

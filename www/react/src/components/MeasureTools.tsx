@@ -17,7 +17,7 @@ import { usePointCollector } from '../osd/usePointCollector.js';
 import { useImageOverlay } from '../osd/useImageOverlay.js';
 import { useViewerKeys } from '../osd/useViewerKeys.js';
 
-export type MeasureTool = 'ruler' | 'area' | 'calibrate';
+export type MeasureTool = 'ruler' | 'area' | 'calibrate' | 'width';
 
 export interface MeasureToolsProps {
   /** The viewer to measure on (Viewer's `onViewer`). */
@@ -33,18 +33,26 @@ export interface MeasureToolsProps {
   disabled?: boolean;
   /** Called when a tool is turned on or off (so other tools can stand aside). */
   onActiveChange?: (active: boolean) => void;
+  /** The chosen feature's index, which the Width tool measures; null: the Width tool is off. */
+  widthTarget?: number | null;
+  /** Called with the width (image pixels) drawn across `widthTarget`. */
+  onWidth?: (pixels: number) => void;
 }
 
 const TOOLS: { tool: MeasureTool; key: string; label: string; title: string }[] = [
   { tool: 'ruler', key: 'l', label: 'Ruler', title: 'Measure a length: click points, Enter to end (L)' },
   { tool: 'area', key: 'p', label: 'Area', title: 'Measure an area: click the corners of a polygon, Enter to end (P)' },
   { tool: 'calibrate', key: 'c', label: 'Calibrate', title: 'Set the scale: draw a line of known length (C)' },
+  { tool: 'width', key: 'b', label: 'Width', title: "The chosen feature's width: draw a short line across it (B)" },
 ];
+
+/** The tools that take exactly two points (a line), and end on the second. */
+const TWO_POINTS: MeasureTool[] = ['calibrate', 'width'];
 
 /** Most points one measurement takes (a bound on what clicks can pile up). */
 const MAX_POINTS = 1000;
 
-export function MeasureTools({ viewer, width, height, scale, onScaleChange, disabled = false, onActiveChange }: MeasureToolsProps) {
+export function MeasureTools({ viewer, width, height, scale, onScaleChange, disabled = false, onActiveChange, widthTarget = null, onWidth }: MeasureToolsProps) {
   const [tool, setTool] = useState<MeasureTool | null>(null);
   const [points, setPoints] = useState<Position[]>([]);
   const [ended, setEnded] = useState(false);
@@ -60,6 +68,9 @@ export function MeasureTools({ viewer, width, height, scale, onScaleChange, disa
     setCalibrationError(null);
   }, []);
   const end = useCallback(() => setEnded(true), []);
+  const usable = (t: MeasureTool) => !disabled && (t !== 'width' || widthTarget !== null);
+  // The Width tool measures the chosen feature: choosing none (or another) ends it.
+  useEffect(() => setTool((t) => (t === 'width' ? null : t)), [widthTarget]);
   useEffect(() => onActiveChange?.(tool !== null), [tool, onActiveChange]);
 
   // Clicks on the image add points while a tool is on (and then do not zoom or pan).
@@ -68,14 +79,18 @@ export function MeasureTools({ viewer, width, height, scale, onScaleChange, disa
     last: points[points.length - 1],
     onPoint: (point) => {
       if (points.length >= MAX_POINTS) return;
-      setPoints([...points, point]);
-      if (tool === 'calibrate' && points.length + 1 === 2) setEnded(true);
+      const next = [...points, point];
+      setPoints(next);
+      if (tool && TWO_POINTS.includes(tool) && next.length === 2) {
+        setEnded(true);
+        if (tool === 'width') onWidth?.(pathLength(next));
+      }
     },
     onEnd: end,
   });
 
   useViewerKeys(viewer, {
-    ...Object.fromEntries(TOOLS.map((t) => [t.key, disabled ? undefined : () => choose(t.tool)])),
+    ...Object.fromEntries(TOOLS.map((t) => [t.key, usable(t.tool) ? () => choose(t.tool) : undefined])),
     enter: tool ? end : undefined,
     escape: tool ? () => choose(null) : undefined,
   });
@@ -98,7 +113,7 @@ export function MeasureTools({ viewer, width, height, scale, onScaleChange, disa
     <>
       <div className="measure-toolbar" role="toolbar" aria-label="Measure">
         {TOOLS.map((t) => (
-          <button key={t.tool} type="button" title={t.title} aria-pressed={tool === t.tool} disabled={disabled} onClick={() => choose(t.tool)}>
+          <button key={t.tool} type="button" title={t.title} aria-pressed={tool === t.tool} disabled={!usable(t.tool)} onClick={() => choose(t.tool)}>
             {t.label}
           </button>
         ))}
@@ -118,7 +133,8 @@ export function MeasureTools({ viewer, width, height, scale, onScaleChange, disa
           role="status"
         >
           {points.length === 0 && <p>{TOOLS.find((t) => t.tool === tool)?.title}</p>}
-          {points.length > 1 && tool !== 'calibrate' && (
+          {tool === 'width' && ended && <p>Width {formatLength(length, scale)}, kept with the feature</p>}
+          {points.length > 1 && tool !== 'calibrate' && tool !== 'width' && (
             <p>
               {tool === 'area' ? 'Outline' : 'Length'} {formatLength(length, scale)}
             </p>

@@ -229,6 +229,14 @@ export function Workspace({
             onScaleChange={calibrated}
             disabled={editing}
             onActiveChange={setMeasuring}
+            widthTarget={chosen?.index ?? null}
+            onWidth={(px) =>
+              chosen &&
+              edit(
+                features.map((f) => (f === chosen ? { ...f, properties: { ...f.properties, width_px: Math.round(px * 100) / 100 } } : f)),
+                chosen.index,
+              )
+            }
           />
         )}
         {size && editable && (
