@@ -65,6 +65,9 @@ interface VectorLayer {
   loading: boolean;
 }
 
+/** Narrower than this, the panels fold into a bottom sheet. */
+const NARROW_PX = 900;
+
 async function loadVectors(url: string, signal: AbortSignal): Promise<DamageFeature[]> {
   let response: Response;
   try {
@@ -205,10 +208,27 @@ export function Workspace({
   }, [viewer]);
   useEffect(() => report.current(), [selected]);
 
+  // Below NARROW_PX wide (a tablet held upright, a phone) the panels fold into a bottom sheet and
+  // the image keeps the screen.
+  const root = useRef<HTMLDivElement>(null);
+  const [narrow, setNarrow] = useState(false);
+  const [sheetOpen, setSheetOpen] = useState(false);
+  useEffect(() => {
+    const el = root.current;
+    if (!el) return;
+    const observer = new ResizeObserver(([entry]) => setNarrow(entry.contentRect.width < NARROW_PX));
+    observer.observe(el);
+    return () => observer.disconnect();
+  }, []);
+  const choose = (index: number) => {
+    if (narrow) setSheetOpen(false);
+    zoomTo(index);
+  };
+
   const size = status.info;
   const chosen = features.find((f) => f.index === selected) ?? null;
   return (
-    <div className="workspace">
+    <div ref={root} className={narrow ? 'workspace narrow' : 'workspace'} data-layout={narrow ? 'narrow' : 'wide'}>
       <Viewer tileSource={tileSource} status={status} onViewer={setViewer} initialView={view}>
         {size && (
           <VectorOverlay
@@ -217,7 +237,7 @@ export function Workspace({
             height={size.height}
             features={listed}
             selected={selected}
-            onSelect={zoomTo}
+            onSelect={choose}
           />
         )}
         {size && (
@@ -258,7 +278,12 @@ export function Workspace({
         {size && <ScaleBar viewer={viewer} width={size.width} scale={scale} />}
         <EnhanceControls viewer={viewer} />
       </Viewer>
-      <aside className="sidebar">
+      <aside className={sheetOpen ? 'sidebar open' : 'sidebar'} data-testid="sidebar">
+        {narrow && (
+          <button type="button" className="sheet-toggle" aria-expanded={sheetOpen} onClick={() => setSheetOpen((o) => !o)}>
+            {sheetOpen ? 'Hide details' : `Details${features.length ? ` · ${listed.length} damage` : ''}`}
+          </button>
+        )}
         <StorePanel status={status} />
         <MetadataPanel status={status} />
         {editing && chosen && (
@@ -270,7 +295,7 @@ export function Workspace({
           filter={filter}
           onFilterChange={setFilter}
           selected={selected}
-          onSelect={zoomTo}
+          onSelect={choose}
           error={layer.error}
           loading={layer.loading}
           scale={scale}
