@@ -292,3 +292,24 @@ export function wholeImageLayer({ width, height }) {
     ],
   };
 }
+
+/**
+ * A layer of `rows` × `cols` short horizontal lines over a `width` × `height` image, one per cell
+ * (a crack survey's worth of detections): line (r, c) runs across the middle of its cell, leaving a
+ * quarter of the cell free at each end. Classes alternate between `crack` and `joint`.
+ */
+export function gridLayer(rows, cols, width, height) {
+  const [cw, ch] = [width / cols, height / rows];
+  const features = [];
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) {
+      const y = (r + 0.5) * ch;
+      features.push({
+        type: 'Feature',
+        properties: { class: (r + c) % 2 ? 'joint' : 'crack', confidence: 0.5 + ((r * cols + c) % 50) / 100 },
+        geometry: { type: 'LineString', coordinates: [[(c + 0.25) * cw, y], [(c + 0.75) * cw, y]] },
+      });
+    }
+  }
+  return { type: 'FeatureCollection', features };
+}

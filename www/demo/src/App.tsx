@@ -2,7 +2,8 @@
  * The page: `?src=` and `?vectorSrc=` URLs, or a picked / dropped file, shown in the Workspace;
  * `?store=` names the tile-store to reuse and save pyramids (`?store=/` is this site; `?storeBatchBytes=`
  * sizes its upload requests; `#token=` is its bearer token), `?pyramid=` a known pyramid id, `?scale=`
- * the real size of a pixel (`0.2mm`); `#view=` the view to open at (kept up to date as the view changes).
+ * the real size of a pixel (`0.2mm`), `?vectorRenderer=svg|canvas` how the damage layer is drawn; `#view=` the view
+ * to open at (kept up to date as the view changes).
  */
 import { useCallback, useEffect, useState } from 'react';
 import type { DragEvent, FormEvent } from 'react';
@@ -18,6 +19,7 @@ interface Sources {
   pyramidId: string | null;
   scale: Scale | null;
   view: WorkspaceView | null;
+  vectorRenderer: 'auto' | 'svg' | 'canvas';
 }
 
 function fromLocation(): Sources {
@@ -33,6 +35,7 @@ function fromLocation(): Sources {
     pyramidId: q.get('pyramid') || null,
     scale: parseScale(q.get('scale') ?? ''),
     view: parseView(fragment.get('view')),
+    vectorRenderer: (['svg', 'canvas'] as const).find((r) => r === q.get('vectorRenderer')) ?? 'auto',
   };
 }
 
@@ -123,7 +126,7 @@ export function App() {
         )}
       </header>
       <main>
-        <Workspace src={sources.src} vectorSrc={sources.vectorSrc} store={sources.store} token={sources.storeToken} storeBatchBytes={sources.storeBatchBytes} pyramidId={sources.pyramidId} scale={sources.scale} view={sources.view} onViewChange={rememberView} onVectorChange={setEdited} />
+        <Workspace src={sources.src} vectorSrc={sources.vectorSrc} store={sources.store} token={sources.storeToken} storeBatchBytes={sources.storeBatchBytes} pyramidId={sources.pyramidId} scale={sources.scale} view={sources.view} onViewChange={rememberView} onVectorChange={setEdited} vectorRenderer={sources.vectorRenderer} />
       </main>
       {dragging && <div className="drop-hint">Drop the image to tile it here</div>}
     </div>

@@ -2,12 +2,13 @@
 /**
  * Brightness, contrast, gamma, invert and greyscale for the viewer: one SVG filter on the canvas the
  * tiles are drawn into (not on the damage layer or the measurements above it). `E` opens the panel,
- * `X` resets.
+ * `X` resets. Its buttons go into the parent's toolbar (a positioned element, which places the panel).
  */
 import { useEffect, useId, useState } from 'react';
 import type OpenSeadragon from 'openseadragon';
 import { clampSetting, ENHANCEMENT_LIMITS, filterPrimitives, isIdentity, NO_ENHANCEMENT } from '../enhance.js';
 import type { Enhancement } from '../enhance.js';
+import { drawnCanvas } from '../osd/imageSpace.js';
 import { useViewerKeys } from '../osd/useViewerKeys.js';
 
 export interface EnhanceControlsProps {
@@ -47,11 +48,6 @@ function NumberField({ label, value, min, max, onValue }: { label: string; value
   );
 }
 
-/** The element OpenSeadragon draws the tiles into (the canvas drawer's canvas). */
-function drawnCanvas(viewer: OpenSeadragon.Viewer): HTMLElement | null {
-  const canvas = (viewer.drawer as unknown as { canvas?: unknown } | undefined)?.canvas;
-  return canvas instanceof HTMLElement ? canvas : null;
-}
 
 export function EnhanceControls({ viewer }: EnhanceControlsProps) {
   const [open, setOpen] = useState(false);
@@ -90,16 +86,20 @@ export function EnhanceControls({ viewer }: EnhanceControlsProps) {
           })}
         </filter>
       </svg>
-      <div className="enhance-toolbar">
-        <button type="button" title="Brightness, contrast, gamma, invert, greyscale (E)" aria-expanded={open} onClick={() => setOpen((o) => !o)}>
-          Enhance
+      <button
+        type="button"
+        className="enhance-button"
+        title="Brightness, contrast, gamma, invert, greyscale (E)"
+        aria-expanded={open}
+        onClick={() => setOpen((o) => !o)}
+      >
+        Enhance
+      </button>
+      {!identity && (
+        <button type="button" title="Show the image as it is (X)" onClick={reset}>
+          Reset
         </button>
-        {!identity && (
-          <button type="button" title="Show the image as it is (X)" onClick={reset}>
-            Reset
-          </button>
-        )}
-      </div>
+      )}
       {open && (
         <fieldset
           className="enhance-panel"

@@ -38,6 +38,8 @@ export interface LayerEditorProps {
   disabled?: boolean;
   /** Called when editing is turned on or off. */
   onEditingChange?: (editing: boolean) => void;
+  /** Called when drawing a new feature starts or ends (its clicks are the drawing's). */
+  onDrawingChange?: (drawing: boolean) => void;
 }
 
 const DRAW: { kind: DrawKind; label: string }[] = [
@@ -76,6 +78,7 @@ export function LayerEditor({
   canRedo,
   disabled = false,
   onEditingChange,
+  onDrawingChange,
 }: LayerEditorProps) {
   const [editing, setEditing] = useState(false);
   const [drawing, setDrawing] = useState<DrawKind | null>(null);
@@ -86,6 +89,7 @@ export function LayerEditor({
   const chosen = features.find((f) => f.index === selected) ?? null;
 
   useEffect(() => onEditingChange?.(editing), [editing, onEditingChange]);
+  useEffect(() => onDrawingChange?.(drawing !== null), [drawing, onDrawingChange]);
   useEffect(() => {
     if (disabled) setDrawing(null);
   }, [disabled]);

@@ -12,6 +12,8 @@ import { useEditHistory } from '../hooks/useEditHistory.js';
 import { FeatureProperties, LayerEditor } from './LayerEditor.js';
 import { Viewer } from './Viewer.js';
 import { VectorOverlay } from './VectorOverlay.js';
+import { VectorCanvas } from './VectorCanvas.js';
+import { exportView } from '../osd/exportView.js';
 import { MetadataPanel } from './MetadataPanel.js';
 import { DamageList } from './DamageList.js';
 import { StorePanel } from './StorePanel.js';
@@ -57,6 +59,8 @@ export interface WorkspaceProps {
   editable?: boolean;
   /** Called with the whole layer as a GeoJSON FeatureCollection in image pixels after each edit, undo or redo. */
   onVectorChange?: (layer: FeatureCollection) => void;
+  /** How the damage layer is drawn: one SVG element a feature, one canvas, or (default) SVG up to 1,000 listed features. */
+  vectorRenderer?: 'auto' | 'svg' | 'canvas';
 }
 
 /** Where the vector layer's loading stands (its features are in the edit history). */
@@ -64,6 +68,9 @@ interface VectorLayer {
   error: string | null;
   loading: boolean;
 }
+
+/** Listed features drawn as SVG elements; more go onto one canvas. */
+const SVG_FEATURES_MAX = 1000;
 
 /** Narrower than this, the panels fold into a bottom sheet. */
 const NARROW_PX = 900;
@@ -110,6 +117,7 @@ export function Workspace({
   onViewChange,
   editable = true,
   onVectorChange,
+  vectorRenderer = 'auto',
 }: WorkspaceProps) {
   const [tileSource, setImageSrc, status] = useTilingImage(options, { store, token, batchBytes: storeBatchBytes, workers });
   const [viewer, setViewer] = useState<OpenSeadragon.Viewer | null>(null);
@@ -121,6 +129,8 @@ export function Workspace({
   const listed = useMemo(() => listDamage(features, filter), [features, filter]);
   const [measuring, setMeasuring] = useState(false);
   const [editing, setEditing] = useState(false);
+  const [drawing, setDrawing] = useState(false);
+  const [exportError, setExportError] = useState<string | null>(null);
   const [scale, setScale] = useState<Scale | null>(scaleProp);
 
   // The app's scale wins whenever it changes; a calibration replaces it until then.
@@ -227,19 +237,38 @@ export function Workspace({
 
   const size = status.info;
   const chosen = features.find((f) => f.index === selected) ?? null;
+  // Clicks on a feature choose it, unless a tool is taking the clicks as points.
+  const onFeatureClick = measuring || drawing ? undefined : choose;
+  const onCanvas = vectorRenderer === 'canvas' || (vectorRenderer === 'auto' && listed.length > SVG_FEATURES_MAX);
+  const saveView = async () => {
+    if (!viewer || !size || !root.current) return;
+    try {
+      const blob = await exportView(viewer, { width: size.width, features: listed, selected, scale, styleFrom: root.current });
+      const url = URL.createObjectURL(blob);
+      const a = document.createElement('a');
+      a.href = url;
+      a.download = 'view.png';
+      a.click();
+      setTimeout(() => URL.revokeObjectURL(url), 0);
+      setExportError(null);
+    } catch (e) {
+      setExportError((e as Error).message);
+    }
+  };
   return (
     <div ref={root} className={narrow ? 'workspace narrow' : 'workspace'} data-layout={narrow ? 'narrow' : 'wide'}>
       <Viewer tileSource={tileSource} status={status} onViewer={setViewer} initialView={view}>
-        {size && (
+        {size && !onCanvas && (
           <VectorOverlay
             viewer={viewer}
             width={size.width}
             height={size.height}
             features={listed}
             selected={selected}
-            onSelect={choose}
+            onSelect={onFeatureClick}
           />
         )}
+        {size && onCanvas && <VectorCanvas viewer={viewer} width={size.width} features={listed} selected={selected} onSelect={onFeatureClick} />}
         {size && (
           <MeasureTools
             viewer={viewer}
@@ -273,10 +302,23 @@ export function Workspace({
             canRedo={history.canRedo}
             disabled={measuring}
             onEditingChange={setEditing}
+            onDrawingChange={setDrawing}
           />
         )}
+        <div className="view-toolbar">
+          <EnhanceControls viewer={viewer} />
+          {size && viewer && (
+            <button type="button" title="Save the view, with the damage layer and a scale bar, as a PNG" onClick={saveView}>
+              Export view
+            </button>
+          )}
+          {exportError && (
+            <span className="error" role="alert">
+              {exportError}
+            </span>
+          )}
+        </div>
         {size && <ScaleBar viewer={viewer} width={size.width} scale={scale} />}
-        <EnhanceControls viewer={viewer} />
       </Viewer>
       <aside className={sheetOpen ? 'sidebar open' : 'sidebar'} data-testid="sidebar">
         {narrow && (

@@ -49,3 +49,9 @@ export function showView(viewer: OpenSeadragon.Viewer, imageWidth: number, view:
   viewer.viewport.panTo(new Point(view.x / imageWidth, view.y / imageWidth), immediately);
   viewer.viewport.applyConstraints(immediately);
 }
+
+/** The canvas OpenSeadragon draws the tiles into (the canvas drawer's), or null with another drawer. */
+export function drawnCanvas(viewer: OpenSeadragon.Viewer): HTMLCanvasElement | null {
+  const canvas = (viewer.drawer as unknown as { canvas?: unknown } | undefined)?.canvas;
+  return canvas instanceof HTMLCanvasElement ? canvas : null;
+}
