@@ -27,7 +27,6 @@ pub mod layout;
 mod levelwise;
 pub mod meta;
 pub mod orient;
-mod parallel;
 pub mod preview;
 pub mod pyramid;
 mod tiler;
