@@ -290,3 +290,52 @@ export function assertBoxNear(got, want, what, tolerance = 2) {
     assert.ok(Math.abs(got[k] - want[k]) <= tolerance, `${what} ${k}: got ${got[k].toFixed(1)}, want ${want[k].toFixed(1)}`);
   }
 }
+
+/**
+ * Holds the first request matching `pattern` (a playwright URL glob) until `release()`, as a
+ * deterministic brake: the page cannot get past that request while the test waits for an event.
+ * `requested` resolves when the request arrives; `release()` lets it through unchanged, and
+ * resolves to false if the requester gave up meanwhile (a timeout, or its worker was terminated).
+ */
+export async function holdRequest(page, pattern, { method = 'GET' } = {}) {
+  let arrived;
+  const requested = new Promise((r) => (arrived = r));
+  let letGo;
+  const released = new Promise((r) => (letGo = r));
+  let passed;
+  const outcome = new Promise((r) => (passed = r));
+  let taken = false;
+  const handler = async (route) => {
+    if (taken || route.request().method() !== method) return route.fallback();
+    taken = true;
+    arrived(route.request().url());
+    await released;
+    passed(
+      await route.continue().then(
+        () => true,
+        () => false,
+      ),
+    );
+  };
+  await page.route(pattern, handler);
+  return {
+    requested,
+    release() {
+      letGo();
+      return outcome;
+    },
+  };
+}
+
+/** Waits until `attribute` is present on the viewer, or its state is `ready` or `error`; returns its attributes. */
+export async function waitForAttribute(page, attribute, timeout = 120_000) {
+  await page.waitForFunction(
+    (name) => {
+      const el = document.querySelector('[data-testid="viewer"]');
+      return el?.hasAttribute(name) || ['ready', 'error'].includes(el?.getAttribute('data-state'));
+    },
+    attribute,
+    { timeout, polling: 20 },
+  );
+  return page.getByTestId('viewer').evaluate((el) => Object.fromEntries([...el.attributes].map((a) => [a.name, a.value])));
+}
