@@ -167,7 +167,7 @@ export async function setup(name, prepare, { dist: DIST = DEMO_DIST } = {}) {
       return { png: PNG.sync.read(buffer), path };
     },
     async close() {
-      writeFileSync(join(ARTIFACTS, `${name}-console.log`), consoleLog.join('\n') + '\n');
+      writeFileSync(join(ARTIFACTS, `${name}-console.log`), `${consoleLog.join('\n')}\n`);
       await context.close().catch(() => {});
       await foreign.close();
       await withCors.close();

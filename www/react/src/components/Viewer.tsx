@@ -4,7 +4,7 @@
  * changes. Its element carries the state contract the end-to-end tests read.
  */
 import { useEffect, useLayoutEffect, useRef, useState } from 'react';
-import type { ReactNode } from 'react';
+import type { ReactNode, RefObject } from 'react';
 import type OpenSeadragon from 'openseadragon';
 import { loadOpenSeadragon } from '../osd/load.js';
 import { IMAGE_PLACEMENT } from '../osd/imageSpace.js';
@@ -27,6 +27,13 @@ export interface ViewerProps {
 /** Two frames: the tiles that completed the view are painted, not only decoded. */
 const afterPaint = (f: () => void) => requestAnimationFrame(() => requestAnimationFrame(f));
 
+/** Takes the preview out of the world. Refs only, so the effects calling it need not depend on it. */
+function removePreview(v: OpenSeadragon.Viewer, item: RefObject<OpenSeadragon.TiledImage | null>, pending: RefObject<boolean>): void {
+  if (item.current) v.world.removeItem(item.current);
+  item.current = null;
+  pending.current = false;
+}
+
 export function Viewer({ tileSource, status, onViewer, children }: ViewerProps) {
   const element = useRef<HTMLDivElement>(null);
   const [viewer, setViewer] = useState<OpenSeadragon.Viewer | null>(null);
@@ -48,6 +55,7 @@ export function Viewer({ tileSource, status, onViewer, children }: ViewerProps) 
   /** OpenSeadragon could not be loaded (a chunk failed to download). */
   const [loadError, setLoadError] = useState<string | null>(null);
 
+  // biome-ignore lint/correctness/useExhaustiveDependencies: the viewer is created once per mount; onViewer is read at creation only.
   useLayoutEffect(() => {
     const el = element.current;
     if (!el) return;
@@ -66,8 +74,6 @@ export function Viewer({ tileSource, status, onViewer, children }: ViewerProps) 
       setViewer(null);
       created.destroy();
     };
-    // Created once: onViewer is read at creation only.
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, []);
 
   const createViewer = (OSD: typeof OpenSeadragon, el: HTMLElement): OpenSeadragon.Viewer => {
@@ -95,12 +101,6 @@ export function Viewer({ tileSource, status, onViewer, children }: ViewerProps) 
     setViewer(v);
     onViewer?.(v);
     return v;
-  };
-
-  const removePreview = (v: OpenSeadragon.Viewer) => {
-    if (previewItem.current) v.world.removeItem(previewItem.current);
-    previewItem.current = null;
-    previewPending.current = false;
   };
 
   useEffect(() => {
@@ -132,10 +132,8 @@ export function Viewer({ tileSource, status, onViewer, children }: ViewerProps) 
     });
     return () => {
       live = false;
-      removePreview(viewer);
+      removePreview(viewer, previewItem, previewPending);
     };
-    // removePreview only touches refs.
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [viewer, preview]);
 
   useEffect(() => {
@@ -159,7 +157,7 @@ export function Viewer({ tileSource, status, onViewer, children }: ViewerProps) 
         afterPaint(() => {
           if (!live || !item.getFullyLoaded()) return;
           drawnRef.current = true;
-          removePreview(viewer);
+          removePreview(viewer, previewItem, previewPending);
           setFullyLoaded(true);
           setDrawn((d) => {
             if (d !== tileSource) setDrawnAt(performance.now());

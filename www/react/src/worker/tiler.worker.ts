@@ -240,10 +240,14 @@ function step(s: WorkerState): void {
       post({ type: 'tile', id, bytes: buffer }, [buffer]);
     } catch (e) {
       const f = toFailure(e);
-      if (f.code === 'panic') return fail(s, e);
+      if (f.code === 'panic') {
+        fail(s, e);
+        return;
+      }
       post({ type: 'tileError', id, error: f });
     }
-    return schedule(s);
+    schedule(s);
+    return;
   }
   if (!s.background) return;
   for (;;) {
@@ -260,14 +264,16 @@ function step(s: WorkerState): void {
     try {
       make(s, t, addr);
     } catch (e) {
-      return fail(s, e);
+      fail(s, e);
+      return;
     }
     const grid = t.grid(addr.level);
     const levelEnd = grid !== undefined && addr.col === grid[0] - 1 && addr.row === grid[1] - 1;
     if (levelEnd || s.made.size % PROGRESS_EVERY === 0) {
       post({ type: 'progress', progress: { phase: 'tiles', done: s.made.size, total: s.totalTiles, level: addr.level } });
     }
-    return schedule(s);
+    schedule(s);
+    return;
   }
 }
 
