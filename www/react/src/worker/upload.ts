@@ -27,7 +27,7 @@ export interface MadeTile {
 }
 
 /** What the uploader reads from the worker: tiles by store name, in the order they were made. */
-export interface MadeTiles {
+interface MadeTiles {
   /**
    * Names of the tiles made so far as the store lists them (`level/col_row.ext`, from tiler-wasm's
    * `Tiler.tileName`), oldest first; only ever appended to.
