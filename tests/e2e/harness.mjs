@@ -294,35 +294,38 @@ export function assertBoxNear(got, want, what, tolerance = 2) {
 /**
  * Holds the first request matching `pattern` (a playwright URL glob) until `release()`, as a
  * deterministic brake: the page cannot get past that request while the test waits for an event.
- * `requested` resolves when the request arrives; `release()` lets it through unchanged, and
- * resolves to false if the requester gave up meanwhile (a timeout, or its worker was terminated).
+ * `requested` resolves when the request arrives; `release()` lets it through unchanged and resolves
+ * to whether the requester was still waiting for it (false if it gave up meanwhile: a timeout, or
+ * its worker was terminated).
  */
 export async function holdRequest(page, pattern, { method = 'GET' } = {}) {
   let arrived;
   const requested = new Promise((r) => (arrived = r));
   let letGo;
   const released = new Promise((r) => (letGo = r));
-  let passed;
-  const outcome = new Promise((r) => (passed = r));
+  let held = null;
+  let abandoned = false;
+  const onFailed = (request) => {
+    if (request === held) abandoned = true;
+  };
+  page.on('requestfailed', onFailed);
   let taken = false;
   const handler = async (route) => {
     if (taken || route.request().method() !== method) return route.fallback();
     taken = true;
-    arrived(route.request().url());
+    held = route.request();
+    arrived(held.url());
     await released;
-    passed(
-      await route.continue().then(
-        () => true,
-        () => false,
-      ),
-    );
+    await route.continue().catch(() => {});
   };
   await page.route(pattern, handler);
   return {
     requested,
-    release() {
+    async release() {
+      const waiting = !abandoned;
       letGo();
-      return outcome;
+      page.off('requestfailed', onFailed);
+      return waiting;
     },
   };
 }
