@@ -16,7 +16,8 @@ help:
 	@echo "make bench-browser  Tessera in Chromium against OpenSeadragon type:'image' and vips dzsave"
 	@echo "make bench-server  POST /pyramids by S3 key (s3s-fs), request to ready, against vips dzsave"
 	@echo "make bench-reuse  first view of a pyramid reused from tile-store against tiling it in the browser; upload time"
-	@echo "make lint   fmt check, clippy (native and wasm32), tsc"
+	@echo "make lint   fmt check, clippy (native and wasm32), Biome (format and lint of the TS/JS), tsc"
+	@echo "make fmt    rustfmt and Biome's formatting and safe fixes"
 	@echo "make fuzz   every fuzz target for FUZZ_SECONDS (default 1200) each"
 	@echo "make load   64 clients against tile-store on s3s-fs for LOAD_SECONDS (default 60)"
 
@@ -96,14 +97,18 @@ load:
 	scripts/setup.sh test
 	TESSERA_LOAD_SECS=$${LOAD_SECONDS:-60} $(CARGO) test --release -p tile-store --test load -- --nocapture
 
+## Formats Rust (rustfmt) and TypeScript/JavaScript (Biome, biome.jsonc), applying Biome's safe fixes.
 fmt:
 	$(CARGO) fmt --all
+	scripts/setup.sh npm www
+	www/node_modules/.bin/biome check --write
 
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p tiler-wasm --target wasm32-unknown-unknown --all-targets -- -D warnings
 	scripts/setup.sh npm www
+	www/node_modules/.bin/biome check
 	cd www && npm run typecheck
 
 clean:

@@ -5,7 +5,7 @@
 //   writes OUT_DIR/batch-N.bin and OUT_DIR/batches.json: { id, contentType, batches: [{ file, count }] }
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BATCH_CONTENT_TYPE, BatchEncoder, pyramidId } from '../tests/e2e/tiler.mjs';
+import { BATCH_CONTENT_TYPE, BatchEncoder, parseTileName, pyramidId } from '../tests/e2e/tiler.mjs';
 
 const [image, files, out, limitText] = process.argv.slice(2);
 const limit = Number(limitText);
@@ -24,11 +24,11 @@ const flush = () => {
 // The order store.py lists the tiles in: levels by number, then names.
 for (const level of readdirSync(files).sort((a, b) => Number(a) - Number(b))) {
   for (const name of readdirSync(join(files, level)).sort()) {
-    const [, col, row, ext] = /^(\d+)_(\d+)\.(\w+)$/.exec(name);
+    const { level: l, col, row, format } = parseTileName(`${level}/${name}`);
     const bytes = readFileSync(join(files, level, name));
     // About `limit` bytes a request: a frame header is well under 100 bytes.
     if (encoder.count > 0 && encoder.byteLength + bytes.length + 100 > limit) flush();
-    encoder.push(Number(level), Number(col), Number(row), ext, bytes);
+    encoder.push(l, col, row, format, bytes);
   }
 }
 flush();

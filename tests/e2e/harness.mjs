@@ -167,7 +167,7 @@ export async function setup(name, prepare, { dist: DIST = DEMO_DIST } = {}) {
       return { png: PNG.sync.read(buffer), path };
     },
     async close() {
-      writeFileSync(join(ARTIFACTS, `${name}-console.log`), consoleLog.join('\n') + '\n');
+      writeFileSync(join(ARTIFACTS, `${name}-console.log`), `${consoleLog.join('\n')}\n`);
       await context.close().catch(() => {});
       await foreign.close();
       await withCors.close();
@@ -289,4 +289,56 @@ export function assertBoxNear(got, want, what, tolerance = 2) {
   for (const k of ['x', 'y', 'width', 'height']) {
     assert.ok(Math.abs(got[k] - want[k]) <= tolerance, `${what} ${k}: got ${got[k].toFixed(1)}, want ${want[k].toFixed(1)}`);
   }
+}
+
+/**
+ * Holds the first request matching `pattern` (a playwright URL glob) until `release()`, as a
+ * deterministic brake: the page cannot get past that request while the test waits for an event.
+ * `requested` resolves when the request arrives; `release()` lets it through unchanged and resolves
+ * to whether the requester was still waiting for it (false if it gave up meanwhile: a timeout, or
+ * its worker was terminated).
+ */
+export async function holdRequest(page, pattern, { method = 'GET' } = {}) {
+  let arrived;
+  const requested = new Promise((r) => (arrived = r));
+  let letGo;
+  const released = new Promise((r) => (letGo = r));
+  let held = null;
+  let abandoned = false;
+  const onFailed = (request) => {
+    if (request === held) abandoned = true;
+  };
+  page.on('requestfailed', onFailed);
+  let taken = false;
+  const handler = async (route) => {
+    if (taken || route.request().method() !== method) return route.fallback();
+    taken = true;
+    held = route.request();
+    arrived(held.url());
+    await released;
+    await route.continue().catch(() => {});
+  };
+  await page.route(pattern, handler);
+  return {
+    requested,
+    async release() {
+      const waiting = !abandoned;
+      letGo();
+      page.off('requestfailed', onFailed);
+      return waiting;
+    },
+  };
+}
+
+/** Waits until `attribute` is present on the viewer, or its state is `ready` or `error`; returns its attributes. */
+export async function waitForAttribute(page, attribute, timeout = 120_000) {
+  await page.waitForFunction(
+    (name) => {
+      const el = document.querySelector('[data-testid="viewer"]');
+      return el?.hasAttribute(name) || ['ready', 'error'].includes(el?.getAttribute('data-state'));
+    },
+    attribute,
+    { timeout, polling: 20 },
+  );
+  return page.getByTestId('viewer').evaluate((el) => Object.fromEntries([...el.attributes].map((a) => [a.name, a.value])));
 }

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { LARGE, LARGE_LANDSCAPE, makeLargeLandscape, makeLargeSideways, quadrantColour, wholeImageLayer } from './images.mjs';
 import {
   assertBoxNear,
+  holdRequest,
   moveView,
   near,
   pixel,
@@ -19,6 +20,7 @@ import {
   setup,
   toScreen,
   toScreenBox,
+  waitForAttribute,
   waitForSettled,
   waitForState,
 } from './harness.mjs';
@@ -81,9 +83,23 @@ async function imageShot(label) {
   }
 }
 
-/** Opens `params`, waits for the first full view, and returns the viewer's attributes. */
-async function openReady(params) {
+/**
+ * Opens `params`, waits for the first full view, and returns the viewer's attributes. With
+ * `previewFirst` (and a store in `params`), the worker's store check, which it makes before decoding,
+ * is held until the preview is on screen, so the layer is first placed over the preview for certain.
+ */
+async function openReady(params, { previewFirst = null } = {}) {
+  const check = previewFirst ? await holdRequest(t.page, '**/pyramids/*.dzi') : null;
   await t.open(params);
+  if (check) {
+    await check.requested;
+    const early = await waitForAttribute(t.page, 'data-ms-preview');
+    assert.equal(early['data-state'], 'loading', `the tiles were drawn before any preview: ${early['data-error'] ?? ''}`);
+    await t.page.locator('[data-testid="vector-feature"]').first().waitFor();
+    await t.page.waitForFunction(() => document.querySelector('[data-testid="viewer"]')?.getAttribute('data-animating') === 'false');
+    await previewFirst();
+    await check.release();
+  }
   const attrs = await waitForState(t.page, ['ready', 'error']);
   assert.equal(attrs['data-state'], 'ready', attrs['data-error']);
   await t.page.locator('[data-testid="vector-feature"]').first().waitFor();
@@ -159,7 +175,8 @@ test('a large landscape JPEG: the whole-image rectangle covers the image exactly
 
 test('a large JPEG with EXIF orientation 6, tiled in the browser and then reopened from the store', async () => {
   const params = { src: `/e2e/${t.files.large}`, vectorSrc: `/e2e/${t.files.largeLayer}`, store: '/' };
-  const tiled = await openReady(params);
+  const layer = JSON.parse(readFileSync(join(t.imagesDir, t.files.largeLayer), 'utf8'));
+  const tiled = await openReady(params, { previewFirst: () => assertFeaturesPlaced(layer, LARGE, 1, 'over the preview') });
   assert.equal(tiled['data-source'], 'worker');
   assert.ok(tiled['data-ms-preview'] !== undefined, 'the image was previewed first');
   await assertWholeImage(LARGE, t.files.largeLayer, 'rotated-browser');

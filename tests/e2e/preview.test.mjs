@@ -1,9 +1,11 @@
 // A large JPEG shows a low-resolution preview, upright and in place, before its tiles; the tiles
-// then replace it.
+// then replace it. The order is made certain, not left to a race between the two workers: with a
+// store, the tiler worker asks it for the pyramid before decoding (and after starting the preview),
+// and the test holds that request until the preview is on screen.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { LARGE, makeLargeSideways, quadrantColour } from './images.mjs';
-import { near, pixel, setup, toScreen, waitForSettled, waitForState } from './harness.mjs';
+import { holdRequest, near, pixel, setup, toScreen, waitForAttribute, waitForSettled, waitForState } from './harness.mjs';
 
 let t;
 before(async () => {
@@ -30,22 +32,14 @@ async function checkQuadrants(label) {
 }
 
 test('a large JPEG is previewed upright before its tiles, which then replace the preview', async () => {
-  await t.open({ src: `/e2e/${t.files.large}` });
-  await t.page.waitForFunction(
-    () => {
-      const el = document.querySelector('[data-testid="viewer"]');
-      return el?.hasAttribute('data-ms-preview') || ['ready', 'error'].includes(el?.getAttribute('data-state'));
-    },
-    null,
-    { timeout: 120_000, polling: 20 },
-  );
-  const early = await t.page
-    .getByTestId('viewer')
-    .evaluate((el) => Object.fromEntries([...el.attributes].map((a) => [a.name, a.value])));
+  const check = await holdRequest(t.page, '**/pyramids/*.dzi');
+  await t.open({ src: `/e2e/${t.files.large}`, store: '/' });
+  await check.requested;
+  const early = await waitForAttribute(t.page, 'data-ms-preview');
   assert.notEqual(early['data-state'], 'error', early['data-error']);
   assert.equal(early['data-state'], 'loading', 'the tiles were drawn before any preview');
-  assert.ok(early['data-ms-preview'] !== undefined);
   await checkQuadrants('preview');
+  assert.ok(await check.release(), 'the store check was still waiting when the preview was drawn');
 
   const attrs = await waitForState(t.page, ['ready', 'error']);
   assert.equal(attrs['data-state'], 'ready', attrs['data-error']);

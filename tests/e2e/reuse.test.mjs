@@ -110,7 +110,7 @@ async function freshPage() {
   const log = [];
   page.on('console', (m) => log.push(`[${m.type()}] ${m.text()}`));
   page.on('pageerror', (e) => log.push(`[pageerror] ${e.message}`));
-  page.on('close', () => writeFileSync(join(ARTIFACTS, 'reuse-b-console.log'), log.join('\n') + '\n'));
+  page.on('close', () => writeFileSync(join(ARTIFACTS, 'reuse-b-console.log'), `${log.join('\n')}\n`));
   return page;
 }
 

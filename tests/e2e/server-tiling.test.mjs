@@ -81,7 +81,8 @@ async function tileInBrowser() {
           }
         }
       }
-      return { id, dzi: tiler.dziXml(), tiles, width: tiler.width, height: tiler.height };
+      const { width, height } = tiler.geometry();
+      return { id, dzi: tiler.dziXml(), tiles, width, height };
     });
   } finally {
     await page.close();

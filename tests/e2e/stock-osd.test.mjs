@@ -13,7 +13,7 @@ import { PNG } from 'pngjs';
 import { ARTIFACTS, CHROMIUM_ARGS, ROOT, TILE_STORE, near, pixel, staticServer, toScreen } from './harness.mjs';
 import { onS3, s3sFs, tileStore } from './servers.mjs';
 import { quadrantColour } from './images.mjs';
-import { BATCH_CONTENT_TYPE, batchBody, pyramidId } from './tiler.mjs';
+import { BATCH_CONTENT_TYPE, batchBody, parseTileName, pyramidId } from './tiler.mjs';
 
 const OSD = join(ROOT, 'www/node_modules/openseadragon/build/openseadragon/openseadragon.min.js');
 const IMAGE = { width: 2000, height: 1400 };
@@ -44,8 +44,8 @@ function makePyramid() {
   const tiles = [];
   for (const level of readdirSync(`${prefix}_files`)) {
     for (const name of readdirSync(join(`${prefix}_files`, level))) {
-      const [, col, row, ext] = name.match(/^(\d+)_(\d+)\.(\w+)$/);
-      tiles.push({ level: Number(level), col: Number(col), row: Number(row), ext, bytes: readFileSync(join(`${prefix}_files`, level, name)) });
+      const tile = parseTileName(`${level}/${name}`);
+      tiles.push({ level: tile.level, col: tile.col, row: tile.row, ext: tile.format, bytes: readFileSync(join(`${prefix}_files`, level, name)) });
     }
   }
   return { id, dzi: readFileSync(`${prefix}.dzi`), tiles };

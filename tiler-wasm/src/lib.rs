@@ -26,8 +26,8 @@ pub mod id;
 pub mod layout;
 mod levelwise;
 pub mod meta;
+pub mod name;
 pub mod orient;
-mod parallel;
 pub mod preview;
 pub mod pyramid;
 mod tiler;
@@ -41,6 +41,7 @@ pub use error::{Error, ErrorCode, Result};
 pub use id::{is_valid_id, pyramid_id, IdHasher};
 pub use layout::{Layout, Rect, TileAddr};
 pub use meta::{Exif, Metadata, SourceFormat};
+pub use name::TileName;
 pub use preview::preview_jpeg;
 pub use tiler::Tiler;
 

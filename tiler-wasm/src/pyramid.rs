@@ -49,27 +49,6 @@ impl Pyramid {
         }
     }
 
-    /// The pixels of `level` if they are already built.
-    pub fn held(&self, level: u32) -> Option<&Bitmap> {
-        self.levels.get(level as usize)?.as_ref()
-    }
-
-    /// Keeps `bitmap`, built elsewhere by [`shrink`], as the pixels of `level`.
-    pub fn hold(&mut self, level: u32, bitmap: Bitmap) -> Result<()> {
-        let expected = self.layout.level_size(level);
-        match self.levels.get_mut(level as usize) {
-            Some(slot) if expected == Some((bitmap.width(), bitmap.height())) => {
-                *slot = Some(bitmap);
-                Ok(())
-            }
-            _ => Err(Error::InvalidOption(format!(
-                "a {}×{} image is not level {level}",
-                bitmap.width(),
-                bitmap.height()
-            ))),
-        }
-    }
-
     /// The pixels of `level`, built from the nearest level above that is
     /// already held, caching every level made on the way.
     pub fn level(&mut self, level: u32) -> Result<&Bitmap> {

@@ -7,7 +7,6 @@ use crate::error::{Error, Result};
 use crate::layout::{Layout, TileAddr};
 use crate::levelwise;
 use crate::meta::Metadata;
-use crate::parallel;
 use crate::pyramid::Pyramid;
 use crate::Options;
 
@@ -96,33 +95,6 @@ impl Tiler {
         Ok(())
     }
 
-    /// Produces every tile as [`Tiler::walk`] does, with the same bytes, on up to
-    /// `threads` threads (the caller's included): `f` is called from several
-    /// threads at once and tiles arrive largest level first, in no fixed order.
-    /// Levels not yet built are shrunk while the full-size level is being
-    /// encoded. With `threads` ≤ 1, and always on wasm32, it is the sequential walk.
-    pub fn walk_parallel<E, F>(&mut self, threads: usize, f: F) -> Result<(), E>
-    where
-        E: From<Error> + Send,
-        F: Fn(TileAddr, Vec<u8>) -> Result<(), E> + Sync,
-    {
-        if threads <= 1 || cfg!(target_arch = "wasm32") {
-            return self.walk(f);
-        }
-        let job = parallel::Job {
-            pyramid: &self.pyramid,
-            format: self.format,
-            quality: self.quality,
-        };
-        let (outcome, built) = parallel::walk(&job, threads, &f);
-        for (level, bitmap) in built {
-            self.pyramid.hold(level, bitmap)?;
-        }
-        outcome
-    }
-}
-
-impl Tiler {
     /// Produces every tile with the bytes [`Tiler::walk`] gives, on up to
     /// `threads` threads (the caller's included), consuming the tiler: each
     /// level is shrunk into the next in the full-size image's own memory once

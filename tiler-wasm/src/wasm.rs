@@ -3,12 +3,54 @@
 //! Every failure crosses as a thrown plain object `{ code, message }` ([`to_js_error`]), so a
 //! Web Worker can post it on unchanged. Panics are logged to the console with their message.
 
-use crate::{Error, ErrorCode, IdHasher, Layout, Limits, Options, TileFormat, Tiler};
+use crate::name::canonical_format;
+use crate::{
+    Dzi, Error, ErrorCode, IdHasher, Layout, Limits, Options, TileAddr, TileFormat, TileName, Tiler,
+};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
-// The TypeScript types of `Metadata`, `Options`, `Limits`, `Exif`, `TileFormat`, `SourceFormat` and
-// `ErrorCode` are generated from the Rust types by their `tsify::Tsify` derives (on wasm32 only).
+// The TypeScript types of `Metadata`, `Options`, `Limits`, `Exif`, `TileFormat`, `SourceFormat`,
+// `TileName` and `ErrorCode` are generated from the Rust types by their `tsify::Tsify` derives (on
+// wasm32 only).
+
+/// A pyramid's Deep Zoom geometry with what follows from it (levels, tile count, MIME type), so
+/// no JavaScript recomputes it.
+#[derive(Serialize, tsify::Tsify)]
+#[serde(rename_all = "camelCase")]
+pub struct Geometry {
+    /// Width of the full-resolution (upright) image.
+    pub width: u32,
+    /// Height of the full-resolution image.
+    pub height: u32,
+    /// Tile size without overlap.
+    pub tile_size: u32,
+    /// Overlap on each side of a tile.
+    pub overlap: u32,
+    /// The full-resolution level; level 0 is 1×1.
+    pub max_level: u32,
+    /// Number of tiles in the whole pyramid (exact: layouts are capped far below 2^53 tiles).
+    pub tile_count: f64,
+    /// The tiles' format.
+    pub format: TileFormat,
+    /// The tiles' MIME type.
+    pub mime: String,
+}
+
+impl Geometry {
+    fn new(layout: &Layout, format: TileFormat) -> Self {
+        Geometry {
+            width: layout.width(),
+            height: layout.height(),
+            tile_size: layout.tile_size(),
+            overlap: layout.overlap(),
+            max_level: layout.max_level(),
+            tile_count: layout.tile_count() as f64,
+            format,
+            mime: format.mime().to_owned(),
+        }
+    }
+}
 
 /// The code the bindings add to the core's [`ErrorCode`]: a JavaScript value that does not
 /// deserialize. (A trap is reported by its caller as the core's `panic`.)
@@ -103,6 +145,27 @@ pub fn preview_jpeg(
     crate::preview_jpeg(bytes, min_side, &limits).map_err(core_error)
 }
 
+/// The geometry a `.dzi` manifest describes (as vips, tile-store or other tools write it); throws
+/// `dzi` for a document that is not one or describes no valid pyramid.
+#[wasm_bindgen(js_name = parseDzi, unchecked_return_type = "Geometry")]
+pub fn parse_dzi(xml: &str) -> Result<JsValue, JsValue> {
+    let dzi = Dzi::parse(xml.as_bytes()).map_err(core_error)?;
+    to_js(&Geometry::new(
+        &dzi.layout().map_err(core_error)?,
+        dzi.format,
+    ))
+}
+
+/// The tile a name inside `{id}_files/` (`level/col_row.ext`) stands for; `undefined` for any
+/// other name.
+#[wasm_bindgen(js_name = parseTileName, unchecked_return_type = "TileName | undefined")]
+pub fn parse_tile_name(name: &str) -> Result<JsValue, JsValue> {
+    match TileName::parse_relative(name) {
+        Some(tile) => to_js(&tile),
+        None => Ok(JsValue::UNDEFINED),
+    }
+}
+
 /// An opened image whose Deep Zoom tiles are made on demand.
 #[wasm_bindgen(js_name = Tiler)]
 pub struct WasmTiler(Tiler);
@@ -126,6 +189,19 @@ impl WasmTiler {
         to_js(self.0.metadata())
     }
 
+    /// The pyramid's geometry.
+    #[wasm_bindgen(unchecked_return_type = "Geometry")]
+    pub fn geometry(&self) -> Result<JsValue, JsValue> {
+        to_js(&Geometry::new(self.0.layout(), self.0.format()))
+    }
+
+    /// The name of tile `level`, `col`, `row` inside `{id}_files/`: `level/col_row.ext`, as the
+    /// store lists it.
+    #[wasm_bindgen(js_name = tileName)]
+    pub fn tile_name(&self, level: u32, col: u32, row: u32) -> String {
+        TileName::new(TileAddr { level, col, row }, self.0.format()).relative()
+    }
+
     /// The `.dzi` manifest, byte for byte as `vips dzsave` writes it.
     #[wasm_bindgen(js_name = dziXml)]
     pub fn dzi_xml(&self) -> String {
@@ -138,47 +214,10 @@ impl WasmTiler {
         self.0.format().extension().to_owned()
     }
 
-    /// The tiles' MIME type.
-    #[wasm_bindgen(getter)]
-    pub fn mime(&self) -> String {
-        self.0.format().mime().to_owned()
-    }
-
-    /// Width of the oriented image.
-    #[wasm_bindgen(getter)]
-    pub fn width(&self) -> u32 {
-        self.0.layout().width()
-    }
-
-    /// Height of the oriented image.
-    #[wasm_bindgen(getter)]
-    pub fn height(&self) -> u32 {
-        self.0.layout().height()
-    }
-
-    /// Tile size without overlap.
-    #[wasm_bindgen(getter, js_name = tileSize)]
-    pub fn tile_size(&self) -> u32 {
-        self.0.layout().tile_size()
-    }
-
-    /// Overlap on each side of a tile.
-    #[wasm_bindgen(getter)]
-    pub fn overlap(&self) -> u32 {
-        self.0.layout().overlap()
-    }
-
     /// The full-resolution level; level 0 is 1×1.
     #[wasm_bindgen(getter, js_name = maxLevel)]
     pub fn max_level(&self) -> u32 {
         self.0.layout().max_level()
-    }
-
-    /// Number of tiles in the whole pyramid.
-    #[wasm_bindgen(getter, js_name = tileCount)]
-    pub fn tile_count(&self) -> f64 {
-        // Exact: a pyramid within the limits has far fewer than 2^53 tiles.
-        self.0.layout().tile_count() as f64
     }
 
     /// `[columns, rows]` of tiles at `level`, or `undefined` past the top level.
@@ -253,17 +292,14 @@ impl WasmBatchEncoder {
         #[wasm_bindgen(unchecked_param_type = "TileFormat")] format: &str,
         bytes: &[u8],
     ) -> Result<(), JsValue> {
-        let format = [TileFormat::Jpeg, TileFormat::Png, TileFormat::Webp]
-            .into_iter()
-            .find(|f| f.extension() == format)
-            .ok_or_else(|| {
-                to_js_error(
-                    TilerErrorCode::Binding(BindingErrorCode::InvalidArgument),
-                    format!("tile format must be jpeg, png or webp, not {format:?}"),
-                )
-            })?;
+        let format = canonical_format(format).ok_or_else(|| {
+            to_js_error(
+                TilerErrorCode::Binding(BindingErrorCode::InvalidArgument),
+                format!("tile format must be jpeg, png or webp, not {format:?}"),
+            )
+        })?;
         let frame = crate::batch::Frame {
-            addr: crate::TileAddr { level, col, row },
+            addr: TileAddr { level, col, row },
             format,
             bytes,
         };
@@ -311,38 +347,22 @@ impl WasmLayout {
             .map_err(core_error)
     }
 
-    /// The layout a `.dzi` manifest describes.
-    #[wasm_bindgen(js_name = fromDzi)]
-    pub fn from_dzi(xml: &str) -> Result<WasmLayout, JsValue> {
-        let dzi = crate::Dzi::parse(xml.as_bytes()).map_err(core_error)?;
-        dzi.layout().map(WasmLayout).map_err(core_error)
-    }
-
-    /// The full-resolution level; level 0 is 1×1.
-    #[wasm_bindgen(getter, js_name = maxLevel)]
-    pub fn max_level(&self) -> u32 {
-        self.0.max_level()
-    }
-
-    /// Number of tiles in the whole pyramid.
-    #[wasm_bindgen(getter, js_name = tileCount)]
-    pub fn tile_count(&self) -> f64 {
-        // Exact: layouts are capped far below 2^53 tiles.
-        self.0.tile_count() as f64
-    }
-
-    /// `[columns, rows]` of tiles at `level`, or `undefined` past the top level.
-    #[wasm_bindgen(unchecked_return_type = "[number, number] | undefined")]
-    pub fn grid(&self, level: u32) -> Option<Vec<u32>> {
-        self.0.grid(level).map(|(c, r)| vec![c, r])
-    }
-
-    /// Every tile of the pyramid as `level/col_row`, from level 0 up.
+    /// Every tile of the pyramid as `level/col_row.ext` with tiles in `format`, from level 0 up.
     #[wasm_bindgen(js_name = tileNames)]
-    pub fn tile_names(&self) -> Vec<String> {
-        self.0
+    pub fn tile_names(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "TileFormat")] format: &str,
+    ) -> Result<Vec<String>, JsValue> {
+        let format = canonical_format(format).ok_or_else(|| {
+            to_js_error(
+                TilerErrorCode::Binding(BindingErrorCode::InvalidArgument),
+                format!("tile format must be jpeg, png or webp, not {format:?}"),
+            )
+        })?;
+        Ok(self
+            .0
             .tiles()
-            .map(|a| format!("{}/{}_{}", a.level, a.col, a.row))
-            .collect()
+            .map(|a| TileName::new(a, format).relative())
+            .collect())
     }
 }

@@ -1,4 +1,5 @@
-//! The parallel walks (cached and level by level in place) give the sequential walk's tiles, byte for byte.
+//! The level-by-level walk on several threads (the CLI's and server jobs') gives the sequential
+//! walk's tiles, byte for byte.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -30,95 +31,6 @@ fn source(w: u32, h: u32, channels: usize) -> Vec<u8> {
     std::fs::read(path).expect("fixture")
 }
 
-fn walk_parallel_all(tiler: &mut Tiler, threads: usize) -> BTreeMap<TileAddr, Vec<u8>> {
-    let tiles = Mutex::new(BTreeMap::new());
-    tiler
-        .walk_parallel(threads, |addr, bytes| -> Result<(), tiler_wasm::Error> {
-            let previous = tiles.lock().unwrap().insert(addr, bytes);
-            assert!(previous.is_none(), "{addr:?} delivered twice");
-            Ok(())
-        })
-        .expect("walk");
-    tiles.into_inner().unwrap()
-}
-
-#[test]
-fn parallel_tiles_equal_sequential_tiles() {
-    for (w, h, channels, format) in [
-        (1100, 700, 3, TileFormat::Jpeg),
-        (777, 555, 4, TileFormat::Png),
-        (777, 555, 4, TileFormat::Jpeg),
-        (300, 200, 3, TileFormat::Webp),
-    ] {
-        let bytes = source(w, h, channels);
-        let options = Options {
-            format: Some(format),
-            ..Options::default()
-        };
-        let expected = walk_all(&mut Tiler::open(&bytes, &options).expect("opens"));
-        for threads in [0, 1, 2, 3, 8] {
-            let mut tiler = Tiler::open(&bytes, &options).expect("opens");
-            let tiles = walk_parallel_all(&mut tiler, threads);
-            assert_eq!(tiles.len(), expected.len(), "{format} {threads} threads");
-            assert!(
-                tiles == expected,
-                "{format} {channels} channels, {threads} threads: tiles differ"
-            );
-        }
-    }
-}
-
-#[test]
-fn levels_built_before_or_during_the_walk_are_kept() {
-    let bytes = source(1100, 700, 3);
-    let options = Options::default();
-    let expected = walk_all(&mut Tiler::open(&bytes, &options).expect("opens"));
-    let mut tiler = Tiler::open(&bytes, &options).expect("opens");
-    let top = tiler.layout().max_level();
-    // Some levels cached beforehand, the rest built by the parallel walk.
-    let early = tiler.tile(top - 2, 0, 0).expect("tile");
-    assert_eq!(
-        early,
-        expected[&TileAddr {
-            level: top - 2,
-            col: 0,
-            row: 0
-        }]
-    );
-    assert!(walk_parallel_all(&mut tiler, 2) == expected);
-    // And again, now that every level is held.
-    assert!(walk_parallel_all(&mut tiler, 2) == expected);
-    for (addr, bytes) in expected.iter().rev().take(5) {
-        assert_eq!(
-            &tiler.tile(addr.level, addr.col, addr.row).expect("tile"),
-            bytes
-        );
-    }
-}
-
-#[test]
-fn parallel_walk_stops_at_the_callers_error() {
-    let bytes = source(1100, 700, 3);
-    let mut tiler = Tiler::open(&bytes, &Options::default()).expect("opens");
-    let total = tiler.layout().tile_count() as usize;
-    let seen = AtomicUsize::new(0);
-    let result = tiler.walk_parallel(2, |_, _| -> Result<(), tiler_wasm::Error> {
-        if seen.fetch_add(1, Ordering::SeqCst) == 2 {
-            Err(tiler_wasm::Error::Encode("stop".into()))
-        } else {
-            Ok(())
-        }
-    });
-    assert!(matches!(result, Err(tiler_wasm::Error::Encode(m)) if m == "stop"));
-    // The other thread finishes the tile it was on, and takes no more
-    // (a little slack for a thread descheduled at the wrong moment).
-    let seen = seen.into_inner();
-    assert!(
-        (3..=6).contains(&seen) && seen < total,
-        "{seen} of {total} tiles after the error"
-    );
-}
-
 fn into_walk_all(tiler: Tiler, threads: usize) -> BTreeMap<TileAddr, Vec<u8>> {
     let tiles = Mutex::new(BTreeMap::new());
     tiler
@@ -136,8 +48,10 @@ fn level_by_level_walk_gives_the_same_tiles() {
     for (w, h, channels, format) in [
         (1100, 700, 3, TileFormat::Jpeg),
         (777, 555, 4, TileFormat::Png),
+        (777, 555, 4, TileFormat::Jpeg),
         (513, 255, 3, TileFormat::Png),
         (300, 201, 4, TileFormat::Jpeg),
+        (300, 200, 3, TileFormat::Webp),
     ] {
         let bytes = source(w, h, channels);
         let options = Options {
@@ -145,7 +59,7 @@ fn level_by_level_walk_gives_the_same_tiles() {
             ..Options::default()
         };
         let expected = walk_all(&mut Tiler::open(&bytes, &options).expect("opens"));
-        for threads in [0, 1, 2, 3] {
+        for threads in [0, 1, 2, 3, 8] {
             let mut tiler = Tiler::open(&bytes, &options).expect("opens");
             // Levels cached beforehand by random access change nothing.
             let top = tiler.layout().max_level();

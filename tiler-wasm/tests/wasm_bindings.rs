@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use serde_json::{json, Value};
-use tiler_wasm::wasm::{probe, WasmIdHasher, WasmTiler};
+use tiler_wasm::wasm::{parse_dzi, parse_tile_name, probe, WasmIdHasher, WasmLayout, WasmTiler};
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::wasm_bindgen_test;
 
@@ -65,17 +65,17 @@ fn thrown<T>(result: Result<T, JsValue>) -> (String, String) {
 #[wasm_bindgen_test]
 fn opens_an_image_and_makes_tiles() {
     let mut tiler = WasmTiler::open(&png(300, 200, false), JsValue::UNDEFINED).unwrap();
-    assert_eq!((tiler.width(), tiler.height()), (300, 200));
+    // Levels 0..=8 have one tile each; level 9 has two.
     assert_eq!(
-        (tiler.tile_size(), tiler.overlap(), tiler.max_level()),
-        (254, 1, 9)
+        to_json(tiler.geometry().unwrap()),
+        json!({ "width": 300, "height": 200, "tileSize": 254, "overlap": 1, "maxLevel": 9,
+                "tileCount": 11, "format": "jpeg", "mime": "image/jpeg" })
     );
+    assert_eq!(tiler.max_level(), 9);
     assert_eq!(tiler.format(), "jpeg");
-    assert_eq!(tiler.mime(), "image/jpeg");
     assert_eq!(tiler.grid(9), Some(vec![2, 1]));
     assert_eq!(tiler.grid(10), None);
-    // Levels 0..=8 have one tile each; level 9 has two.
-    assert_eq!(tiler.tile_count(), 11.0);
+    assert_eq!(tiler.tile_name(9, 1, 0), "9/1_0.jpeg");
     let dzi = tiler_wasm::Dzi::parse(tiler.dzi_xml().as_bytes()).unwrap();
     assert_eq!(
         (dzi.width, dzi.height, dzi.tile_size, dzi.overlap),
@@ -104,7 +104,8 @@ fn opens_an_image_and_makes_tiles() {
 fn alpha_images_get_png_tiles() {
     let mut tiler = WasmTiler::open(&png(64, 64, true), JsValue::UNDEFINED).unwrap();
     assert_eq!(tiler.format(), "png");
-    assert_eq!(tiler.mime(), "image/png");
+    assert_eq!(to_json(tiler.geometry().unwrap())["mime"], "image/png");
+    assert_eq!(tiler.tile_name(6, 0, 0), "6/0_0.png");
     assert_eq!(&tiler.tile(6, 0, 0).unwrap()[..4], b"\x89PNG");
 }
 
@@ -112,9 +113,14 @@ fn alpha_images_get_png_tiles() {
 fn options_cross_as_camel_case_objects() {
     let options = js(json!({ "format": "png", "tileSize": 100, "overlap": 0 }));
     let tiler = WasmTiler::open(&png(300, 200, false), options).unwrap();
+    let geometry = to_json(tiler.geometry().unwrap());
     assert_eq!(
-        (tiler.format(), tiler.tile_size(), tiler.overlap()),
-        ("png".to_owned(), 100, 0)
+        (
+            &geometry["format"],
+            &geometry["tileSize"],
+            &geometry["overlap"]
+        ),
+        (&json!("png"), &json!(100), &json!(0))
     );
     assert_eq!(tiler.grid(9), Some(vec![3, 2]));
 
@@ -185,4 +191,46 @@ fn id_hasher_matches_the_core_recipe() {
         hasher.finish(JsValue::NULL).unwrap(),
         tiler_wasm::pyramid_id(&bytes, &Default::default())
     );
+}
+
+#[wasm_bindgen_test]
+fn dzi_manifests_become_geometry() {
+    // A fixed vector: the manifest `vips dzsave` writes for a 600×400 JPEG pyramid.
+    let vips = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+        <Image xmlns=\"http://schemas.microsoft.com/deepzoom/2008\"\n  Format=\"jpeg\"\n  \
+        Overlap=\"1\"\n  TileSize=\"254\"\n  >\n  <Size \n    Height=\"400\"\n    \
+        Width=\"600\"\n  />\n</Image>\n";
+    // Levels 0..=8 one tile each, level 9 (300×200) two, level 10 (600×400) three by two.
+    assert_eq!(
+        to_json(parse_dzi(vips).unwrap()),
+        json!({ "width": 600, "height": 400, "tileSize": 254, "overlap": 1, "maxLevel": 10,
+                "tileCount": 17, "format": "jpeg", "mime": "image/jpeg" })
+    );
+    // 2^k + 1 pixels: one level more than 2^k (where a float log2 is most easily off by one).
+    let odd =
+        r#"<Image TileSize="256" Overlap="0" Format="png"><Size Width="1025" Height="1"/></Image>"#;
+    assert_eq!(to_json(parse_dzi(odd).unwrap())["maxLevel"], 11);
+    let (code, _) = thrown(parse_dzi("<html>not found</html>"));
+    assert_eq!(code, "dzi");
+    let (code, _) = thrown(parse_dzi(
+        r#"<Image TileSize="1" Overlap="0" Format="png"><Size Width="10" Height="10"/></Image>"#,
+    ));
+    assert_eq!(code, "dzi");
+}
+
+#[wasm_bindgen_test]
+fn tile_names_cross_both_ways() {
+    assert_eq!(
+        to_json(parse_tile_name("10/2_0.jpeg").unwrap()),
+        json!({ "level": 10, "col": 2, "row": 0, "format": "jpeg" })
+    );
+    for other in ["10/2_0.jpg", "10/2_0.jpeg.tmp", "2_0.jpeg", ""] {
+        assert!(parse_tile_name(other).unwrap().is_undefined(), "{other}");
+    }
+    let layout = WasmLayout::new(300, 200, 254, 1).unwrap();
+    let names = layout.tile_names("webp").unwrap();
+    assert_eq!(names.len(), 11);
+    assert_eq!(names[0], "0/0_0.webp");
+    assert_eq!(&names[9..], ["9/0_0.webp", "9/1_0.webp"]);
+    assert_eq!(thrown(layout.tile_names("jpg")).0, "invalid_argument");
 }

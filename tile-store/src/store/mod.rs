@@ -11,7 +11,6 @@ pub mod s3;
 use crate::error::{AppError, Result};
 use async_trait::async_trait;
 use bytes::Bytes;
-use tiler_wasm::TileFormat;
 
 /// A pyramid id: 64 lowercase hex characters (see [`tiler_wasm::id`] for the recipe).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -42,81 +41,7 @@ impl std::fmt::Display for PyramidId {
     }
 }
 
-/// One tile of a pyramid: its address and its format (which gives the extension).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct TileName {
-    /// Pyramid level.
-    pub level: u32,
-    /// Column.
-    pub col: u32,
-    /// Row.
-    pub row: u32,
-    /// Tile format.
-    pub format: TileFormat,
-}
-
-/// Ordered by level, column, row, then extension: the order of a listing.
-impl Ord for TileName {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.level, self.col, self.row, self.format.extension()).cmp(&(
-            other.level,
-            other.col,
-            other.row,
-            other.format.extension(),
-        ))
-    }
-}
-
-impl PartialOrd for TileName {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl TileName {
-    /// The name inside `{id}_files/`: `level/col_row.ext`.
-    pub fn relative(&self) -> String {
-        format!(
-            "{}/{}_{}.{}",
-            self.level,
-            self.col,
-            self.row,
-            self.format.extension()
-        )
-    }
-
-    /// Parses `level/col_row.ext`; `None` for anything else (temp files included).
-    pub fn parse_relative(name: &str) -> Option<Self> {
-        let (level, file) = name.split_once('/')?;
-        let (col, rest) = file.split_once('_')?;
-        let (row, ext) = rest.split_once('.')?;
-        Some(TileName {
-            level: parse_decimal(level)?,
-            col: parse_decimal(col)?,
-            row: parse_decimal(row)?,
-            format: canonical_format(ext)?,
-        })
-    }
-}
-
-/// A `u32` written in plain decimal digits (no sign, no leading zeros but "0").
-pub fn parse_decimal(text: &str) -> Option<u32> {
-    let plain = !text.is_empty()
-        && text.bytes().all(|b| b.is_ascii_digit())
-        && (text == "0" || !text.starts_with('0'));
-    if plain {
-        text.parse().ok()
-    } else {
-        None
-    }
-}
-
-/// The format whose canonical extension (as vips writes it) is `ext`.
-pub fn canonical_format(ext: &str) -> Option<TileFormat> {
-    [TileFormat::Jpeg, TileFormat::Png, TileFormat::Webp]
-        .into_iter()
-        .find(|f| f.extension() == ext)
-}
+pub use tiler_wasm::name::{canonical_format, parse_decimal, TileName};
 
 /// The address of one stored object, relative to the store's root or prefix.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -189,30 +114,6 @@ pub trait Store: Send + Sync + 'static {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tile_names_round_trip_and_refuse_odd_spellings() {
-        let t = TileName {
-            level: 10,
-            col: 2,
-            row: 0,
-            format: TileFormat::Jpeg,
-        };
-        assert_eq!(t.relative(), "10/2_0.jpeg");
-        assert_eq!(TileName::parse_relative("10/2_0.jpeg"), Some(t));
-        for bad in [
-            "10/2_0.jpg",
-            "10/02_0.jpeg",
-            "10/+2_0.jpeg",
-            "10/2_0.jpeg.tmp",
-            "a/2_0.jpeg",
-            "10/2_0",
-            ".10/2_0.jpeg",
-            "10/.2_0.jpeg.tmp-1",
-        ] {
-            assert_eq!(TileName::parse_relative(bad), None, "{bad}");
-        }
-    }
 
     #[test]
     fn keys_are_deep_zoom_paths() {

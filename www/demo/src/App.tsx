@@ -86,6 +86,7 @@ export function App() {
   };
 
   return (
+    // biome-ignore lint/a11y/noStaticElementInteractions: dropping a file anywhere is a shortcut; the file input does the same by keyboard.
     <div
       className={`app${dragging ? ' dragging' : ''}`}
       onDragOver={(e) => {

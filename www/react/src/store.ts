@@ -1,5 +1,5 @@
 /** The typed tile-store client and its types: no DOM, no React, usable in workers and on servers. */
-export { TileStoreClient, isPyramidId, parseDzi, pyramidShape, backoffDelay, UPLOAD_RETRY, CHECK_ONCE } from './api/tileStore.js';
+export { TileStoreClient, isPyramidId, backoffDelay, UPLOAD_RETRY, CHECK_ONCE } from './api/tileStore.js';
 export type {
   StoreSettings,
   StoreFailure,
@@ -10,5 +10,4 @@ export type {
   UploadGeometry,
   CommitResult,
   TileListing,
-  DziGeometry,
 } from './api/tileStore.js';

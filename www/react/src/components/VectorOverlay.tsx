@@ -34,6 +34,7 @@ function Shape({ geometry }: { geometry: Geometry }) {
       return (
         <>
           {geometry.coordinates.map((p, i) => (
+            // biome-ignore lint/suspicious/noArrayIndexKey: a feature's points never change order; they have no other identity.
             <circle key={i} className="point" cx={p[0]} cy={p[1]} />
           ))}
         </>
@@ -70,7 +71,9 @@ export function VectorOverlay({ viewer, width, height, features, selected, onSel
       height="100%"
       xmlns="http://www.w3.org/2000/svg"
     >
+      <title>Damage layer</title>
       {features.map((f) => (
+        // biome-ignore lint/a11y/noStaticElementInteractions: a pointer shortcut; the damage list's buttons do the same by keyboard.
         <g
           key={f.index}
           className={`feature${f.index === selected ? ' selected' : ''}`}

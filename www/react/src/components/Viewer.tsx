@@ -4,7 +4,7 @@
  * changes. Its element carries the state contract the end-to-end tests read.
  */
 import { useEffect, useLayoutEffect, useRef, useState } from 'react';
-import type { ReactNode } from 'react';
+import type { ReactNode, RefObject } from 'react';
 import type OpenSeadragon from 'openseadragon';
 import { loadOpenSeadragon } from '../osd/load.js';
 import { IMAGE_PLACEMENT, showView } from '../osd/imageSpace.js';
@@ -30,6 +30,13 @@ export interface ViewerProps {
 /** Two frames: the tiles that completed the view are painted, not only decoded. */
 const afterPaint = (f: () => void) => requestAnimationFrame(() => requestAnimationFrame(f));
 
+/** Takes the preview out of the world. Refs only, so the effects calling it need not depend on it. */
+function removePreview(v: OpenSeadragon.Viewer, item: RefObject<OpenSeadragon.TiledImage | null>, pending: RefObject<boolean>): void {
+  if (item.current) v.world.removeItem(item.current);
+  item.current = null;
+  pending.current = false;
+}
+
 export function Viewer({ tileSource, status, onViewer, children, initialView = null }: ViewerProps) {
   const element = useRef<HTMLDivElement>(null);
   const [viewer, setViewer] = useState<OpenSeadragon.Viewer | null>(null);
@@ -54,6 +61,7 @@ export function Viewer({ tileSource, status, onViewer, children, initialView = n
   const opening = useRef({ view: initialView, width: status.info?.width });
   opening.current = { view: initialView, width: status.info?.width };
 
+  // biome-ignore lint/correctness/useExhaustiveDependencies: the viewer is created once per mount; onViewer is read at creation only.
   useLayoutEffect(() => {
     const el = element.current;
     if (!el) return;
@@ -72,8 +80,6 @@ export function Viewer({ tileSource, status, onViewer, children, initialView = n
       setViewer(null);
       created.destroy();
     };
-    // Created once: onViewer is read at creation only.
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, []);
 
   const createViewer = (OSD: typeof OpenSeadragon, el: HTMLElement): OpenSeadragon.Viewer => {
@@ -101,12 +107,6 @@ export function Viewer({ tileSource, status, onViewer, children, initialView = n
     setViewer(v);
     onViewer?.(v);
     return v;
-  };
-
-  const removePreview = (v: OpenSeadragon.Viewer) => {
-    if (previewItem.current) v.world.removeItem(previewItem.current);
-    previewItem.current = null;
-    previewPending.current = false;
   };
 
   useEffect(() => {
@@ -138,10 +138,8 @@ export function Viewer({ tileSource, status, onViewer, children, initialView = n
     });
     return () => {
       live = false;
-      removePreview(viewer);
+      removePreview(viewer, previewItem, previewPending);
     };
-    // removePreview only touches refs.
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [viewer, preview]);
 
   useEffect(() => {
@@ -165,7 +163,7 @@ export function Viewer({ tileSource, status, onViewer, children, initialView = n
         afterPaint(() => {
           if (!live || !item.getFullyLoaded()) return;
           drawnRef.current = true;
-          removePreview(viewer);
+          removePreview(viewer, previewItem, previewPending);
           setFullyLoaded(true);
           setDrawn((d) => {
             if (d !== tileSource) setDrawnAt(performance.now());

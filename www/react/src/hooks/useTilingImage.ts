@@ -10,7 +10,7 @@ import type { Metadata, Options } from '@tessera/tiler-wasm';
 import { TilerClient } from '../worker/client.js';
 import type { ImageSource, PyramidInfo, StoreTarget, TilerFailure, UploadProgress, WorkerSettings } from '../worker/client.js';
 import type { StoreTileSource, WorkerTileSource } from '../osd/tileSources.js';
-import { TileStoreClient, isPyramidId, parseDzi, pyramidShape } from '../api/tileStore.js';
+import { TileStoreClient, isPyramidId } from '../api/tileStore.js';
 import type { StoreSettings } from '../api/tileStore.js';
 
 export type TilingPhase = 'idle' | 'fetching' | 'decoding' | 'tiling' | 'done' | 'error';
@@ -105,23 +105,6 @@ function storeSettings(settings: TilingSettings | undefined): StoreSettings | nu
   return { url: new URL(settings.store, document.baseURI).href, token: settings.token ?? null };
 }
 
-/** The geometry of a stored pyramid, in the shape the rest of the app knows from the worker. */
-function storedInfo(pyramidId: string, dziXml: string): PyramidInfo {
-  const g = parseDzi(dziXml);
-  const format = g.format as PyramidInfo['format'];
-  return {
-    width: g.width,
-    height: g.height,
-    tileSize: g.tileSize,
-    overlap: g.overlap,
-    format,
-    mime: `image/${format}`,
-    dziXml,
-    pyramidId,
-    ...pyramidShape(g),
-  };
-}
-
 export function useTilingImage(
   options?: Options,
   settings?: TilingSettings,
@@ -155,19 +138,12 @@ export function useTilingImage(
     setStatus({ ...IDLE, phase: 'fetching', name, startedAt: performance.now() });
     const store = storeSettings(settingsRef.current);
 
-    const openStored = (pyramidId: string, dziXml: string, metadata: Metadata | null) => {
+    const openStored = (info: PyramidInfo, metadata: Metadata | null) => {
       if (generation.current !== current) return;
       const api = new TileStoreClient(store ?? { url: '' });
-      let info: PyramidInfo;
-      try {
-        info = storedInfo(pyramidId, dziXml);
-      } catch (e) {
-        setStatus((s) => ({ ...s, phase: 'error', error: { code: 'worker', message: (e as { message: string }).message } }));
-        return;
-      }
       loadTileSources().then(
         ({ StoreTileSource }) =>
-          generation.current === current && setTileSource(new StoreTileSource(info, api.tilesUrl(pyramidId), api.readHeaders())),
+          generation.current === current && setTileSource(new StoreTileSource(info, api.tilesUrl(info.pyramidId), api.readHeaders())),
         (e) => generation.current === current && setStatus((s) => ({ ...s, phase: 'error', error: failedToLoad(e) })),
       );
       const now = performance.now();
@@ -184,87 +160,70 @@ export function useTilingImage(
       }));
     };
 
-    /** Tiles the image in a new worker (which may still find it stored, by the id it computes). */
-    const startWorker = () => {
-      if (generation.current !== current) return;
-      const batchBytes = settingsRef.current?.batchBytes ?? undefined;
-      const target: StoreTarget | undefined = store ? { store, batchBytes } : undefined;
-      // Events of a replaced client are dropped: `mine` tells whether this one is still current.
-      let me: TilerClient | null = null;
-      const mine = () => me !== null && client.current === me;
-      me = new TilerClient(
-        source,
-        {
-          onProgress: (p) => {
-            if (!mine()) return;
-            if (p.phase === 'decode') decodesStarted++;
-            setStatus((s) => {
-              switch (p.phase) {
-                case 'fetch':
-                  return { ...s, loaded: p.loaded, total: p.total };
-                case 'decode':
-                  return { ...s, phase: 'decoding', source: 'worker' };
-                case 'tiles':
-                  return { ...s, tilesDone: p.done, tilesTotal: p.total };
-              }
-            });
-          },
-          onMetadata: (metadata) => mine() && setStatus((s) => ({ ...s, metadata })),
-          onPreview: (jpeg) => {
-            if (!mine()) return;
-            revokePreview(previewUrl);
-            const preview = URL.createObjectURL(jpeg);
-            previewUrl.current = preview;
-            setStatus((s) => ({ ...s, preview }));
-          },
-          onOpened: (info, metadata) => {
-            if (!mine() || !me) return;
-            const opened = me;
-            loadTileSources().then(
-              ({ WorkerTileSource }) => mine() && setTileSource(new WorkerTileSource(opened, info)),
-              (e) => mine() && setStatus((s) => ({ ...s, phase: 'error', error: failedToLoad(e) })),
-            );
-            setStatus((s) => ({ ...s, phase: 'tiling', info, metadata, tilesTotal: info.tileCount, openedAt: performance.now() }));
-          },
-          onPyramidDone: (tiles) =>
-            mine() && setStatus((s) => ({ ...s, phase: 'done', tilesDone: tiles, doneAt: performance.now() })),
-          onStored: (pyramidId, dziXml, metadata) => {
-            if (!mine()) return;
-            openStored(pyramidId, dziXml, metadata);
-            // Nothing more to do there, and it holds the whole source image.
-            me?.terminate();
-          },
-          onUpload: (upload) =>
-            mine() &&
-            setStatus((s) => ({ ...s, upload, savedAt: upload.state === 'saved' && s.savedAt === null ? performance.now() : s.savedAt })),
-          onError: (error) => {
-            if (!mine()) return;
-            setTileSource(null);
-            setStatus((s) => ({ ...s, phase: 'error', error }));
-          },
-        },
-        optionsRef.current,
-        target,
-        settingsRef.current?.workers,
-      );
-      client.current = me;
-    };
-
-    // A known id skips the download and the hash: one request tells whether the store has it.
+    // A known id lets the worker ask the store before it downloads (and hashes) anything.
     const known = hint?.pyramidId;
-    if (store && known && isPyramidId(known)) {
-      new TileStoreClient(store).manifest(known).then(
-        (dziXml) => {
-          if (generation.current !== current) return;
-          if (dziXml === null) startWorker();
-          else openStored(known, dziXml, null);
+    const pyramidId = known && isPyramidId(known) ? known : undefined;
+    const batchBytes = settingsRef.current?.batchBytes ?? undefined;
+    const target: StoreTarget | undefined = store ? { store, batchBytes, pyramidId } : undefined;
+    // Events of a replaced client are dropped: `mine` tells whether this one is still current.
+    let me: TilerClient | null = null;
+    const mine = () => me !== null && client.current === me;
+    me = new TilerClient(
+      source,
+      {
+        onProgress: (p) => {
+          if (!mine()) return;
+          if (p.phase === 'decode') decodesStarted++;
+          setStatus((s) => {
+            switch (p.phase) {
+              case 'fetch':
+                return { ...s, loaded: p.loaded, total: p.total };
+              case 'decode':
+                return { ...s, phase: 'decoding', source: 'worker' };
+              case 'tiles':
+                return { ...s, tilesDone: p.done, tilesTotal: p.total };
+            }
+          });
         },
-        // The store cannot say: tile here; the worker's upload retries the store.
-        startWorker,
-      );
-      return;
-    }
-    startWorker();
+        onMetadata: (metadata) => mine() && setStatus((s) => ({ ...s, metadata })),
+        onPreview: (jpeg) => {
+          if (!mine()) return;
+          revokePreview(previewUrl);
+          const preview = URL.createObjectURL(jpeg);
+          previewUrl.current = preview;
+          setStatus((s) => ({ ...s, preview }));
+        },
+        onOpened: (info, metadata) => {
+          if (!mine() || !me) return;
+          const opened = me;
+          loadTileSources().then(
+            ({ WorkerTileSource }) => mine() && setTileSource(new WorkerTileSource(opened, info)),
+            (e) => mine() && setStatus((s) => ({ ...s, phase: 'error', error: failedToLoad(e) })),
+          );
+          setStatus((s) => ({ ...s, phase: 'tiling', info, metadata, tilesTotal: info.tileCount, openedAt: performance.now() }));
+        },
+        onPyramidDone: (tiles) =>
+          mine() && setStatus((s) => ({ ...s, phase: 'done', tilesDone: tiles, doneAt: performance.now() })),
+        onStored: (info, metadata) => {
+          if (!mine()) return;
+          openStored(info, metadata);
+          // Nothing more to do there, and it holds the whole source image.
+          me?.terminate();
+        },
+        onUpload: (upload) =>
+          mine() &&
+          setStatus((s) => ({ ...s, upload, savedAt: upload.state === 'saved' && s.savedAt === null ? performance.now() : s.savedAt })),
+        onError: (error) => {
+          if (!mine()) return;
+          setTileSource(null);
+          setStatus((s) => ({ ...s, phase: 'error', error }));
+        },
+      },
+      optionsRef.current,
+      target,
+      settingsRef.current?.workers,
+    );
+    client.current = me;
   }, []);
 
   useEffect(

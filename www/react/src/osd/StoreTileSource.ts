@@ -1,6 +1,6 @@
 /** A pyramid committed to tile-store, opened by OpenSeadragon as the plain Deep Zoom source it is. */
 import OpenSeadragon from 'openseadragon';
-import type { DziGeometry } from '../api/tileStore.js';
+import type { Geometry } from '@tessera/tiler-wasm';
 
 export class StoreTileSource extends OpenSeadragon.DziTileSource {
   /** Tells the two tile sources apart without importing either class. */
@@ -11,7 +11,7 @@ export class StoreTileSource extends OpenSeadragon.DziTileSource {
    */
   readonly readHeaders: Record<string, string>;
 
-  constructor(geometry: DziGeometry, tilesUrl: string, readHeaders: Record<string, string>) {
+  constructor(geometry: Geometry, tilesUrl: string, readHeaders: Record<string, string>) {
     super({
       width: geometry.width,
       height: geometry.height,

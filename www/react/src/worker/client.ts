@@ -26,7 +26,7 @@ export interface TilerEvents {
   /** Every tile of the pyramid is made. */
   onPyramidDone?: (tiles: number, bytes: number) => void;
   /** The store has the pyramid committed; nothing was decoded. */
-  onStored?: (pyramidId: string, dziXml: string, metadata: Metadata | null) => void;
+  onStored?: (info: PyramidInfo, metadata: Metadata | null) => void;
   /** Progress of the upload to the store. */
   onUpload?: (upload: UploadProgress) => void;
   /** Fatal: the image cannot be shown. Called at most once. */
@@ -224,7 +224,7 @@ export class TilerClient {
       case 'stored':
         // Nothing is decoded: the store's own tiles come at once.
         this.stopPreview();
-        this.events.onStored?.(msg.pyramidId, msg.dziXml, msg.metadata);
+        this.events.onStored?.(msg.info, msg.metadata);
         return;
       case 'upload':
         this.events.onUpload?.(msg.upload);

@@ -10,14 +10,15 @@ import type { FromPreviewWorker, PreviewPort, PreviewRequest } from './protocol.
 
 declare const self: DedicatedWorkerGlobalScope;
 
-
 function reply(message: FromPreviewWorker): void {
   self.postMessage(message, message.type === 'preview' ? [message.bytes] : []);
 }
 
-let wasmReady: Promise<unknown> = Promise.reject(new Error('no port yet'));
+/** The module loading; null until the page has sent the port (a bytes request comes only after). */
+let wasmReady: Promise<unknown> | null = null;
 
 async function makePreview(request: PreviewRequest): Promise<FromPreviewWorker> {
+  if (!wasmReady) return { type: 'none' };
   try {
     await wasmReady;
     const jpeg = previewJpeg(new Uint8Array(request.bytes), request.minSide, request.limits);

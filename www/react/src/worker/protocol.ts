@@ -1,5 +1,5 @@
 /** Messages between the page and the tiler worker. Bytes always travel as transferred ArrayBuffers. */
-import type { Limits, Metadata, Options, TileFormat, TilerErrorCode } from '@tessera/tiler-wasm';
+import type { Geometry, Limits, Metadata, Options, TilerErrorCode } from '@tessera/tiler-wasm';
 import type { StoreFailure, StoreSettings } from '../api/tileStore.js';
 
 /** Every failure the page can see; `code` is stable, `message` is for people. */
@@ -23,16 +23,11 @@ export type FailureCode =
 /** Where the image comes from: a URL the worker fetches itself, or bytes the page already has. */
 export type ImageSource = { kind: 'url'; url: string } | { kind: 'blob'; blob: Blob; name: string };
 
-/** The pyramid's geometry, enough to build an OpenSeadragon tile source. */
-export interface PyramidInfo {
-  width: number;
-  height: number;
-  tileSize: number;
-  overlap: number;
-  maxLevel: number;
-  tileCount: number;
-  format: TileFormat;
-  mime: string;
+/**
+ * The pyramid's geometry, enough to build an OpenSeadragon tile source. The geometry (levels and
+ * tile count included) always comes from tiler-wasm: a tiler's, or a stored `.dzi` it parsed.
+ */
+export interface PyramidInfo extends Geometry {
   dziXml: string;
   /** Content address shared with tile-store (tiler-wasm's pyramid id recipe). */
   pyramidId: string;
@@ -44,6 +39,8 @@ export interface StoreTarget {
   store: StoreSettings;
   /** Bytes per upload request; default about 4 MiB. */
   batchBytes?: number;
+  /** The image's pyramid id if the app knows it: the store is asked for it before the image is fetched. */
+  pyramidId?: string;
 }
 
 /** The upload of the pyramid to tile-store; `none` when no store is configured. */
@@ -83,7 +80,7 @@ export type FromWorker =
   | { type: 'tileError'; id: number; error: TilerFailure }
   | { type: 'pyramidDone'; tiles: number; bytes: number }
   /** The store has this pyramid committed: nothing is decoded; open it from the store. */
-  | { type: 'stored'; pyramidId: string; dziXml: string; metadata: Metadata | null }
+  | { type: 'stored'; info: PyramidInfo; metadata: Metadata | null }
   | { type: 'upload'; upload: UploadProgress }
   | { type: 'error'; error: TilerFailure };
 

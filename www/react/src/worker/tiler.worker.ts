@@ -4,21 +4,12 @@
  * requests first and makes the rest of the pyramid in the background. One worker per image: the
  * page terminates it to cancel, so nothing here needs to be cancellable.
  */
-import init, { IdHasher, Tiler, probe } from '@tessera/tiler-wasm';
-import type {
-  FailureCode,
-  FromWorker,
-  ImageSource,
-  PreviewRequest,
-  PyramidInfo,
-  StoreTarget,
-  TilerFailure,
-  ToWorker,
-  UploadProgress,
-} from './protocol.js';
+import init, { IdHasher, Tiler, parseDzi, probe } from '@tessera/tiler-wasm';
+import type { FailureCode, FromWorker, ImageSource, PreviewRequest, PyramidInfo, TilerFailure, ToWorker, UploadProgress } from './protocol.js';
 import type { Metadata, Options } from '@tessera/tiler-wasm';
 import { TileStoreClient } from '../api/tileStore.js';
 import { PyramidUploader } from './upload.js';
+import type { MadeTile } from './upload.js';
 
 declare const self: DedicatedWorkerGlobalScope;
 
@@ -26,13 +17,6 @@ declare const self: DedicatedWorkerGlobalScope;
 const PROGRESS_EVERY = 16;
 /** A JPEG whose longer side is at least twice this gets a preview this big, made by the preview worker. */
 const PREVIEW_SIDE = 1280;
-
-/** The module, compiled once: from `wasmUrl` when the page gave one, else where the bundler put it. */
-let wasmReady: Promise<unknown> | null = null;
-function loadWasm(wasmUrl: string | undefined): Promise<unknown> {
-  wasmReady ??= init(wasmUrl ? { module_or_path: wasmUrl } : undefined);
-  return wasmReady;
-}
 
 function post(message: FromWorker, transfer: Transferable[] = []): void {
   self.postMessage(message, transfer);
@@ -168,28 +152,38 @@ function explain(f: TilerFailure, what: string, contentType: string | null): Til
 
 // ---- the pyramid ---------------------------------------------------------------------------
 
-interface Pending {
+/** A tile's address. */
+interface TileAddr {
   level: number;
   col: number;
   row: number;
 }
 
-let tiler: Tiler | null = null;
-let fatal: TilerFailure | null = null;
-let started = false;
-/** Encoded tiles by `level/col_row`; the page may ask again after OpenSeadragon drops a tile. */
-const made = new Map<string, Uint8Array>();
-/** Names of the made tiles as the store knows them (`level/col_row.ext`), in the order made. */
-const madeOrder: string[] = [];
-let uploader: PyramidUploader | null = null;
-const requests = new Map<number, Pending>();
-let background: Generator<Pending> | null = null;
-let madeBytes = 0;
-let totalTiles = 0;
+/** Everything this worker holds for its one image; each message handler reads and changes it. */
+class WorkerState {
+  /** Set by the first `open`: one image per worker. */
+  opened = false;
+  tiler: Tiler | null = null;
+  /** Set once something failed for good: every later tile request gets it. */
+  fatal: TilerFailure | null = null;
+  /** Made tiles by store name (from `Tiler.tileName`); the page may ask again after OpenSeadragon drops one. */
+  readonly made = new Map<string, MadeTile>();
+  /** Store names of the made tiles, in the order made (what the upload sends first). */
+  readonly madeOrder: string[] = [];
+  madeBytes = 0;
+  totalTiles = 0;
+  /** Tile requests from the page not answered yet, oldest first. */
+  readonly requests = new Map<number, TileAddr>();
+  /** The tiles nobody asked for yet, made when no request is waiting; null once all are made. */
+  background: Generator<TileAddr> | null = null;
+  uploader: PyramidUploader | null = null;
+  /** Whether a step is queued on `turn`. */
+  scheduled = false;
+}
 
-const key = (l: number, c: number, r: number) => `${l}/${c}_${r}`;
+const state = new WorkerState();
 
-function* backgroundOrder(t: Tiler): Generator<Pending> {
+function* backgroundOrder(t: Tiler): Generator<TileAddr> {
   // Low resolution first: that is what a person sees first and what the higher levels don't need.
   for (let level = 0; level <= t.maxLevel; level++) {
     const grid = t.grid(level);
@@ -199,118 +193,122 @@ function* backgroundOrder(t: Tiler): Generator<Pending> {
   }
 }
 
-function make(t: Tiler, p: Pending): Uint8Array {
-  const k = key(p.level, p.col, p.row);
-  const cached = made.get(k);
-  if (cached) return cached;
-  const bytes: Uint8Array = t.tile(p.level, p.col, p.row);
-  made.set(k, bytes);
-  madeOrder.push(`${k}.${t.format}`);
-  madeBytes += bytes.byteLength;
-  uploader?.notify();
+/** The tile's bytes, made now unless already made. */
+function make(s: WorkerState, t: Tiler, { level, col, row }: TileAddr): Uint8Array {
+  const name = t.tileName(level, col, row);
+  const cached = s.made.get(name);
+  if (cached) return cached.bytes;
+  const bytes: Uint8Array = t.tile(level, col, row);
+  s.made.set(name, { level, col, row, bytes });
+  s.madeOrder.push(name);
+  s.madeBytes += bytes.byteLength;
+  s.uploader?.notify();
   return bytes;
 }
 
-function fail(e: unknown): void {
-  fatal = toFailure(e);
-  post({ type: 'error', error: fatal });
-  for (const id of requests.keys()) post({ type: 'tileError', id, error: fatal });
-  requests.clear();
+function fail(s: WorkerState, e: unknown): void {
+  s.fatal = toFailure(e);
+  post({ type: 'error', error: s.fatal });
+  for (const id of s.requests.keys()) post({ type: 'tileError', id, error: s.fatal });
+  s.requests.clear();
 }
 
 // A MessageChannel turn yields to incoming messages without setTimeout's 4 ms clamp.
 const turn = new MessageChannel();
-let scheduled = false;
 turn.port1.onmessage = () => {
-  scheduled = false;
-  step();
+  state.scheduled = false;
+  step(state);
 };
-function schedule(): void {
-  if (!scheduled && !fatal) {
-    scheduled = true;
+function schedule(s: WorkerState): void {
+  if (!s.scheduled && !s.fatal) {
+    s.scheduled = true;
     turn.port2.postMessage(null);
   }
 }
 
 /** Does one tile's work: a requested tile if any, else the next background tile. */
-function step(): void {
-  const t = tiler;
-  if (!t || fatal) return;
-  const next = requests.entries().next();
+function step(s: WorkerState): void {
+  const t = s.tiler;
+  if (!t || s.fatal) return;
+  const next = s.requests.entries().next();
   if (!next.done) {
-    const [id, p] = next.value;
-    requests.delete(id);
+    const [id, addr] = next.value;
+    s.requests.delete(id);
     try {
       // A copy is transferred; the cached bytes stay here.
-      const buffer = make(t, p).slice().buffer;
+      const buffer = make(s, t, addr).slice().buffer;
       post({ type: 'tile', id, bytes: buffer }, [buffer]);
     } catch (e) {
       const f = toFailure(e);
-      if (f.code === 'panic') return fail(e);
+      if (f.code === 'panic') {
+        fail(s, e);
+        return;
+      }
       post({ type: 'tileError', id, error: f });
     }
-    return schedule();
+    schedule(s);
+    return;
   }
-  if (!background) return;
+  if (!s.background) return;
   for (;;) {
-    const n = background.next();
+    const n = s.background.next();
     if (n.done) {
-      background = null;
-      post({ type: 'progress', progress: { phase: 'tiles', done: made.size, total: totalTiles, level: t.maxLevel } });
-      post({ type: 'pyramidDone', tiles: made.size, bytes: madeBytes });
-      uploader?.notify();
+      s.background = null;
+      post({ type: 'progress', progress: { phase: 'tiles', done: s.made.size, total: s.totalTiles, level: t.maxLevel } });
+      post({ type: 'pyramidDone', tiles: s.made.size, bytes: s.madeBytes });
+      s.uploader?.notify();
       return;
     }
-    const p = n.value;
-    if (made.has(key(p.level, p.col, p.row))) continue;
+    const addr = n.value;
+    if (s.made.has(t.tileName(addr.level, addr.col, addr.row))) continue;
     try {
-      make(t, p);
+      make(s, t, addr);
     } catch (e) {
-      return fail(e);
+      fail(s, e);
+      return;
     }
-    const grid = t.grid(p.level);
-    const levelEnd = grid !== undefined && p.col === grid[0] - 1 && p.row === grid[1] - 1;
-    if (levelEnd || made.size % PROGRESS_EVERY === 0) {
-      post({ type: 'progress', progress: { phase: 'tiles', done: made.size, total: totalTiles, level: p.level } });
+    const grid = t.grid(addr.level);
+    const levelEnd = grid !== undefined && addr.col === grid[0] - 1 && addr.row === grid[1] - 1;
+    if (levelEnd || s.made.size % PROGRESS_EVERY === 0) {
+      post({ type: 'progress', progress: { phase: 'tiles', done: s.made.size, total: s.totalTiles, level: addr.level } });
     }
-    return schedule();
+    schedule(s);
+    return;
   }
 }
 
 /**
- * The committed manifest of `pyramidId`, if the store has it. One quick try: if the store cannot
- * say, the image is tiled here (and the upload retries the store on its own).
+ * The committed pyramid `pyramidId`, if the store has it, its manifest parsed by tiler-wasm. One
+ * quick try: if the store cannot say, the image is tiled here (and the upload retries the store).
  */
-async function storedManifest(store: TileStoreClient, pyramidId: string): Promise<string | null> {
+async function storedPyramid(store: TileStoreClient, pyramidId: string): Promise<PyramidInfo | null> {
+  let dziXml: string | null;
   try {
-    return await store.manifest(pyramidId);
+    dziXml = await store.manifest(pyramidId);
   } catch {
     return null;
   }
-}
-
-/** The header's metadata, for the panel; a stored pyramid is shown even if the browser could not tile its source. */
-function probeQuietly(bytes: Uint8Array, options: Options | undefined): Metadata | null {
+  if (dziXml === null) return null;
   try {
-    return probe(bytes, options?.limits);
-  } catch {
-    return null;
+    return { ...parseDzi(dziXml), dziXml, pyramidId };
+  } catch (e) {
+    const f = toFailure(e);
+    throw failure(f.code, `tile-store's manifest of ${pyramidId} is not a Deep Zoom .dzi: ${f.message}`);
   }
 }
 
 /** Starts uploading what is being tiled; the store's listing decides what is sent. */
-function startUpload(store: TileStoreClient, t: Tiler, info: PyramidInfo, batchBytes: number | undefined): void {
+function startUpload(s: WorkerState, store: TileStoreClient, info: PyramidInfo, batchBytes: number | undefined): void {
   const tiles = {
-    order: madeOrder,
-    get: (name: string) => made.get(name.slice(0, name.lastIndexOf('.'))),
+    order: s.madeOrder,
+    get: (name: string) => s.made.get(name),
     get complete() {
-      return background === null && made.size >= totalTiles;
+      return s.background === null && s.made.size >= s.totalTiles;
     },
   };
-  const geometry = { width: t.width, height: t.height, tileSize: t.tileSize, overlap: t.overlap, format: t.format, tileCount: t.tileCount };
   const report = (upload: UploadProgress) => post({ type: 'upload', upload });
-  uploader = new PyramidUploader(store, info.pyramidId, geometry, info.dziXml, tiles, report, batchBytes);
-  void uploader.run();
+  s.uploader = new PyramidUploader(store, info.pyramidId, info, info.dziXml, tiles, report, batchBytes);
+  void s.uploader.run();
 }
 
 /** Sends a copy of a large JPEG's bytes to the preview worker, which decodes it at 1/2–1/8 scale. */
@@ -324,17 +322,28 @@ function requestPreview(port: MessagePort | undefined, bytes: Uint8Array, metada
   port.close();
 }
 
-async function open(
-  source: ImageSource,
-  options: Options | undefined,
-  target: StoreTarget | undefined,
-  previewPort: MessagePort | undefined,
-  wasmUrl: string | undefined,
-): Promise<void> {
+/** The module, compiled once: from `wasmUrl` when the page gave one, else where the bundler put it. */
+async function loadWasm(wasmUrl: string | undefined): Promise<void> {
   try {
-    await loadWasm(wasmUrl);
+    await init(wasmUrl ? { module_or_path: wasmUrl } : undefined);
   } catch (e) {
     throw failure('wasm_load', `Could not load the tiler (WebAssembly): ${toFailure(e).message}`);
+  }
+}
+
+type OpenMessage = Extract<ToWorker, { type: 'open' }>;
+
+async function open(s: WorkerState, { source, options, target, previewPort, wasmUrl }: OpenMessage): Promise<void> {
+  await loadWasm(wasmUrl);
+  const store = target ? new TileStoreClient(target.store) : null;
+  // An id the app knows: if the store has it, the image is not even downloaded.
+  if (store && target?.pyramidId) {
+    const stored = await storedPyramid(store, target.pyramidId);
+    if (stored) {
+      previewPort?.close();
+      post({ type: 'stored', info: stored, metadata: null });
+      return;
+    }
   }
   const hasher = new IdHasher();
   let pyramidId: string;
@@ -345,77 +354,77 @@ async function open(
   } finally {
     hasher.free();
   }
-  const store = target ? new TileStoreClient(target.store) : null;
-  if (store) {
-    const dziXml = await storedManifest(store, pyramidId);
-    if (dziXml !== null) {
-      previewPort?.close();
-      post({ type: 'stored', pyramidId, dziXml, metadata: probeQuietly(bytes, options) });
+  // Header and EXIF first: the panel fills in, and a large JPEG's preview starts on the other core
+  // while the store is asked whether it has the pyramid.
+  let metadata: Metadata | null = null;
+  let probeFailure: unknown = null;
+  try {
+    metadata = probe(bytes, options?.limits);
+    post({ type: 'metadata', metadata });
+    requestPreview(previewPort, bytes, metadata, options);
+  } catch (e) {
+    // Over the limits, say: the store may still have the pyramid, so this is reported only if not.
+    probeFailure = e;
+    previewPort?.close();
+  }
+  if (store && pyramidId !== target?.pyramidId) {
+    const stored = await storedPyramid(store, pyramidId);
+    if (stored) {
+      post({ type: 'stored', info: stored, metadata });
       return;
     }
   }
   try {
-    // Header and EXIF first: the panel fills in and limits are checked before any pixel is decoded.
-    const metadata: Metadata = probe(bytes, options?.limits);
-    post({ type: 'metadata', metadata });
-    requestPreview(previewPort, bytes, metadata, options);
+    if (probeFailure !== null) throw probeFailure;
     post({ type: 'progress', progress: { phase: 'decode', bytes: bytes.byteLength } });
     const t = Tiler.open(bytes, options);
-    const info: PyramidInfo = {
-      width: t.width,
-      height: t.height,
-      tileSize: t.tileSize,
-      overlap: t.overlap,
-      maxLevel: t.maxLevel,
-      tileCount: t.tileCount,
-      format: t.format,
-      mime: t.mime,
-      dziXml: t.dziXml(),
-      pyramidId,
-    };
-    tiler = t;
-    totalTiles = t.tileCount;
-    background = backgroundOrder(t);
+    const info: PyramidInfo = { ...t.geometry(), dziXml: t.dziXml(), pyramidId };
+    s.tiler = t;
+    s.totalTiles = info.tileCount;
+    s.background = backgroundOrder(t);
     post({ type: 'opened', info, metadata: t.metadata() });
-    post({ type: 'progress', progress: { phase: 'tiles', done: 0, total: totalTiles, level: 0 } });
-    schedule();
-    if (store) startUpload(store, t, info, target?.batchBytes);
+    post({ type: 'progress', progress: { phase: 'tiles', done: 0, total: s.totalTiles, level: 0 } });
+    schedule(s);
+    if (store) startUpload(s, store, info, target?.batchBytes);
   } catch (e) {
     throw explain(toFailure(e), what, contentType);
   }
 }
 
+/** One handler per message type. */
+const handlers: { [K in ToWorker['type']]: (s: WorkerState, msg: Extract<ToWorker, { type: K }>) => void } = {
+  open(s, msg) {
+    if (s.opened) {
+      post({ type: 'error', error: failure('worker', 'This worker already holds an image; start a new one.') });
+      return;
+    }
+    s.opened = true;
+    open(s, msg).catch((e) => fail(s, e));
+  },
+  tile(s, { id, level, col, row }) {
+    if (s.fatal) {
+      post({ type: 'tileError', id, error: s.fatal });
+      return;
+    }
+    s.requests.set(id, { level, col, row });
+    schedule(s);
+  },
+  cancelTile(s, { id }) {
+    s.requests.delete(id);
+  },
+};
+
 self.onmessage = (event: MessageEvent<ToWorker>) => {
   const msg = event.data;
-  switch (msg.type) {
-    case 'open':
-      if (started) {
-        post({ type: 'error', error: failure('worker', 'This worker already holds an image; start a new one.') });
-        return;
-      }
-      started = true;
-      open(msg.source, msg.options, msg.target, msg.previewPort, msg.wasmUrl).catch(fail);
-      return;
-    case 'tile':
-      if (fatal) {
-        post({ type: 'tileError', id: msg.id, error: fatal });
-        return;
-      }
-      requests.set(msg.id, { level: msg.level, col: msg.col, row: msg.row });
-      schedule();
-      return;
-    case 'cancelTile':
-      requests.delete(msg.id);
-      return;
-  }
+  (handlers[msg.type] as (s: WorkerState, m: ToWorker) => void)(state, msg);
 };
 
 // Nothing may end the worker silently.
 self.addEventListener('error', (e) => {
   e.preventDefault();
-  fail(e.error ?? e.message);
+  fail(state, e.error ?? e.message);
 });
 self.addEventListener('unhandledrejection', (e) => {
   e.preventDefault();
-  fail(e.reason);
+  fail(state, e.reason);
 });

@@ -18,19 +18,24 @@ export const BATCH_BYTES = 4 << 20;
 /** Commits answered "missing tiles" before giving up (each one re-sends what was missing). */
 const COMMIT_ROUNDS = 3;
 
-/** What the uploader reads from the worker: tiles by store name, in the order they were made. */
-export interface MadeTiles {
-  /** Names (`level/col_row.ext`) of the tiles made so far, oldest first; only ever appended to. */
-  readonly order: readonly string[];
-  get(name: string): Uint8Array | undefined;
-  /** Whether every tile of the pyramid is made. */
-  readonly complete: boolean;
+/** One made tile: its address and its bytes. */
+export interface MadeTile {
+  level: number;
+  col: number;
+  row: number;
+  bytes: Uint8Array;
 }
 
-function parseName(name: string): { level: number; col: number; row: number; ext: string } {
-  const m = /^(\d+)\/(\d+)_(\d+)\.(\w+)$/.exec(name);
-  if (!m) throw new Error(`not a tile name: ${name}`);
-  return { level: Number(m[1]), col: Number(m[2]), row: Number(m[3]), ext: m[4] };
+/** What the uploader reads from the worker: tiles by store name, in the order they were made. */
+interface MadeTiles {
+  /**
+   * Names of the tiles made so far as the store lists them (`level/col_row.ext`, from tiler-wasm's
+   * `Tiler.tileName`), oldest first; only ever appended to.
+   */
+  readonly order: readonly string[];
+  get(name: string): MadeTile | undefined;
+  /** Whether every tile of the pyramid is made. */
+  readonly complete: boolean;
 }
 
 export class PyramidUploader {
@@ -47,7 +52,7 @@ export class PyramidUploader {
   constructor(
     store: TileStoreClient,
     private readonly id: string,
-    private readonly geometry: UploadGeometry & { tileCount: number },
+    private readonly geometry: UploadGeometry & { format: TileFormat; tileCount: number },
     private readonly dziXml: string,
     private readonly tiles: MadeTiles,
     private readonly report: (progress: UploadProgress) => void,
@@ -137,7 +142,7 @@ export class PyramidUploader {
   }
 
   private size(name: string): number {
-    return this.tiles.get(name)?.byteLength ?? 0;
+    return this.tiles.get(name)?.bytes.byteLength ?? 0;
   }
 
   /** Up to `batchBytes` of made tiles the store does not have, oldest first. */
@@ -165,10 +170,9 @@ export class PyramidUploader {
     const encoder = new BatchEncoder();
     try {
       for (const name of names) {
-        const bytes = this.tiles.get(name);
-        if (!bytes) throw { code: 'store_protocol', message: `tile ${name} was never made` } satisfies StoreFailure;
-        const { level, col, row, ext } = parseName(name);
-        encoder.push(level, col, row, ext as TileFormat, bytes);
+        const tile = this.tiles.get(name);
+        if (!tile) throw { code: 'store_protocol', message: `tile ${name} was never made` } satisfies StoreFailure;
+        encoder.push(tile.level, tile.col, tile.row, this.geometry.format, tile.bytes);
       }
       return { body: encoder.finish(), contentType: encoder.contentType, count: names.length };
     } finally {
