@@ -107,7 +107,13 @@ async function tileStore(webDir, dataDir) {
   for (let i = 0; ; i++) {
     if (child.exitCode !== null) throw new Error(`tile-store exited with ${child.exitCode}:\n${output}`);
     if (i > 200) throw new Error(`tile-store did not answer on ${url}:\n${output}`);
-    if (await fetch(`${url}/`).then((r) => r.ok, () => false)) break;
+    if (
+      await fetch(`${url}/`).then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      break;
     await new Promise((r) => setTimeout(r, 100));
   }
   return {

@@ -111,7 +111,10 @@ async function main() {
         const u = await measure(
           work,
           page({ store: '/' }),
-          (a) => a['data-state'] === 'error' || a['data-upload'] === 'failed' || (a['data-ms-first-view'] && a['data-ms-pyramid'] && a['data-ms-saved']),
+          (a) =>
+            a['data-state'] === 'error' ||
+            a['data-upload'] === 'failed' ||
+            (a['data-ms-first-view'] && a['data-ms-pyramid'] && a['data-ms-saved']),
         );
         if (u['data-upload'] === 'failed') throw new Error(`upload failed: ${u['data-upload-error']}`);
         const id = u['data-pyramid-id'];
@@ -124,7 +127,8 @@ async function main() {
         });
 
         const s = await measure(work, page({ store: '/' }), (a) => a['data-state'] === 'error' || a['data-ms-first-view']);
-        if (s['data-source'] !== 'store' || s['data-decodes'] !== '0') throw new Error(`not reused: source ${s['data-source']}, decodes ${s['data-decodes']}`);
+        if (s['data-source'] !== 'store' || s['data-decodes'] !== '0')
+          throw new Error(`not reused: source ${s['data-source']}, decodes ${s['data-decodes']}`);
         r.reused.push({ first: num(s, 'data-ms-first-view') });
 
         const k = await measure(work, page({ store: '/', pyramid: id }), (a) => a['data-state'] === 'error' || a['data-ms-first-view']);

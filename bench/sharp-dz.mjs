@@ -15,7 +15,5 @@ if (!image || !out) {
 // The tile format first: a format set after `.tile()` replaces the Deep Zoom output.
 const input = sharp(image, { limitInputPixels: false });
 const png = /^png(\d)?$/.exec(format);
-const formatted = png
-  ? input.png({ compressionLevel: png[1] === undefined ? 6 : Number(png[1]) })
-  : input.jpeg({ quality: 75 });
+const formatted = png ? input.png({ compressionLevel: png[1] === undefined ? 6 : Number(png[1]) }) : input.jpeg({ quality: 75 });
 await formatted.tile({ size: 254, overlap: 1, layout: 'dz' }).toFile(`${out}.dz`);

@@ -17,7 +17,10 @@ function checkColours(shot, box, zoom, points) {
     const at = toScreen(box, QUAD, zoom, x, y);
     const want = quadImageColour(x, y);
     const got = pixel(shot.png, at.x, at.y);
-    assert.ok(near(got, want), `image (${x}, ${y}) at screen (${at.x.toFixed(0)}, ${at.y.toFixed(0)}) zoom ${zoom}: got ${got}, want ${want}; see ${shot.path}`);
+    assert.ok(
+      near(got, want),
+      `image (${x}, ${y}) at screen (${at.x.toFixed(0)}, ${at.y.toFixed(0)}) zoom ${zoom}: got ${got}, want ${want}; see ${shot.path}`,
+    );
   }
 }
 

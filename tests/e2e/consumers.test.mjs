@@ -15,7 +15,10 @@ const TARBALLS = join(ROOT, 'dist/npm');
 function tarballs() {
   const found = existsSync(TARBALLS) ? readdirSync(TARBALLS).filter((f) => f.endsWith('.tgz')) : [];
   for (const name of ['tessera-tiler-wasm-', 'tessera-react-']) {
-    assert.ok(found.some((f) => f.startsWith(name)), `no ${name}*.tgz in ${TARBALLS}; run \`make packages\``);
+    assert.ok(
+      found.some((f) => f.startsWith(name)),
+      `no ${name}*.tgz in ${TARBALLS}; run \`make packages\``,
+    );
   }
   return found.map((f) => join(TARBALLS, f));
 }
@@ -35,7 +38,11 @@ function buildConsumer(app) {
     recursive: true,
     filter: (src) => !/[\\/](node_modules|dist)$/.test(src),
   });
-  run('npm', ['install', '--no-save', '--no-audit', '--no-fund', '--loglevel=error', ...tarballs(), 'react', 'react-dom', 'openseadragon'], work);
+  run(
+    'npm',
+    ['install', '--no-save', '--no-audit', '--no-fund', '--loglevel=error', ...tarballs(), 'react', 'react-dom', 'openseadragon'],
+    work,
+  );
   run('npm', ['run', 'build'], work);
   return work;
 }
@@ -119,7 +126,11 @@ for (const app of ['vite-app', 'webpack-app']) {
       test('@tessera/react imports on a server (no DOM) without throwing', () => {
         const out = run(
           'node',
-          ['--input-type=module', '-e', "const m = await import('@tessera/react'); console.log(typeof m.Workspace, typeof m.useTilingImage, typeof m.TileStoreClient)"],
+          [
+            '--input-type=module',
+            '-e',
+            "const m = await import('@tessera/react'); console.log(typeof m.Workspace, typeof m.useTilingImage, typeof m.TileStoreClient)",
+          ],
           work,
         );
         assert.equal(out.trim(), 'function function function');

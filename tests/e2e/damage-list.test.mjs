@@ -21,7 +21,10 @@ test('counts, filters, sorts and steps on fixed vectors', () => {
     { name: 'spalling', count: 1 },
     { name: null, count: 1 },
   ]);
-  assert.deepEqual(classCounts([...features, features[1]]).map((c) => c.name), ['spalling', 'crack', 'efflorescence', null]);
+  assert.deepEqual(
+    classCounts([...features, features[1]]).map((c) => c.name),
+    ['spalling', 'crack', 'efflorescence', null],
+  );
   const list = (patch) => indexes(listDamage(features, { ...ALL_DAMAGE, ...patch }));
   assert.deepEqual(list({}), [0, 1, 2, 3]);
   assert.deepEqual(list({ minConfidence: 0.6 }), [0, 1, 2], 'no confidence: kept');
@@ -60,8 +63,16 @@ test('the list and the layer follow the filter; J and K step through the list', 
   const listed = () => list.locator('li button').evaluateAll((bs) => bs.map((b) => Number(b.dataset.index)));
   const drawn = () => t.page.locator('[data-testid="vector-feature"]').evaluateAll((gs) => gs.map((g) => Number(g.dataset.index)));
 
-  const counts = await list.getByTestId('class-counts').locator('button').evaluateAll((bs) => bs.map((b) => [b.dataset.class, b.dataset.count]));
-  assert.deepEqual(counts, [['crack', '1'], ['efflorescence', '1'], ['spalling', '1'], ['', '1']]);
+  const counts = await list
+    .getByTestId('class-counts')
+    .locator('button')
+    .evaluateAll((bs) => bs.map((b) => [b.dataset.class, b.dataset.count]));
+  assert.deepEqual(counts, [
+    ['crack', '1'],
+    ['efflorescence', '1'],
+    ['spalling', '1'],
+    ['', '1'],
+  ]);
 
   await list.getByLabel('Confidence at least').fill('60');
   await list.getByLabel('Sort').selectOption('confidence');
@@ -79,7 +90,12 @@ test('the list and the layer follow the filter; J and K step through the list', 
   // J and K with the image focused: through the listed order (by confidence), wrapping.
   await t.page.locator('.openseadragon-canvas').focus();
   const chosen = () => list.locator('li button.selected').getAttribute('data-index').then(Number);
-  for (const [key, want] of [['j', 0], ['j', 1], ['k', 0], ['k', 2]]) {
+  for (const [key, want] of [
+    ['j', 0],
+    ['j', 1],
+    ['k', 0],
+    ['k', 2],
+  ]) {
     await moveView(t.page, () => t.page.keyboard.press(key));
     assert.equal(await chosen(), want, `${key} → feature ${want}`);
   }

@@ -12,20 +12,117 @@ import { parseDamage } from '../../www/react/dist/geojson.js';
 
 test('new geometries, vertices and moved vertices on fixed vectors', () => {
   assert.equal(newGeometry('LineString', [[1, 1]]), null);
-  assert.equal(newGeometry('Polygon', [[0, 0], [1, 0]]), null);
+  assert.equal(
+    newGeometry('Polygon', [
+      [0, 0],
+      [1, 0],
+    ]),
+    null,
+  );
   assert.deepEqual(newGeometry('Point', [[3, 4]]), { type: 'Point', coordinates: [3, 4] });
-  assert.deepEqual(newGeometry('Polygon', [[0, 0], [4, 0], [4, 3]]), { type: 'Polygon', coordinates: [[[0, 0], [4, 0], [4, 3], [0, 0]]] });
-  const square = { type: 'Polygon', coordinates: [[[0, 0], [10, 0], [10, 10], [0, 10], [0, 0]]] };
-  assert.deepEqual(vertices(square).map((v) => v.address), [[0, 0], [0, 1], [0, 2], [0, 3]], 'the closing point is no vertex');
-  assert.deepEqual(moveVertex(square, [0, 0], [-1, -2]).coordinates[0], [[-1, -2], [10, 0], [10, 10], [0, 10], [-1, -2]], 'and follows the first');
+  assert.deepEqual(
+    newGeometry('Polygon', [
+      [0, 0],
+      [4, 0],
+      [4, 3],
+    ]),
+    {
+      type: 'Polygon',
+      coordinates: [
+        [
+          [0, 0],
+          [4, 0],
+          [4, 3],
+          [0, 0],
+        ],
+      ],
+    },
+  );
+  const square = {
+    type: 'Polygon',
+    coordinates: [
+      [
+        [0, 0],
+        [10, 0],
+        [10, 10],
+        [0, 10],
+        [0, 0],
+      ],
+    ],
+  };
+  assert.deepEqual(
+    vertices(square).map((v) => v.address),
+    [
+      [0, 0],
+      [0, 1],
+      [0, 2],
+      [0, 3],
+    ],
+    'the closing point is no vertex',
+  );
+  assert.deepEqual(
+    moveVertex(square, [0, 0], [-1, -2]).coordinates[0],
+    [
+      [-1, -2],
+      [10, 0],
+      [10, 10],
+      [0, 10],
+      [-1, -2],
+    ],
+    'and follows the first',
+  );
   assert.deepEqual(moveVertex(square, [0, 2], [12, 12]).coordinates[0][2], [12, 12]);
   assert.equal(moveVertex(square, [0, 9], [1, 1]), square, 'no such vertex');
   assert.equal(moveVertex(square, [1, 0], [1, 1]), square, 'no such ring');
-  const multi = { type: 'MultiPolygon', coordinates: [[[[0, 0], [1, 0], [1, 1], [0, 0]]], [[[5, 5], [6, 5], [6, 6], [5, 5]]]] };
-  assert.deepEqual(vertices(multi).map((v) => v.address.join('.')), ['0.0.0', '0.0.1', '0.0.2', '1.0.0', '1.0.1', '1.0.2']);
-  assert.deepEqual(moveVertex(multi, [1, 0, 1], [7, 4]).coordinates[1][0], [[5, 5], [7, 4], [6, 6], [5, 5]]);
+  const multi = {
+    type: 'MultiPolygon',
+    coordinates: [
+      [
+        [
+          [0, 0],
+          [1, 0],
+          [1, 1],
+          [0, 0],
+        ],
+      ],
+      [
+        [
+          [5, 5],
+          [6, 5],
+          [6, 6],
+          [5, 5],
+        ],
+      ],
+    ],
+  };
+  assert.deepEqual(
+    vertices(multi).map((v) => v.address.join('.')),
+    ['0.0.0', '0.0.1', '0.0.2', '1.0.0', '1.0.1', '1.0.2'],
+  );
+  assert.deepEqual(moveVertex(multi, [1, 0, 1], [7, 4]).coordinates[1][0], [
+    [5, 5],
+    [7, 4],
+    [6, 6],
+    [5, 5],
+  ]);
   assert.deepEqual(moveVertex({ type: 'Point', coordinates: [1, 1] }, [], [2, 3]), { type: 'Point', coordinates: [2, 3] });
-  assert.deepEqual(moveVertex({ type: 'LineString', coordinates: [[0, 0], [1, 1]] }, [1], [5, 5]).coordinates, [[0, 0], [5, 5]]);
+  assert.deepEqual(
+    moveVertex(
+      {
+        type: 'LineString',
+        coordinates: [
+          [0, 0],
+          [1, 1],
+        ],
+      },
+      [1],
+      [5, 5],
+    ).coordinates,
+    [
+      [0, 0],
+      [5, 5],
+    ],
+  );
 });
 
 let t;
@@ -56,7 +153,11 @@ test('draw, label, move a vertex, delete, undo and redo; the download has it all
   // A new line through three points, ended with Enter; it is chosen, and the app hears of it.
   await toolbar.getByRole('button', { name: 'Edit' }).click();
   await toolbar.getByRole('button', { name: 'Line' }).click();
-  const clicked = [[300, 1300], [800, 1380], [900, 1250]];
+  const clicked = [
+    [300, 1300],
+    [800, 1380],
+    [900, 1250],
+  ];
   for (const [x, y] of clicked) {
     const s = toScreen(box, QUAD, 1, x, y);
     await t.page.mouse.click(box.x + s.x, box.y + s.y);
@@ -69,7 +170,9 @@ test('draw, label, move a vertex, delete, undo and redo; the download has it all
   await props.getByLabel('Class').fill('crack');
   await props.getByLabel('Confidence').fill('0.8');
   await props.getByLabel('Confidence').press('Enter');
-  await t.page.waitForFunction(() => document.querySelector('[data-testid="damage-list"] li button.selected .title')?.textContent === 'New crack');
+  await t.page.waitForFunction(
+    () => document.querySelector('[data-testid="damage-list"] li button.selected .title')?.textContent === 'New crack',
+  );
   // A confidence out of range is refused with a reason, and changes nothing.
   await props.getByLabel('Confidence').fill('3');
   await props.getByLabel('Confidence').press('Enter');
@@ -126,5 +229,5 @@ test('draw, label, move a vertex, delete, undo and redo; the download has it all
   assert.equal(line.geometry.type, 'LineString');
   assert.deepEqual(line.properties, { label: 'New crack', class: 'crack', confidence: 0.8 });
   assert.equal(line.geometry.coordinates.length, 3);
-  line.geometry.coordinates.forEach((p, i) => near(p, clicked[i], 3, `line point ${i}`));
+  for (const [i, p] of line.geometry.coordinates.entries()) near(p, clicked[i], 3, `line point ${i}`);
 });

@@ -69,7 +69,10 @@ test('brightness, contrast, gamma, greyscale and invert change the drawn pixels 
     for (const [i, p] of points.entries()) {
       const got = pixel(last.png, p.x, p.y);
       const expected = enhancePixel(original[i], want);
-      assert.ok(near(got, expected, 4), `${name} at ${JSON.stringify(p)}: got ${got}, want ${expected} (from ${original[i]}); see ${last.path}`);
+      assert.ok(
+        near(got, expected, 4),
+        `${name} at ${JSON.stringify(p)}: got ${got}, want ${expected} (from ${original[i]}); see ${last.path}`,
+      );
     }
     // The damage layer is drawn above the filtered canvas, as it was.
     assert.ok(near(pixel(last.png, edge.x, edge.y), DAMAGE, 40), `${name}: the damage stroke is not filtered; see ${last.path}`);

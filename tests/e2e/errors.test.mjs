@@ -34,7 +34,12 @@ async function expectErrorThenRecover(label, src, code, message) {
 // From an image host that allows CORS, as an S3 bucket does: tile-store itself answers unknown
 // paths outside its API with the web app (a single-page-app fallback), never a 404.
 test('404', () =>
-  expectErrorThenRecover('404', `${t.withCors.url}/missing.jpg`, 'http', /missing\.jpg: no such image \(HTTP 404 Not Found\)\. Check the address/));
+  expectErrorThenRecover(
+    '404',
+    `${t.withCors.url}/missing.jpg`,
+    'http',
+    /missing\.jpg: no such image \(HTTP 404 Not Found\)\. Check the address/,
+  ));
 
 test('a cross-origin image with CORS headers loads', async () => {
   await t.open({ src: `${t.withCors.url}/${t.files.quadrants}` });
@@ -44,13 +49,23 @@ test('a cross-origin image with CORS headers loads', async () => {
 });
 
 test('not an image', () =>
-  expectErrorThenRecover('not-image', `/e2e/${t.files.notImage}`, 'unknown_format', /not an image Tessera can read \(JPEG, PNG, WebP or TIFF\)/));
+  expectErrorThenRecover(
+    'not-image',
+    `/e2e/${t.files.notImage}`,
+    'unknown_format',
+    /not an image Tessera can read \(JPEG, PNG, WebP or TIFF\)/,
+  ));
 
 test('cross-origin URL without CORS headers', () =>
   expectErrorThenRecover('cors', `${t.foreign.url}/${t.files.quadrants}`, 'fetch_blocked', /did not allow this page.*CORS/));
 
 test('over the pixel limit', () =>
-  expectErrorThenRecover('over-limit', `/e2e/${t.files.overLimit}`, 'limits', /image too large: 25000×25000 .*exceeds the limit.*cannot be tiled in the browser/));
+  expectErrorThenRecover(
+    'over-limit',
+    `/e2e/${t.files.overLimit}`,
+    'limits',
+    /image too large: 25000×25000 .*exceeds the limit.*cannot be tiled in the browser/,
+  ));
 
 test('a picked file loads too', async () => {
   await t.open({});

@@ -86,11 +86,10 @@ async function waitForHttp(url, child, log) {
 async function tileStore(webDir, dataDir) {
   const port = await freePort();
   let output = '';
-  const child = spawn(
-    TILE_STORE,
-    ['serve', '--listen', `127.0.0.1:${port}`, '--web-dir', webDir, '--data-dir', dataDir],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' } },
-  );
+  const child = spawn(TILE_STORE, ['serve', '--listen', `127.0.0.1:${port}`, '--web-dir', webDir, '--data-dir', dataDir], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
+  });
   child.stdout.on('data', (d) => (output += d));
   child.stderr.on('data', (d) => (output += d));
   const url = `http://127.0.0.1:${port}`;
@@ -193,11 +192,10 @@ export async function moveView(page, action) {
   const viewer = page.getByTestId('viewer');
   const before = Number(await viewer.getAttribute('data-animations'));
   await action();
-  await page.waitForFunction(
-    (n) => Number(document.querySelector('[data-testid="viewer"]')?.getAttribute('data-animations')) > n,
-    before,
-    { timeout: 30_000, polling: 50 },
-  );
+  await page.waitForFunction((n) => Number(document.querySelector('[data-testid="viewer"]')?.getAttribute('data-animations')) > n, before, {
+    timeout: 30_000,
+    polling: 50,
+  });
   await waitForSettled(page);
 }
 
@@ -208,10 +206,15 @@ export async function moveView(page, action) {
  */
 export async function resizeWindow(page, size) {
   await page.setViewportSize(size);
-  const frames = (n) => page.evaluate((k) => new Promise((r) => {
-    const next = (i) => (i === 0 ? r() : requestAnimationFrame(() => next(i - 1)));
-    next(k);
-  }), n);
+  const frames = (n) =>
+    page.evaluate(
+      (k) =>
+        new Promise((r) => {
+          const next = (i) => (i === 0 ? r() : requestAnimationFrame(() => next(i - 1)));
+          next(k);
+        }),
+      n,
+    );
   await frames(3);
   await page.waitForFunction(
     () => {

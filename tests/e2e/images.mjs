@@ -41,7 +41,10 @@ function vips(...args) {
 
 // ---- EXIF ---------------------------------------------------------------------------------
 
-const ASCII = 2, SHORT = 3, LONG = 4, RATIONAL = 5;
+const ASCII = 2,
+  SHORT = 3,
+  LONG = 4,
+  RATIONAL = 5;
 const TYPE_SIZE = { [ASCII]: 1, [SHORT]: 2, [LONG]: 4, [RATIONAL]: 8 };
 
 const ascii = (tag, s) => ({ tag, type: ASCII, values: Buffer.from(`${s}\0`, 'latin1') });
@@ -217,12 +220,29 @@ export function damageLayer() {
         type: 'Feature',
         id: 'crack-1',
         properties: { label: 'Crack A', class: 'crack', confidence: 0.93 },
-        geometry: { type: 'Polygon', coordinates: [[[200, 200], [700, 200], [700, 500], [200, 500], [200, 200]]] },
+        geometry: {
+          type: 'Polygon',
+          coordinates: [
+            [
+              [200, 200],
+              [700, 200],
+              [700, 500],
+              [200, 500],
+              [200, 200],
+            ],
+          ],
+        },
       },
       {
         type: 'Feature',
         properties: { class: 'spalling', confidence: 0.61 },
-        geometry: { type: 'LineString', coordinates: [[1200, 300], [1800, 600]] },
+        geometry: {
+          type: 'LineString',
+          coordinates: [
+            [1200, 300],
+            [1800, 600],
+          ],
+        },
       },
       {
         type: 'Feature',
@@ -235,8 +255,24 @@ export function damageLayer() {
         geometry: {
           type: 'MultiPolygon',
           coordinates: [
-            [[[300, 900], [500, 900], [500, 1100], [300, 1100], [300, 900]]],
-            [[[600, 1200], [700, 1200], [700, 1300], [600, 1300], [600, 1200]]],
+            [
+              [
+                [300, 900],
+                [500, 900],
+                [500, 1100],
+                [300, 1100],
+                [300, 900],
+              ],
+            ],
+            [
+              [
+                [600, 1200],
+                [700, 1200],
+                [700, 1300],
+                [600, 1300],
+                [600, 1200],
+              ],
+            ],
           ],
         },
       },
@@ -283,7 +319,18 @@ export function wholeImageLayer({ width, height }) {
       {
         type: 'Feature',
         properties: { label: 'Image outline' },
-        geometry: { type: 'Polygon', coordinates: [[[0, 0], [width, 0], [width, height], [0, height], [0, 0]]] },
+        geometry: {
+          type: 'Polygon',
+          coordinates: [
+            [
+              [0, 0],
+              [width, 0],
+              [width, height],
+              [0, height],
+              [0, 0],
+            ],
+          ],
+        },
       },
       quarter(1, 1),
       quarter(3, 1),
@@ -307,7 +354,13 @@ export function gridLayer(rows, cols, width, height) {
       features.push({
         type: 'Feature',
         properties: { class: (r + c) % 2 ? 'joint' : 'crack', confidence: 0.5 + ((r * cols + c) % 50) / 100 },
-        geometry: { type: 'LineString', coordinates: [[(c + 0.25) * cw, y], [(c + 0.75) * cw, y]] },
+        geometry: {
+          type: 'LineString',
+          coordinates: [
+            [(c + 0.25) * cw, y],
+            [(c + 0.75) * cw, y],
+          ],
+        },
       });
     }
   }

@@ -66,12 +66,19 @@ test('Export view: a PNG of the view with the tiles, the damage layer and a scal
   assert.deepEqual([png.width, png.height], [Math.round(box.width), Math.round(box.height)]);
 
   // The tiles: image pixels away from the layer are as on screen.
-  for (const [x, y] of [[150, 1400], [1100, 100], [1900, 1400]]) {
+  for (const [x, y] of [
+    [150, 1400],
+    [1100, 100],
+    [1900, 1400],
+  ]) {
     const s = toScreen(box, QUAD, 1, x, y);
     assert.ok(near(pixel(png, s.x, s.y), pixel(screen.png, s.x, s.y), 3), `tile pixel (${x}, ${y})`);
   }
   // The layer: the spalling line and the crack polygon's edge in the damage colour, the fill lets the image through.
-  for (const [x, y] of [[1500, 450], [450, 200]]) {
+  for (const [x, y] of [
+    [1500, 450],
+    [450, 200],
+  ]) {
     const s = toScreen(box, QUAD, 1, x, y);
     assert.ok(near(pixel(png, s.x, s.y), DAMAGE, 40), `layer at (${x}, ${y}): ${pixel(png, s.x, s.y)}`);
   }

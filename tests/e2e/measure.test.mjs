@@ -7,33 +7,88 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { damageLayer, makeImages, QUAD } from './images.mjs';
 import { assertBoxNear, moveView, setup, toScreen, toScreenBox, waitForSettled, waitForState } from './harness.mjs';
-import {
-  calibrate,
-  measureGeometry,
-  parseScale,
-  pathLength,
-  ringArea,
-  roundLengthAtMost,
-} from '../../www/react/dist/measure.js';
+import { calibrate, measureGeometry, parseScale, pathLength, ringArea, roundLengthAtMost } from '../../www/react/dist/measure.js';
 
 const close = (got, want, fraction, what) =>
   assert.ok(Math.abs(got - want) <= Math.abs(want) * fraction, `${what}: got ${got}, want ${want} ± ${fraction * 100}%`);
 
 test('lengths, areas, calibration and round bar lengths on fixed vectors', () => {
-  assert.equal(pathLength([[0, 0], [3, 4], [3, 10]]), 11);
-  const rect = [[0, 0], [4, 0], [4, 3], [0, 3]];
+  assert.equal(
+    pathLength([
+      [0, 0],
+      [3, 4],
+      [3, 10],
+    ]),
+    11,
+  );
+  const rect = [
+    [0, 0],
+    [4, 0],
+    [4, 3],
+    [0, 3],
+  ];
   assert.equal(ringArea(rect), 12);
   assert.equal(ringArea([...rect].reverse()), 12, 'either winding');
   assert.equal(ringArea([...rect, [0, 0]]), 12, 'closed or not');
-  const square = [[0, 0], [10, 0], [10, 10], [0, 10], [0, 0]];
-  const hole = [[2, 2], [4, 2], [4, 5], [2, 5], [2, 2]];
+  const square = [
+    [0, 0],
+    [10, 0],
+    [10, 10],
+    [0, 10],
+    [0, 0],
+  ];
+  const hole = [
+    [2, 2],
+    [4, 2],
+    [4, 5],
+    [2, 5],
+    [2, 2],
+  ];
   assert.deepEqual(measureGeometry({ type: 'Polygon', coordinates: [square, hole] }), { length: 40, area: 94 });
-  assert.deepEqual(measureGeometry({ type: 'MultiLineString', coordinates: [[[0, 0], [3, 4]], [[1, 1], [1, 3]]] }), { length: 7, area: null });
-  assert.deepEqual(measureGeometry({ type: 'MultiPolygon', coordinates: [[square], [[[0, 0], [1, 0], [1, 1], [0, 1]]]] }), { length: 44, area: 101 });
+  assert.deepEqual(
+    measureGeometry({
+      type: 'MultiLineString',
+      coordinates: [
+        [
+          [0, 0],
+          [3, 4],
+        ],
+        [
+          [1, 1],
+          [1, 3],
+        ],
+      ],
+    }),
+    { length: 7, area: null },
+  );
+  assert.deepEqual(
+    measureGeometry({
+      type: 'MultiPolygon',
+      coordinates: [
+        [square],
+        [
+          [
+            [0, 0],
+            [1, 0],
+            [1, 1],
+            [0, 1],
+          ],
+        ],
+      ],
+    }),
+    { length: 44, area: 101 },
+  );
   assert.deepEqual(measureGeometry({ type: 'Point', coordinates: [5, 5] }), { length: null, area: null });
 
   assert.deepEqual(calibrate(500, 100, ' mm '), { value: 0.2, unit: 'mm' });
-  for (const [px, real, unit] of [[0, 100, 'mm'], [500, 0, 'mm'], [500, Number.NaN, 'mm'], [500, -1, 'mm'], [500, 100, ''], [500, 100, 'x'.repeat(17)]]) {
+  for (const [px, real, unit] of [
+    [0, 100, 'mm'],
+    [500, 0, 'mm'],
+    [500, Number.NaN, 'mm'],
+    [500, -1, 'mm'],
+    [500, 100, ''],
+    [500, 100, 'x'.repeat(17)],
+  ]) {
     assert.throws(() => calibrate(px, real, unit), Error, `${px} px = ${real} ${unit}`);
   }
   assert.deepEqual(parseScale('0.2mm'), { value: 0.2, unit: 'mm' });
@@ -120,7 +175,13 @@ test('a calibrated line sets the scale; ruler and area measure within 1%; the ba
   // Area (key P, typed with the image focused): a 1000 × 600 px rectangle is 200 × 120 mm = 24000 mm².
   await t.page.locator('.openseadragon-canvas').focus();
   await t.page.keyboard.press('p');
-  for (const [x, y] of [[400, 400], [1400, 400], [1400, 1000], [400, 1000]]) await clickImage(box, x, y);
+  for (const [x, y] of [
+    [400, 400],
+    [1400, 400],
+    [1400, 1000],
+    [400, 1000],
+  ])
+    await clickImage(box, x, y);
   await t.page.keyboard.press('Enter');
   await ended(4);
   await t.shot('area');

@@ -66,7 +66,10 @@ async function assertFeaturesPlaced(layer, image, zoom, what) {
     const name = `${what}: feature ${index} (${feature.properties.label})`;
     if (feature.geometry.type === 'Point') {
       const c = centre(got);
-      assert.ok(Math.abs(c.x - want.x) <= 2 && Math.abs(c.y - want.y) <= 2, `${name}: at (${c.x.toFixed(1)}, ${c.y.toFixed(1)}), want (${want.x.toFixed(1)}, ${want.y.toFixed(1)})`);
+      assert.ok(
+        Math.abs(c.x - want.x) <= 2 && Math.abs(c.y - want.y) <= 2,
+        `${name}: at (${c.x.toFixed(1)}, ${c.y.toFixed(1)}), want (${want.x.toFixed(1)}, ${want.y.toFixed(1)})`,
+      );
     } else {
       assertBoxNear(got, want, name);
     }
@@ -75,7 +78,9 @@ async function assertFeaturesPlaced(layer, image, zoom, what) {
 
 /** A screenshot of the viewer with the damage layer hidden: the image's own pixels. */
 async function imageShot(label) {
-  await t.page.addStyleTag({ content: '.vector-overlay { visibility: hidden; }' }).then((h) => h.evaluate((el) => el.setAttribute('id', 'hide-overlay')));
+  await t.page
+    .addStyleTag({ content: '.vector-overlay { visibility: hidden; }' })
+    .then((h) => h.evaluate((el) => el.setAttribute('id', 'hide-overlay')));
   try {
     return await t.shot(label);
   } finally {
@@ -141,7 +146,10 @@ test('the shipped sample: its detections lie on the cracks, the spalling and the
   await moveView(t.page, () => t.page.getByTestId('damage-list').locator(`button[data-index="${index}"]`).click());
   const viewerBox = await t.page.getByTestId('viewer').boundingBox();
   const c = centre(await screenBoxOfFeature(t.page, index));
-  assert.ok(Math.abs(c.x - viewerBox.width / 2) < 3 && Math.abs(c.y - viewerBox.height / 2) < 3, `rust stain centred: ${JSON.stringify(c)}`);
+  assert.ok(
+    Math.abs(c.x - viewerBox.width / 2) < 3 && Math.abs(c.y - viewerBox.height / 2) < 3,
+    `rust stain centred: ${JSON.stringify(c)}`,
+  );
   const zoomed = await imageShot('sample-feature');
   assert.ok(near(pixel(zoomed.png, c.x, c.y), RUST, 30), `the list zoomed onto the rust stain; see ${zoomed.path}`);
   await resizeWindow(t.page, { width: 1280, height: 800 });
@@ -156,7 +164,10 @@ async function assertWholeImage(image, layerFile, what) {
   for (const f of layer.features.filter((g) => g.geometry.type === 'Point')) {
     const [x, y] = f.geometry.coordinates;
     const at = toScreen(box, image, 1, x, y);
-    assert.ok(near(pixel(shot.png, at.x, at.y), quadrantColour(x, y, image.width, image.height)), `${what}: ${f.properties.label}; see ${shot.path}`);
+    assert.ok(
+      near(pixel(shot.png, at.x, at.y), quadrantColour(x, y, image.width, image.height)),
+      `${what}: ${f.properties.label}; see ${shot.path}`,
+    );
   }
   await moveView(t.page, () => t.page.getByRole('button', { name: 'Zoom in' }).click());
   await assertFeaturesPlaced(layer, image, 2, `${what} zoom 2`);

@@ -5,7 +5,18 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { damageLayer, makeImages, QUAD, SIDE_MARKER } from './images.mjs';
-import { assertBoxNear, moveView, near, pixel, screenBoxOfFeature, setup, toScreen, toScreenBox, waitForSettled, waitForState } from './harness.mjs';
+import {
+  assertBoxNear,
+  moveView,
+  near,
+  pixel,
+  screenBoxOfFeature,
+  setup,
+  toScreen,
+  toScreenBox,
+  waitForSettled,
+  waitForState,
+} from './harness.mjs';
 
 const DAMAGE = [255, 45, 85];
 
@@ -57,7 +68,10 @@ test('the damage layer is aligned at every zoom and the list zooms to a feature'
   await moveView(t.page, () => items.nth(0).click());
   const fitted = await featureBox(0);
   const centre = { x: fitted.x + fitted.width / 2, y: fitted.y + fitted.height / 2 };
-  assert.ok(Math.abs(centre.x - viewerBox.width / 2) < 3 && Math.abs(centre.y - viewerBox.height / 2) < 3, `feature centred: ${JSON.stringify(centre)}`);
+  assert.ok(
+    Math.abs(centre.x - viewerBox.width / 2) < 3 && Math.abs(centre.y - viewerBox.height / 2) < 3,
+    `feature centred: ${JSON.stringify(centre)}`,
+  );
   assert.ok(fitted.width > viewerBox.width * 0.5 || fitted.height > viewerBox.height * 0.5, 'feature fills much of the view');
   assert.equal(await t.page.locator('[data-testid="vector-feature"][data-index="0"]').getAttribute('class'), 'feature selected');
   const zoomedShot = await t.shot('feature');

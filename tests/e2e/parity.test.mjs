@@ -11,7 +11,6 @@ import { TILE_STORE } from './harness.mjs';
 import { Tiler, parseTileName } from './tiler.mjs';
 import { makeAlphaPng, makeImages, writePpm } from './images.mjs';
 
-
 /** A photo-like picture: gradients, hard edges and seeded noise, so every resampling path runs. */
 function photo(dir, name, width, height) {
   let state = 0x12345678;
@@ -20,7 +19,12 @@ function photo(dir, name, width, height) {
     state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
     const noise = state >>> 27;
     const q = (x * 2 >= width ? 1 : 0) + (y * 2 >= height ? 2 : 0);
-    const base = [[200, 40, 40], [40, 200, 40], [40, 40, 200], [220, 220, 60]][q];
+    const base = [
+      [200, 40, 40],
+      [40, 200, 40],
+      [40, 40, 200],
+      [220, 220, 60],
+    ][q];
     return [(base[0] + (x % 64) + noise) & 255, (base[1] + (y % 64)) & 255, base[2] ^ noise];
   });
   return ppm;
@@ -66,7 +70,12 @@ test('tiles made in wasm are byte-identical to tiles made natively', () => {
       ['PNG', join(dir, 'photo.png'), [], undefined],
       ['PNG with alpha', join(dir, alpha), [], undefined],
       ['JPEG with EXIF orientation 6', join(dir, images.oriented), [], undefined],
-      ['JPEG as PNG tiles, 256/0', join(dir, 'photo.jpg'), ['--format', 'png', '--tile-size', '256', '--overlap', '0'], { format: 'png', tileSize: 256, overlap: 0 }],
+      [
+        'JPEG as PNG tiles, 256/0',
+        join(dir, 'photo.jpg'),
+        ['--format', 'png', '--tile-size', '256', '--overlap', '0'],
+        { format: 'png', tileSize: 256, overlap: 0 },
+      ],
       ['JPEG at quality 90', join(dir, 'photo.jpg'), ['--quality', '90'], { quality: 90 }],
     ];
     for (const [what, source, cli, options] of cases) {

@@ -61,11 +61,10 @@ async function viewerAttrs(page) {
 
 /** Waits until the viewer's attribute `name` is one of `values`; returns all its attributes. */
 async function waitForAttr(page, name, values, timeout = 60_000) {
-  await page.waitForFunction(
-    ([n, v]) => v.includes(document.querySelector('[data-testid="viewer"]')?.getAttribute(n)),
-    [name, values],
-    { timeout, polling: 100 },
-  );
+  await page.waitForFunction(([n, v]) => v.includes(document.querySelector('[data-testid="viewer"]')?.getAttribute(n)), [name, values], {
+    timeout,
+    polling: 100,
+  });
   return viewerAttrs(page);
 }
 
@@ -138,7 +137,11 @@ describe('tile once, reuse everywhere', () => {
     await t.page.getByText('Saved: the next viewer opens it without tiling.').waitFor();
 
     const stored = new Set(bucketTiles(s3.bucketDir, firstId));
-    assert.deepEqual(expected.filter((n) => !stored.has(n)), [], 'every tile is in the bucket');
+    assert.deepEqual(
+      expected.filter((n) => !stored.has(n)),
+      [],
+      'every tile is in the bucket',
+    );
     const dzi = readFileSync(join(s3.bucketDir, `${firstId}.dzi`), 'utf8');
     assert.match(dzi, new RegExp(`<Size\\s+Height="${IMAGE.height}"\\s+Width="${IMAGE.width}"\\s*/>`));
     // The store serves the committed manifest, as stock OpenSeadragon reads it.
@@ -172,7 +175,10 @@ describe('tile once, reuse everywhere', () => {
     for (const [x, y] of grid(box)) {
       const a = pixel(shotA.png, x, y);
       const b = pixel(shotB.png, x, y);
-      assert.ok(a.every((v, i) => Math.abs(v - b[i]) <= 3), `screen (${x.toFixed(0)}, ${y.toFixed(0)}): A ${a}, B ${b}; see ${shotA.path} and ${shotB.path}`);
+      assert.ok(
+        a.every((v, i) => Math.abs(v - b[i]) <= 3),
+        `screen (${x.toFixed(0)}, ${y.toFixed(0)}): A ${a}, B ${b}; see ${shotA.path} and ${shotB.path}`,
+      );
     }
     // Not a blank screen on both sides: the image is there.
     const [cx, cy] = [box.width / 2, box.height / 2];
@@ -228,7 +234,11 @@ describe('tile once, reuse everywhere', () => {
     assert.equal(saved['data-upload'], 'saved', saved['data-upload-error']);
     assert.ok(Number(saved['data-upload-resent']) >= lost.length, `the lost tiles were sent again (resent ${saved['data-upload-resent']})`);
     const stored = new Set(bucketTiles(s3.bucketDir, id));
-    assert.deepEqual(expected.filter((n) => !stored.has(n)), [], 'every tile is in the bucket');
+    assert.deepEqual(
+      expected.filter((n) => !stored.has(n)),
+      [],
+      'every tile is in the bucket',
+    );
     assert.ok(existsSync(join(s3.bucketDir, `${id}.dzi`)), 'the manifest is committed');
   });
 
@@ -260,7 +270,11 @@ describe('tile once, reuse everywhere', () => {
     assert.equal(saved['data-upload'], 'saved', saved['data-upload-error']);
     assert.equal(Number(saved['data-upload-found']), before.size, 'the store listed what it had');
     const after = snapshot();
-    assert.deepEqual(expected.filter((n) => !after.has(n)), [], 'every tile is in the bucket');
+    assert.deepEqual(
+      expected.filter((n) => !after.has(n)),
+      [],
+      'every tile is in the bucket',
+    );
     const rewritten = [...before].filter(([n, at]) => after.get(n) !== at).map(([n]) => n);
     assert.deepEqual(rewritten, [], 'tiles the store had were not sent again');
     assert.ok(existsSync(join(s3.bucketDir, `${id}.dzi`)), 'the manifest is committed');

@@ -22,11 +22,9 @@ test('the shipped sample opens with its damage layer', async () => {
   assert.equal(await items.count(), layer.features.length);
   assert.equal(await t.page.locator('[data-testid="vector-feature"]').count(), layer.features.length);
   // The whole pyramid follows in the background.
-  await t.page.waitForFunction(
-    () => document.querySelector('[data-testid="viewer"]')?.getAttribute('data-tiling') === 'done',
-    null,
-    { timeout: 120_000 },
-  );
+  await t.page.waitForFunction(() => document.querySelector('[data-testid="viewer"]')?.getAttribute('data-tiling') === 'done', null, {
+    timeout: 120_000,
+  });
   const viewer = t.page.getByTestId('viewer');
   assert.equal(await viewer.getAttribute('data-tiles-done'), await viewer.getAttribute('data-tiles-total'));
   // The milestones benchmarks read, in the order they happen.

@@ -16,7 +16,11 @@ import { CHROMIUM_ARGS, ROOT, SAMPLES, freePort, staticServer } from './harness.
 const TILE_STORE = process.env.TILE_STORE_BIN ?? join(ROOT, 'target/release/tile-store');
 const PKG = join(ROOT, 'tiler-wasm/pkg');
 const SOURCE = join(SAMPLES, 'bridge-deck.jpg'); // EXIF orientation 6, camera EXIF
-let work, site, server, serverLog = '', browser;
+let work,
+  site,
+  server,
+  serverLog = '',
+  browser;
 
 before(async () => {
   work = mkdtempSync(join(tmpdir(), 'tessera-server-tiling-'));
@@ -37,7 +41,13 @@ before(async () => {
   server = { child, url: `http://127.0.0.1:${port}` };
   for (let i = 0; ; i++) {
     if (child.exitCode !== null) throw new Error(`tile-store exited:\n${serverLog}`);
-    if (await fetch(`${server.url}/healthz`).then((r) => r.ok, () => false)) break;
+    if (
+      await fetch(`${server.url}/healthz`).then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      break;
     if (i > 300) throw new Error(`tile-store did not start:\n${serverLog}`);
     await new Promise((r) => setTimeout(r, 100));
   }

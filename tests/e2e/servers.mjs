@@ -47,7 +47,13 @@ export async function s3sFs(dir) {
   const port = await freePort();
   const args = ['--host', '127.0.0.1', '--port', String(port), '--access-key', S3.key, '--secret-key', S3.secret, data];
   // Any HTTP answer (403 to an unsigned request) means it is listening.
-  const proc = await startProcess('s3s-fs', s3sFsBinary(), args, process.env, async () => (await fetch(`http://127.0.0.1:${port}/`)).status > 0);
+  const proc = await startProcess(
+    's3s-fs',
+    s3sFsBinary(),
+    args,
+    process.env,
+    async () => (await fetch(`http://127.0.0.1:${port}/`)).status > 0,
+  );
   return { endpoint: `http://127.0.0.1:${port}`, bucketDir: join(data, S3.bucket), ...proc };
 }
 
@@ -62,7 +68,13 @@ export async function tileStore(args, { port, env = {} } = {}) {
   const clean = { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn', ...env };
   // Nothing from the caller's environment decides who may write.
   for (const name of ['TILE_STORE_TOKENS', 'TILE_STORE_JWT_SECRET', 'TILE_STORE_REQUIRE_READ_TOKEN']) delete clean[name];
-  const proc = await startProcess('tile-store', TILE_STORE, ['serve', '--listen', `127.0.0.1:${port}`, ...args], clean, async () => (await fetch(`${url}/healthz`)).ok);
+  const proc = await startProcess(
+    'tile-store',
+    TILE_STORE,
+    ['serve', '--listen', `127.0.0.1:${port}`, ...args],
+    clean,
+    async () => (await fetch(`${url}/healthz`)).ok,
+  );
   return { url, port, ...proc };
 }
 

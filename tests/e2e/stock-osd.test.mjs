@@ -23,7 +23,6 @@ const TILES_PER_BATCH = 16;
 let work, page, context, site, pyramid;
 const running = [];
 
-
 /** A quadrant PNG (no alpha, so JPEG tiles), tiled by `tile-store tile`; its id by the documented recipe. */
 function makePyramid() {
   const png = new PNG({ width: IMAGE.width, height: IMAGE.height });
@@ -45,7 +44,13 @@ function makePyramid() {
   for (const level of readdirSync(`${prefix}_files`)) {
     for (const name of readdirSync(join(`${prefix}_files`, level))) {
       const tile = parseTileName(`${level}/${name}`);
-      tiles.push({ level: tile.level, col: tile.col, row: tile.row, ext: tile.format, bytes: readFileSync(join(`${prefix}_files`, level, name)) });
+      tiles.push({
+        level: tile.level,
+        col: tile.col,
+        row: tile.row,
+        ext: tile.format,
+        bytes: readFileSync(join(`${prefix}_files`, level, name)),
+      });
     }
   }
   return { id, dzi: readFileSync(`${prefix}.dzi`), tiles };
@@ -119,7 +124,10 @@ async function checkStore(name, store) {
   );
   const tileResponses = responses.filter((r) => r.url.includes(`/pyramids/${pyramid.id}_files/`));
   assert.ok(tileResponses.length >= events.tileLoaded, 'every loaded tile came from tile-store');
-  assert.deepEqual(tileResponses.filter((r) => r.status !== 200), []);
+  assert.deepEqual(
+    tileResponses.filter((r) => r.status !== 200),
+    [],
+  );
 
   // A tile as a browser gets it: cacheable forever, CORS for the page, a strong ETag honoured.
   const [level, file] = tileResponses[0].url.split('/').slice(-2);
@@ -158,7 +166,10 @@ async function checkStore(name, store) {
     const at = toScreen(box, IMAGE, 1, x, y);
     const want = quadrantColour(x, y, IMAGE.width, IMAGE.height);
     const got = pixel(png, at.x, at.y);
-    assert.ok(near(got, want), `image (${x}, ${y}) at screen (${at.x.toFixed(0)}, ${at.y.toFixed(0)}): got ${got}, want ${want}; see ${path}`);
+    assert.ok(
+      near(got, want),
+      `image (${x}, ${y}) at screen (${at.x.toFixed(0)}, ${at.y.toFixed(0)}): got ${got}, want ${want}; see ${path}`,
+    );
   }
   // The image is fitted to the width, so a strip above it shows the page.
   const above = toScreen(box, IMAGE, 1, half.x, 0);

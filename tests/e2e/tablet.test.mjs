@@ -37,7 +37,8 @@ async function pinch(x, y, d0, d1) {
     { x: x + d / 2, y, id: 2 },
   ];
   await cdp.send('Input.dispatchTouchEvent', { type: 'touchStart', touchPoints: fingers(d0) });
-  for (let i = 1; i <= 12; i++) await cdp.send('Input.dispatchTouchEvent', { type: 'touchMove', touchPoints: fingers(d0 + ((d1 - d0) * i) / 12) });
+  for (let i = 1; i <= 12; i++)
+    await cdp.send('Input.dispatchTouchEvent', { type: 'touchMove', touchPoints: fingers(d0 + ((d1 - d0) * i) / 12) });
   await cdp.send('Input.dispatchTouchEvent', { type: 'touchEnd', touchPoints: [] });
   await cdp.detach();
 }
@@ -111,5 +112,8 @@ test('at 768 × 1024 with touch: a bottom sheet, 44-pixel targets, double-tap, p
   await page.waitForFunction(() => innerHeight - document.querySelector('[data-testid="sidebar"]').getBoundingClientRect().top <= 60);
   const line = await screenBoxOfFeature(page, 1);
   const lineCentre = { x: line.x + line.width / 2, y: line.y + line.height / 2 };
-  assert.ok(Math.abs(lineCentre.x - viewer.width / 2) < 3 && Math.abs(lineCentre.y - viewer.height / 2) < 3, `feature centred: ${JSON.stringify(lineCentre)}`);
+  assert.ok(
+    Math.abs(lineCentre.x - viewer.width / 2) < 3 && Math.abs(lineCentre.y - viewer.height / 2) < 3,
+    `feature centred: ${JSON.stringify(lineCentre)}`,
+  );
 });

@@ -14,7 +14,20 @@ test('views as text, on fixed vectors', () => {
   assert.equal(formatView({ x: -3, y: 0, zoom: 1, feature: null }), '-3,0,1');
   assert.deepEqual(parseView('1500,450.5,2.34568,1'), { x: 1500, y: 450.5, zoom: 2.34568, feature: 1 });
   assert.deepEqual(parseView('-3,0,1'), { x: -3, y: 0, zoom: 1, feature: null });
-  for (const bad of [null, '', '1,2', '1,2,0', '1,2,-1', '1,2,3,4,5', 'a,2,3', '1,2,3,-1', '1,2,3,1.5', '1,2,Infinity', `1,2,3,${'9'.repeat(9)}`, '1'.repeat(101)]) {
+  for (const bad of [
+    null,
+    '',
+    '1,2',
+    '1,2,0',
+    '1,2,-1',
+    '1,2,3,4,5',
+    'a,2,3',
+    '1,2,3,-1',
+    '1,2,3,1.5',
+    '1,2,Infinity',
+    `1,2,3,${'9'.repeat(9)}`,
+    '1'.repeat(101),
+  ]) {
     assert.equal(parseView(bad), null, String(bad));
   }
 });

@@ -49,9 +49,9 @@ function rememberView(view: WorkspaceView) {
 export function App() {
   const [sources, setSources] = useState<Sources>(fromLocation);
   const [dragging, setDragging] = useState(false);
-  /** The damage layer as last edited here (edits are not saved anywhere: Download keeps them). */
-  const [edited, setEdited] = useState<FeatureCollection | null>(null);
-  useEffect(() => setEdited(null), [sources.vectorSrc]);
+  /** The damage layer as last edited here, and which layer it was (edits are not saved anywhere: Download keeps them). */
+  const [edits, setEdits] = useState<{ vectorSrc: string | null; layer: FeatureCollection } | null>(null);
+  const edited = edits && edits.vectorSrc === sources.vectorSrc ? edits.layer : null;
   const [urlInput, setUrlInput] = useState(() => (typeof sources.src === 'string' ? sources.src : ''));
 
   useEffect(() => {
@@ -127,7 +127,19 @@ export function App() {
         )}
       </header>
       <main>
-        <Workspace src={sources.src} vectorSrc={sources.vectorSrc} store={sources.store} token={sources.storeToken} storeBatchBytes={sources.storeBatchBytes} pyramidId={sources.pyramidId} scale={sources.scale} view={sources.view} onViewChange={rememberView} onVectorChange={setEdited} vectorRenderer={sources.vectorRenderer} />
+        <Workspace
+          src={sources.src}
+          vectorSrc={sources.vectorSrc}
+          store={sources.store}
+          token={sources.storeToken}
+          storeBatchBytes={sources.storeBatchBytes}
+          pyramidId={sources.pyramidId}
+          scale={sources.scale}
+          view={sources.view}
+          onViewChange={rememberView}
+          onVectorChange={(layer) => setEdits({ vectorSrc: sources.vectorSrc, layer })}
+          vectorRenderer={sources.vectorRenderer}
+        />
       </main>
       {dragging && <div className="drop-hint">Drop the image to tile it here</div>}
     </div>

@@ -38,7 +38,8 @@ function size(f: DamageFeature): number {
 /** The features `filter` keeps, in its order (ties in the layer's order). */
 export function listDamage(features: readonly DamageFeature[], filter: DamageFilter): DamageFeature[] {
   const kept = features.filter(
-    (f) => (filter.classes.length === 0 || filter.classes.includes(f.class)) && (f.confidence === null || f.confidence >= filter.minConfidence),
+    (f) =>
+      (filter.classes.length === 0 || filter.classes.includes(f.class)) && (f.confidence === null || f.confidence >= filter.minConfidence),
   );
   const byLayer = (a: DamageFeature, b: DamageFeature) => a.index - b.index;
   const nullsLast = <T>(a: T | null, b: T | null, cmp: (x: T, y: T) => number) =>

@@ -38,8 +38,7 @@ export function clampSetting(key: keyof typeof ENHANCEMENT_LIMITS, value: number
 }
 
 /** Whether `e` changes nothing. */
-export const isIdentity = (e: Enhancement) =>
-  e.brightness === 1 && e.contrast === 1 && e.gamma === 1 && !e.invert && !e.greyscale;
+export const isIdentity = (e: Enhancement) => e.brightness === 1 && e.contrast === 1 && e.gamma === 1 && !e.invert && !e.greyscale;
 
 /**
  * What the filter makes of one sRGB pixel (0–255 per channel): the reference the browser's
@@ -60,17 +59,28 @@ export function enhancePixel(rgb: readonly [number, number, number], e: Enhancem
 }
 
 /** The SVG filter primitives (inside `<filter color-interpolation-filters="sRGB">`) for `e`. */
-export function filterPrimitives(e: Enhancement): { tag: 'feColorMatrix' | 'feComponentTransfer'; attrs: Record<string, string>; funcs?: Record<string, string>[] }[] {
+export function filterPrimitives(
+  e: Enhancement,
+): { tag: 'feColorMatrix' | 'feComponentTransfer'; attrs: Record<string, string>; funcs?: Record<string, string>[] }[] {
   const steps: ReturnType<typeof filterPrimitives> = [];
   const channels = (attrs: Record<string, string>) => ['feFuncR', 'feFuncG', 'feFuncB'].map((tag) => ({ tag, ...attrs }));
   if (e.greyscale) steps.push({ tag: 'feColorMatrix', attrs: { type: 'saturate', values: '0' } });
-  if (e.brightness !== 1) steps.push({ tag: 'feComponentTransfer', attrs: {}, funcs: channels({ type: 'linear', slope: String(e.brightness), intercept: '0' }) });
+  if (e.brightness !== 1)
+    steps.push({ tag: 'feComponentTransfer', attrs: {}, funcs: channels({ type: 'linear', slope: String(e.brightness), intercept: '0' }) });
   if (e.contrast !== 1) {
     const intercept = 0.5 - 0.5 * e.contrast;
-    steps.push({ tag: 'feComponentTransfer', attrs: {}, funcs: channels({ type: 'linear', slope: String(e.contrast), intercept: String(intercept) }) });
+    steps.push({
+      tag: 'feComponentTransfer',
+      attrs: {},
+      funcs: channels({ type: 'linear', slope: String(e.contrast), intercept: String(intercept) }),
+    });
   }
   if (e.gamma !== 1) {
-    steps.push({ tag: 'feComponentTransfer', attrs: {}, funcs: channels({ type: 'gamma', amplitude: '1', exponent: String(1 / e.gamma), offset: '0' }) });
+    steps.push({
+      tag: 'feComponentTransfer',
+      attrs: {},
+      funcs: channels({ type: 'gamma', amplitude: '1', exponent: String(1 / e.gamma), offset: '0' }),
+    });
   }
   if (e.invert) steps.push({ tag: 'feComponentTransfer', attrs: {}, funcs: channels({ type: 'table', tableValues: '1 0' }) });
   return steps;

@@ -35,7 +35,12 @@ export interface FeatureCollection {
 }
 
 const isPosition = (p: unknown): p is Position =>
-  Array.isArray(p) && p.length >= 2 && typeof p[0] === 'number' && typeof p[1] === 'number' && Number.isFinite(p[0]) && Number.isFinite(p[1]);
+  Array.isArray(p) &&
+  p.length >= 2 &&
+  typeof p[0] === 'number' &&
+  typeof p[1] === 'number' &&
+  Number.isFinite(p[0]) &&
+  Number.isFinite(p[1]);
 
 /** Checks nesting depth: 0 = position, 1 = list of positions, ... */
 function isNested(value: unknown, depth: number): boolean {

@@ -178,7 +178,11 @@ export class TileStoreClient {
     if (body.error?.code === 'missing_tiles' && missing && typeof missing.count === 'number' && Array.isArray(missing.tiles)) {
       return { kind: 'missing', count: missing.count, tiles: missing.tiles.map(String) };
     }
-    throw { code: 'store_conflict', status: 409, message: body.error?.message ?? 'the store refused the commit (409)' } satisfies StoreFailure;
+    throw {
+      code: 'store_conflict',
+      status: 409,
+      message: body.error?.message ?? 'the store refused the commit (409)',
+    } satisfies StoreFailure;
   }
 
   /**
@@ -243,7 +247,13 @@ async function httpFailure(url: string, response: Response): Promise<StoreFailur
   }
   const status = response.status;
   const code: StoreFailureCode =
-    status === 401 || status === 403 ? 'store_unauthorized' : status === 413 ? 'store_too_large' : status === 409 ? 'store_conflict' : 'store_http';
+    status === 401 || status === 403
+      ? 'store_unauthorized'
+      : status === 413
+        ? 'store_too_large'
+        : status === 409
+          ? 'store_conflict'
+          : 'store_http';
   const hint = code === 'store_unauthorized' ? ' (the store needs a valid bearer token for writes)' : '';
   return { code, status, message: `tile-store ${new URL(url).pathname}: ${detail}${hint}` };
 }

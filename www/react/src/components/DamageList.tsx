@@ -44,7 +44,11 @@ function FeatureMeasures({ feature, scale }: { feature: DamageFeature; scale: Sc
       data-area-px={area ?? undefined}
       data-width-px={width ?? undefined}
     >
-      {length !== null && <span>{area === null ? 'Length' : 'Outline'} {formatLength(length, scale)}</span>}
+      {length !== null && (
+        <span>
+          {area === null ? 'Length' : 'Outline'} {formatLength(length, scale)}
+        </span>
+      )}
       {width !== null && <span>Width ≈ {formatLength(width, scale)}</span>}
       {area !== null && <span>Area {formatArea(area, scale)}</span>}
     </p>
@@ -64,7 +68,8 @@ function FilterControls({ all, filter, onChange }: { all: DamageFeature[]; filte
     onChange({ ...filter, classes: filter.classes.includes(name) ? filter.classes.filter((c) => c !== name) : [...filter.classes, name] });
   return (
     <div className="damage-filter">
-      <div className="classes" data-testid="class-counts" role="group" aria-label="Classes">
+      <fieldset className="classes" data-testid="class-counts">
+        <legend>Classes</legend>
         {classCounts(all).map(({ name, count }) => (
           <button
             key={name ?? ''}
@@ -77,7 +82,7 @@ function FilterControls({ all, filter, onChange }: { all: DamageFeature[]; filte
             {name ?? 'unclassified'} <span className="n">{count}</span>
           </button>
         ))}
-      </div>
+      </fieldset>
       <label>
         Confidence at least
         <input
@@ -107,11 +112,24 @@ function FilterControls({ all, filter, onChange }: { all: DamageFeature[]; filte
   );
 }
 
-export function DamageList({ features, all = features, filter = ALL_DAMAGE, onFilterChange, selected, onSelect, error, loading, scale = null }: DamageListProps) {
+export function DamageList({
+  features,
+  all = features,
+  filter = ALL_DAMAGE,
+  onFilterChange,
+  selected,
+  onSelect,
+  error,
+  loading,
+  scale = null,
+}: DamageListProps) {
   return (
     <section className="panel" data-testid="damage-list">
       <h2>
-        Damage {all.length > 0 && <span className="count">{features.length === all.length ? all.length : `${features.length} of ${all.length}`}</span>}
+        Damage{' '}
+        {all.length > 0 && (
+          <span className="count">{features.length === all.length ? all.length : `${features.length} of ${all.length}`}</span>
+        )}
       </h2>
       {onFilterChange && all.length > 0 && <FilterControls all={all} filter={filter} onChange={onFilterChange} />}
       {error && (
@@ -120,7 +138,11 @@ export function DamageList({ features, all = features, filter = ALL_DAMAGE, onFi
         </p>
       )}
       {loading && <p className="muted">Loading the vector layer…</p>}
-      {!error && !loading && all.length === 0 && <p className="muted">No vector layer (pass <code>?vectorSrc=</code>).</p>}
+      {!error && !loading && all.length === 0 && (
+        <p className="muted">
+          No vector layer (pass <code>?vectorSrc=</code>).
+        </p>
+      )}
       {all.length > 0 && features.length === 0 && <p className="muted">No feature passes the filter.</p>}
       <ul>
         {features.map((f) => (

@@ -26,7 +26,19 @@ const NUMBERS: { key: keyof typeof ENHANCEMENT_LIMITS; label: string }[] = [
  * A number input that lets a value be typed through partial forms ("1.", "") and applies each
  * complete number, clamped; it shows the applied value again when it loses focus or is reset.
  */
-function NumberField({ label, value, min, max, onValue }: { label: string; value: number; min: number; max: number; onValue: (v: number) => void }) {
+function NumberField({
+  label,
+  value,
+  min,
+  max,
+  onValue,
+}: {
+  label: string;
+  value: number;
+  min: number;
+  max: number;
+  onValue: (v: number) => void;
+}) {
   const [text, setText] = useState(String(value));
   useEffect(() => setText((t) => (Number(t) === value ? t : String(value))), [value]);
   return (
@@ -47,7 +59,6 @@ function NumberField({ label, value, min, max, onValue }: { label: string; value
     </label>
   );
 }
-
 
 export function EnhanceControls({ viewer }: EnhanceControlsProps) {
   const [open, setOpen] = useState(false);
@@ -76,6 +87,7 @@ export function EnhanceControls({ viewer }: EnhanceControlsProps) {
           {filterPrimitives(settings).map((step, i) => {
             const Tag = step.tag;
             return (
+              // biome-ignore lint/suspicious/noArrayIndexKey: the steps come in a fixed order; a step's place is its identity.
               <Tag key={i} {...step.attrs}>
                 {step.funcs?.map(({ tag: Func, ...attrs }) => {
                   const F = Func as 'feFuncR';

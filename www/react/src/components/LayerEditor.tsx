@@ -102,14 +102,21 @@ export function LayerEditor({
     const geometry = drawing && newGeometry(drawing, done);
     if (geometry) {
       const index = features.reduce((max, f) => Math.max(max, f.index), -1) + 1;
-      const feature = withGeometry({ index, id: null, geometry, label: null, class: null, confidence: null, bbox: [0, 0, 0, 0], properties: {} }, geometry);
+      const feature = withGeometry(
+        { index, id: null, geometry, label: null, class: null, confidence: null, bbox: [0, 0, 0, 0], properties: {} },
+        geometry,
+      );
       onEdit([...features, feature], index);
     }
     setDrawing(null);
     setPoints([]);
   };
   const remove = () => {
-    if (chosen) onEdit(features.filter((f) => f !== chosen), null);
+    if (chosen)
+      onEdit(
+        features.filter((f) => f !== chosen),
+        null,
+      );
   };
 
   usePointCollector(viewer, width, height, {
@@ -150,9 +157,10 @@ export function LayerEditor({
       const [x, y] = elementToImagePoint(viewer, width, new Point(e.clientX - rect.left, e.clientY - rect.top));
       return [Math.min(Math.max(x, 0), width), Math.min(Math.max(y, 0), height)];
     };
+    /** The dragged vertex's address and its feature with the vertex under the pointer, or null with no drag. */
     const moved = (e: PointerEvent) => {
       const d = live.current.drag;
-      return d && withGeometry(d.feature, moveVertex(d.feature.geometry, d.address, imagePoint(e)));
+      return d && { address: d.address, feature: withGeometry(d.feature, moveVertex(d.feature.geometry, d.address, imagePoint(e))) };
     };
     const down = (e: PointerEvent) => {
       const target = e.target as Element;
@@ -167,15 +175,14 @@ export function LayerEditor({
       setDrag(start);
     };
     const move = (e: PointerEvent) => {
-      const feature = moved(e);
-      if (!feature) return;
+      const next = moved(e);
+      if (!next) return;
       e.stopPropagation();
-      const next = { address: live.current.drag!.address, feature };
       live.current.drag = next;
       setDrag(next);
     };
     const up = (e: PointerEvent) => {
-      const feature = moved(e);
+      const feature = moved(e)?.feature;
       if (!feature) return;
       e.stopPropagation();
       live.current.drag = null;
@@ -198,7 +205,14 @@ export function LayerEditor({
   return (
     <>
       <div className="edit-toolbar" role="toolbar" aria-label="Edit the damage layer">
-        <button type="button" aria-pressed={editing} onClick={() => (setEditing((e) => !e), startDrawing(null))}>
+        <button
+          type="button"
+          aria-pressed={editing}
+          onClick={() => {
+            setEditing((e) => !e);
+            startDrawing(null);
+          }}
+        >
           Edit
         </button>
         {editing && (
@@ -234,9 +248,11 @@ export function LayerEditor({
         (points.length > 0 || handles.length > 0) &&
         createPortal(
           <svg viewBox={`0 0 ${width} ${height}`} preserveAspectRatio="none" width="100%" height="100%" xmlns="http://www.w3.org/2000/svg">
+            <title>{drawing ? 'The feature being drawn' : "The chosen feature's vertices"}</title>
             {points.length > 0 && <path className="drawing" d={pathData(points, false)} />}
             {points.map((p, i) => (
-              <circle key={`p${i}`} className="vertex" cx={p[0]} cy={p[1]} />
+              // biome-ignore lint/suspicious/noArrayIndexKey: points are only appended; a point's place in the path is its identity.
+              <circle key={i} className="vertex" cx={p[0]} cy={p[1]} />
             ))}
             {shown &&
               handles.map((v) => (
@@ -256,6 +272,9 @@ export function LayerEditor({
   );
 }
 
+/** A key that changes with the feature and with any of the properties the form shows. */
+export const featurePropertiesKey = (f: DamageFeature) => JSON.stringify([f.index, f.label, f.class, f.confidence]);
+
 export interface FeaturePropertiesProps {
   feature: DamageFeature;
   /** Called with the feature's new label, class and confidence. */
@@ -265,13 +284,19 @@ export interface FeaturePropertiesProps {
 /** The longest label or class taken. */
 const MAX_TEXT = 200;
 
-/** Label, class and confidence of the chosen feature; a change applies when its field is left or Enter is pressed. */
+/**
+ * Label, class and confidence of the chosen feature; a change applies when its field is left or Enter
+ * is pressed. Give it `key={featurePropertiesKey(feature)}`, so another feature (or an undo) shows
+ * what that feature has now.
+ */
 export function FeatureProperties({ feature, onChange }: FeaturePropertiesProps) {
-  const initial = () => ({ label: feature.label ?? '', cls: feature.class ?? '', confidence: feature.confidence === null ? '' : String(feature.confidence) });
+  const initial = () => ({
+    label: feature.label ?? '',
+    cls: feature.class ?? '',
+    confidence: feature.confidence === null ? '' : String(feature.confidence),
+  });
   const [fields, setFields] = useState(initial);
   const [error, setError] = useState<string | null>(null);
-  // Another feature, or an undo: show what it has now.
-  useEffect(() => setFields(initial()), [feature]); // eslint-disable-line react-hooks/exhaustive-deps
 
   const apply = () => {
     const text = (v: string) => (v.trim() === '' ? null : v.trim().slice(0, MAX_TEXT));

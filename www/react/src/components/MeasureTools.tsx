@@ -6,7 +6,7 @@
  * has a toolbar button and a key (L, P, C: none of OpenSeadragon's own keys, so W/A/S/D panning and
  * R rotation keep working; `useViewerKeys`); Enter ends a path, Escape drops it.
  */
-import { useCallback, useEffect, useState } from 'react';
+import { useCallback, useEffect, useRef, useState } from 'react';
 import type { FormEvent } from 'react';
 import { createPortal } from 'react-dom';
 import type OpenSeadragon from 'openseadragon';
@@ -52,7 +52,17 @@ const TWO_POINTS: MeasureTool[] = ['calibrate', 'width'];
 /** Most points one measurement takes (a bound on what clicks can pile up). */
 const MAX_POINTS = 1000;
 
-export function MeasureTools({ viewer, width, height, scale, onScaleChange, disabled = false, onActiveChange, widthTarget = null, onWidth }: MeasureToolsProps) {
+export function MeasureTools({
+  viewer,
+  width,
+  height,
+  scale,
+  onScaleChange,
+  disabled = false,
+  onActiveChange,
+  widthTarget = null,
+  onWidth,
+}: MeasureToolsProps) {
   const [tool, setTool] = useState<MeasureTool | null>(null);
   const [points, setPoints] = useState<Position[]>([]);
   const [ended, setEnded] = useState(false);
@@ -60,6 +70,12 @@ export function MeasureTools({ viewer, width, height, scale, onScaleChange, disa
   const [unit, setUnit] = useState(scale?.unit ?? 'mm');
   const [calibrationError, setCalibrationError] = useState<string | null>(null);
   const overlay = useImageOverlay(viewer, width, height, 'measure-overlay', 'measure-overlay');
+  // The calibration line is drawn: its real length is typed next.
+  const lengthField = useRef<HTMLInputElement>(null);
+  const asksLength = tool === 'calibrate' && ended;
+  useEffect(() => {
+    if (asksLength) lengthField.current?.focus();
+  }, [asksLength]);
 
   const choose = useCallback((next: MeasureTool | null) => {
     setTool((current) => (current === next ? null : next));
@@ -70,7 +86,11 @@ export function MeasureTools({ viewer, width, height, scale, onScaleChange, disa
   const end = useCallback(() => setEnded(true), []);
   const usable = (t: MeasureTool) => !disabled && (t !== 'width' || widthTarget !== null);
   // The Width tool measures the chosen feature: choosing none (or another) ends it.
-  useEffect(() => setTool((t) => (t === 'width' ? null : t)), [widthTarget]);
+  const [measuredTarget, setMeasuredTarget] = useState(widthTarget);
+  if (measuredTarget !== widthTarget) {
+    setMeasuredTarget(widthTarget);
+    if (tool === 'width') choose(null);
+  }
   useEffect(() => onActiveChange?.(tool !== null), [tool, onActiveChange]);
 
   // Clicks on the image add points while a tool is on (and then do not zoom or pan).
@@ -113,7 +133,14 @@ export function MeasureTools({ viewer, width, height, scale, onScaleChange, disa
     <>
       <div className="measure-toolbar" role="toolbar" aria-label="Measure">
         {TOOLS.map((t) => (
-          <button key={t.tool} type="button" title={t.title} aria-pressed={tool === t.tool} disabled={!usable(t.tool)} onClick={() => choose(t.tool)}>
+          <button
+            key={t.tool}
+            type="button"
+            title={t.title}
+            aria-pressed={tool === t.tool}
+            disabled={!usable(t.tool)}
+            onClick={() => choose(t.tool)}
+          >
             {t.label}
           </button>
         ))}
@@ -148,7 +175,7 @@ export function MeasureTools({ viewer, width, height, scale, onScaleChange, disa
                 inputMode="decimal"
                 value={realLength}
                 onChange={(e) => setRealLength(e.target.value)}
-                autoFocus
+                ref={lengthField}
                 size={6}
               />
               <input aria-label="Unit" value={unit} onChange={(e) => setUnit(e.target.value)} size={3} />
@@ -166,8 +193,10 @@ export function MeasureTools({ viewer, width, height, scale, onScaleChange, disa
         points.length > 0 &&
         createPortal(
           <svg viewBox={`0 0 ${width} ${height}`} preserveAspectRatio="none" width="100%" height="100%" xmlns="http://www.w3.org/2000/svg">
+            <title>The measurement</title>
             <path className={tool === 'area' ? 'area' : 'line'} d={d} />
             {points.map((p, i) => (
+              // biome-ignore lint/suspicious/noArrayIndexKey: points are only appended; a point's place in the path is its identity.
               <circle key={i} className="vertex" cx={p[0]} cy={p[1]} />
             ))}
           </svg>,

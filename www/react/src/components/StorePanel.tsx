@@ -18,7 +18,10 @@ export function StorePanel({ status }: StorePanelProps) {
         (upload.found > 0 ? ` (${upload.found} were there already, from an earlier upload).` : '.');
       break;
     case 'saved':
-      text = upload.resent > 0 ? `Saved (${upload.resent} tiles the store had lost were sent again).` : 'Saved: the next viewer opens it without tiling.';
+      text =
+        upload.resent > 0
+          ? `Saved (${upload.resent} tiles the store had lost were sent again).`
+          : 'Saved: the next viewer opens it without tiling.';
       break;
     case 'reused':
       text = 'Opened from the store: no tiling needed.';

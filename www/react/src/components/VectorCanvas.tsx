@@ -74,6 +74,7 @@ export function VectorCanvas({ viewer, width, features, selected, onSelect }: Ve
   }, [viewer, width]);
 
   // A new layer or choice is drawn at once, not at the next move.
+  // biome-ignore lint/correctness/useExhaustiveDependencies: a new layer or choice is the reason to redraw.
   useEffect(() => redraw.current(), [features, selected]);
 
   return <canvas ref={canvas} className="vector-canvas" data-testid="vector-canvas" data-features={features.length} />;

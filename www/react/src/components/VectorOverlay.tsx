@@ -64,13 +64,7 @@ export function VectorOverlay({ viewer, width, height, features, selected, onSel
 
   if (!placed || features.length === 0) return null;
   return createPortal(
-    <svg
-      viewBox={`0 0 ${width} ${height}`}
-      preserveAspectRatio="none"
-      width="100%"
-      height="100%"
-      xmlns="http://www.w3.org/2000/svg"
-    >
+    <svg viewBox={`0 0 ${width} ${height}`} preserveAspectRatio="none" width="100%" height="100%" xmlns="http://www.w3.org/2000/svg">
       <title>Damage layer</title>
       {features.map((f) => (
         // biome-ignore lint/a11y/noStaticElementInteractions: a pointer shortcut; the damage list's buttons do the same by keyboard.

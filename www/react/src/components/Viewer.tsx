@@ -185,7 +185,13 @@ export function Viewer({ tileSource, status, onViewer, children, initialView = n
     const ajax = Object.keys(headers).length > 0;
     const item =
       tileSource.kind === 'store'
-        ? { tileSource, ...IMAGE_PLACEMENT, crossOriginPolicy: 'Anonymous' as const, loadTilesWithAjax: ajax, ajaxHeaders: ajax ? headers : undefined }
+        ? {
+            tileSource,
+            ...IMAGE_PLACEMENT,
+            crossOriginPolicy: 'Anonymous' as const,
+            loadTilesWithAjax: ajax,
+            ajaxHeaders: ajax ? headers : undefined,
+          }
         : { tileSource, ...IMAGE_PLACEMENT };
     // A shared view replaces the whole image once the tiles are in: after `open` has gone home, or
     // after `addTiledImage` has added them over the preview (which went home itself).
@@ -208,7 +214,13 @@ export function Viewer({ tileSource, status, onViewer, children, initialView = n
   }, [viewer, tileSource]);
 
   const state: ViewerState =
-    status.phase === 'error' || loadError ? 'error' : status.phase === 'idle' ? 'idle' : drawn && drawn === tileSource ? 'ready' : 'loading';
+    status.phase === 'error' || loadError
+      ? 'error'
+      : status.phase === 'idle'
+        ? 'idle'
+        : drawn && drawn === tileSource
+          ? 'ready'
+          : 'loading';
   const size = status.info ?? status.metadata;
   // Milliseconds since setImageSrc, for benchmarks: decoded, first full view painted, pyramid made.
   const since = (at: number | null) => (at !== null && status.startedAt !== null ? Math.round(at - status.startedAt) : undefined);
@@ -281,7 +293,11 @@ function ViewerMessage({
   overPicture: boolean;
 }) {
   if (state === 'idle') {
-    return <div className="viewer-message">Open an image: pick or drop a file, or pass <code>?src=</code> with its URL.</div>;
+    return (
+      <div className="viewer-message">
+        Open an image: pick or drop a file, or pass <code>?src=</code> with its URL.
+      </div>
+    );
   }
   if (state === 'error') {
     return (
@@ -294,7 +310,9 @@ function ViewerMessage({
   if (state === 'loading') {
     let text = 'Loading…';
     if (status.phase === 'fetching') {
-      text = status.total ? `Downloading ${megabytes(status.loaded)} of ${megabytes(status.total)}` : `Downloading ${megabytes(status.loaded)}`;
+      text = status.total
+        ? `Downloading ${megabytes(status.loaded)} of ${megabytes(status.total)}`
+        : `Downloading ${megabytes(status.loaded)}`;
     } else if (status.phase === 'decoding') text = 'Decoding…';
     else if (status.phase === 'tiling' || status.phase === 'done') text = 'Drawing…';
     const fraction = status.phase === 'fetching' && status.total ? status.loaded / status.total : null;
@@ -311,4 +329,3 @@ function ViewerMessage({
     </div>
   ) : null;
 }
-

@@ -9,7 +9,7 @@ import type { WorkerSettings } from '../worker/client.js';
 import { parseDamage, toFeatureCollection } from '../geojson.js';
 import type { DamageFeature, FeatureCollection } from '../geojson.js';
 import { useEditHistory } from '../hooks/useEditHistory.js';
-import { FeatureProperties, LayerEditor } from './LayerEditor.js';
+import { FeatureProperties, featurePropertiesKey, LayerEditor } from './LayerEditor.js';
 import { Viewer } from './Viewer.js';
 import { VectorOverlay } from './VectorOverlay.js';
 import { VectorCanvas } from './VectorCanvas.js';
@@ -134,7 +134,11 @@ export function Workspace({
   const [scale, setScale] = useState<Scale | null>(scaleProp);
 
   // The app's scale wins whenever it changes; a calibration replaces it until then.
-  useEffect(() => setScale(scaleProp), [scaleProp?.value, scaleProp?.unit]);
+  const [scaleFrom, setScaleFrom] = useState<Scale | null>(scaleProp);
+  if (scaleProp?.value !== scaleFrom?.value || scaleProp?.unit !== scaleFrom?.unit) {
+    setScaleFrom(scaleProp);
+    setScale(scaleProp);
+  }
   const calibrated = useCallback(
     (next: Scale) => {
       setScale(next);
@@ -167,9 +171,7 @@ export function Workspace({
       (e: Error) => !abort.signal.aborted && setLayer({ error: e.message, loading: false }),
     );
     return () => abort.abort();
-    // history.reset is stable.
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [vectorSrc]);
+  }, [vectorSrc, history.reset]);
 
   // Edits: each one undoable, and told to the app as GeoJSON.
   const edit = (next: DamageFeature[], select: number | null) => {
@@ -216,6 +218,7 @@ export function Workspace({
     viewer.addHandler('animation-finish', onFinish);
     return () => viewer.removeHandler('animation-finish', onFinish);
   }, [viewer]);
+  // biome-ignore lint/correctness/useExhaustiveDependencies: a newly chosen feature is the reason to report.
   useEffect(() => report.current(), [selected]);
 
   // Below NARROW_PX wide (a tablet held upright, a phone) the panels fold into a bottom sheet and
@@ -268,7 +271,9 @@ export function Workspace({
             onSelect={onFeatureClick}
           />
         )}
-        {size && onCanvas && <VectorCanvas viewer={viewer} width={size.width} features={listed} selected={selected} onSelect={onFeatureClick} />}
+        {size && onCanvas && (
+          <VectorCanvas viewer={viewer} width={size.width} features={listed} selected={selected} onSelect={onFeatureClick} />
+        )}
         {size && (
           <MeasureTools
             viewer={viewer}
@@ -329,7 +334,16 @@ export function Workspace({
         <StorePanel status={status} />
         <MetadataPanel status={status} />
         {editing && chosen && (
-          <FeatureProperties feature={chosen} onChange={(f) => edit(features.map((x) => (x.index === f.index ? f : x)), f.index)} />
+          <FeatureProperties
+            key={featurePropertiesKey(chosen)}
+            feature={chosen}
+            onChange={(f) =>
+              edit(
+                features.map((x) => (x.index === f.index ? f : x)),
+                f.index,
+              )
+            }
+          />
         )}
         <DamageList
           features={listed}

@@ -131,9 +131,7 @@ export function useTilingImage(
       return;
     }
     const source: ImageSource =
-      typeof src === 'string'
-        ? { kind: 'url', url: src }
-        : { kind: 'blob', blob: src, name: src instanceof File ? src.name : 'the image' };
+      typeof src === 'string' ? { kind: 'url', url: src } : { kind: 'blob', blob: src, name: src instanceof File ? src.name : 'the image' };
     const name = source.kind === 'url' ? source.url : source.name;
     setStatus({ ...IDLE, phase: 'fetching', name, startedAt: performance.now() });
     const store = storeSettings(settingsRef.current);
@@ -202,8 +200,7 @@ export function useTilingImage(
           );
           setStatus((s) => ({ ...s, phase: 'tiling', info, metadata, tilesTotal: info.tileCount, openedAt: performance.now() }));
         },
-        onPyramidDone: (tiles) =>
-          mine() && setStatus((s) => ({ ...s, phase: 'done', tilesDone: tiles, doneAt: performance.now() })),
+        onPyramidDone: (tiles) => mine() && setStatus((s) => ({ ...s, phase: 'done', tilesDone: tiles, doneAt: performance.now() })),
         onStored: (info, metadata) => {
           if (!mine()) return;
           openStored(info, metadata);

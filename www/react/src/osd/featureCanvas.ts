@@ -56,17 +56,23 @@ function addGeometry(path: Path2D, g: Geometry, t: ImageToScreen, radius: number
   };
   switch (g.type) {
     case 'Point':
-      return point(g.coordinates);
+      point(g.coordinates);
+      break;
     case 'MultiPoint':
-      return g.coordinates.forEach(point);
+      for (const p of g.coordinates) point(p);
+      break;
     case 'LineString':
-      return line(g.coordinates, false);
+      line(g.coordinates, false);
+      break;
     case 'MultiLineString':
-      return g.coordinates.forEach((l) => line(l, false));
+      for (const l of g.coordinates) line(l, false);
+      break;
     case 'Polygon':
-      return g.coordinates.forEach((r) => line(r, true));
+      for (const r of g.coordinates) line(r, true);
+      break;
     case 'MultiPolygon':
-      return g.coordinates.forEach((poly) => poly.forEach((r) => line(r, true)));
+      for (const r of g.coordinates.flat()) line(r, true);
+      break;
   }
 }
 
@@ -150,7 +156,8 @@ function hits(g: Geometry, p: Position, tolerance: number): boolean {
   const t2 = tolerance * tolerance;
   const near = (q: Position) => (q[0] - p[0]) ** 2 + (q[1] - p[1]) ** 2 <= t2;
   const onLine = (l: Position[]) => l.some((q, i) => (i === 0 ? near(q) : segmentDistance2(p, l[i - 1], q) <= t2));
-  const inPolygon = (rings: Position[][]) => rings.some(onLine) || (rings.length > 0 && ringContains(rings[0], p) && !rings.slice(1).some((h) => ringContains(h, p)));
+  const inPolygon = (rings: Position[][]) =>
+    rings.some(onLine) || (rings.length > 0 && ringContains(rings[0], p) && !rings.slice(1).some((h) => ringContains(h, p)));
   switch (g.type) {
     case 'Point':
       return near(g.coordinates);

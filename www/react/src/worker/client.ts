@@ -117,8 +117,7 @@ export class TilerClient {
     };
     this.worker.onmessageerror = () => this.fail({ code: 'worker', message: 'A message from the tiler worker could not be read.' });
     // The worker resolves URLs against its own script's address; the page means its own.
-    const resolved: ImageSource =
-      source.kind === 'url' ? { kind: 'url', url: new URL(source.url, document.baseURI).href } : source;
+    const resolved: ImageSource = source.kind === 'url' ? { kind: 'url', url: new URL(source.url, document.baseURI).href } : source;
     // The tiler worker hands a large JPEG's bytes straight to the preview worker, which answers here.
     const channel = new MessageChannel();
     const preview = startWorker(createWorker, 'preview');

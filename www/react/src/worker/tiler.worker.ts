@@ -5,7 +5,16 @@
  * page terminates it to cancel, so nothing here needs to be cancellable.
  */
 import init, { IdHasher, Tiler, parseDzi, probe } from '@tessera/tiler-wasm';
-import type { FailureCode, FromWorker, ImageSource, PreviewRequest, PyramidInfo, TilerFailure, ToWorker, UploadProgress } from './protocol.js';
+import type {
+  FailureCode,
+  FromWorker,
+  ImageSource,
+  PreviewRequest,
+  PyramidInfo,
+  TilerFailure,
+  ToWorker,
+  UploadProgress,
+} from './protocol.js';
 import type { Metadata, Options } from '@tessera/tiler-wasm';
 import { TileStoreClient } from '../api/tileStore.js';
 import { PyramidUploader } from './upload.js';
@@ -105,10 +114,7 @@ async function fetchBytes(href: string, hasher: IdHasher): Promise<{ bytes: Uint
   return { bytes, contentType };
 }
 
-async function readSource(
-  source: ImageSource,
-  hasher: IdHasher,
-): Promise<{ bytes: Uint8Array; what: string; contentType: string | null }> {
+async function readSource(source: ImageSource, hasher: IdHasher): Promise<{ bytes: Uint8Array; what: string; contentType: string | null }> {
   if (source.kind === 'url') {
     const { bytes, contentType } = await fetchBytes(source.url, hasher);
     return { bytes, what: source.url, contentType };

@@ -121,7 +121,10 @@ export class PyramidUploader {
       if (result.kind === 'committed') return;
       // The store lost tiles it had acknowledged (or another client deleted them): send them again.
       if (round >= COMMIT_ROUNDS) {
-        throw { code: 'store_conflict', message: `tile-store still misses ${result.count} tiles after ${round} commits` } satisfies StoreFailure;
+        throw {
+          code: 'store_conflict',
+          message: `tile-store still misses ${result.count} tiles after ${round} commits`,
+        } satisfies StoreFailure;
       }
       const listing = await this.store.listTiles(this.id);
       const stored = new Set(listing.tiles);
