@@ -272,9 +272,6 @@ export function LayerEditor({
   );
 }
 
-/** A key that changes with the feature and with any of the properties the form shows. */
-export const featurePropertiesKey = (f: DamageFeature) => JSON.stringify([f.index, f.label, f.class, f.confidence]);
-
 export interface FeaturePropertiesProps {
   feature: DamageFeature;
   /** Called with the feature's new label, class and confidence. */
@@ -284,18 +281,25 @@ export interface FeaturePropertiesProps {
 /** The longest label or class taken. */
 const MAX_TEXT = 200;
 
+/** The form's text for a feature's properties. */
+const fieldsOf = (f: DamageFeature) => ({
+  label: f.label ?? '',
+  cls: f.class ?? '',
+  confidence: f.confidence === null ? '' : String(f.confidence),
+});
+
 /**
  * Label, class and confidence of the chosen feature; a change applies when its field is left or Enter
- * is pressed. Give it `key={featurePropertiesKey(feature)}`, so another feature (or an undo) shows
- * what that feature has now.
+ * is pressed. Whenever the feature changes (another one, an undo, or this form's own change applied),
+ * the fields show what it has now; the element stays, so focus stays in the field being typed in.
  */
 export function FeatureProperties({ feature, onChange }: FeaturePropertiesProps) {
-  const initial = () => ({
-    label: feature.label ?? '',
-    cls: feature.class ?? '',
-    confidence: feature.confidence === null ? '' : String(feature.confidence),
-  });
-  const [fields, setFields] = useState(initial);
+  const [fields, setFields] = useState(() => fieldsOf(feature));
+  const [shown, setShown] = useState(feature);
+  if (shown !== feature) {
+    setShown(feature);
+    setFields(fieldsOf(feature));
+  }
   const [error, setError] = useState<string | null>(null);
 
   const apply = () => {

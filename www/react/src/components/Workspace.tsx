@@ -9,7 +9,7 @@ import type { WorkerSettings } from '../worker/client.js';
 import { parseDamage, toFeatureCollection } from '../geojson.js';
 import type { DamageFeature, FeatureCollection } from '../geojson.js';
 import { useEditHistory } from '../hooks/useEditHistory.js';
-import { FeatureProperties, featurePropertiesKey, LayerEditor } from './LayerEditor.js';
+import { FeatureProperties, LayerEditor } from './LayerEditor.js';
 import { Viewer } from './Viewer.js';
 import { VectorOverlay } from './VectorOverlay.js';
 import { VectorCanvas } from './VectorCanvas.js';
@@ -335,7 +335,6 @@ export function Workspace({
         <MetadataPanel status={status} />
         {editing && chosen && (
           <FeatureProperties
-            key={featurePropertiesKey(chosen)}
             feature={chosen}
             onChange={(f) =>
               edit(
