@@ -37,6 +37,9 @@ test('10,000 lines are drawn on one canvas, on their pixels; a click chooses the
   await t.page.locator('[data-testid="vector-canvas"][data-features="10000"]').waitFor();
   assert.equal(await t.page.locator('[data-testid="vector-feature"]').count(), 0, 'no SVG element a feature');
   assert.equal(await canvas.getAttribute('data-drawn'), '10000', 'all on screen at the home view');
+  // The list shows a page of them.
+  assert.equal(await t.page.getByTestId('list-page').textContent(), '1–200 of 10000');
+  assert.equal(await t.page.locator('[data-testid="damage-list"] li').count(), 200);
 
   // Zoomed in 4× on the centre, the cell (row 50, column 50) is large: its line is drawn across its
   // middle, and the cell's ends are left as the image.
@@ -51,9 +54,10 @@ test('10,000 lines are drawn on one canvas, on their pixels; a click chooses the
   assert.ok(!near(pixel(shot.png, beside.x, beside.y), DAMAGE, 60), `beside it: ${pixel(shot.png, beside.x, beside.y)}`);
   assert.ok(Number(await canvas.getAttribute('data-drawn')) < 10000, 'features off screen are skipped');
 
-  // A click on that line chooses feature 50 × 100 + 50.
+  // A click on that line chooses feature 50 × 100 + 50, and the list turns to its page.
   await t.page.mouse.click(box.x + onLine.x, box.y + onLine.y);
   await t.page.locator('[data-testid="damage-list"] li button.selected[data-index="5050"]').waitFor();
+  assert.equal(await t.page.getByTestId('list-page').textContent(), '5001–5200 of 10000');
 });
 
 test('Export view: a PNG of the view with the tiles, the damage layer and a scale bar', async () => {

@@ -3,6 +3,7 @@
  * The vector features as a list; choosing one zooms the viewer to it. Counts per class (each a
  * filter), a minimum confidence and a sort decide what is listed (and drawn); J and K step through.
  */
+import { useState } from 'react';
 import type { DamageFeature } from '../geojson.js';
 import { ALL_DAMAGE, classCounts } from '../damageList.js';
 import type { DamageFilter, DamageSort } from '../damageList.js';
@@ -112,6 +113,9 @@ function FilterControls({ all, filter, onChange }: { all: DamageFeature[]; filte
   );
 }
 
+/** Features listed at once: a page of the list (the rest a page away), so a layer of thousands stays quick. */
+export const LIST_PAGE = 200;
+
 export function DamageList({
   features,
   all = features,
@@ -123,6 +127,17 @@ export function DamageList({
   loading,
   scale = null,
 }: DamageListProps) {
+  // The page holding the chosen feature, whenever the choice changes; otherwise the reader's.
+  const at = features.findIndex((f) => f.index === selected);
+  const [page, setPage] = useState(0);
+  const [followed, setFollowed] = useState<number | null>(null);
+  if (selected !== followed) {
+    setFollowed(selected);
+    if (at >= 0) setPage(Math.floor(at / LIST_PAGE));
+  }
+  const pages = Math.max(1, Math.ceil(features.length / LIST_PAGE));
+  const first = Math.min(page, pages - 1) * LIST_PAGE;
+  const shown = features.slice(first, first + LIST_PAGE);
   return (
     <section className="panel" data-testid="damage-list">
       <h2>
@@ -144,8 +159,21 @@ export function DamageList({
         </p>
       )}
       {all.length > 0 && features.length === 0 && <p className="muted">No feature passes the filter.</p>}
+      {pages > 1 && (
+        <nav className="list-pages" aria-label="Pages of the list">
+          <button type="button" disabled={page === 0} onClick={() => setPage(page - 1)}>
+            Previous
+          </button>
+          <span data-testid="list-page">
+            {first + 1}–{first + shown.length} of {features.length}
+          </span>
+          <button type="button" disabled={page >= pages - 1} onClick={() => setPage(page + 1)}>
+            Next
+          </button>
+        </nav>
+      )}
       <ul>
-        {features.map((f) => (
+        {shown.map((f) => (
           <li key={f.index}>
             <button
               type="button"
