@@ -2,13 +2,14 @@
  * The page: `?src=` and `?vectorSrc=` URLs, or a picked / dropped file, shown in the Workspace;
  * `?store=` names the tile-store to reuse and save pyramids (`?store=/` is this site; `?storeBatchBytes=`
  * sizes its upload requests; `#token=` is its bearer token), `?pyramid=` a known pyramid id, `?scale=`
- * the real size of a pixel (`0.2mm`), `?vectorRenderer=svg|canvas` how the damage layer is drawn; `#view=` the view
+ * the real size of a pixel (`0.2mm`), `?vectorRenderer=svg|canvas` how the damage layer is drawn, `?compareSrc=`,
+ * `?compareVectorSrc=` and `?alignment=` a second inspection beside the first; `#view=` the view
  * to open at (kept up to date as the view changes).
  */
 import { useCallback, useEffect, useState } from 'react';
 import type { DragEvent, FormEvent } from 'react';
-import { Workspace, formatView, parseScale, parseView } from '@tessera/react';
-import type { FeatureCollection, ImageInput, Scale, WorkspaceView } from '@tessera/react';
+import { Workspace, formatAlignment, formatView, parseAlignment, parseScale, parseView } from '@tessera/react';
+import type { Alignment, FeatureCollection, ImageInput, Scale, WorkspaceView } from '@tessera/react';
 
 interface Sources {
   src: ImageInput;
@@ -20,6 +21,9 @@ interface Sources {
   scale: Scale | null;
   view: WorkspaceView | null;
   vectorRenderer: 'auto' | 'svg' | 'canvas';
+  compareSrc: string | null;
+  compareVectorSrc: string | null;
+  alignment: Alignment | null;
 }
 
 function fromLocation(): Sources {
@@ -36,7 +40,17 @@ function fromLocation(): Sources {
     scale: parseScale(q.get('scale') ?? ''),
     view: parseView(fragment.get('view')),
     vectorRenderer: (['svg', 'canvas'] as const).find((r) => r === q.get('vectorRenderer')) ?? 'auto',
+    compareSrc: q.get('compareSrc') || null,
+    compareVectorSrc: q.get('compareVectorSrc') || null,
+    alignment: parseAlignment(q.get('alignment')),
   };
+}
+
+/** Keeps the alignment of a comparison in the address, so it reopens aligned. */
+function rememberAlignment(alignment: Alignment) {
+  const q = new URLSearchParams(location.search);
+  q.set('alignment', formatAlignment(alignment));
+  history.replaceState(history.state, '', `${location.pathname}?${q}${location.hash}`);
 }
 
 /** Keeps the view in the fragment (beside the token), so the address reopens it. */
@@ -139,6 +153,10 @@ export function App() {
           onViewChange={rememberView}
           onVectorChange={(layer) => setEdits({ vectorSrc: sources.vectorSrc, layer })}
           vectorRenderer={sources.vectorRenderer}
+          compareSrc={sources.compareSrc}
+          compareVectorSrc={sources.compareVectorSrc}
+          alignment={sources.alignment}
+          onAlignmentChange={rememberAlignment}
         />
       </main>
       {dragging && <div className="drop-hint">Drop the image to tile it here</div>}

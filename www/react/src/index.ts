@@ -10,6 +10,8 @@ export type { ViewerProps, ViewerState } from './components/Viewer.js';
 export { VectorOverlay } from './components/VectorOverlay.js';
 export type { VectorOverlayProps } from './components/VectorOverlay.js';
 export { VectorCanvas } from './components/VectorCanvas.js';
+export { CompareView } from './components/CompareView.js';
+export type { CompareViewProps } from './components/CompareView.js';
 export type { VectorCanvasProps } from './components/VectorCanvas.js';
 export { exportView } from './osd/exportView.js';
 export type { ViewPicture } from './osd/exportView.js';

@@ -26,6 +26,8 @@ export { calibrate, formatArea, formatLength, measureGeometry, parseScale, pathL
 export type { Measures, Scale } from './measure.js';
 export { enhancePixel, NO_ENHANCEMENT } from './enhance.js';
 export { formatView, parseView } from './view.js';
+export { alignmentFrom, alignPoint, formatAlignment, invertAlignment, parseAlignment } from './align.js';
+export type { Alignment } from './align.js';
 export { ALL_DAMAGE, classCounts, listDamage, stepThrough } from './damageList.js';
 export type { DamageFilter, DamageSort } from './damageList.js';
 export type { WorkspaceView } from './view.js';

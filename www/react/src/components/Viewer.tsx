@@ -25,6 +25,8 @@ export interface ViewerProps {
   children?: ReactNode;
   /** Where to open each image instead of the whole image (a shared link's view); read when an image opens. */
   initialView?: ImageView | null;
+  /** Which viewer this is where there are several (`data-viewer`, e.g. `main`, `compare`). */
+  name?: string;
 }
 
 /** Two frames: the tiles that completed the view are painted, not only decoded. */
@@ -37,7 +39,7 @@ function removePreview(v: OpenSeadragon.Viewer, item: RefObject<OpenSeadragon.Ti
   pending.current = false;
 }
 
-export function Viewer({ tileSource, status, onViewer, children, initialView = null }: ViewerProps) {
+export function Viewer({ tileSource, status, onViewer, children, initialView = null, name }: ViewerProps) {
   const element = useRef<HTMLDivElement>(null);
   const [viewer, setViewer] = useState<OpenSeadragon.Viewer | null>(null);
   const [drawn, setDrawn] = useState<ImageTileSource | null>(null);
@@ -231,6 +233,7 @@ export function Viewer({ tileSource, status, onViewer, children, initialView = n
         ref={element}
         className="viewer"
         data-testid="viewer"
+        data-viewer={name}
         data-state={state}
         data-source={status.source ?? undefined}
         data-pyramid-id={status.info?.pyramidId}

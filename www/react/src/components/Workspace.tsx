@@ -6,13 +6,16 @@ import { useTilingImage } from '../hooks/useTilingImage.js';
 import type { ImageInput } from '../hooks/useTilingImage.js';
 import type { Options } from '@tessera/tiler-wasm';
 import type { WorkerSettings } from '../worker/client.js';
-import { parseDamage, toFeatureCollection } from '../geojson.js';
+import { toFeatureCollection } from '../geojson.js';
+import { loadVectors } from '../loadVectors.js';
 import type { DamageFeature, FeatureCollection } from '../geojson.js';
 import { useEditHistory } from '../hooks/useEditHistory.js';
 import { FeatureProperties, LayerEditor } from './LayerEditor.js';
 import { Viewer } from './Viewer.js';
 import { VectorOverlay } from './VectorOverlay.js';
 import { VectorCanvas } from './VectorCanvas.js';
+import { CompareView } from './CompareView.js';
+import type { Alignment } from '../align.js';
 import { exportView } from '../osd/exportView.js';
 import { MetadataPanel } from './MetadataPanel.js';
 import { DamageList } from './DamageList.js';
@@ -61,6 +64,13 @@ export interface WorkspaceProps {
   onVectorChange?: (layer: FeatureCollection) => void;
   /** How the damage layer is drawn: one SVG element a feature, one canvas, or (default) SVG up to 1,000 listed features. */
   vectorRenderer?: 'auto' | 'svg' | 'canvas';
+  /** A second inspection to compare with, beside the image: its image and damage layer. */
+  compareSrc?: ImageInput | null;
+  compareVectorSrc?: string | null;
+  /** The first image's pixels → the second's (`alignmentFrom`); none: the same relative place until Align sets one. */
+  alignment?: Alignment | null;
+  /** Called with the alignment Align sets (two pairs of corresponding points), so the app can keep it. */
+  onAlignmentChange?: (alignment: Alignment) => void;
 }
 
 /** Where the vector layer's loading stands (its features are in the edit history). */
@@ -74,33 +84,6 @@ const SVG_FEATURES_MAX = 1000;
 
 /** Narrower than this, the panels fold into a bottom sheet. */
 const NARROW_PX = 900;
-
-async function loadVectors(url: string, signal: AbortSignal): Promise<DamageFeature[]> {
-  let response: Response;
-  try {
-    response = await fetch(url, { signal, credentials: 'omit' });
-  } catch (e) {
-    if (signal.aborted) throw e;
-    const cross = new URL(url, document.baseURI).origin !== location.origin;
-    throw new Error(
-      cross
-        ? `Could not read the vector layer ${url}: its server does not allow this site (no CORS header) or cannot be reached.`
-        : `Could not reach the vector layer ${url}.`,
-    );
-  }
-  if (!response.ok) throw new Error(`Vector layer ${url}: HTTP ${response.status}${response.status === 404 ? ' Not Found' : ''}.`);
-  let json: unknown;
-  try {
-    json = await response.json();
-  } catch {
-    throw new Error(`Vector layer ${url} is not JSON.`);
-  }
-  try {
-    return parseDamage(json);
-  } catch (e) {
-    throw new Error(`Vector layer ${url}: ${(e as Error).message}.`);
-  }
-}
 
 export function Workspace({
   src,
@@ -118,6 +101,10 @@ export function Workspace({
   editable = true,
   onVectorChange,
   vectorRenderer = 'auto',
+  compareSrc = null,
+  compareVectorSrc = null,
+  alignment = null,
+  onAlignmentChange,
 }: WorkspaceProps) {
   const [tileSource, setImageSrc, status] = useTilingImage(options, { store, token, batchBytes: storeBatchBytes, workers });
   const [viewer, setViewer] = useState<OpenSeadragon.Viewer | null>(null);
@@ -260,71 +247,86 @@ export function Workspace({
   };
   return (
     <div ref={root} className={narrow ? 'workspace narrow' : 'workspace'} data-layout={narrow ? 'narrow' : 'wide'}>
-      <Viewer tileSource={tileSource} status={status} onViewer={setViewer} initialView={view}>
-        {size && !onCanvas && (
-          <VectorOverlay
-            viewer={viewer}
-            width={size.width}
-            height={size.height}
-            features={listed}
-            selected={selected}
-            onSelect={onFeatureClick}
-          />
-        )}
-        {size && onCanvas && (
-          <VectorCanvas viewer={viewer} width={size.width} features={listed} selected={selected} onSelect={onFeatureClick} />
-        )}
-        {size && (
-          <MeasureTools
-            viewer={viewer}
-            width={size.width}
-            height={size.height}
-            scale={scale}
-            onScaleChange={calibrated}
-            disabled={editing}
-            onActiveChange={setMeasuring}
-            widthTarget={chosen?.index ?? null}
-            onWidth={(px) =>
-              chosen &&
-              edit(
-                features.map((f) => (f === chosen ? { ...f, properties: { ...f.properties, width_px: Math.round(px * 100) / 100 } } : f)),
-                chosen.index,
-              )
-            }
-          />
-        )}
-        {size && editable && (
-          <LayerEditor
-            viewer={viewer}
-            width={size.width}
-            height={size.height}
-            features={features}
-            selected={selected}
-            onEdit={edit}
-            onUndo={stepHistory(history.undo)}
-            onRedo={stepHistory(history.redo)}
-            canUndo={history.canUndo}
-            canRedo={history.canRedo}
-            disabled={measuring}
-            onEditingChange={setEditing}
-            onDrawingChange={setDrawing}
-          />
-        )}
-        <div className="view-toolbar">
-          <EnhanceControls viewer={viewer} />
-          {size && viewer && (
-            <button type="button" title="Save the view, with the damage layer and a scale bar, as a PNG" onClick={saveView}>
-              Export view
-            </button>
+      <div className={compareSrc ? 'viewers compare' : 'viewers'}>
+        <Viewer tileSource={tileSource} status={status} onViewer={setViewer} initialView={view} name="main">
+          {size && !onCanvas && (
+            <VectorOverlay
+              viewer={viewer}
+              width={size.width}
+              height={size.height}
+              features={listed}
+              selected={selected}
+              onSelect={onFeatureClick}
+            />
           )}
-          {exportError && (
-            <span className="error" role="alert">
-              {exportError}
-            </span>
+          {size && onCanvas && (
+            <VectorCanvas viewer={viewer} width={size.width} features={listed} selected={selected} onSelect={onFeatureClick} />
           )}
-        </div>
-        {size && <ScaleBar viewer={viewer} width={size.width} scale={scale} />}
-      </Viewer>
+          {size && (
+            <MeasureTools
+              viewer={viewer}
+              width={size.width}
+              height={size.height}
+              scale={scale}
+              onScaleChange={calibrated}
+              disabled={editing}
+              onActiveChange={setMeasuring}
+              widthTarget={chosen?.index ?? null}
+              onWidth={(px) =>
+                chosen &&
+                edit(
+                  features.map((f) => (f === chosen ? { ...f, properties: { ...f.properties, width_px: Math.round(px * 100) / 100 } } : f)),
+                  chosen.index,
+                )
+              }
+            />
+          )}
+          {size && editable && (
+            <LayerEditor
+              viewer={viewer}
+              width={size.width}
+              height={size.height}
+              features={features}
+              selected={selected}
+              onEdit={edit}
+              onUndo={stepHistory(history.undo)}
+              onRedo={stepHistory(history.redo)}
+              canUndo={history.canUndo}
+              canRedo={history.canRedo}
+              disabled={measuring}
+              onEditingChange={setEditing}
+              onDrawingChange={setDrawing}
+            />
+          )}
+          <div className="view-toolbar">
+            <EnhanceControls viewer={viewer} />
+            {size && viewer && (
+              <button type="button" title="Save the view, with the damage layer and a scale bar, as a PNG" onClick={saveView}>
+                Export view
+              </button>
+            )}
+            {exportError && (
+              <span className="error" role="alert">
+                {exportError}
+              </span>
+            )}
+          </div>
+          {size && <ScaleBar viewer={viewer} width={size.width} scale={scale} />}
+        </Viewer>
+        {compareSrc && size && (
+          <CompareView
+            viewer={viewer}
+            width={size.width}
+            height={size.height}
+            src={compareSrc}
+            vectorSrc={compareVectorSrc}
+            options={options}
+            settings={{ store, token, batchBytes: storeBatchBytes, workers }}
+            alignment={alignment}
+            onAlignmentChange={onAlignmentChange}
+          />
+        )}
+      </div>
       <aside className={sheetOpen ? 'sidebar open' : 'sidebar'} data-testid="sidebar">
         {narrow && (
           <button type="button" className="sheet-toggle" aria-expanded={sheetOpen} onClick={() => setSheetOpen((o) => !o)}>
