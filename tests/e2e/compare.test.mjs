@@ -1,5 +1,5 @@
-// Comparing two inspections: image B is image A at 0.8× shifted by (100, 60), with the same damage
-// layer moved alike. The alignment maths on fixed vectors; then in Chromium, aligned (from the
+// Comparing two inspections: image B is image A at 0.8× shifted by (100, 60) and its colours inverted
+// (so a screen pixel tells which image it comes from), with the same damage layer moved alike. The alignment maths on fixed vectors; then in Chromium, aligned (from the
 // address, or by clicking two pairs of points), both viewers keep the same features at the same screen
 // places within 2 px while one is zoomed or dragged.
 import { after, before, test } from 'node:test';
@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { damageLayer, makeImages, QUAD } from './images.mjs';
-import { setup } from './harness.mjs';
+import { damageLayer, makeImages, QUAD, QUADRANTS } from './images.mjs';
+import { near, pixel, setup, toScreen } from './harness.mjs';
 import { alignmentFrom, alignPoint, formatAlignment, invertAlignment, parseAlignment } from '../../www/react/dist/align.js';
 
 const SHIFT = { scale: 0.8, rotation: 0, tx: 100, ty: 60 };
@@ -20,14 +20,18 @@ test('alignments from two pairs of points, on fixed vectors', () => {
   close(alignmentFrom([0, 0], [10, 0], [100, 60], [108, 60]), SHIFT, 'scale and shift');
   // A quarter turn: (1, 0) → (0, 1) in image coordinates (y down), doubled, then shifted.
   close(alignmentFrom([0, 0], [1, 0], [5, 5], [5, 7]), { scale: 2, rotation: Math.PI / 2, tx: 5, ty: 5 }, 'turn');
-  assert.deepEqual(alignPoint({ scale: 2, rotation: Math.PI / 2, tx: 5, ty: 5 }, [1, 0]).map((x) => Math.round(x * 1e9) / 1e9), [5, 7]);
+  assert.deepEqual(
+    alignPoint({ scale: 2, rotation: Math.PI / 2, tx: 5, ty: 5 }, [1, 0]).map((x) => Math.round(x * 1e9) / 1e9),
+    [5, 7],
+  );
   const back = invertAlignment({ scale: 2, rotation: 0.3, tx: 5, ty: -7 });
   const round = alignPoint(back, alignPoint({ scale: 2, rotation: 0.3, tx: 5, ty: -7 }, [123, 45]));
   assert.ok(Math.hypot(round[0] - 123, round[1] - 45) < 1e-9, `inverse: ${round}`);
   assert.throws(() => alignmentFrom([1, 1], [1.5, 1], [0, 0], [9, 9]), /a pixel apart/);
   assert.equal(formatAlignment(SHIFT), '0.8,0,100,60');
   assert.deepEqual(parseAlignment('0.8,0,100,60'), SHIFT);
-  for (const bad of [null, '', '0,0,1,1', '-1,0,0,0', '1,2,3', '1,2,3,x', 'NaN,0,0,0']) assert.equal(parseAlignment(bad), null, String(bad));
+  for (const bad of [null, '', '0,0,1,1', '-1,0,0,0', '1,2,3', '1,2,3,x', 'NaN,0,0,0'])
+    assert.equal(parseAlignment(bad), null, String(bad));
 });
 
 let t;
@@ -36,9 +40,10 @@ before(async () => {
     const files = makeImages(dir);
     const a = join(dir, files.quadrants);
     execFileSync('vips', ['resize', a, join(dir, 'small.v'), '0.8']);
-    execFileSync('vips', ['embed', join(dir, 'small.v'), `${join(dir, 'later.jpg')}[Q=95,strip]`, '100', '60', '1800', '1300']);
+    execFileSync('vips', ['embed', join(dir, 'small.v'), join(dir, 'shifted.v'), '100', '60', '1800', '1300']);
+    execFileSync('vips', ['invert', join(dir, 'shifted.v'), `${join(dir, 'later.jpg')}[Q=95,strip]`]);
     const layer = damageLayer();
-    const moved = JSON.parse(JSON.stringify(layer), (key, value) =>
+    const moved = JSON.parse(JSON.stringify(layer), (_key, value) =>
       Array.isArray(value) && value.length === 2 && value.every((v) => typeof v === 'number') ? alignPoint(SHIFT, value) : value,
     );
     writeFileSync(join(dir, 'damage.json'), JSON.stringify(layer));
@@ -55,7 +60,10 @@ async function settled() {
   await t.page.waitForFunction(
     () =>
       [...document.querySelectorAll('[data-testid="viewer"]')].every(
-        (v) => v.getAttribute('data-state') === 'ready' && v.getAttribute('data-animating') === 'false' && v.getAttribute('data-fully-loaded') === 'true',
+        (v) =>
+          v.getAttribute('data-state') === 'ready' &&
+          v.getAttribute('data-animating') === 'false' &&
+          v.getAttribute('data-fully-loaded') === 'true',
       ) && document.querySelectorAll('[data-testid="viewer"]').length === 2,
     null,
     { timeout: 120_000, polling: 100 },
@@ -83,7 +91,9 @@ const boxIn = (name, index) =>
     ([n, i]) => {
       const v = document.querySelector(`[data-testid="viewer"][data-viewer="${n}"]`);
       const r = v.getBoundingClientRect();
-      const b = v.querySelector(`[data-testid="vector-feature"][data-index="${i}"] path, [data-testid="vector-feature"][data-index="${i}"] circle`).getBoundingClientRect();
+      const b = v
+        .querySelector(`[data-testid="vector-feature"][data-index="${i}"] path, [data-testid="vector-feature"][data-index="${i}"] circle`)
+        .getBoundingClientRect();
       return { x: b.x - r.x, y: b.y - r.y, width: b.width, height: b.height };
     },
     [name, index],
@@ -153,4 +163,29 @@ test('Align: two pairs of clicked points set the alignment, and the viewers foll
   await assertSameScreenPlaces('after Align');
   await zoomInMain();
   await assertSameScreenPlaces('after Align, zoomed in');
+});
+
+test('Curtain: the second inspection over the first, right of a divider the arrow keys move', async () => {
+  await open({ alignment: '0.8,0,100,60' });
+  await moved('compare', () => t.page.getByTestId('compare').getByRole('button', { name: 'Curtain' }).click());
+  const frame = await viewer('main').boundingBox();
+  assert.deepEqual(await viewer('compare').boundingBox(), frame, 'laid over the first');
+  await assertSameScreenPlaces('under the curtain');
+  const inverted = (rgb) => rgb.map((v) => 255 - v);
+  const shot = async () => {
+    await t.page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+    return (await import('pngjs')).PNG.sync.read(await t.page.screenshot({ clip: frame }));
+  };
+  // The divider at the middle: the top-left quadrant is the first image's, the top-right the second's.
+  const left = toScreen(frame, QUAD, 1, 500, 375);
+  const right = toScreen(frame, QUAD, 1, 1500, 375);
+  let png = await shot();
+  assert.ok(near(pixel(png, left.x, left.y), QUADRANTS.topLeft, 30), `left of the divider: ${pixel(png, left.x, left.y)}`);
+  assert.ok(near(pixel(png, right.x, right.y), inverted(QUADRANTS.topRight), 30), `right of it: ${pixel(png, right.x, right.y)}`);
+  // Moved right to 90% with the keyboard, the top-right quadrant is the first image's too.
+  await t.page.getByTestId('curtain-divider').focus();
+  for (let i = 0; i < 8; i++) await t.page.keyboard.press('ArrowRight');
+  assert.equal(await t.page.getByTestId('curtain-divider').getAttribute('aria-valuenow'), '90');
+  png = await shot();
+  assert.ok(near(pixel(png, right.x, right.y), QUADRANTS.topRight, 30), `after the move: ${pixel(png, right.x, right.y)}`);
 });

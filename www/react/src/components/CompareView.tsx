@@ -4,8 +4,11 @@
  * kept on the same point as the main viewer through an alignment (a similarity from image A's pixels
  * to image B's). **Align** sets the alignment from two pairs of corresponding points, clicked in
  * turn in the first image and in the second; until then both show the same relative place.
+ * **Curtain** lays the second viewer over the first, cut at a divider that can be dragged (or moved
+ * with the arrow keys): left of it the first inspection, right of it the second, on the same points.
  */
-import { useEffect, useMemo, useState } from 'react';
+import { useEffect, useMemo, useRef, useState } from 'react';
+import type { CSSProperties, KeyboardEvent as ReactKeyboardEvent, PointerEvent as ReactPointerEvent } from 'react';
 import type OpenSeadragon from 'openseadragon';
 import type { Options } from '@tessera/tiler-wasm';
 import type { Alignment } from '../align.js';
@@ -68,6 +71,10 @@ export function CompareView({
   /** The points clicked so far while aligning (A, B, A, B), or null when not aligning. */
   const [picked, setPicked] = useState<Position[] | null>(null);
   const [alignError, setAlignError] = useState<string | null>(null);
+  const [curtain, setCurtain] = useState(false);
+  /** Where the divider is, in percent of the width from the left. */
+  const [cut, setCut] = useState(50);
+  const divider = useRef<HTMLDivElement>(null);
   const info = status.info;
 
   useEffect(() => setImageSrc(src), [src, setImageSrc]);
@@ -114,36 +121,83 @@ export function CompareView({
   });
   useViewerKeys(other, { escape: picked ? () => setPicked(null) : undefined });
 
+  const dragDivider = (e: ReactPointerEvent<HTMLDivElement>) => {
+    if (e.type === 'pointerdown') e.currentTarget.setPointerCapture(e.pointerId);
+    else if (!e.currentTarget.hasPointerCapture(e.pointerId)) return;
+    const box = e.currentTarget.parentElement?.getBoundingClientRect();
+    if (box && box.width > 0) setCut(Math.min(100, Math.max(0, ((e.clientX - box.left) / box.width) * 100)));
+  };
+  const nudgeDivider = (e: ReactKeyboardEvent) => {
+    const by = { ArrowLeft: -5, ArrowRight: 5, Home: -100, End: 100 }[e.key];
+    if (by === undefined) return;
+    e.preventDefault();
+    setCut((c) => Math.min(100, Math.max(0, c + by)));
+  };
+
   return (
-    <Viewer tileSource={tileSource} status={status} onViewer={setOther} name="compare">
-      {info && <VectorOverlay viewer={other} width={info.width} height={info.height} features={features} selected={null} />}
-      <div
-        className="compare-toolbar"
-        data-testid="compare"
-        data-alignment={effective ? formatAlignment(effective) : undefined}
-        data-aligned={String(set !== null)}
-        data-step={picked ? step : undefined}
+    <>
+      {curtain && (
+        <div
+          ref={divider}
+          className="curtain-divider"
+          data-testid="curtain-divider"
+          role="slider"
+          tabIndex={0}
+          aria-label="Curtain: where the second inspection begins"
+          aria-valuemin={0}
+          aria-valuemax={100}
+          aria-valuenow={Math.round(cut)}
+          style={{ left: `${cut}%` }}
+          onPointerDown={dragDivider}
+          onPointerMove={dragDivider}
+          onKeyDown={nudgeDivider}
+        />
+      )}
+      <Viewer
+        tileSource={tileSource}
+        status={status}
+        onViewer={setOther}
+        name="compare"
+        className={curtain ? 'curtain' : undefined}
+        style={curtain ? ({ '--curtain': `${cut}%` } as CSSProperties) : undefined}
       >
-        <button
-          type="button"
-          aria-pressed={!!picked}
-          title="Click two pairs of corresponding points (Escape stops)"
-          onClick={() => setPicked(picked ? null : [])}
+        {info && <VectorOverlay viewer={other} width={info.width} height={info.height} features={features} selected={null} />}
+        <div
+          className="compare-toolbar"
+          data-testid="compare"
+          data-alignment={effective ? formatAlignment(effective) : undefined}
+          data-aligned={String(set !== null)}
+          data-step={picked ? step : undefined}
         >
-          Align
-        </button>
-        {picked && <span role="status">Click {STEPS[step]}</span>}
-        {!picked && set && (
-          <span>
-            Aligned: ×{set.scale.toFixed(3)}, {((set.rotation * 180) / Math.PI).toFixed(1)}°
-          </span>
-        )}
-        {(alignError ?? layerError) && (
-          <span className="error" role="alert">
-            {alignError ?? layerError}
-          </span>
-        )}
-      </div>
-    </Viewer>
+          <button
+            type="button"
+            aria-pressed={!!picked}
+            title="Click two pairs of corresponding points (Escape stops)"
+            onClick={() => setPicked(picked ? null : [])}
+          >
+            Align
+          </button>
+          <button
+            type="button"
+            aria-pressed={curtain}
+            title="Lay the second inspection over the first, cut at a divider"
+            onClick={() => setCurtain((c) => !c)}
+          >
+            Curtain
+          </button>
+          {picked && <span role="status">Click {STEPS[step]}</span>}
+          {!picked && set && (
+            <span>
+              Aligned: ×{set.scale.toFixed(3)}, {((set.rotation * 180) / Math.PI).toFixed(1)}°
+            </span>
+          )}
+          {(alignError ?? layerError) && (
+            <span className="error" role="alert">
+              {alignError ?? layerError}
+            </span>
+          )}
+        </div>
+      </Viewer>
+    </>
   );
 }

@@ -4,7 +4,7 @@
  * changes. Its element carries the state contract the end-to-end tests read.
  */
 import { useEffect, useLayoutEffect, useRef, useState } from 'react';
-import type { ReactNode, RefObject } from 'react';
+import type { CSSProperties, ReactNode, RefObject } from 'react';
 import type OpenSeadragon from 'openseadragon';
 import { loadOpenSeadragon } from '../osd/load.js';
 import { IMAGE_PLACEMENT, showView } from '../osd/imageSpace.js';
@@ -27,6 +27,9 @@ export interface ViewerProps {
   initialView?: ImageView | null;
   /** Which viewer this is where there are several (`data-viewer`, e.g. `main`, `compare`). */
   name?: string;
+  /** More classes and styles for the frame around the viewer (e.g. a comparison's curtain). */
+  className?: string;
+  style?: CSSProperties;
 }
 
 /** Two frames: the tiles that completed the view are painted, not only decoded. */
@@ -39,7 +42,7 @@ function removePreview(v: OpenSeadragon.Viewer, item: RefObject<OpenSeadragon.Ti
   pending.current = false;
 }
 
-export function Viewer({ tileSource, status, onViewer, children, initialView = null, name }: ViewerProps) {
+export function Viewer({ tileSource, status, onViewer, children, initialView = null, name, className, style }: ViewerProps) {
   const element = useRef<HTMLDivElement>(null);
   const [viewer, setViewer] = useState<OpenSeadragon.Viewer | null>(null);
   const [drawn, setDrawn] = useState<ImageTileSource | null>(null);
@@ -228,7 +231,7 @@ export function Viewer({ tileSource, status, onViewer, children, initialView = n
   const since = (at: number | null) => (at !== null && status.startedAt !== null ? Math.round(at - status.startedAt) : undefined);
 
   return (
-    <div className="viewer-frame">
+    <div className={className ? `viewer-frame ${className}` : 'viewer-frame'} style={style}>
       <div
         ref={element}
         className="viewer"
