@@ -7,8 +7,9 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { damageLayer, makeImages, QUAD, QUADRANTS } from './images.mjs';
-import { near, pixel, setup, toScreen } from './harness.mjs';
+import { damageLayer, QUAD, QUADRANTS } from './images.mjs';
+import { near, pixel, toScreen } from './harness.mjs';
+import { setupWorkspace } from './workspace.mjs';
 import { alignmentFrom, alignPoint, formatAlignment, invertAlignment, parseAlignment } from '../../www/react/dist/align.js';
 
 const SHIFT = { scale: 0.8, rotation: 0, tx: 100, ty: 60 };
@@ -36,9 +37,8 @@ test('alignments from two pairs of points, on fixed vectors', () => {
 
 let t;
 before(async () => {
-  t = await setup('compare', (dir) => {
-    const files = makeImages(dir);
-    const a = join(dir, files.quadrants);
+  t = await setupWorkspace('compare', (dir) => {
+    const a = join(dir, 'quadrants.jpg');
     execFileSync('vips', ['resize', a, join(dir, 'small.v'), '0.8']);
     execFileSync('vips', ['embed', join(dir, 'small.v'), join(dir, 'shifted.v'), '100', '60', '1800', '1300']);
     execFileSync('vips', ['invert', join(dir, 'shifted.v'), `${join(dir, 'later.jpg')}[Q=95,strip]`]);
@@ -46,9 +46,8 @@ before(async () => {
     const moved = JSON.parse(JSON.stringify(layer), (_key, value) =>
       Array.isArray(value) && value.length === 2 && value.every((v) => typeof v === 'number') ? alignPoint(SHIFT, value) : value,
     );
-    writeFileSync(join(dir, 'damage.json'), JSON.stringify(layer));
     writeFileSync(join(dir, 'later.json'), JSON.stringify(moved));
-    return { ...files, damage: 'damage.json', later: 'later.jpg', laterDamage: 'later.json' };
+    return { later: 'later.jpg', laterDamage: 'later.json' };
   });
 });
 after(async () => t?.close());

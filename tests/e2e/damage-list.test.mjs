@@ -2,10 +2,9 @@
 // then in Chromium what is listed and drawn, and where J and K go.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { damageLayer, makeImages } from './images.mjs';
-import { moveView, setup, waitForSettled, waitForState } from './harness.mjs';
+import { damageLayer } from './images.mjs';
+import { moveView } from './harness.mjs';
+import { openQuadrants, setupWorkspace } from './workspace.mjs';
 import { parseDamage } from '../../www/react/dist/geojson.js';
 import { ALL_DAMAGE, classCounts, listDamage, stepThrough } from '../../www/react/dist/damageList.js';
 
@@ -45,20 +44,12 @@ test('counts, filters, sorts and steps on fixed vectors', () => {
 
 let t;
 before(async () => {
-  t = await setup('damage-list', (dir) => {
-    const files = makeImages(dir);
-    writeFileSync(join(dir, 'damage.json'), JSON.stringify(damageLayer()));
-    return { ...files, damage: 'damage.json' };
-  });
+  t = await setupWorkspace('damage-list');
 });
 after(async () => t?.close());
 
 test('the list and the layer follow the filter; J and K step through the list', async () => {
-  await t.open({ src: `/e2e/${t.files.quadrants}`, vectorSrc: `/e2e/${t.files.damage}` });
-  const attrs = await waitForState(t.page, ['ready', 'error']);
-  assert.equal(attrs['data-state'], 'ready', attrs['data-error']);
-  await t.page.locator('[data-testid="vector-feature"]').first().waitFor();
-  await waitForSettled(t.page);
+  await openQuadrants(t);
   const list = t.page.getByTestId('damage-list');
   const listed = () => list.locator('li button').evaluateAll((bs) => bs.map((b) => Number(b.dataset.index)));
   const drawn = () => t.page.locator('[data-testid="vector-feature"]').evaluateAll((gs) => gs.map((g) => Number(g.dataset.index)));

@@ -3,10 +3,10 @@
 // and the downloaded GeoJSON has exactly what was done. The geometry rules on fixed vectors first.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { damageLayer, makeImages, QUAD } from './images.mjs';
-import { moveView, setup, toScreen, waitForSettled, waitForState } from './harness.mjs';
+import { readFileSync } from 'node:fs';
+import { damageLayer, QUAD } from './images.mjs';
+import { moveView, toScreen } from './harness.mjs';
+import { openQuadrants, setupWorkspace } from './workspace.mjs';
 import { moveVertex, newGeometry, vertices } from '../../www/react/dist/editGeometry.js';
 import { parseDamage } from '../../www/react/dist/geojson.js';
 
@@ -127,11 +127,7 @@ test('new geometries, vertices and moved vertices on fixed vectors', () => {
 
 let t;
 before(async () => {
-  t = await setup('edit', (dir) => {
-    const files = makeImages(dir);
-    writeFileSync(join(dir, 'damage.json'), JSON.stringify(damageLayer()));
-    return { ...files, damage: 'damage.json' };
-  });
+  t = await setupWorkspace('edit');
 });
 after(async () => t?.close());
 
@@ -139,12 +135,7 @@ const near = (got, want, tolerance, what) =>
   assert.ok(Math.hypot(got[0] - want[0], got[1] - want[1]) <= tolerance, `${what}: got ${got}, want ${want} ± ${tolerance}`);
 
 test('draw, label, move a vertex, delete, undo and redo; the download has it all', async () => {
-  await t.open({ src: `/e2e/${t.files.quadrants}`, vectorSrc: `/e2e/${t.files.damage}` });
-  const attrs = await waitForState(t.page, ['ready', 'error']);
-  assert.equal(attrs['data-state'], 'ready', attrs['data-error']);
-  await t.page.locator('[data-testid="vector-feature"]').first().waitFor();
-  await waitForSettled(t.page);
-  const box = await t.page.getByTestId('viewer').boundingBox();
+  const box = await openQuadrants(t);
   const toolbar = t.page.getByRole('toolbar', { name: 'Edit the damage layer' });
   const status = t.page.getByTestId('layer-status');
   const list = t.page.getByTestId('damage-list');

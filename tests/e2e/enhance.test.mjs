@@ -2,10 +2,9 @@
 // image's pixels as specified (and not the damage layer's), holds when zoomed, and X resets it.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { damageLayer, makeImages, QUAD } from './images.mjs';
-import { moveView, near, pixel, setup, toScreen, waitForSettled, waitForState } from './harness.mjs';
+import { QUAD } from './images.mjs';
+import { moveView, near, pixel, toScreen } from './harness.mjs';
+import { openQuadrants, setupWorkspace } from './workspace.mjs';
 import { enhancePixel, NO_ENHANCEMENT } from '../../www/react/dist/enhance.js';
 
 test('the enhancement of one pixel, on fixed vectors', () => {
@@ -24,11 +23,7 @@ const DAMAGE = [255, 45, 85];
 
 let t;
 before(async () => {
-  t = await setup('enhance', (dir) => {
-    const files = makeImages(dir);
-    writeFileSync(join(dir, 'damage.json'), JSON.stringify(damageLayer()));
-    return { ...files, damage: 'damage.json' };
-  });
+  t = await setupWorkspace('enhance');
 });
 after(async () => t?.close());
 
@@ -36,12 +31,7 @@ after(async () => t?.close());
 const painted = () => t.page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
 
 test('brightness, contrast, gamma, greyscale and invert change the drawn pixels as specified; X resets', async () => {
-  await t.open({ src: `/e2e/${t.files.quadrants}`, vectorSrc: `/e2e/${t.files.damage}` });
-  const attrs = await waitForState(t.page, ['ready', 'error']);
-  assert.equal(attrs['data-state'], 'ready', attrs['data-error']);
-  await t.page.locator('[data-testid="vector-feature"]').first().waitFor();
-  await waitForSettled(t.page);
-  const box = await t.page.getByTestId('viewer').boundingBox();
+  const box = await openQuadrants(t);
 
   // One point in each of three quadrants, away from the damage layer; one on the spalling line.
   const points = [toScreen(box, QUAD, 1, 150, 1400), toScreen(box, QUAD, 1, 1100, 100), toScreen(box, QUAD, 1, 1900, 1400)];

@@ -6,19 +6,18 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
-import { damageLayer, gridLayer, makeImages, QUAD } from './images.mjs';
-import { moveView, near, pixel, setup, toScreen, waitForSettled, waitForState } from './harness.mjs';
+import { gridLayer, QUAD } from './images.mjs';
+import { moveView, near, pixel, toScreen, waitForSettled, waitForState } from './harness.mjs';
+import { setupWorkspace } from './workspace.mjs';
 
 const DAMAGE = [255, 45, 85];
 const [ROWS, COLS] = [100, 100];
 
 let t;
 before(async () => {
-  t = await setup('layers', (dir) => {
-    const files = makeImages(dir);
-    writeFileSync(join(dir, 'damage.json'), JSON.stringify(damageLayer()));
+  t = await setupWorkspace('layers', (dir) => {
     writeFileSync(join(dir, 'grid.json'), JSON.stringify(gridLayer(ROWS, COLS, QUAD.width, QUAD.height)));
-    return { ...files, damage: 'damage.json', grid: 'grid.json' };
+    return { grid: 'grid.json' };
   });
 });
 after(async () => t?.close());

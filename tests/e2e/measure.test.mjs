@@ -3,10 +3,9 @@
 // and the damage list gives the chosen feature's length and area.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { damageLayer, makeImages, QUAD } from './images.mjs';
-import { assertBoxNear, moveView, setup, toScreen, toScreenBox, waitForSettled, waitForState } from './harness.mjs';
+import { QUAD } from './images.mjs';
+import { assertBoxNear, moveView, toScreen, toScreenBox, waitForSettled, waitForState } from './harness.mjs';
+import { setupWorkspace } from './workspace.mjs';
 import { calibrate, measureGeometry, parseScale, pathLength, ringArea, roundLengthAtMost } from '../../www/react/dist/measure.js';
 
 const close = (got, want, fraction, what) =>
@@ -106,11 +105,7 @@ test('lengths, areas, calibration and round bar lengths on fixed vectors', () =>
 
 let t;
 before(async () => {
-  t = await setup('measure', (dir) => {
-    const files = makeImages(dir);
-    writeFileSync(join(dir, 'damage.json'), JSON.stringify(damageLayer()));
-    return { ...files, damage: 'damage.json' };
-  });
+  t = await setupWorkspace('measure');
 });
 after(async () => t?.close());
 

@@ -3,11 +3,10 @@
 // pan move the image.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { damageLayer, makeImages } from './images.mjs';
-import { ARTIFACTS, CHROMIUM_ARGS, moveView, screenBoxOfFeature, setup, waitForSettled, waitForState } from './harness.mjs';
+import { ARTIFACTS, CHROMIUM_ARGS, moveView, screenBoxOfFeature, waitForSettled, waitForState } from './harness.mjs';
+import { setupWorkspace } from './workspace.mjs';
 
 const TABLET = { width: 768, height: 1024 };
 
@@ -15,11 +14,7 @@ let t;
 let browser;
 let page;
 before(async () => {
-  t = await setup('tablet', (dir) => {
-    const files = makeImages(dir);
-    writeFileSync(join(dir, 'damage.json'), JSON.stringify(damageLayer()));
-    return { ...files, damage: 'damage.json' };
-  });
+  t = await setupWorkspace('tablet');
   browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: CHROMIUM_ARGS, headless: true });
   const context = await browser.newContext({ viewport: TABLET, hasTouch: true, isMobile: true, deviceScaleFactor: 1 });
   page = await context.newPage();

@@ -3,10 +3,8 @@
 // same feature chosen.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { damageLayer, makeImages } from './images.mjs';
-import { assertBoxNear, moveView, screenBoxOfFeature, setup, waitForSettled, waitForState } from './harness.mjs';
+import { assertBoxNear, moveView, screenBoxOfFeature, waitForSettled, waitForState } from './harness.mjs';
+import { openQuadrants, setupWorkspace } from './workspace.mjs';
 import { formatView, parseView } from '../../www/react/dist/view.js';
 
 test('views as text, on fixed vectors', () => {
@@ -34,20 +32,12 @@ test('views as text, on fixed vectors', () => {
 
 let t;
 before(async () => {
-  t = await setup('view', (dir) => {
-    const files = makeImages(dir);
-    writeFileSync(join(dir, 'damage.json'), JSON.stringify(damageLayer()));
-    return { ...files, damage: 'damage.json' };
-  });
+  t = await setupWorkspace('view');
 });
 after(async () => t?.close());
 
 test('the address reopens the same view with the same feature chosen', async () => {
-  await t.open({ src: `/e2e/${t.files.quadrants}`, vectorSrc: `/e2e/${t.files.damage}` });
-  const attrs = await waitForState(t.page, ['ready', 'error']);
-  assert.equal(attrs['data-state'], 'ready', attrs['data-error']);
-  await t.page.locator('[data-testid="vector-feature"]').first().waitFor();
-  await waitForSettled(t.page);
+  await openQuadrants(t);
 
   // Choose the line: the view zooms to it, and the address follows.
   const list = t.page.getByTestId('damage-list').locator('li button');

@@ -17,6 +17,7 @@ import { openSeadragon } from '../osd/load.js';
 import { usePointCollector } from '../osd/usePointCollector.js';
 import { useImageOverlay } from '../osd/useImageOverlay.js';
 import { useViewerKeys } from '../osd/useViewerKeys.js';
+import { saveFile } from '../saveFile.js';
 
 export interface LayerEditorProps {
   viewer: OpenSeadragon.Viewer | null;
@@ -53,13 +54,7 @@ const MAX_POINTS = 10_000;
 
 /** Saves `features` as `damage.geojson`. */
 function download(features: DamageFeature[]) {
-  const blob = new Blob([JSON.stringify(toFeatureCollection(features), null, 1)], { type: 'application/geo+json' });
-  const url = URL.createObjectURL(blob);
-  const a = document.createElement('a');
-  a.href = url;
-  a.download = 'damage.geojson';
-  a.click();
-  setTimeout(() => URL.revokeObjectURL(url), 0);
+  saveFile(new Blob([JSON.stringify(toFeatureCollection(features), null, 1)], { type: 'application/geo+json' }), 'damage.geojson');
 }
 
 const pathData = (points: readonly Position[], close: boolean) =>

@@ -17,6 +17,7 @@ import { VectorCanvas } from './VectorCanvas.js';
 import { CompareView } from './CompareView.js';
 import type { Alignment } from '../align.js';
 import { exportView } from '../osd/exportView.js';
+import { saveFile } from '../saveFile.js';
 import { MetadataPanel } from './MetadataPanel.js';
 import { DamageList } from './DamageList.js';
 import { StorePanel } from './StorePanel.js';
@@ -233,13 +234,7 @@ export function Workspace({
   const saveView = async () => {
     if (!viewer || !size || !root.current) return;
     try {
-      const blob = await exportView(viewer, { width: size.width, features: listed, selected, scale, styleFrom: root.current });
-      const url = URL.createObjectURL(blob);
-      const a = document.createElement('a');
-      a.href = url;
-      a.download = 'view.png';
-      a.click();
-      setTimeout(() => URL.revokeObjectURL(url), 0);
+      saveFile(await exportView(viewer, { width: size.width, features: listed, selected, scale, styleFrom: root.current }), 'view.png');
       setExportError(null);
     } catch (e) {
       setExportError((e as Error).message);
