@@ -161,7 +161,7 @@ pub struct ServeConfig {
     /// Bytes of source images held at once by tiling jobs (bodies of `POST /pyramids`
     /// and fetched images); past it, `503` for bodies, and fetching jobs wait.
     #[arg(long, env = "TILE_STORE_MAX_QUEUED_SOURCE_BYTES",
-          default_value_t = crate::pipeline::DEFAULT_MAX_QUEUED_SOURCE_BYTES)]
+          default_value_t = crate::tiling::DEFAULT_MAX_QUEUED_SOURCE_BYTES)]
     pub max_queued_source_bytes: u64,
 
     /// Seconds allowed to connect to a source URL.

@@ -1,10 +1,11 @@
 //! Writes: tile uploads (single and batch), the upload listing used to resume,
 //! the commit, and deletion. All need write authorisation.
 
-use super::{batch, parse_manifest_name, parse_tile_path, read::is_committed, segments};
-use crate::auth::{Caller, SCOPE_DELETE};
-use crate::error::{AppError, Missing, Result, MAX_MISSING_LISTED};
-use crate::store::{Key, PutOutcome, PyramidId, TileName};
+use super::{batch, parse_manifest_name, parse_tile_path, segments};
+use crate::auth::SCOPE_DELETE;
+use crate::commit::{self, check_tile_cap, is_committed};
+use crate::error::{AppError, Result};
+use crate::store::{Key, PyramidId, TileName};
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -106,17 +107,6 @@ impl WriteTarget {
         }
         Ok(())
     }
-}
-
-/// `400 too_many_tiles` when a pyramid of `count` tiles is over the cap.
-pub(crate) fn check_tile_cap(count: u64, max: u64) -> Result<()> {
-    if count > max {
-        return Err(AppError::bad_request(
-            "too_many_tiles",
-            format!("{count} tiles; at most {max} per pyramid (--max-tiles-per-pyramid)"),
-        ));
-    }
-    Ok(())
 }
 
 /// Without a geometry, nothing bounds the addresses of uploaded tiles: the tiles
@@ -323,178 +313,18 @@ pub async fn commit(
     let id = parse_manifest_name(&segments(path)?)?;
     let xml = read_body(&headers, body, tiler_wasm::dzi::MAX_DZI_BYTES).await?;
     let dzi = Dzi::parse(&xml)?;
-    let layout = dzi.layout()?;
-    let tile_count = layout.tile_count();
-    check_tile_cap(tile_count, state.limits.max_tiles_per_pyramid)?;
-    // One commit or delete of this id at a time in this instance.
-    let _turn = state.id_locks.lock(&id).await;
-    let key = Key::Dzi(id.clone());
-    let answer = |created: bool| {
-        state.committed.insert(&id);
-        let status = if created {
-            StatusCode::CREATED
-        } else {
-            StatusCode::OK
-        };
-        let body = Committed {
-            id: id.to_string(),
-            tile_count,
-            created,
-        };
-        Ok((status, Json(body)).into_response())
-    };
-    if let Some(existing) = state.store.get(&key).await? {
-        same_manifest(&id, &existing, &dzi)?;
-        return answer(false);
-    }
-
-    let stored: HashSet<TileName> = state.store.list_tiles(&id).await?.into_iter().collect();
-    let mut missing = Missing {
-        count: 0,
-        tiles: Vec::new(),
-    };
-    for addr in layout.tiles() {
-        let tile = TileName {
-            level: addr.level,
-            col: addr.col,
-            row: addr.row,
-            format: dzi.format,
-        };
-        if !stored.contains(&tile) {
-            missing.count = missing.count.saturating_add(1);
-            if missing.tiles.len() < MAX_MISSING_LISTED {
-                missing.tiles.push(tile.relative());
-            }
-        }
-    }
-    if missing.count > 0 {
-        return Err(AppError::Conflict {
-            code: "missing_tiles",
-            message: format!("{} of {tile_count} tiles are missing", missing.count),
-            missing: Some(missing),
-        });
-    }
-
-    // Tiles outside the geometry (or of another format) were uploaded before any
-    // geometry was known; they are removed so that a committed pyramid holds
-    // exactly its own tiles and no stray object is ever served as part of it.
-    let strays: Vec<TileName> = stored
-        .iter()
-        .filter(|t| t.format != dzi.format || layout.tile_rect(t.level, t.col, t.row).is_err())
-        .copied()
-        .collect();
-    remove_tiles(&state, &id, &strays).await?;
-    if !strays.is_empty() {
-        tracing::info!(%id, strays = strays.len(), "removed tiles outside the committed geometry");
-    }
-
-    // Who committed: recorded before the manifest, so a committed pyramid always has it.
-    record_committer(&state, &id, &caller).await?;
-    // Stored in the exact form vips writes, whatever spelling the client sent.
-    let canonical = Bytes::from(dzi.to_xml());
-    match state.store.put_if_absent(&key, canonical).await? {
-        PutOutcome::Created => {
-            // A DELETE through another instance may have removed tiles between the
-            // check above and the manifest: look again, and take the manifest back
-            // rather than leave a pyramid without its tiles.
-            let now: HashSet<TileName> = state.store.list_tiles(&id).await?.into_iter().collect();
-            let lost = layout
-                .tiles()
-                .filter(|a| {
-                    !now.contains(&TileName {
-                        level: a.level,
-                        col: a.col,
-                        row: a.row,
-                        format: dzi.format,
-                    })
-                })
-                .count();
-            if lost > 0 {
-                state.store.delete(&key).await?;
-                state.committed.remove(&id);
-                tracing::warn!(%id, lost, "commit raced a delete; manifest taken back");
-                return Err(AppError::Conflict {
-                    code: "commit_race",
-                    message: format!(
-                        "{lost} tiles were deleted during the commit; upload them again"
-                    ),
-                    missing: None,
-                });
-            }
-            tracing::info!(%id, tile_count, committer = %caller.subject, "pyramid committed");
-            answer(true)
-        }
-        PutOutcome::Exists => {
-            let existing = state
-                .store
-                .get(&key)
-                .await?
-                .ok_or_else(|| AppError::Conflict {
-                    code: "commit_race",
-                    message: "the pyramid was committed and deleted meanwhile; retry".into(),
-                    missing: None,
-                })?;
-            same_manifest(&id, &existing, &dzi)?;
-            answer(false)
-        }
-    }
-}
-
-/// The record of who committed a pyramid.
-#[derive(Debug, Serialize, Deserialize)]
-struct CommitterRecord {
-    subject: String,
-}
-
-async fn record_committer(state: &AppState, id: &PyramidId, caller: &Caller) -> Result<()> {
-    let record = serde_json::to_vec(&CommitterRecord {
-        subject: caller.subject.clone(),
-    })
-    .map_err(|e| AppError::Internal(format!("committer record: {e}")))?;
-    match state
-        .store
-        .put_if_absent(&Key::Committer(id.clone()), Bytes::from(record))
-        .await?
-    {
-        // The first committer stays recorded (an identical re-commit changes nothing).
-        PutOutcome::Created | PutOutcome::Exists => Ok(()),
-    }
-}
-
-async fn committer_of(state: &AppState, id: &PyramidId) -> Result<Option<String>> {
-    let Some(bytes) = state.store.get(&Key::Committer(id.clone())).await? else {
-        return Ok(None);
-    };
-    let record: CommitterRecord = serde_json::from_slice(&bytes)
-        .map_err(|e| AppError::Internal(format!("committer record of {id}: {e}")))?;
-    Ok(Some(record.subject))
-}
-
-async fn remove_tiles(state: &AppState, id: &PyramidId, tiles: &[TileName]) -> Result<()> {
-    let keys: Vec<Key> = tiles.iter().map(|t| Key::Tile(id.clone(), *t)).collect();
-    futures::stream::iter(keys)
-        .map(|key| {
-            let store = state.store.clone();
-            async move { store.delete(&key).await }
-        })
-        .buffer_unordered(STORE_CONCURRENCY)
-        .try_collect::<Vec<()>>()
-        .await?;
-    Ok(())
-}
-
-fn same_manifest(id: &PyramidId, existing: &[u8], dzi: &Dzi) -> Result<()> {
-    let existing =
-        Dzi::parse(existing).map_err(|e| AppError::Internal(format!("stored {id}.dzi: {e}")))?;
-    if existing == *dzi {
-        Ok(())
+    let outcome = commit::commit(&state, &id, &dzi, &caller.subject).await?;
+    let status = if outcome.created {
+        StatusCode::CREATED
     } else {
-        Err(AppError::Conflict {
-            code: "already_committed",
-            message: format!("pyramid {id} is committed with a different manifest"),
-            missing: None,
-        })
-    }
+        StatusCode::OK
+    };
+    let body = Committed {
+        id: id.to_string(),
+        tile_count: outcome.tile_count,
+        created: outcome.created,
+    };
+    Ok((status, Json(body)).into_response())
 }
 
 /// Answer to a delete.
@@ -522,7 +352,7 @@ pub async fn delete_pyramid(
     let key = Key::Dzi(id.clone());
     let was_committed = state.store.head(&key).await?.is_some();
     if !caller.can_delete_any {
-        let committer = committer_of(&state, &id).await?;
+        let committer = commit::committer_of(&state, &id).await?;
         if committer.as_deref() != Some(caller.subject.as_str()) {
             return Err(AppError::Forbidden {
                 code: "not_committer",
