@@ -1,12 +1,19 @@
 //! The one commit of a pyramid, used by uploads (`PUT /pyramids/{id}.dzi`) and by
-//! server-side tiling jobs alike: check every tile of the layout is stored, enforce
-//! the tile cap, remove stray tiles, record the committer, then write the manifest
-//! exactly once (`put_if_absent`), all under the id's lock.
+//! server-side tiling jobs alike: enforce the tile cap, promote the committing
+//! writer's staged tiles (uploads), check every tile of the layout is stored, remove
+//! stray tiles, record the committer, then write the manifest exactly once
+//! (`put_if_absent`), all under the id's lock.
+//!
+//! Promotion copies every tile of the layout from the writer's staging to its final
+//! key, replacing whatever is there: final keys of an uncommitted id hold nothing
+//! trusted (the leftovers of an interrupted commit or tiling job), and a byte-identical
+//! tile is replaced by the same bytes. The staged copies are removed only once the
+//! manifest is written, so a commit that fails can be retried as is.
 //!
 //! Layering: routes → tiling → commit → store. Nothing here knows about HTTP.
 
 use crate::error::{AppError, Missing, Result, MAX_MISSING_LISTED};
-use crate::store::{Key, PutOutcome, PyramidId, TileName};
+use crate::store::{Key, PutOutcome, PyramidId, TileName, WriterId};
 use crate::AppState;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
@@ -24,6 +31,16 @@ pub struct CommitOutcome {
     pub tile_count: u64,
     /// `false` when the same manifest was committed before (nothing was written).
     pub created: bool,
+}
+
+/// Where a commit's tiles are.
+#[derive(Debug, Clone, Copy)]
+pub enum TileSource<'a> {
+    /// Staged by this writer (uploads): every tile of the layout must be there, and
+    /// only these are promoted; another writer's staged tiles are never used.
+    Staged(&'a WriterId),
+    /// Already under their final keys (server-side tiling computed them).
+    Final,
 }
 
 /// Whether `id` has a committed manifest (remembered once seen).
@@ -88,10 +105,11 @@ fn check_complete(layout: &Layout, format: TileFormat, stored: &HashSet<TileName
     })
 }
 
-/// Commits `dzi` as pyramid `id`, recording `committer` (a caller's subject).
+/// Commits `dzi` as pyramid `id`, recording `committer` (a caller's subject), with
+/// the tiles from `source`.
 ///
-/// Every tile of the layout must be stored under its final key (else `409` with the
-/// missing tiles); stored tiles outside the layout are removed; the manifest is
+/// Every tile of the layout must be staged by the writer (or, for [`TileSource::Final`],
+/// stored under its final key), else `409` with the missing tiles; stored tiles outside the layout are removed; the manifest is
 /// written only if absent, so of any number of commits of one id — in this instance
 /// or in others sharing the store — exactly one answers `created: true`. A manifest
 /// already committed answers `created: false` when it is the same, `409` otherwise.
@@ -100,6 +118,7 @@ pub async fn commit(
     id: &PyramidId,
     dzi: &Dzi,
     committer: &str,
+    source: TileSource<'_>,
 ) -> Result<CommitOutcome> {
     let layout = dzi.layout()?;
     let tile_count = layout.tile_count();
@@ -118,9 +137,40 @@ pub async fn commit(
         same_manifest(id, &existing, dzi)?;
         return done(false);
     }
+    match commit_new(state, id, dzi, committer, source, &layout).await {
+        Ok(created) => done(created),
+        // Another instance may have committed meanwhile, and (the same writer there)
+        // taken the staged tiles this commit was promoting: that is no failure.
+        Err(e) => match state.store.get(&key).await? {
+            Some(existing) if same_manifest(id, &existing, dzi).is_ok() => done(false),
+            _ => Err(e),
+        },
+    }
+}
 
+/// The commit of a pyramid found uncommitted: whether this call wrote the manifest.
+async fn commit_new(
+    state: &AppState,
+    id: &PyramidId,
+    dzi: &Dzi,
+    committer: &str,
+    source: TileSource<'_>,
+    layout: &Layout,
+) -> Result<bool> {
+    let key = Key::Dzi(id.clone());
+    let tile_count = layout.tile_count();
+    if let TileSource::Staged(writer) = source {
+        let staged: HashSet<TileName> = state
+            .store
+            .list_staged(writer, id)
+            .await?
+            .into_iter()
+            .collect();
+        check_complete(layout, dzi.format, &staged)?;
+        promote(state, writer, id, layout_tiles(layout, dzi.format)).await?;
+    }
     let stored: HashSet<TileName> = state.store.list_tiles(id).await?.into_iter().collect();
-    check_complete(&layout, dzi.format, &stored)?;
+    check_complete(layout, dzi.format, &stored)?;
 
     // Tiles outside the geometry (or of another format) were stored before any
     // geometry was known; they are removed so that a committed pyramid holds
@@ -145,7 +195,7 @@ pub async fn commit(
             // check above and the manifest: look again, and take the manifest back
             // rather than leave a pyramid without its tiles.
             let now: HashSet<TileName> = state.store.list_tiles(id).await?.into_iter().collect();
-            let lost = layout_tiles(&layout, dzi.format)
+            let lost = layout_tiles(layout, dzi.format)
                 .filter(|t| !now.contains(t))
                 .count();
             if lost > 0 {
@@ -161,7 +211,8 @@ pub async fn commit(
                 });
             }
             tracing::info!(%id, tile_count, %committer, "pyramid committed");
-            done(true)
+            clear_staging(state, id, source).await;
+            Ok(true)
         }
         PutOutcome::Exists => {
             let existing = state
@@ -174,7 +225,38 @@ pub async fn commit(
                     missing: None,
                 })?;
             same_manifest(id, &existing, dzi)?;
-            done(false)
+            clear_staging(state, id, source).await;
+            Ok(false)
+        }
+    }
+}
+
+/// Copies `writer`'s staged `tiles` of `id` to their final keys.
+async fn promote(
+    state: &AppState,
+    writer: &WriterId,
+    id: &PyramidId,
+    tiles: impl Iterator<Item = TileName>,
+) -> Result<()> {
+    futures::stream::iter(tiles)
+        .map(|tile| {
+            let store = state.store.clone();
+            let from = Key::Staged(*writer, id.clone(), tile);
+            let to = Key::Tile(id.clone(), tile);
+            async move { store.copy(&from, &to).await }
+        })
+        .buffer_unordered(STORE_CONCURRENCY)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(())
+}
+
+/// Removes the committing writer's staged copies once the pyramid is committed; a
+/// failure only leaves them to the sweeper (`--upload-ttl`).
+async fn clear_staging(state: &AppState, id: &PyramidId, source: TileSource<'_>) {
+    if let TileSource::Staged(writer) = source {
+        if let Err(e) = state.store.delete_staged(writer, id).await {
+            tracing::warn!(%id, error = %e, "staged tiles left for the sweeper");
         }
     }
 }

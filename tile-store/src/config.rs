@@ -212,6 +212,12 @@ pub struct ServeConfig {
           value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub shutdown_timeout: u64,
 
+    /// Seconds staged uploads (tiles of pyramids not committed yet) are kept after
+    /// their last write; older ones are removed by a background sweep.
+    #[arg(long, env = "TILE_STORE_UPLOAD_TTL", default_value_t = crate::staging::DEFAULT_UPLOAD_TTL_SECS,
+          value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+    pub upload_ttl: u64,
+
     /// Seconds one S3 call may take, retries included (503 past it).
     #[arg(long, env = "TILE_STORE_S3_TIMEOUT", default_value_t = 20)]
     pub s3_timeout: u64,

@@ -13,6 +13,7 @@ pub mod fetch;
 pub mod gate;
 pub mod routes;
 pub mod serve;
+pub mod staging;
 pub mod store;
 pub mod tile;
 pub mod tiling;

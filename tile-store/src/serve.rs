@@ -160,6 +160,10 @@ pub async fn run(config: ServeConfig) -> Result<()> {
         "tile-store listening on http://{}",
         listener.local_addr()?
     );
+    let sweeper = crate::staging::spawn_sweeper(
+        Arc::clone(&state.store),
+        Duration::from_secs(config.upload_ttl),
+    );
     let service = service(state, Duration::from_secs(config.request_timeout.max(1)));
     let finished = serve_connections(
         listener,
@@ -168,6 +172,7 @@ pub async fn run(config: ServeConfig) -> Result<()> {
         shutdown_signal(),
     )
     .await;
+    sweeper.abort();
     tracing::info!(all_requests_finished = finished, "tile-store stopped");
     Ok(())
 }

@@ -1,16 +1,21 @@
 //! Writes: tile uploads (single and batch), the upload listing used to resume,
 //! the commit, and deletion. All need write authorisation.
+//!
+//! Uploads to a pyramid not committed yet are staged per writer ([`crate::staging`]);
+//! an anonymous writer gets its upload session back in [`SESSION_HEADER`] and the
+//! JSON body of every upload, listing and commit answer.
 
 use super::{batch, parse_manifest_name, parse_tile_path, segments};
 use crate::auth::SCOPE_DELETE;
 use crate::commit::{self, check_tile_cap, is_committed};
 use crate::error::{AppError, Result};
+use crate::staging::{Writer, SESSION_HEADER};
 use crate::store::{Key, PyramidId, TileName};
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
@@ -40,6 +45,8 @@ pub struct GeometryQuery {
 /// What a write is checked against.
 struct WriteTarget {
     id: PyramidId,
+    /// Whose staging uncommitted tiles go to.
+    writer: Writer,
     geometry: Option<(Layout, TileFormat)>,
     /// The pyramid is committed: only byte-identical re-uploads are accepted.
     committed: bool,
@@ -49,6 +56,7 @@ impl WriteTarget {
     async fn load(
         state: &AppState,
         id: PyramidId,
+        writer: Writer,
         query: std::result::Result<Query<GeometryQuery>, QueryRejection>,
     ) -> Result<Self> {
         let Query(query) =
@@ -66,6 +74,7 @@ impl WriteTarget {
         }
         Ok(WriteTarget {
             id,
+            writer,
             geometry,
             committed,
         })
@@ -109,8 +118,8 @@ impl WriteTarget {
     }
 }
 
-/// Without a geometry, nothing bounds the addresses of uploaded tiles: the tiles
-/// already stored for the id plus the new ones must stay within the cap.
+/// Without a geometry, nothing bounds the addresses of uploaded tiles: the tiles the
+/// writer already staged for the id plus the new ones must stay within the cap.
 async fn check_upload_count(
     state: &AppState,
     target: &WriteTarget,
@@ -123,7 +132,7 @@ async fn check_upload_count(
     let max = state.limits.max_tiles_per_pyramid;
     let stored: HashSet<TileName> = state
         .store
-        .list_tiles(&target.id)
+        .list_staged(&target.writer.id, &target.id)
         .await?
         .into_iter()
         .collect();
@@ -177,7 +186,8 @@ pub(crate) async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> 
     })
 }
 
-/// Stores checked tiles; on a committed pyramid only identical bytes are accepted.
+/// Stages checked tiles for the writer; on a committed pyramid only identical bytes
+/// are accepted (and nothing is written).
 async fn store_tiles(
     state: &AppState,
     target: &WriteTarget,
@@ -186,8 +196,8 @@ async fn store_tiles(
     let count = tiles.len();
     futures::stream::iter(tiles)
         .map(|(tile, bytes)| async move {
-            let key = Key::Tile(target.id.clone(), tile);
             if target.committed {
+                let key = Key::Tile(target.id.clone(), tile);
                 return match state.store.get(&key).await? {
                     Some(existing) if existing == bytes => Ok(()),
                     _ => Err(AppError::Conflict {
@@ -201,6 +211,7 @@ async fn store_tiles(
                     }),
                 };
             }
+            let key = Key::Staged(target.writer.id, target.id.clone(), tile);
             state.store.put(&key, bytes).await
         })
         .buffer_unordered(STORE_CONCURRENCY)
@@ -214,6 +225,31 @@ async fn store_tiles(
 pub struct Stored {
     /// Tiles written (or found identical) by this request.
     pub stored: usize,
+    /// The anonymous writer's upload session, to send back on every later request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+}
+
+/// The writer of a request: its credentials, or the session it sent (validated).
+fn writer(caller: &crate::auth::Caller, headers: &HeaderMap) -> Result<Writer> {
+    let session = match headers.get(SESSION_HEADER) {
+        None => None,
+        Some(value) => Some(value.to_str().map_err(|_| {
+            AppError::bad_request("invalid_session", format!("{SESSION_HEADER} is not text"))
+        })?),
+    };
+    Writer::of(caller, session)
+}
+
+/// `body` as JSON with `status`, and the writer's session header when anonymous.
+fn answer(status: StatusCode, body: impl Serialize, writer: &Writer) -> Response {
+    let mut response = (status, Json(body)).into_response();
+    if let Some(session) = &writer.session {
+        if let Ok(value) = HeaderValue::from_str(session.as_str()) {
+            response.headers_mut().insert(SESSION_HEADER, value);
+        }
+    }
+    response
 }
 
 /// `PUT /pyramids/{id}_files/{level}/{col}_{row}.{ext}`: one tile.
@@ -223,18 +259,28 @@ pub async fn put_tile(
     path: std::result::Result<Path<(String, String, String)>, PathRejection>,
     query: std::result::Result<Query<GeometryQuery>, QueryRejection>,
     body: Body,
-) -> Result<Json<Stored>> {
-    state.auth.authorize_write(&headers).await?;
+) -> Result<Response> {
+    let caller = state.auth.authorize_write(&headers).await?;
+    let writer = writer(&caller, &headers)?;
     let (files, level, tile) = segments(path)?;
     let (id, tile) = parse_tile_path(&files, &level, &tile)?;
     let _turn = state.uploads.enter().await?;
     let bytes = read_body(&headers, body, state.limits.max_tile_bytes).await?;
-    let target = WriteTarget::load(&state, id, query).await?;
+    let target = WriteTarget::load(&state, id, writer, query).await?;
     target.check(&tile, &bytes, state.limits.max_tile_bytes)?;
     let tiles = vec![(tile, bytes)];
     check_upload_count(&state, &target, &tiles).await?;
     let stored = store_tiles(&state, &target, tiles).await?;
-    Ok(Json(Stored { stored }))
+    let session = target
+        .writer
+        .session
+        .as_ref()
+        .map(|s| s.as_str().to_owned());
+    Ok(answer(
+        StatusCode::OK,
+        Stored { stored, session },
+        &target.writer,
+    ))
 }
 
 /// `POST /pyramids/{id}/tiles`: many tiles in the [`batch`] wire format.
@@ -244,19 +290,29 @@ pub async fn upload_batch(
     path: std::result::Result<Path<String>, PathRejection>,
     query: std::result::Result<Query<GeometryQuery>, QueryRejection>,
     body: Body,
-) -> Result<Json<Stored>> {
-    state.auth.authorize_write(&headers).await?;
+) -> Result<Response> {
+    let caller = state.auth.authorize_write(&headers).await?;
+    let writer = writer(&caller, &headers)?;
     let id = PyramidId::parse(&segments(path)?)?;
     let _turn = state.uploads.enter().await?;
     let body = read_body(&headers, body, state.limits.max_request_bytes).await?;
     let tiles = batch::parse(body, state.limits.max_tile_bytes)?;
-    let target = WriteTarget::load(&state, id, query).await?;
+    let target = WriteTarget::load(&state, id, writer, query).await?;
     for (tile, bytes) in &tiles {
         target.check(tile, bytes, state.limits.max_tile_bytes)?;
     }
     check_upload_count(&state, &target, &tiles).await?;
     let stored = store_tiles(&state, &target, tiles).await?;
-    Ok(Json(Stored { stored }))
+    let session = target
+        .writer
+        .session
+        .as_ref()
+        .map(|s| s.as_str().to_owned());
+    Ok(answer(
+        StatusCode::OK,
+        Stored { stored, session },
+        &target.writer,
+    ))
 }
 
 /// Answer to `GET /pyramids/{id}/tiles`.
@@ -266,25 +322,37 @@ pub struct TileList {
     pub id: String,
     /// Whether its manifest is committed.
     pub committed: bool,
-    /// Stored tiles as `level/col_row.ext`, sorted by level, column, row.
+    /// Tiles as `level/col_row.ext`, sorted by level, column, row: the pyramid's own
+    /// once committed, else only those the calling writer staged.
     pub tiles: Vec<String>,
+    /// The anonymous writer's upload session, to send back on every later request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
 }
 
-/// `GET /pyramids/{id}/tiles`: which tiles are stored, so an upload can resume.
+/// `GET /pyramids/{id}/tiles`: which tiles the caller has staged (or, once
+/// committed, the pyramid has), so an upload can resume.
 pub async fn list_tiles(
     State(state): State<AppState>,
     headers: HeaderMap,
     path: std::result::Result<Path<String>, PathRejection>,
-) -> Result<Json<TileList>> {
-    state.auth.authorize_write(&headers).await?;
+) -> Result<Response> {
+    let caller = state.auth.authorize_write(&headers).await?;
+    let writer = writer(&caller, &headers)?;
     let id = PyramidId::parse(&segments(path)?)?;
-    let tiles = state.store.list_tiles(&id).await?;
     let committed = is_committed(&state, &id).await?;
-    Ok(Json(TileList {
+    let tiles = if committed {
+        state.store.list_tiles(&id).await?
+    } else {
+        state.store.list_staged(&writer.id, &id).await?
+    };
+    let list = TileList {
         id: id.to_string(),
         committed,
         tiles: tiles.iter().map(TileName::relative).collect(),
-    }))
+        session: writer.session.as_ref().map(|s| s.as_str().to_owned()),
+    };
+    Ok(answer(StatusCode::OK, list, &writer))
 }
 
 /// Answer to a commit.
@@ -297,9 +365,13 @@ pub struct Committed {
     pub tile_count: u64,
     /// `false` when the same manifest was already committed.
     pub created: bool,
+    /// The anonymous writer's upload session, as sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
 }
 
-/// `PUT /pyramids/{id}.dzi`: commits a pyramid whose tiles are all stored.
+/// `PUT /pyramids/{id}.dzi`: commits a pyramid whose tiles the caller has all
+/// staged, promoting them to the pyramid's own (see [`commit::commit`]).
 ///
 /// 201 when committed now, 200 when the same manifest was committed before, 409
 /// with the missing tiles, or when a different manifest is committed.
@@ -310,10 +382,12 @@ pub async fn commit(
     body: Body,
 ) -> Result<Response> {
     let caller = state.auth.authorize_write(&headers).await?;
+    let writer = writer(&caller, &headers)?;
     let id = parse_manifest_name(&segments(path)?)?;
     let xml = read_body(&headers, body, tiler_wasm::dzi::MAX_DZI_BYTES).await?;
     let dzi = Dzi::parse(&xml)?;
-    let outcome = commit::commit(&state, &id, &dzi, &caller.subject).await?;
+    let source = commit::TileSource::Staged(&writer.id);
+    let outcome = commit::commit(&state, &id, &dzi, &caller.subject, source).await?;
     let status = if outcome.created {
         StatusCode::CREATED
     } else {
@@ -323,8 +397,9 @@ pub async fn commit(
         id: id.to_string(),
         tile_count: outcome.tile_count,
         created: outcome.created,
+        session: writer.session.as_ref().map(|s| s.as_str().to_owned()),
     };
-    Ok((status, Json(body)).into_response())
+    Ok(answer(status, body, &writer))
 }
 
 /// Answer to a delete.

@@ -4,7 +4,7 @@
 
 use super::jobs::{Job, JobError, JobState};
 use super::{shrink, Source};
-use crate::commit::{self, check_tile_cap, is_committed};
+use crate::commit::{self, check_tile_cap, is_committed, TileSource};
 use crate::error::{AppError, Result};
 use crate::store::{Key, PyramidId, TileName};
 use crate::AppState;
@@ -174,7 +174,7 @@ async fn make_pyramid(
         "tiles stored"
     );
     job.set_state(JobState::Storing);
-    let outcome = commit::commit(state, &id, &dzi, committer).await?;
+    let outcome = commit::commit(state, &id, &dzi, committer, TileSource::Final).await?;
     if outcome.created {
         tracing::info!(job = job.id(), %id, tiles = outcome.tile_count, "pyramid tiled and committed");
     }
