@@ -521,3 +521,37 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// Without a geometry, `--max-tiles-per-pyramid` bounds what each writer stages for an
+/// id: one writer at the cap does not stop another.
+#[tokio::test]
+async fn the_upload_cap_counts_per_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let auth = Auth::new(&AuthSettings {
+        tokens: vec![TOKEN_A.into()],
+        allow_anonymous_writes: true,
+        ..Default::default()
+    })
+    .unwrap();
+    let mut state = AppState::new(Arc::new(DiskStore::open(dir.path()).unwrap()), auth);
+    state.limits.max_tiles_per_pyramid = 3;
+    let app = app(state);
+    let id = test_id("cap-per-writer");
+    let pyramid = Pyramid::new(300, 200);
+    let batch = |from: usize, to: usize| {
+        tile_store::routes::batch::encode(
+            pyramid.tiles[from..to]
+                .iter()
+                .map(|(n, b)| (*n, b.as_slice())),
+        )
+    };
+    let uri = format!("/pyramids/{id}/tiles");
+    let b = As::Session(Some("b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0"));
+    for who in [As::Token(TOKEN_A), b] {
+        let (status, _, body) = send(&app, request("POST", &uri, who, batch(0, 3))).await;
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+        let (status, _, body) = send(&app, request("POST", &uri, who, batch(3, 4))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(common::error_code(&body), "too_many_tiles");
+    }
+}
