@@ -191,6 +191,11 @@ def pyramid(width, height):
 
 # ---- ingest --------------------------------------------------------------------------------------
 
+# One anonymous writer: tile-store stages its uploads under this session until the commit (any
+# 32 lowercase hex characters; tile-store would hand one out on the first write without it).
+SESSION_HEADER = "Tessera-Upload-Session"
+SESSION = os.urandom(16).hex()
+
 
 def ingest(port, jobs, geometry, connections, content_type):
     """Uploads `jobs` ([(id, body, tile count)]) over `connections` keep-alive connections.
@@ -212,7 +217,7 @@ def ingest(port, jobs, geometry, connections, content_type):
                 except queue.Empty:
                     return
                 t0 = time.perf_counter()
-                conn.request("POST", f"/pyramids/{pyramid_id}/tiles?{query}", body=body, headers={"Content-Type": content_type})
+                conn.request("POST", f"/pyramids/{pyramid_id}/tiles?{query}", body=body, headers={"Content-Type": content_type, SESSION_HEADER: SESSION})
                 response = conn.getresponse()
                 answer = response.read()
                 latencies.append(time.perf_counter() - t0)
@@ -239,7 +244,7 @@ def ingest(port, jobs, geometry, connections, content_type):
 def request(port, method, path, body=None):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     try:
-        conn.request(method, path, body=body)
+        conn.request(method, path, body=body, headers={SESSION_HEADER: SESSION})
         response = conn.getresponse()
         return response.status, response.read()
     finally:

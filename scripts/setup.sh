@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Tessera needs on a fresh machine; each step is skipped when already done.
 #   scripts/setup.sh run        what `make run` needs: the wasm target and wasm-bindgen-cli
-#   scripts/setup.sh test       that, plus vips, Chromium and s3s-fs
+#   scripts/setup.sh test       that, plus vips, Chromium, s3s-fs and moto
 #   scripts/setup.sh npm DIR    `npm ci` in DIR when its lock file changed since the last install
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,6 +52,17 @@ if [ "$what" = test ]; then
   if ! s3s-fs --version 2>/dev/null | grep -q '0\.14\.1'; then
     say "cargo install s3s-fs 0.14.1"
     cargo install s3s-fs@0.14.1 --locked --features binary
+  fi
+  # moto: an S3 server that honours conditional writes (If-None-Match / If-Match on
+  # PutObject), for the exactly-once and staging tests (tile-store/tests/staging_moto.rs).
+  if ! command -v moto_server >/dev/null 2>&1; then
+    say "pip install moto[server]"
+    python3 -m pip install --quiet 'moto[server]' 2>/dev/null \
+      || python3 -m pip install --quiet --user --break-system-packages 'moto[server]'
+    # pyenv installs console scripts behind shims, refreshed by rehash.
+    if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
+    command -v moto_server >/dev/null 2>&1 || [ -x "$HOME/.local/bin/moto_server" ] \
+      || { echo "moto_server is not on PATH after pip install" >&2; exit 1; }
   fi
   # The fuzz targets (fuzz/) run briefly in `make test`; cargo-fuzz drives them on stable.
   if ! cargo fuzz --version >/dev/null 2>&1; then

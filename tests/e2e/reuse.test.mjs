@@ -9,7 +9,7 @@ import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync 
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { PNG } from 'pngjs';
-import { ARTIFACTS, CHROMIUM_ARGS, pixel, setup, waitForSettled, waitForState } from './harness.mjs';
+import { ARTIFACTS, CHROMIUM_ARGS, holdRequest, pixel, setup, waitForSettled, waitForState } from './harness.mjs';
 import { onS3, s3sFs, tileStore } from './servers.mjs';
 import { pyramidId, tileNames } from './tiler.mjs';
 
@@ -50,6 +50,31 @@ function bucketTiles(bucketDir, id) {
   if (!existsSync(root)) return [];
   return readdirSync(root).flatMap((level) =>
     readdirSync(join(root, level))
+      .filter((f) => /^\d+_\d+\.jpeg$/.test(f))
+      .map((f) => `${level}/${f}`),
+  );
+}
+
+/**
+ * The folder of `id`'s tiles staged (not committed yet) in s3s-fs: uploads to an uncommitted
+ * pyramid are kept per writer under `staging/{writer}/{id}_files/`; each test here has one writer.
+ */
+function stagedDir(bucketDir, id) {
+  const staging = join(bucketDir, 'staging');
+  if (!existsSync(staging)) return null;
+  const dirs = readdirSync(staging)
+    .map((writer) => join(staging, writer, `${id}_files`))
+    .filter((dir) => existsSync(dir));
+  assert.ok(dirs.length <= 1, `one writer stages ${id} (${dirs.length})`);
+  return dirs[0] ?? null;
+}
+
+/** Tiles of `id` staged in s3s-fs, as `level/col_row.jpeg`. */
+function stagedTiles(bucketDir, id) {
+  const dir = stagedDir(bucketDir, id);
+  if (!dir) return [];
+  return readdirSync(dir).flatMap((level) =>
+    readdirSync(join(dir, level))
       .filter((f) => /^\d+_\d+\.jpeg$/.test(f))
       .map((f) => `${level}/${f}`),
   );
@@ -216,11 +241,13 @@ describe('tile once, reuse everywhere', () => {
 
     // The store loses the three oldest tiles it had acknowledged: the commit must notice, and
     // the page send them again. (Batches go one at a time, so the oldest files were acknowledged.)
-    const files = bucketTiles(s3.bucketDir, id).map((n) => ({ n, at: statSync(join(s3.bucketDir, `${id}_files`, n)).mtimeMs }));
+    // (The upload is staged for this page's writer until the commit.)
+    const staged = stagedDir(s3.bucketDir, id);
+    const files = stagedTiles(s3.bucketDir, id).map((n) => ({ n, at: statSync(join(staged, n)).mtimeMs }));
     files.sort((a, b) => a.at - b.at);
     const lost = files.slice(0, 3).map((f) => f.n);
     assert.equal(lost.length, 3);
-    for (const n of lost) rmSync(join(s3.bucketDir, `${id}_files`, n));
+    for (const n of lost) rmSync(join(staged, n));
 
     // With the store gone, the image is still shown and the upload waits to retry.
     const ready = await waitForState(t.page, ['ready', 'error']);
@@ -243,41 +270,59 @@ describe('tile once, reuse everywhere', () => {
   });
 
   test('a reload resumes the upload: only the tiles the store lacks are sent', async () => {
-    const id = fileId(join(t.imagesDir, images.fourth));
-    const expected = tileNames(IMAGE.width, IMAGE.height);
-    const params = { src: `/e2e/${images.fourth}`, store: store.url, storeBatchBytes: String(SMALL_BATCH) };
-    await t.open(params);
-    await t.page.waitForFunction(
-      () => Number(document.querySelector('[data-testid="viewer"]')?.getAttribute('data-upload-sent')) >= 10,
-      null,
-      { timeout: 60_000, polling: 20 },
-    );
-    // Leaving the page ends its worker and the upload with it, part-way.
-    await t.page.goto('about:blank');
-    const snapshot = () => new Map(bucketTiles(s3.bucketDir, id).map((n) => [n, statSync(join(s3.bucketDir, `${id}_files`, n)).mtimeMs]));
-    let before = snapshot();
-    for (let settled = false; !settled; ) {
-      await new Promise((r) => setTimeout(r, 300));
-      const now = snapshot();
-      settled = now.size === before.size;
-      before = now;
-    }
-    assert.ok(before.size >= 10 && before.size < expected.length, `part of the pyramid is stored (${before.size} of ${expected.length})`);
-    assert.ok(!existsSync(join(s3.bucketDir, `${id}.dzi`)), 'nothing is committed yet');
+    // Staged tiles belong to their writer: a token names the same writer after a reload (an
+    // anonymous page gets a new upload session, and starts again).
+    const token = 'e2e-resume-token';
+    const authed = await tileStore([...storeArgs.args, '--token', token], { env: storeArgs.env });
+    try {
+      const id = fileId(join(t.imagesDir, images.fourth));
+      const expected = tileNames(IMAGE.width, IMAGE.height);
+      const params = { src: `/e2e/${images.fourth}`, store: authed.url, storeBatchBytes: String(SMALL_BATCH) };
+      const open = () => t.page.goto(`${t.app.url}/?${new URLSearchParams(params)}#token=${token}`);
+      await open();
+      await t.page.waitForFunction(
+        () => Number(document.querySelector('[data-testid="viewer"]')?.getAttribute('data-upload-sent')) >= 10,
+        null,
+        { timeout: 60_000, polling: 20 },
+      );
+      // Leaving the page ends its worker and the upload with it, part-way.
+      await t.page.goto('about:blank');
+      const snapshot = () => {
+        const dir = stagedDir(s3.bucketDir, id);
+        return new Map(stagedTiles(s3.bucketDir, id).map((n) => [n, statSync(join(dir, n)).mtimeMs]));
+      };
+      let before = snapshot();
+      for (let settled = false; !settled; ) {
+        await new Promise((r) => setTimeout(r, 300));
+        const now = snapshot();
+        settled = now.size === before.size;
+        before = now;
+      }
+      assert.ok(before.size >= 10 && before.size < expected.length, `part of the pyramid is staged (${before.size} of ${expected.length})`);
+      assert.ok(!existsSync(join(s3.bucketDir, `${id}.dzi`)), 'nothing is committed yet');
 
-    await t.open(params);
-    const saved = await waitForAttr(t.page, 'data-upload', ['saved', 'failed'], 90_000);
-    assert.equal(saved['data-upload'], 'saved', saved['data-upload-error']);
-    assert.equal(Number(saved['data-upload-found']), before.size, 'the store listed what it had');
-    const after = snapshot();
-    assert.deepEqual(
-      expected.filter((n) => !after.has(n)),
-      [],
-      'every tile is in the bucket',
-    );
-    const rewritten = [...before].filter(([n, at]) => after.get(n) !== at).map(([n]) => n);
-    assert.deepEqual(rewritten, [], 'tiles the store had were not sent again');
-    assert.ok(existsSync(join(s3.bucketDir, `${id}.dzi`)), 'the manifest is committed');
+      // The commit is held: every batch has been answered by then, so the staging holds what this
+      // writer sent, and the files staged before the reload show whether they were sent again.
+      const commit = await holdRequest(t.page, `${authed.url}/pyramids/${id}.dzi`, { method: 'PUT' });
+      await open();
+      await commit.requested;
+      const staged = snapshot();
+      const rewritten = [...before].filter(([n, at]) => staged.get(n) !== at).map(([n]) => n);
+      assert.deepEqual(rewritten, [], 'tiles the store had were not sent again');
+      assert.deepEqual(expected.filter((n) => !staged.has(n)), [], 'the rest was sent');
+      assert.ok(await commit.release(), 'the commit was still waiting');
+      const saved = await waitForAttr(t.page, 'data-upload', ['saved', 'failed'], 90_000);
+      assert.equal(saved['data-upload'], 'saved', saved['data-upload-error']);
+      assert.equal(Number(saved['data-upload-found']), before.size, 'the store listed what it had');
+      // Committed: every tile is under its final key, promoted from the staged copies (hard
+      // links on disk, copies on S3), and the staging of this writer is gone.
+      const after = new Set(bucketTiles(s3.bucketDir, id));
+      assert.deepEqual(expected.filter((n) => !after.has(n)), [], 'every tile is in the bucket');
+      assert.deepEqual(stagedTiles(s3.bucketDir, id), [], 'the staged copies are removed');
+      assert.ok(existsSync(join(s3.bucketDir, `${id}.dzi`)), 'the manifest is committed');
+    } finally {
+      await authed.stop();
+    }
   });
 
   test('a store refusing writes (no token) fails the upload with the reason; the image stays viewable; with the token it saves', async () => {

@@ -65,29 +65,37 @@ async function uploadAndCommit(store) {
   const batches = [];
   for (let i = 0; i < tiles.length; i += TILES_PER_BATCH) batches.push(tiles.slice(i, i + TILES_PER_BATCH));
   assert.ok(batches.length >= 3, `the pyramid goes up in several batches (${batches.length})`);
+  // An anonymous writer: the first write hands out its upload session, sent back from then on.
+  let session = null;
+  const withSession = (headers = {}) => (session ? { ...headers, 'tessera-upload-session': session } : headers);
   for (const [i, batch] of batches.entries()) {
     const r = await fetch(`${store.url}/pyramids/${id}/tiles`, {
       method: 'POST',
-      headers: { 'content-type': BATCH_CONTENT_TYPE },
+      headers: withSession({ 'content-type': BATCH_CONTENT_TYPE }),
       body: batchBody(batch),
     });
     assert.equal(r.status, 200, `batch ${i}: ${await r.clone().text()}`);
-    assert.deepEqual(await r.json(), { stored: batch.length });
+    session ??= r.headers.get('tessera-upload-session');
+    assert.match(session ?? '', /^[0-9a-f]{32}$/);
+    assert.deepEqual(await r.json(), { stored: batch.length, session });
     if (i === 0) {
       // A partly uploaded pyramid is not complete: the manifest is not served and a commit is refused.
       assert.equal((await fetch(`${store.url}/pyramids/${id}.dzi`)).status, 404);
-      const early = await fetch(`${store.url}/pyramids/${id}.dzi`, { method: 'PUT', body: dzi });
+      const early = await fetch(`${store.url}/pyramids/${id}.dzi`, { method: 'PUT', body: dzi, headers: withSession() });
       assert.equal(early.status, 409);
       assert.equal((await early.json()).error.code, 'missing_tiles');
     }
   }
-  const listing = await (await fetch(`${store.url}/pyramids/${id}/tiles`)).json();
+  const listing = await (await fetch(`${store.url}/pyramids/${id}/tiles`, { headers: withSession() })).json();
   assert.equal(listing.committed, false);
   assert.equal(listing.tiles.length, tiles.length);
+  // Another writer (no session: a new one) sees none of them.
+  const other = await (await fetch(`${store.url}/pyramids/${id}/tiles`)).json();
+  assert.deepEqual(other.tiles, []);
 
-  const commit = await fetch(`${store.url}/pyramids/${id}.dzi`, { method: 'PUT', body: dzi });
+  const commit = await fetch(`${store.url}/pyramids/${id}.dzi`, { method: 'PUT', body: dzi, headers: withSession() });
   assert.equal(commit.status, 201, await commit.clone().text());
-  assert.deepEqual(await commit.json(), { id, tileCount: tiles.length, created: true });
+  assert.deepEqual(await commit.json(), { id, tileCount: tiles.length, created: true, session });
 }
 
 /** Opens the committed pyramid in the page; returns what OpenSeadragon reported. */

@@ -40,21 +40,30 @@ const JWKS_MAX_AGE: Duration = Duration::from_secs(3600);
 /// Longest subject kept (longer ones are hashed).
 const MAX_SUBJECT_CHARS: usize = 128;
 
+/// The subject of every caller without credentials.
+const ANONYMOUS: &str = "anonymous";
+
 /// Who made a request, once its credentials are checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     /// The writer's identity: `jwt:{sub}`, `token:{digest prefix}`, or `anonymous`
-    /// (all anonymous writers share one identity).
+    /// (all anonymous writers share this one; their uploads are told apart by
+    /// upload session, see [`crate::staging`]).
     pub subject: String,
     /// Whether the caller may delete any pyramid (not only its own commits).
     pub can_delete_any: bool,
 }
 
 impl Caller {
+    /// Whether the caller sent no credentials (its uploads are told apart by session).
+    pub fn is_anonymous(&self) -> bool {
+        self.subject == ANONYMOUS
+    }
+
     /// Every writer without a token: one shared identity, deleting only what it committed.
     pub fn anonymous() -> Self {
         Caller {
-            subject: "anonymous".into(),
+            subject: ANONYMOUS.into(),
             can_delete_any: false,
         }
     }

@@ -161,7 +161,7 @@ pub struct ServeConfig {
     /// Bytes of source images held at once by tiling jobs (bodies of `POST /pyramids`
     /// and fetched images); past it, `503` for bodies, and fetching jobs wait.
     #[arg(long, env = "TILE_STORE_MAX_QUEUED_SOURCE_BYTES",
-          default_value_t = crate::pipeline::DEFAULT_MAX_QUEUED_SOURCE_BYTES)]
+          default_value_t = crate::tiling::DEFAULT_MAX_QUEUED_SOURCE_BYTES)]
     pub max_queued_source_bytes: u64,
 
     /// Seconds allowed to connect to a source URL.
@@ -211,6 +211,12 @@ pub struct ServeConfig {
     #[arg(long, env = "TILE_STORE_SHUTDOWN_TIMEOUT", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub shutdown_timeout: u64,
+
+    /// Seconds staged uploads (tiles of pyramids not committed yet) are kept after
+    /// their last write; older ones are removed by a background sweep.
+    #[arg(long, env = "TILE_STORE_UPLOAD_TTL", default_value_t = crate::staging::DEFAULT_UPLOAD_TTL_SECS,
+          value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+    pub upload_ttl: u64,
 
     /// Seconds one S3 call may take, retries included (503 past it).
     #[arg(long, env = "TILE_STORE_S3_TIMEOUT", default_value_t = 20)]

@@ -99,8 +99,12 @@ pub struct Missing {
     pub tiles: Vec<String>,
 }
 
-/// Seconds a client is asked to wait before retrying a `503`.
-pub const RETRY_AFTER_SECS: u32 = 1;
+/// `Retry-After` (seconds) of a `503` for a short-lived condition: S3 slow or
+/// unreachable, too many uploads at once.
+pub const RETRY_AFTER_UNAVAILABLE_SECS: u64 = 1;
+/// `Retry-After` (seconds) when the tiling queue or its source-byte budget is full:
+/// a job takes seconds to minutes, so retrying sooner only adds load.
+pub const RETRY_AFTER_BUSY_QUEUE_SECS: u64 = 10;
 
 /// Shorthand for results in this crate.
 pub type Result<T, E = AppError> = std::result::Result<T, E>;
@@ -200,7 +204,7 @@ impl IntoResponse for AppError {
             AppError::Busy {
                 retry_after_secs, ..
             } => Some(*retry_after_secs),
-            AppError::Unavailable(_) => Some(u64::from(RETRY_AFTER_SECS)),
+            AppError::Unavailable(_) => Some(RETRY_AFTER_UNAVAILABLE_SECS),
             _ => None,
         };
         if let Some(secs) = retry_after {

@@ -1,7 +1,7 @@
 //! [`UploadGate`]: a cap on uploads handled at once, so that many slow clients or a
 //! slow store cannot make tile-store hold an unbounded number of request bodies.
 
-use crate::error::{AppError, Result, RETRY_AFTER_SECS};
+use crate::error::{AppError, Result, RETRY_AFTER_UNAVAILABLE_SECS};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -43,7 +43,7 @@ impl UploadGate {
     pub async fn enter(&self) -> Result<OwnedSemaphorePermit> {
         let busy = || AppError::Busy {
             message: format!("{} uploads are already in progress", self.capacity),
-            retry_after_secs: u64::from(RETRY_AFTER_SECS),
+            retry_after_secs: RETRY_AFTER_UNAVAILABLE_SECS,
         };
         match tokio::time::timeout(self.wait, self.permits.clone().acquire_owned()).await {
             Ok(Ok(permit)) => Ok(permit),

@@ -5,17 +5,18 @@
 //! flags, picks the store and runs it, so tests drive [`app`] in process.
 
 pub mod auth;
+pub mod commit;
 pub mod config;
 pub mod conn;
 pub mod error;
 pub mod fetch;
 pub mod gate;
-pub mod jobs;
-pub mod pipeline;
 pub mod routes;
 pub mod serve;
+pub mod staging;
 pub mod store;
 pub mod tile;
+pub mod tiling;
 
 use auth::Auth;
 use axum::Router;
@@ -66,7 +67,7 @@ pub struct AppState {
     /// Ids known to be committed, so tile reads need no manifest lookup.
     pub committed: Arc<CommittedIds>,
     /// Server-side tiling: jobs, fetching, the S3 source.
-    pub tiling: Arc<pipeline::Tiling>,
+    pub tiling: Arc<tiling::Tiling>,
     /// Caps the uploads handled at once.
     pub uploads: Arc<gate::UploadGate>,
     /// Serialises commits and deletes of one id within this instance.
@@ -95,7 +96,7 @@ impl AppState {
             cors_origins: Vec::new(),
             web_dir: None,
             committed: Arc::new(CommittedIds::default()),
-            tiling: Arc::new(pipeline::Tiling::with_defaults()),
+            tiling: Arc::new(tiling::Tiling::with_defaults()),
             uploads: Arc::new(gate::UploadGate::default()),
             id_locks: Arc::new(IdLocks::default()),
         }

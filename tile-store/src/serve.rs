@@ -6,10 +6,10 @@ use crate::config::{Backend, ServeConfig};
 use crate::error::{AppError, Result};
 use crate::fetch::{FetchSettings, Fetcher};
 use crate::gate::UploadGate;
-use crate::pipeline::{Tiling, TilingSettings};
 use crate::store::disk::DiskStore;
 use crate::store::s3::{S3Settings, S3Store};
 use crate::store::Store;
+use crate::tiling::{Tiling, TilingSettings};
 use crate::{app, AppState, UploadLimits};
 use axum::http::StatusCode;
 use std::sync::Arc;
@@ -160,6 +160,10 @@ pub async fn run(config: ServeConfig) -> Result<()> {
         "tile-store listening on http://{}",
         listener.local_addr()?
     );
+    let sweeper = crate::staging::spawn_sweeper(
+        Arc::clone(&state.store),
+        Duration::from_secs(config.upload_ttl),
+    );
     let service = service(state, Duration::from_secs(config.request_timeout.max(1)));
     let finished = serve_connections(
         listener,
@@ -168,6 +172,7 @@ pub async fn run(config: ServeConfig) -> Result<()> {
         shutdown_signal(),
     )
     .await;
+    sweeper.abort();
     tracing::info!(all_requests_finished = finished, "tile-store stopped");
     Ok(())
 }

@@ -18,8 +18,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tile_store::auth::{Auth, AuthSettings};
 use tile_store::fetch::FetchSettings;
-use tile_store::pipeline::{Tiling, TilingSettings};
 use tile_store::store::disk::DiskStore;
+use tile_store::tiling::{Tiling, TilingSettings};
 use tile_store::{app, AppState};
 use tiling::*;
 

@@ -24,8 +24,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tile_store::auth::{Auth, AuthSettings};
 use tile_store::fetch::FetchSettings;
-use tile_store::pipeline::{Tiling, TilingSettings};
 use tile_store::store::disk::DiskStore;
+use tile_store::tiling::{Tiling, TilingSettings};
 use tile_store::{app, AppState};
 use tiling::*;
 

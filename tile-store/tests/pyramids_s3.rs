@@ -14,7 +14,7 @@ use serde_json::json;
 use std::sync::Arc;
 use tile_store::auth::{Auth, AuthSettings};
 use tile_store::fetch::FetchSettings;
-use tile_store::pipeline::{Tiling, TilingSettings};
+use tile_store::tiling::{Tiling, TilingSettings};
 use tile_store::{app, AppState};
 use tiling::*;
 

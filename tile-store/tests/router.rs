@@ -96,7 +96,24 @@ async fn upload_list_commit_and_read_back() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(error_code(&body), "not_found");
 
-    // Tiles of an uncommitted pyramid are served, but not as immutable.
+    // Staged tiles are not served: nothing of an uncommitted upload is public.
+    let (status, _, _) = send(
+        &app,
+        request("GET", &format!("/pyramids/{id}_files/9/0_0.png"), None, ""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Tiles under their final keys before the manifest (a server-side tiling job
+    // under way) are served, but not as immutable.
+    let early = dir.path().join(format!("{id}_files/9/0_0.png"));
+    std::fs::create_dir_all(early.parent().unwrap()).unwrap();
+    let early_bytes = &pyramid
+        .tiles
+        .iter()
+        .find(|(n, _)| *n == tile(9, 0, 0))
+        .unwrap()
+        .1;
+    std::fs::write(&early, early_bytes).unwrap();
     let (status, headers, _) = send(
         &app,
         request("GET", &format!("/pyramids/{id}_files/9/0_0.png"), None, ""),
@@ -343,9 +360,10 @@ async fn writes_need_valid_credentials() {
         let (status, _, body) = send(&app, put(Some(token))).await;
         assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
     }
-    // Reads stay open.
+    // Reads stay open (no 401); the tile is staged, so not served before a commit.
     let (status, _, _) = send(&app, request("GET", &uri, None, "")).await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(dir.path().join("staging").exists());
 }
 
 #[tokio::test]

@@ -154,11 +154,13 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
                 header::AUTHORIZATION,
                 header::CONTENT_TYPE,
                 header::IF_NONE_MATCH,
+                HeaderName::from_static(crate::staging::SESSION_HEADER),
             ])
             .expose_headers([
                 header::ETAG,
                 header::CONTENT_LENGTH,
                 HeaderName::from_static("cache-control"),
+                HeaderName::from_static(crate::staging::SESSION_HEADER),
             ])
             .max_age(std::time::Duration::from_secs(3600)),
     )

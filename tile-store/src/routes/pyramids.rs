@@ -2,10 +2,11 @@
 //! body), `GET /jobs/{job}` and the Server-Sent Events of `GET /jobs/{job}/events`.
 
 use super::segments;
+use crate::commit::is_committed;
 use crate::error::{AppError, Result};
-use crate::jobs::{Admission, Job, JobError, JobState, SourceKey};
-use crate::pipeline::{self, Source};
 use crate::store::PyramidId;
+use crate::tiling::jobs::{Admission, Job, JobError, JobState, SourceKey};
+use crate::tiling::{pipeline, Source};
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -177,7 +178,7 @@ pub async fn create(
     query: std::result::Result<Query<Settings>, QueryRejection>,
     body: Body,
 ) -> Result<Response> {
-    state.auth.authorize_write(&headers).await?;
+    let caller = state.auth.authorize_write(&headers).await?;
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -186,15 +187,19 @@ pub async fn create(
         let body = super::write::read_body(&headers, body, MAX_JSON_BYTES).await?;
         let request: TileRequest = serde_json::from_slice(&body)
             .map_err(|e| AppError::bad_request("invalid_json", e.to_string()))?;
-        by_reference(state, request).await
+        by_reference(state, request, caller.subject).await
     } else {
         let Query(settings) =
             query.map_err(|e| AppError::bad_request("invalid_query", e.body_text()))?;
-        by_body(state, &headers, body, &settings).await
+        by_body(state, &headers, body, &settings, caller.subject).await
     }
 }
 
-async fn by_reference(state: AppState, request: TileRequest) -> Result<Response> {
+async fn by_reference(
+    state: AppState,
+    request: TileRequest,
+    committer: String,
+) -> Result<Response> {
     let options = request.settings.options()?;
     let recipe = recipe(&options);
     let (key, source) = match (request.src, request.s3_key) {
@@ -221,6 +226,7 @@ async fn by_reference(state: AppState, request: TileRequest) -> Result<Response>
                 source,
                 options,
                 None,
+                committer,
             ));
             job
         }
@@ -240,6 +246,7 @@ async fn by_body(
     headers: &HeaderMap,
     body: Body,
     settings: &Settings,
+    committer: String,
 ) -> Result<Response> {
     let options = settings.options()?;
     let max = state.tiling.max_source_bytes();
@@ -263,13 +270,17 @@ async fn by_body(
             "send the image as the body, or JSON {\"src\": …} or {\"s3Key\": …} with Content-Type: application/json",
         ));
     }
-    pipeline::check_tile_count(&bytes, &options, state.limits.max_tiles_per_pyramid)?;
+    crate::tiling::pipeline::check_tile_count(
+        &bytes,
+        &options,
+        state.limits.max_tiles_per_pyramid,
+    )?;
     let hashed = bytes.clone();
     let id = tokio::task::spawn_blocking(move || tiler_wasm::pyramid_id(&hashed, &options))
         .await
         .map_err(|e| AppError::Internal(format!("hashing task: {e}")))?;
     let id = PyramidId::parse(&id)?;
-    if super::read::is_committed(&state, &id).await? {
+    if is_committed(&state, &id).await? {
         return Ok((StatusCode::OK, Json(JobView::ready(&id))).into_response());
     }
     let job = match state
@@ -284,6 +295,7 @@ async fn by_body(
                 Source::Bytes(bytes),
                 options,
                 Some(budget),
+                committer,
             ));
             job
         }

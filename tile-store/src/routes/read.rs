@@ -2,8 +2,9 @@
 //! servers such as s3s-fs ignore conditional GETs, so tile-store answers 304 itself).
 
 use super::{parse_manifest_name, parse_tile_path, segments};
+use crate::commit::is_committed;
 use crate::error::{AppError, Result};
-use crate::store::{Key, PyramidId};
+use crate::store::Key;
 use crate::AppState;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
@@ -84,18 +85,6 @@ pub async fn get_tile(
         .ok_or_else(|| AppError::NotFound(format!("no tile {}", tile.relative())))?;
     let cache = cache_control(&state, is_committed(&state, &id).await?);
     Ok(respond(&state, &headers, bytes, tile.format.mime(), cache))
-}
-
-/// Whether `id` has a committed manifest (remembered once seen).
-pub async fn is_committed(state: &AppState, id: &PyramidId) -> Result<bool> {
-    if state.committed.contains(id) {
-        return Ok(true);
-    }
-    let committed = state.store.head(&Key::Dzi(id.clone())).await?.is_some();
-    if committed {
-        state.committed.insert(id);
-    }
-    Ok(committed)
 }
 
 fn respond(

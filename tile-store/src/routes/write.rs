@@ -1,15 +1,21 @@
 //! Writes: tile uploads (single and batch), the upload listing used to resume,
 //! the commit, and deletion. All need write authorisation.
+//!
+//! Uploads to a pyramid not committed yet are staged per writer ([`crate::staging`]);
+//! an anonymous writer gets its upload session back in [`SESSION_HEADER`] and the
+//! JSON body of every upload, listing and commit answer.
 
-use super::{batch, parse_manifest_name, parse_tile_path, read::is_committed, segments};
-use crate::auth::{Caller, SCOPE_DELETE};
-use crate::error::{AppError, Missing, Result, MAX_MISSING_LISTED};
-use crate::store::{Key, PutOutcome, PyramidId, TileName};
+use super::{batch, parse_manifest_name, parse_tile_path, segments};
+use crate::auth::SCOPE_DELETE;
+use crate::commit::{self, check_tile_cap, is_committed};
+use crate::error::{AppError, Result};
+use crate::staging::{Writer, SESSION_HEADER};
+use crate::store::{Key, PyramidId, TileName};
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
@@ -39,6 +45,8 @@ pub struct GeometryQuery {
 /// What a write is checked against.
 struct WriteTarget {
     id: PyramidId,
+    /// Whose staging uncommitted tiles go to.
+    writer: Writer,
     geometry: Option<(Layout, TileFormat)>,
     /// The pyramid is committed: only byte-identical re-uploads are accepted.
     committed: bool,
@@ -48,6 +56,7 @@ impl WriteTarget {
     async fn load(
         state: &AppState,
         id: PyramidId,
+        writer: Writer,
         query: std::result::Result<Query<GeometryQuery>, QueryRejection>,
     ) -> Result<Self> {
         let Query(query) =
@@ -65,6 +74,7 @@ impl WriteTarget {
         }
         Ok(WriteTarget {
             id,
+            writer,
             geometry,
             committed,
         })
@@ -108,19 +118,8 @@ impl WriteTarget {
     }
 }
 
-/// `400 too_many_tiles` when a pyramid of `count` tiles is over the cap.
-pub(crate) fn check_tile_cap(count: u64, max: u64) -> Result<()> {
-    if count > max {
-        return Err(AppError::bad_request(
-            "too_many_tiles",
-            format!("{count} tiles; at most {max} per pyramid (--max-tiles-per-pyramid)"),
-        ));
-    }
-    Ok(())
-}
-
-/// Without a geometry, nothing bounds the addresses of uploaded tiles: the tiles
-/// already stored for the id plus the new ones must stay within the cap.
+/// Without a geometry, nothing bounds the addresses of uploaded tiles: the tiles the
+/// writer already staged for the id plus the new ones must stay within the cap.
 async fn check_upload_count(
     state: &AppState,
     target: &WriteTarget,
@@ -133,7 +132,7 @@ async fn check_upload_count(
     let max = state.limits.max_tiles_per_pyramid;
     let stored: HashSet<TileName> = state
         .store
-        .list_tiles(&target.id)
+        .list_staged(&target.writer.id, &target.id)
         .await?
         .into_iter()
         .collect();
@@ -187,7 +186,8 @@ pub(crate) async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> 
     })
 }
 
-/// Stores checked tiles; on a committed pyramid only identical bytes are accepted.
+/// Stages checked tiles for the writer; on a committed pyramid only identical bytes
+/// are accepted (and nothing is written).
 async fn store_tiles(
     state: &AppState,
     target: &WriteTarget,
@@ -196,8 +196,8 @@ async fn store_tiles(
     let count = tiles.len();
     futures::stream::iter(tiles)
         .map(|(tile, bytes)| async move {
-            let key = Key::Tile(target.id.clone(), tile);
             if target.committed {
+                let key = Key::Tile(target.id.clone(), tile);
                 return match state.store.get(&key).await? {
                     Some(existing) if existing == bytes => Ok(()),
                     _ => Err(AppError::Conflict {
@@ -211,6 +211,7 @@ async fn store_tiles(
                     }),
                 };
             }
+            let key = Key::Staged(target.writer.id, target.id.clone(), tile);
             state.store.put(&key, bytes).await
         })
         .buffer_unordered(STORE_CONCURRENCY)
@@ -224,6 +225,31 @@ async fn store_tiles(
 pub struct Stored {
     /// Tiles written (or found identical) by this request.
     pub stored: usize,
+    /// The anonymous writer's upload session, to send back on every later request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+}
+
+/// The writer of a request: its credentials, or the session it sent (validated).
+fn writer(caller: &crate::auth::Caller, headers: &HeaderMap) -> Result<Writer> {
+    let session = match headers.get(SESSION_HEADER) {
+        None => None,
+        Some(value) => Some(value.to_str().map_err(|_| {
+            AppError::bad_request("invalid_session", format!("{SESSION_HEADER} is not text"))
+        })?),
+    };
+    Writer::of(caller, session)
+}
+
+/// `body` as JSON with `status`, and the writer's session header when anonymous.
+fn answer(status: StatusCode, body: impl Serialize, writer: &Writer) -> Response {
+    let mut response = (status, Json(body)).into_response();
+    if let Some(session) = &writer.session {
+        if let Ok(value) = HeaderValue::from_str(session.as_str()) {
+            response.headers_mut().insert(SESSION_HEADER, value);
+        }
+    }
+    response
 }
 
 /// `PUT /pyramids/{id}_files/{level}/{col}_{row}.{ext}`: one tile.
@@ -233,18 +259,28 @@ pub async fn put_tile(
     path: std::result::Result<Path<(String, String, String)>, PathRejection>,
     query: std::result::Result<Query<GeometryQuery>, QueryRejection>,
     body: Body,
-) -> Result<Json<Stored>> {
-    state.auth.authorize_write(&headers).await?;
+) -> Result<Response> {
+    let caller = state.auth.authorize_write(&headers).await?;
+    let writer = writer(&caller, &headers)?;
     let (files, level, tile) = segments(path)?;
     let (id, tile) = parse_tile_path(&files, &level, &tile)?;
     let _turn = state.uploads.enter().await?;
     let bytes = read_body(&headers, body, state.limits.max_tile_bytes).await?;
-    let target = WriteTarget::load(&state, id, query).await?;
+    let target = WriteTarget::load(&state, id, writer, query).await?;
     target.check(&tile, &bytes, state.limits.max_tile_bytes)?;
     let tiles = vec![(tile, bytes)];
     check_upload_count(&state, &target, &tiles).await?;
     let stored = store_tiles(&state, &target, tiles).await?;
-    Ok(Json(Stored { stored }))
+    let session = target
+        .writer
+        .session
+        .as_ref()
+        .map(|s| s.as_str().to_owned());
+    Ok(answer(
+        StatusCode::OK,
+        Stored { stored, session },
+        &target.writer,
+    ))
 }
 
 /// `POST /pyramids/{id}/tiles`: many tiles in the [`batch`] wire format.
@@ -254,19 +290,29 @@ pub async fn upload_batch(
     path: std::result::Result<Path<String>, PathRejection>,
     query: std::result::Result<Query<GeometryQuery>, QueryRejection>,
     body: Body,
-) -> Result<Json<Stored>> {
-    state.auth.authorize_write(&headers).await?;
+) -> Result<Response> {
+    let caller = state.auth.authorize_write(&headers).await?;
+    let writer = writer(&caller, &headers)?;
     let id = PyramidId::parse(&segments(path)?)?;
     let _turn = state.uploads.enter().await?;
     let body = read_body(&headers, body, state.limits.max_request_bytes).await?;
     let tiles = batch::parse(body, state.limits.max_tile_bytes)?;
-    let target = WriteTarget::load(&state, id, query).await?;
+    let target = WriteTarget::load(&state, id, writer, query).await?;
     for (tile, bytes) in &tiles {
         target.check(tile, bytes, state.limits.max_tile_bytes)?;
     }
     check_upload_count(&state, &target, &tiles).await?;
     let stored = store_tiles(&state, &target, tiles).await?;
-    Ok(Json(Stored { stored }))
+    let session = target
+        .writer
+        .session
+        .as_ref()
+        .map(|s| s.as_str().to_owned());
+    Ok(answer(
+        StatusCode::OK,
+        Stored { stored, session },
+        &target.writer,
+    ))
 }
 
 /// Answer to `GET /pyramids/{id}/tiles`.
@@ -276,25 +322,37 @@ pub struct TileList {
     pub id: String,
     /// Whether its manifest is committed.
     pub committed: bool,
-    /// Stored tiles as `level/col_row.ext`, sorted by level, column, row.
+    /// Tiles as `level/col_row.ext`, sorted by level, column, row: the pyramid's own
+    /// once committed, else only those the calling writer staged.
     pub tiles: Vec<String>,
+    /// The anonymous writer's upload session, to send back on every later request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
 }
 
-/// `GET /pyramids/{id}/tiles`: which tiles are stored, so an upload can resume.
+/// `GET /pyramids/{id}/tiles`: which tiles the caller has staged (or, once
+/// committed, the pyramid has), so an upload can resume.
 pub async fn list_tiles(
     State(state): State<AppState>,
     headers: HeaderMap,
     path: std::result::Result<Path<String>, PathRejection>,
-) -> Result<Json<TileList>> {
-    state.auth.authorize_write(&headers).await?;
+) -> Result<Response> {
+    let caller = state.auth.authorize_write(&headers).await?;
+    let writer = writer(&caller, &headers)?;
     let id = PyramidId::parse(&segments(path)?)?;
-    let tiles = state.store.list_tiles(&id).await?;
     let committed = is_committed(&state, &id).await?;
-    Ok(Json(TileList {
+    let tiles = if committed {
+        state.store.list_tiles(&id).await?
+    } else {
+        state.store.list_staged(&writer.id, &id).await?
+    };
+    let list = TileList {
         id: id.to_string(),
         committed,
         tiles: tiles.iter().map(TileName::relative).collect(),
-    }))
+        session: writer.session.as_ref().map(|s| s.as_str().to_owned()),
+    };
+    Ok(answer(StatusCode::OK, list, &writer))
 }
 
 /// Answer to a commit.
@@ -307,9 +365,13 @@ pub struct Committed {
     pub tile_count: u64,
     /// `false` when the same manifest was already committed.
     pub created: bool,
+    /// The anonymous writer's upload session, as sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
 }
 
-/// `PUT /pyramids/{id}.dzi`: commits a pyramid whose tiles are all stored.
+/// `PUT /pyramids/{id}.dzi`: commits a pyramid whose tiles the caller has all
+/// staged, promoting them to the pyramid's own (see [`commit::commit`]).
 ///
 /// 201 when committed now, 200 when the same manifest was committed before, 409
 /// with the missing tiles, or when a different manifest is committed.
@@ -320,181 +382,24 @@ pub async fn commit(
     body: Body,
 ) -> Result<Response> {
     let caller = state.auth.authorize_write(&headers).await?;
+    let writer = writer(&caller, &headers)?;
     let id = parse_manifest_name(&segments(path)?)?;
     let xml = read_body(&headers, body, tiler_wasm::dzi::MAX_DZI_BYTES).await?;
     let dzi = Dzi::parse(&xml)?;
-    let layout = dzi.layout()?;
-    let tile_count = layout.tile_count();
-    check_tile_cap(tile_count, state.limits.max_tiles_per_pyramid)?;
-    // One commit or delete of this id at a time in this instance.
-    let _turn = state.id_locks.lock(&id).await;
-    let key = Key::Dzi(id.clone());
-    let answer = |created: bool| {
-        state.committed.insert(&id);
-        let status = if created {
-            StatusCode::CREATED
-        } else {
-            StatusCode::OK
-        };
-        let body = Committed {
-            id: id.to_string(),
-            tile_count,
-            created,
-        };
-        Ok((status, Json(body)).into_response())
-    };
-    if let Some(existing) = state.store.get(&key).await? {
-        same_manifest(&id, &existing, &dzi)?;
-        return answer(false);
-    }
-
-    let stored: HashSet<TileName> = state.store.list_tiles(&id).await?.into_iter().collect();
-    let mut missing = Missing {
-        count: 0,
-        tiles: Vec::new(),
-    };
-    for addr in layout.tiles() {
-        let tile = TileName {
-            level: addr.level,
-            col: addr.col,
-            row: addr.row,
-            format: dzi.format,
-        };
-        if !stored.contains(&tile) {
-            missing.count = missing.count.saturating_add(1);
-            if missing.tiles.len() < MAX_MISSING_LISTED {
-                missing.tiles.push(tile.relative());
-            }
-        }
-    }
-    if missing.count > 0 {
-        return Err(AppError::Conflict {
-            code: "missing_tiles",
-            message: format!("{} of {tile_count} tiles are missing", missing.count),
-            missing: Some(missing),
-        });
-    }
-
-    // Tiles outside the geometry (or of another format) were uploaded before any
-    // geometry was known; they are removed so that a committed pyramid holds
-    // exactly its own tiles and no stray object is ever served as part of it.
-    let strays: Vec<TileName> = stored
-        .iter()
-        .filter(|t| t.format != dzi.format || layout.tile_rect(t.level, t.col, t.row).is_err())
-        .copied()
-        .collect();
-    remove_tiles(&state, &id, &strays).await?;
-    if !strays.is_empty() {
-        tracing::info!(%id, strays = strays.len(), "removed tiles outside the committed geometry");
-    }
-
-    // Who committed: recorded before the manifest, so a committed pyramid always has it.
-    record_committer(&state, &id, &caller).await?;
-    // Stored in the exact form vips writes, whatever spelling the client sent.
-    let canonical = Bytes::from(dzi.to_xml());
-    match state.store.put_if_absent(&key, canonical).await? {
-        PutOutcome::Created => {
-            // A DELETE through another instance may have removed tiles between the
-            // check above and the manifest: look again, and take the manifest back
-            // rather than leave a pyramid without its tiles.
-            let now: HashSet<TileName> = state.store.list_tiles(&id).await?.into_iter().collect();
-            let lost = layout
-                .tiles()
-                .filter(|a| {
-                    !now.contains(&TileName {
-                        level: a.level,
-                        col: a.col,
-                        row: a.row,
-                        format: dzi.format,
-                    })
-                })
-                .count();
-            if lost > 0 {
-                state.store.delete(&key).await?;
-                state.committed.remove(&id);
-                tracing::warn!(%id, lost, "commit raced a delete; manifest taken back");
-                return Err(AppError::Conflict {
-                    code: "commit_race",
-                    message: format!(
-                        "{lost} tiles were deleted during the commit; upload them again"
-                    ),
-                    missing: None,
-                });
-            }
-            tracing::info!(%id, tile_count, committer = %caller.subject, "pyramid committed");
-            answer(true)
-        }
-        PutOutcome::Exists => {
-            let existing = state
-                .store
-                .get(&key)
-                .await?
-                .ok_or_else(|| AppError::Conflict {
-                    code: "commit_race",
-                    message: "the pyramid was committed and deleted meanwhile; retry".into(),
-                    missing: None,
-                })?;
-            same_manifest(&id, &existing, &dzi)?;
-            answer(false)
-        }
-    }
-}
-
-/// The record of who committed a pyramid.
-#[derive(Debug, Serialize, Deserialize)]
-struct CommitterRecord {
-    subject: String,
-}
-
-async fn record_committer(state: &AppState, id: &PyramidId, caller: &Caller) -> Result<()> {
-    let record = serde_json::to_vec(&CommitterRecord {
-        subject: caller.subject.clone(),
-    })
-    .map_err(|e| AppError::Internal(format!("committer record: {e}")))?;
-    match state
-        .store
-        .put_if_absent(&Key::Committer(id.clone()), Bytes::from(record))
-        .await?
-    {
-        // The first committer stays recorded (an identical re-commit changes nothing).
-        PutOutcome::Created | PutOutcome::Exists => Ok(()),
-    }
-}
-
-async fn committer_of(state: &AppState, id: &PyramidId) -> Result<Option<String>> {
-    let Some(bytes) = state.store.get(&Key::Committer(id.clone())).await? else {
-        return Ok(None);
-    };
-    let record: CommitterRecord = serde_json::from_slice(&bytes)
-        .map_err(|e| AppError::Internal(format!("committer record of {id}: {e}")))?;
-    Ok(Some(record.subject))
-}
-
-async fn remove_tiles(state: &AppState, id: &PyramidId, tiles: &[TileName]) -> Result<()> {
-    let keys: Vec<Key> = tiles.iter().map(|t| Key::Tile(id.clone(), *t)).collect();
-    futures::stream::iter(keys)
-        .map(|key| {
-            let store = state.store.clone();
-            async move { store.delete(&key).await }
-        })
-        .buffer_unordered(STORE_CONCURRENCY)
-        .try_collect::<Vec<()>>()
-        .await?;
-    Ok(())
-}
-
-fn same_manifest(id: &PyramidId, existing: &[u8], dzi: &Dzi) -> Result<()> {
-    let existing =
-        Dzi::parse(existing).map_err(|e| AppError::Internal(format!("stored {id}.dzi: {e}")))?;
-    if existing == *dzi {
-        Ok(())
+    let source = commit::TileSource::Staged(&writer.id);
+    let outcome = commit::commit(&state, &id, &dzi, &caller.subject, source).await?;
+    let status = if outcome.created {
+        StatusCode::CREATED
     } else {
-        Err(AppError::Conflict {
-            code: "already_committed",
-            message: format!("pyramid {id} is committed with a different manifest"),
-            missing: None,
-        })
-    }
+        StatusCode::OK
+    };
+    let body = Committed {
+        id: id.to_string(),
+        tile_count: outcome.tile_count,
+        created: outcome.created,
+        session: writer.session.as_ref().map(|s| s.as_str().to_owned()),
+    };
+    Ok(answer(status, body, &writer))
 }
 
 /// Answer to a delete.
@@ -522,7 +427,7 @@ pub async fn delete_pyramid(
     let key = Key::Dzi(id.clone());
     let was_committed = state.store.head(&key).await?.is_some();
     if !caller.can_delete_any {
-        let committer = committer_of(&state, &id).await?;
+        let committer = commit::committer_of(&state, &id).await?;
         if committer.as_deref() != Some(caller.subject.as_str()) {
             return Err(AppError::Forbidden {
                 code: "not_committer",

@@ -7,7 +7,10 @@
 //! one by one; the commit syncs them all, then writes the manifest synced. The commit uses a hard link, which
 //! fails when the target exists: create-new semantics without a check-then-act race.
 
-use super::{tiles_prefix, Key, PutOutcome, PyramidId, Store, TileName};
+use super::{
+    staged_prefix, tiles_prefix, Key, PutOutcome, PyramidId, Store, TileName, WriterId,
+    STAGING_PREFIX,
+};
 use crate::error::{AppError, Result};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -51,13 +54,30 @@ fn temp_path(target: &Path) -> PathBuf {
     target.with_file_name(format!(".{name}.tmp-{}-{n}", std::process::id()))
 }
 
+/// Attempts to create a file whose folder the staging sweeper may remove between
+/// `create_dir_all` and the create (it removes empty folders).
+const CREATE_ATTEMPTS: usize = 3;
+
+/// Creates `path` new, with its folders; tries again if a folder vanished meanwhile.
+fn create_new_with_dirs(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut attempt = 0;
+    loop {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        match std::fs::File::create_new(path) {
+            Err(e) if e.kind() == ErrorKind::NotFound && attempt + 1 < CREATE_ATTEMPTS => {
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Writes `bytes` to a fresh temporary file beside `target` and returns its path.
 fn write_temp(target: &Path, bytes: &[u8], durable: bool) -> std::io::Result<PathBuf> {
-    if let Some(parent) = target.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
     let temp = temp_path(target);
-    let written = std::fs::File::create_new(&temp).and_then(|mut file| {
+    let written = create_new_with_dirs(&temp).and_then(|mut file| {
         file.write_all(bytes)?;
         if durable {
             file.sync_all()?;
@@ -116,6 +136,77 @@ fn absent_is_none<T>(result: std::io::Result<T>) -> std::io::Result<Option<T>> {
     }
 }
 
+/// The tiles under a `{id}_files/` folder (absent: none), sorted.
+fn list_tiles_in(dir: &Path) -> std::io::Result<Vec<TileName>> {
+    let mut tiles = Vec::new();
+    let Some(levels) = absent_is_none(std::fs::read_dir(dir))? else {
+        return Ok(tiles);
+    };
+    for level in levels {
+        let level = level?;
+        let Some(level_name) = level.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        let Some(files) = absent_is_none(std::fs::read_dir(level.path()))? else {
+            continue;
+        };
+        for file in files {
+            let file = file?;
+            if let Some(name) = file.file_name().to_str() {
+                if let Some(tile) = TileName::parse_relative(&format!("{level_name}/{name}")) {
+                    tiles.push(tile);
+                }
+            }
+        }
+    }
+    tiles.sort();
+    Ok(tiles)
+}
+
+/// Renames `dir` to a hidden name in `parent`, then removes it, so that readers and
+/// listers see all of its tiles or none; returns whether it existed.
+fn remove_tree_at_once(dir: &Path, parent: &Path, name: &str) -> std::io::Result<bool> {
+    let doomed = parent.join(format!(
+        ".{name}.deleting-{}-{}",
+        std::process::id(),
+        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    if absent_is_none(std::fs::rename(dir, &doomed))?.is_none() {
+        return Ok(false);
+    }
+    std::fs::remove_dir_all(&doomed)?;
+    Ok(true)
+}
+
+/// Removes the files under `dir` last modified before `cutoff`, then the folders left
+/// empty that are older too (a fresh empty folder may be about to get a file).
+fn sweep_tree(dir: &Path, cutoff: std::time::SystemTime) -> std::io::Result<u64> {
+    let Some(entries) = absent_is_none(std::fs::read_dir(dir))? else {
+        return Ok(0);
+    };
+    let mut removed = 0u64;
+    for entry in entries {
+        let entry = entry?;
+        let path = entry.path();
+        let Some(meta) = absent_is_none(std::fs::symlink_metadata(&path))? else {
+            continue;
+        };
+        if meta.is_dir() {
+            removed = removed.saturating_add(sweep_tree(&path, cutoff)?);
+            let old = std::fs::metadata(&path).and_then(|m| m.modified());
+            if old.is_ok_and(|t| t < cutoff) {
+                // Fails (and is left) when not empty: a younger file is still inside.
+                let _ = std::fs::remove_dir(&path);
+            }
+        } else if meta.modified()? < cutoff
+            && absent_is_none(std::fs::remove_file(&path))?.is_some()
+        {
+            removed = removed.saturating_add(1);
+        }
+    }
+    Ok(removed)
+}
+
 #[async_trait]
 impl Store for DiskStore {
     #[tracing::instrument(level = "debug", skip(self), fields(key = %key.path()))]
@@ -148,7 +239,7 @@ impl Store for DiskStore {
         let root = self.root.clone();
         let tiles = match key {
             Key::Dzi(id) => Some(self.root.join(tiles_prefix(id))),
-            Key::Tile(..) | Key::Committer(_) => None,
+            Key::Tile(..) | Key::Committer(_) | Key::Staged(..) => None,
         };
         blocking(move || {
             // Tiles are written without fsync (rename alone keeps them whole across a
@@ -175,34 +266,7 @@ impl Store for DiskStore {
     #[tracing::instrument(level = "debug", skip(self))]
     async fn list_tiles(&self, id: &PyramidId) -> Result<Vec<TileName>> {
         let dir = self.root.join(tiles_prefix(id));
-        blocking(move || {
-            let mut tiles = Vec::new();
-            let Some(levels) = absent_is_none(std::fs::read_dir(&dir))? else {
-                return Ok(tiles);
-            };
-            for level in levels {
-                let level = level?;
-                let Some(level_name) = level.file_name().to_str().map(str::to_owned) else {
-                    continue;
-                };
-                let Some(files) = absent_is_none(std::fs::read_dir(level.path()))? else {
-                    continue;
-                };
-                for file in files {
-                    let file = file?;
-                    if let Some(name) = file.file_name().to_str() {
-                        if let Some(tile) =
-                            TileName::parse_relative(&format!("{level_name}/{name}"))
-                        {
-                            tiles.push(tile);
-                        }
-                    }
-                }
-            }
-            tiles.sort();
-            Ok(tiles)
-        })
-        .await
+        blocking(move || list_tiles_in(&dir)).await
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(key = %key.path()))]
@@ -215,19 +279,61 @@ impl Store for DiskStore {
     async fn delete_tiles(&self, id: &PyramidId) -> Result<u64> {
         let count = self.list_tiles(id).await?.len() as u64;
         let dir = self.root.join(tiles_prefix(id));
-        // Renamed away first so that readers and listers see all tiles or none.
-        let doomed = self.root.join(format!(
-            ".{id}_files.deleting-{}-{}",
-            std::process::id(),
-            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
+        let root = self.root.clone();
+        let name = format!("{id}_files");
         blocking(move || {
-            if absent_is_none(std::fs::rename(&dir, &doomed))?.is_some() {
-                std::fs::remove_dir_all(&doomed)?;
-            }
+            remove_tree_at_once(&dir, &root, &name)?;
             Ok(count)
         })
         .await
+    }
+
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn list_staged(&self, writer: &WriterId, id: &PyramidId) -> Result<Vec<TileName>> {
+        let dir = self.root.join(staged_prefix(writer, id));
+        blocking(move || list_tiles_in(&dir)).await
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), fields(from = %from.path(), to = %to.path()))]
+    async fn copy(&self, from: &Key, to: &Key) -> Result<()> {
+        let (source, target) = (self.path(from), self.path(to));
+        blocking(move || {
+            // A hard link shares the bytes (stored files are never changed in place:
+            // every write renames a new file over the name); renamed over the target,
+            // so readers see the old tile or the new one.
+            let temp = temp_path(&target);
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::hard_link(&source, &temp)?;
+            let renamed = std::fs::rename(&temp, &target);
+            // Renaming onto a link of the same file does nothing (POSIX) and leaves
+            // the temporary name: remove it whatever happened.
+            absent_is_none(std::fs::remove_file(&temp))?;
+            renamed
+        })
+        .await
+    }
+
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn delete_staged(&self, writer: &WriterId, id: &PyramidId) -> Result<u64> {
+        let count = self.list_staged(writer, id).await?.len() as u64;
+        let parent = self.root.join(STAGING_PREFIX).join(writer.to_string());
+        let dir = self.root.join(staged_prefix(writer, id));
+        let name = format!("{id}_files");
+        blocking(move || {
+            remove_tree_at_once(&dir, &parent, &name)?;
+            // The writer's folder goes too once empty (fails, harmlessly, if not).
+            let _ = std::fs::remove_dir(&parent);
+            Ok(count)
+        })
+        .await
+    }
+
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn sweep_staged(&self, cutoff: std::time::SystemTime) -> Result<u64> {
+        let dir = self.root.join(STAGING_PREFIX);
+        blocking(move || sweep_tree(&dir, cutoff)).await
     }
 
     fn describe(&self) -> String {

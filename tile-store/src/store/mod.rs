@@ -1,9 +1,11 @@
 //! Where pyramids live: one small async trait, a local-disk store and an S3 store.
 //!
 //! Keys follow the Deep Zoom convention, so a plain static host can serve a store:
-//! `{prefix}{id}.dzi` and `{prefix}{id}_files/{level}/{col}_{row}.{ext}`. Keys can
-//! only be built from a validated [`PyramidId`] and numbers, so no key can name a
-//! path outside the store.
+//! `{prefix}{id}.dzi` and `{prefix}{id}_files/{level}/{col}_{row}.{ext}`. Uploads to
+//! pyramids not committed yet are staged apart, per writer:
+//! `{prefix}staging/{writer}/{id}_files/{level}/{col}_{row}.{ext}`. Keys can only be
+//! built from a validated [`PyramidId`], a [`WriterId`] (a digest) and numbers, so no
+//! key can name a path outside the store.
 
 pub mod disk;
 pub mod s3;
@@ -43,6 +45,41 @@ impl std::fmt::Display for PyramidId {
 
 pub use tiler_wasm::name::{canonical_format, parse_decimal, TileName};
 
+/// Who staged tiles: the SHA-256 of the writer's identity (a JWT subject, a token, or
+/// an anonymous upload session), so that no identity string ever becomes a path.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct WriterId([u8; 32]);
+
+impl WriterId {
+    /// The writer known as `identity` (`jwt:{sub}`, `token:…`, `session:{hex}`).
+    pub fn of(identity: &str) -> Self {
+        use sha2::{Digest, Sha256};
+        WriterId(Sha256::digest(identity.as_bytes()).into())
+    }
+
+    /// Parses the 64 lowercase hex characters of a staging folder name.
+    pub fn parse_hex(text: &str) -> Option<Self> {
+        if text.len() != 64 || !text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return None;
+        }
+        let mut digest = [0u8; 32];
+        hex::decode_to_slice(text, &mut digest).ok()?;
+        Some(WriterId(digest))
+    }
+}
+
+impl std::fmt::Display for WriterId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl std::fmt::Debug for WriterId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WriterId({self})")
+    }
+}
+
 /// The address of one stored object, relative to the store's root or prefix.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Key {
@@ -53,6 +90,9 @@ pub enum Key {
     /// `committers/{id}.json`: who committed the pyramid (kept apart from the
     /// Deep Zoom files, so a static host of the store does not publish it).
     Committer(PyramidId),
+    /// `staging/{writer}/{id}_files/{level}/{col}_{row}.{ext}`: a tile one writer
+    /// uploaded for a pyramid not committed yet; only that writer's commit uses it.
+    Staged(WriterId, PyramidId, TileName),
 }
 
 impl Key {
@@ -62,6 +102,9 @@ impl Key {
             Key::Dzi(id) => format!("{id}.dzi"),
             Key::Tile(id, tile) => format!("{id}_files/{}", tile.relative()),
             Key::Committer(id) => format!("committers/{id}.json"),
+            Key::Staged(writer, id, tile) => {
+                format!("{}{}", staged_prefix(writer, id), tile.relative())
+            }
         }
     }
 
@@ -69,7 +112,7 @@ impl Key {
     pub fn content_type(&self) -> &'static str {
         match self {
             Key::Dzi(_) => "application/xml",
-            Key::Tile(_, tile) => tile.format.mime(),
+            Key::Tile(_, tile) | Key::Staged(_, _, tile) => tile.format.mime(),
             Key::Committer(_) => "application/json",
         }
     }
@@ -78,6 +121,14 @@ impl Key {
 /// The folder holding a pyramid's tiles: `{id}_files/`.
 pub fn tiles_prefix(id: &PyramidId) -> String {
     format!("{id}_files/")
+}
+
+/// The folder of every staged tile: `staging/`.
+pub const STAGING_PREFIX: &str = "staging/";
+
+/// The folder holding one writer's staged tiles of a pyramid: `staging/{writer}/{id}_files/`.
+pub fn staged_prefix(writer: &WriterId, id: &PyramidId) -> String {
+    format!("{STAGING_PREFIX}{writer}/{}", tiles_prefix(id))
 }
 
 /// What a conditional write found.
@@ -107,6 +158,14 @@ pub trait Store: Send + Sync + 'static {
     async fn delete(&self, key: &Key) -> Result<()>;
     /// Removes every tile of a pyramid; returns how many objects were removed.
     async fn delete_tiles(&self, id: &PyramidId) -> Result<u64>;
+    /// The tiles `writer` has staged for a pyramid.
+    async fn list_staged(&self, writer: &WriterId, id: &PyramidId) -> Result<Vec<TileName>>;
+    /// Copies the object `from` to `to`, replacing `to` atomically.
+    async fn copy(&self, from: &Key, to: &Key) -> Result<()>;
+    /// Removes every tile `writer` staged for a pyramid; returns how many.
+    async fn delete_staged(&self, writer: &WriterId, id: &PyramidId) -> Result<u64>;
+    /// Removes every staged object last written before `cutoff`; returns how many.
+    async fn sweep_staged(&self, cutoff: std::time::SystemTime) -> Result<u64>;
     /// A short description for logs.
     fn describe(&self) -> String;
 }
@@ -123,5 +182,20 @@ mod tests {
             format!("{}.dzi", "ab".repeat(32))
         );
         assert!(PyramidId::parse("../etc").is_err());
+        let writer = WriterId::of("jwt:../../etc");
+        let tile = TileName {
+            level: 9,
+            col: 0,
+            row: 1,
+            format: tiler_wasm::TileFormat::Png,
+        };
+        let path = Key::Staged(writer, id.clone(), tile).path();
+        assert_eq!(
+            path,
+            format!("staging/{writer}/{}_files/9/0_1.png", "ab".repeat(32))
+        );
+        assert_eq!(writer.to_string().len(), 64);
+        assert_eq!(WriterId::parse_hex(&writer.to_string()), Some(writer));
+        assert_eq!(WriterId::parse_hex("../x"), None);
     }
 }

@@ -10,7 +10,10 @@
 //! race remains: two instances committing the same id within one round trip may both
 //! write. Because ids are content hashes, both then write the same manifest.
 
-use super::{tiles_prefix, Key, PutOutcome, PyramidId, Store, TileName};
+use super::{
+    staged_prefix, tiles_prefix, Key, PutOutcome, PyramidId, Store, TileName, WriterId,
+    STAGING_PREFIX,
+};
 use crate::error::{AppError, Result};
 use async_trait::async_trait;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
@@ -33,6 +36,20 @@ pub struct S3Settings {
     pub path_style: bool,
     /// Longest an S3 call may take, retries included; past it the request gets a `503`.
     pub timeout: Duration,
+}
+
+/// The `x-amz-copy-source` of `key` in `bucket`: percent-encoded but for `/` and
+/// the unreserved characters.
+fn copy_source(bucket: &str, key: &str) -> String {
+    let mut out = format!("{bucket}/");
+    for byte in key.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 /// Longest wait for a TCP connection to S3.
@@ -162,6 +179,17 @@ impl S3Store {
 
     /// Every object key under `{prefix}{relative}`.
     async fn list_keys(&self, relative: &str) -> Result<Vec<String>> {
+        Ok(self
+            .list_objects(relative)
+            .await?
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect())
+    }
+
+    /// Every object under `{prefix}{relative}`: its key and when it was last written
+    /// (seconds since the epoch, when the server says).
+    async fn list_objects(&self, relative: &str) -> Result<Vec<(String, Option<i64>)>> {
         let prefix = format!("{}{relative}", self.settings.prefix);
         let mut pages = self
             .client
@@ -173,13 +201,51 @@ impl S3Store {
         let mut keys = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| store_error("list", &prefix, e))?;
-            keys.extend(
-                page.contents()
-                    .iter()
-                    .filter_map(|o| o.key().map(str::to_owned)),
-            );
+            keys.extend(page.contents().iter().filter_map(|o| {
+                let key = o.key()?.to_owned();
+                Some((
+                    key,
+                    o.last_modified()
+                        .map(aws_sdk_s3::primitives::DateTime::secs),
+                ))
+            }));
         }
         Ok(keys)
+    }
+
+    /// Removes the objects `keys` (full keys); returns how many.
+    async fn delete_keys(&self, keys: &[String]) -> Result<u64> {
+        let mut removed: u64 = 0;
+        // DeleteObjects takes at most 1000 keys per request.
+        for chunk in keys.chunks(1000) {
+            let objects = chunk
+                .iter()
+                .map(|k| ObjectIdentifier::builder().key(k).build())
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| AppError::Internal(format!("S3 delete request: {e}")))?;
+            let delete = Delete::builder()
+                .set_objects(Some(objects))
+                .quiet(true)
+                .build()
+                .map_err(|e| AppError::Internal(format!("S3 delete request: {e}")))?;
+            let output = self
+                .client
+                .delete_objects()
+                .bucket(&self.settings.bucket)
+                .delete(delete)
+                .send()
+                .await
+                .map_err(|e| store_error("delete", chunk.first().map_or("", String::as_str), e))?;
+            if let Some(failed) = output.errors().first() {
+                return Err(AppError::Store(format!(
+                    "S3 delete {}: {}",
+                    failed.key().unwrap_or("?"),
+                    failed.message().unwrap_or("failed")
+                )));
+            }
+            removed = removed.saturating_add(chunk.len() as u64);
+        }
+        Ok(removed)
     }
 
     async fn put_object(&self, key: &Key, bytes: Bytes, if_none_match: bool) -> Result<()> {
@@ -302,37 +368,59 @@ impl Store for S3Store {
     #[tracing::instrument(level = "debug", skip(self))]
     async fn delete_tiles(&self, id: &PyramidId) -> Result<u64> {
         let keys = self.list_keys(&tiles_prefix(id)).await?;
-        let mut removed = 0;
-        // DeleteObjects takes at most 1000 keys per request.
-        for chunk in keys.chunks(1000) {
-            let objects = chunk
-                .iter()
-                .map(|k| ObjectIdentifier::builder().key(k).build())
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(|e| AppError::Internal(format!("S3 delete request: {e}")))?;
-            let delete = Delete::builder()
-                .set_objects(Some(objects))
-                .quiet(true)
-                .build()
-                .map_err(|e| AppError::Internal(format!("S3 delete request: {e}")))?;
-            let output = self
-                .client
-                .delete_objects()
-                .bucket(&self.settings.bucket)
-                .delete(delete)
-                .send()
-                .await
-                .map_err(|e| store_error("delete", &tiles_prefix(id), e))?;
-            if let Some(failed) = output.errors().first() {
-                return Err(AppError::Store(format!(
-                    "S3 delete {}: {}",
-                    failed.key().unwrap_or("?"),
-                    failed.message().unwrap_or("failed")
-                )));
-            }
-            removed += chunk.len() as u64;
-        }
-        Ok(removed)
+        self.delete_keys(&keys).await
+    }
+
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn list_staged(&self, writer: &WriterId, id: &PyramidId) -> Result<Vec<TileName>> {
+        let relative = staged_prefix(writer, id);
+        let full_prefix = format!("{}{relative}", self.settings.prefix);
+        let mut tiles: Vec<TileName> = self
+            .list_keys(&relative)
+            .await?
+            .iter()
+            .filter_map(|k| k.strip_prefix(&full_prefix))
+            .filter_map(TileName::parse_relative)
+            .collect();
+        tiles.sort();
+        Ok(tiles)
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), fields(from = %from.path(), to = %to.path()))]
+    async fn copy(&self, from: &Key, to: &Key) -> Result<()> {
+        let (source, target) = (self.object_key(from), self.object_key(to));
+        self.client
+            .copy_object()
+            .bucket(&self.settings.bucket)
+            .copy_source(copy_source(&self.settings.bucket, &source))
+            .key(&target)
+            .send()
+            .await
+            .map_err(|e| store_error("copy", &source, e))?;
+        Ok(())
+    }
+
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn delete_staged(&self, writer: &WriterId, id: &PyramidId) -> Result<u64> {
+        let keys = self.list_keys(&staged_prefix(writer, id)).await?;
+        self.delete_keys(&keys).await
+    }
+
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn sweep_staged(&self, cutoff: std::time::SystemTime) -> Result<u64> {
+        let cutoff = match cutoff.duration_since(std::time::UNIX_EPOCH) {
+            Ok(since) => i64::try_from(since.as_secs()).unwrap_or(i64::MAX),
+            Err(_) => return Ok(0),
+        };
+        // An object without a date is left alone: the next sweep, or a lifecycle rule, decides.
+        let old: Vec<String> = self
+            .list_objects(STAGING_PREFIX)
+            .await?
+            .into_iter()
+            .filter(|(_, written)| written.is_some_and(|t| t < cutoff))
+            .map(|(key, _)| key)
+            .collect();
+        self.delete_keys(&old).await
     }
 
     fn describe(&self) -> String {

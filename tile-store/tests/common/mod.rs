@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: real tile images, requests, JWTs.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod moto;
 pub mod procs;
 pub mod s3s_fs;
 
@@ -12,6 +13,11 @@ use image::{ImageEncoder, Rgb, RgbImage};
 use tile_store::store::TileName;
 use tiler_wasm::{Dzi, Layout, TileFormat};
 use tower::ServiceExt;
+
+/// The upload session header ([`tile_store::staging::SESSION_HEADER`]).
+pub const SESSION_HEADER: &str = tile_store::staging::SESSION_HEADER;
+/// The upload session of the tests' one anonymous client (requests without a token).
+pub const TEST_SESSION: &str = "5e55105e55105e55105e55105e55105e";
 
 /// A well-formed pyramid id.
 pub fn test_id(seed: &str) -> String {
@@ -91,8 +97,10 @@ pub fn request(
     body: impl Into<Body>,
 ) -> Request<Body> {
     let mut builder = Request::builder().method(method).uri(uri);
-    if let Some(token) = token {
-        builder = builder.header("authorization", format!("Bearer {token}"));
+    match token {
+        Some(token) => builder = builder.header("authorization", format!("Bearer {token}")),
+        // One anonymous client per test: its uploads share one staging session.
+        None => builder = builder.header(SESSION_HEADER, TEST_SESSION),
     }
     builder.body(body.into()).expect("request")
 }

@@ -207,8 +207,10 @@ pub async fn call(
     let mut request = axum::http::Request::builder()
         .method(method)
         .uri(format!("http://{addr}{path}"));
-    if let Some(token) = token {
-        request = request.header("authorization", format!("Bearer {token}"));
+    match token {
+        Some(token) => request = request.header("authorization", format!("Bearer {token}")),
+        // One anonymous client per test: its uploads share one staging session.
+        None => request = request.header(super::SESSION_HEADER, super::TEST_SESSION),
     }
     let request = request.body(Full::new(body.into())).unwrap();
     let response = client

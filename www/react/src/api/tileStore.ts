@@ -76,6 +76,13 @@ export interface TileListing {
   tiles: string[];
 }
 
+/**
+ * The header of an anonymous upload session: tile-store hands one out on the first write without a
+ * token, and stages that writer's tiles apart until its commit; the client sends it back on every
+ * later listing, batch and commit of the same upload.
+ */
+export const SESSION_HEADER = 'Tessera-Upload-Session';
+
 /** Called before each retry, with the reason and the wait. */
 export type RetryListener = (reason: StoreFailure, delayMs: number, attempt: number) => void;
 
@@ -103,6 +110,8 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export class TileStoreClient {
   readonly base: string;
+  /** The upload session tile-store handed this client (anonymous writes only); null until then. */
+  session: string | null = null;
 
   constructor(
     readonly settings: StoreSettings,
@@ -210,8 +219,12 @@ export class TileStoreClient {
   private async attempt(url: string, init: RequestInit, timeoutMs: number): Promise<Response> {
     const headers = new Headers(init.headers);
     if (this.settings.token) headers.set('Authorization', `Bearer ${this.settings.token}`);
+    if (this.session) headers.set(SESSION_HEADER, this.session);
     try {
-      return await fetch(url, { ...init, headers, mode: 'cors', credentials: 'omit', signal: AbortSignal.timeout(timeoutMs) });
+      const response = await fetch(url, { ...init, headers, mode: 'cors', credentials: 'omit', signal: AbortSignal.timeout(timeoutMs) });
+      const session = response.headers.get(SESSION_HEADER);
+      if (session && /^[0-9a-f]{32}$/.test(session)) this.session = session;
+      return response;
     } catch (e) {
       const timedOut = e instanceof DOMException && e.name === 'TimeoutError';
       throw {

@@ -3,7 +3,8 @@
  * tiles are sent in the order they were made (so the ones the viewer asked for go first), in
  * batches of about 4 MiB, and the manifest is committed last, once every tile is stored.
  *
- * Resuming is the same path: the store's listing says what it has, and only the rest is sent.
+ * Resuming is the same path: the store's listing says what this writer has staged, and only the
+ * rest is sent.
  * A commit answered 409 with missing tiles sends those and commits again; the store itself
  * refuses to commit an incomplete pyramid, so no half pyramid is ever served.
  */
@@ -59,7 +60,9 @@ export class PyramidUploader {
     batchBytes: number = BATCH_BYTES,
   ) {
     this.batchBytes = batchBytes;
-    // Retries are reported, so a person sees why the count stopped moving.
+    // Retries are reported, so a person sees why the count stopped moving. A client of its own
+    // also keeps this upload's session (anonymous writes): the listing, every batch and the commit
+    // carry the session the store handed out on the first of them.
     this.store = new TileStoreClient(store.settings, (reason, delayMs) => {
       this.retrying = `${reason.message}; retrying in ${(delayMs / 1000).toFixed(1)} s`;
       this.progress('uploading');

@@ -2,7 +2,7 @@
 //! its id is known), a bound on unfinished jobs, and finished jobs kept for a while
 //! so that their outcome can still be read.
 
-use crate::error::{AppError, Result};
+use crate::error::{AppError, Result, RETRY_AFTER_BUSY_QUEUE_SECS};
 use crate::store::PyramidId;
 use serde::Serialize;
 use std::collections::hash_map::RandomState;
@@ -17,8 +17,6 @@ use tokio::sync::watch;
 pub const FINISHED_KEPT_FOR: Duration = Duration::from_secs(15 * 60);
 /// Most finished jobs kept (the oldest go first).
 const FINISHED_KEPT_AT_MOST: usize = 1000;
-/// The `Retry-After` given when the queue is full, in seconds.
-pub const RETRY_AFTER_SECS: u64 = 10;
 
 /// Where a job is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -216,7 +214,7 @@ impl Jobs {
                 message: format!(
                     "{unfinished} tiling jobs are running or queued, the most this server takes; retry later"
                 ),
-                retry_after_secs: RETRY_AFTER_SECS,
+                retry_after_secs: RETRY_AFTER_BUSY_QUEUE_SECS,
             });
         }
         let pyramid = match &key {
@@ -400,7 +398,7 @@ mod tests {
         let err = jobs
             .admit(SourceKey::Pyramid(pyramid("b")), JobState::Queued)
             .expect_err("full");
-        assert_eq!(err.status(), axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(err.status().as_u16(), 503);
         jobs.finish(
             &first,
             Err(JobError {

@@ -1,0 +1,248 @@
+//! A job's work from source to committed pyramid: fetch → hash (the pyramid id, as
+//! the browser computes it) → tile on every core → store the tiles under their final
+//! keys → the one commit ([`crate::commit::commit`]), which writes the `.dzi` last.
+
+use super::jobs::{Job, JobError, JobState};
+use super::{shrink, Source};
+use crate::commit::{self, check_tile_cap, is_committed, TileSource};
+use crate::error::{AppError, Result};
+use crate::store::{Key, PyramidId, TileName};
+use crate::AppState;
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+use tiler_wasm::{Dzi, Options, TileAddr, Tiler};
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
+
+/// Tiles written to the store at once by one job.
+const STORE_CONCURRENCY: usize = 32;
+/// Encoded tiles waiting for the store, per job (bounds memory when the store is slow).
+const TILES_IN_FLIGHT: usize = 128;
+
+/// Runs `job` to its end, recording success or the error; never panics on bad input.
+/// `budget` is the source budget the job's bytes hold (reserved by the caller for a
+/// request body; reserved here for fetched sources). `committer` is the subject of
+/// the caller who asked for the job, recorded as the pyramid's committer.
+pub async fn run(
+    state: AppState,
+    job: Arc<Job>,
+    source: Source,
+    options: Options,
+    budget: Option<OwnedSemaphorePermit>,
+    committer: String,
+) {
+    let outcome = match work(&state, &job, source, options, budget, &committer).await {
+        Ok(Done::Made) => Ok(()),
+        Ok(Done::Followed(leader)) => match leader.finished().await.error {
+            None => Ok(()),
+            Some(e) => Err(e),
+        },
+        Err(e) => {
+            if e.status().is_server_error() {
+                tracing::error!(job = job.id(), error = %e, "tiling job failed");
+            } else {
+                tracing::info!(job = job.id(), error = %e, "tiling job failed");
+            }
+            Err(JobError::from(&e))
+        }
+    };
+    state.tiling.jobs.finish(&job, outcome);
+}
+
+/// How a job's work ended well.
+enum Done {
+    /// The pyramid is committed (by this job, or before it).
+    Made,
+    /// Another job is making the same pyramid (the same bytes under another name):
+    /// this one ends as that one does.
+    Followed(Arc<Job>),
+}
+
+async fn work(
+    state: &AppState,
+    job: &Arc<Job>,
+    source: Source,
+    options: Options,
+    budget: Option<OwnedSemaphorePermit>,
+    committer: &str,
+) -> Result<Done> {
+    let tiling = &state.tiling;
+    let mut budget = match budget {
+        Some(permit) => permit,
+        None => tiling.wait_for_source(tiling.max_source_bytes).await?,
+    };
+    let started = Instant::now();
+    let progress = |received: u64, expected: Option<u64>| {
+        job.bytes.store(received, Ordering::Relaxed);
+        job.bytes_total
+            .store(expected.unwrap_or(0), Ordering::Relaxed);
+    };
+    let bytes = match source {
+        Source::Url(url) => {
+            job.set_state(JobState::Fetching);
+            tiling.fetcher()?.fetch(&url, progress).await?
+        }
+        Source::S3Key(key) => {
+            job.set_state(JobState::Fetching);
+            tiling.check_s3_key(&key)?;
+            let s3 = tiling.s3.as_ref().ok_or_else(|| {
+                AppError::bad_request("no_s3", "s3Key needs the S3 store (--store s3)")
+            })?;
+            s3.get_source(&key, tiling.max_source_bytes, progress)
+                .await?
+        }
+        Source::Bytes(bytes) => bytes,
+    };
+    shrink(&mut budget, bytes.len());
+    check_tile_count(&bytes, &options, state.limits.max_tiles_per_pyramid)?;
+    let fetched = started.elapsed();
+    let (id, bytes) = match job.status().pyramid {
+        Some(id) => (id, bytes),
+        None => {
+            let (id, bytes) = hash(bytes, options).await?;
+            tracing::info!(
+                job = job.id(), %id, bytes = bytes.len(),
+                fetch_ms = fetched.as_millis(),
+                hash_ms = (started.elapsed() - fetched).as_millis(),
+                "source read and hashed"
+            );
+            if let Some(leader) = tiling.jobs.set_pyramid(job, &id) {
+                job.set_state(JobState::Queued);
+                return Ok(Done::Followed(leader));
+            }
+            (id, bytes)
+        }
+    };
+    make_pyramid(state, job, id, bytes, options, committer).await?;
+    Ok(Done::Made)
+}
+
+/// Reads the image's size from its header (no pixels decoded) and refuses a pyramid of
+/// more than `max_tiles` tiles before any hashing, decoding or tiling.
+///
+/// A header that cannot be read is let through: decoding then fails with the core's
+/// own error (and the count is checked again once the image is open).
+pub fn check_tile_count(bytes: &[u8], options: &Options, max_tiles: u64) -> Result<()> {
+    let Ok(meta) = tiler_wasm::probe(bytes, &options.limits) else {
+        return Ok(());
+    };
+    let layout =
+        tiler_wasm::Layout::new(meta.width, meta.height, options.tile_size, options.overlap)?;
+    check_tile_cap(layout.tile_count(), max_tiles)
+}
+
+/// The pyramid id of `bytes` tiled with `options`, hashed off the async threads.
+async fn hash(bytes: Bytes, options: Options) -> Result<(PyramidId, Bytes)> {
+    let (id, bytes) =
+        tokio::task::spawn_blocking(move || (tiler_wasm::pyramid_id(&bytes, &options), bytes))
+            .await
+            .map_err(|e| AppError::Internal(format!("hashing task: {e}")))?;
+    Ok((PyramidId::parse(&id)?, bytes))
+}
+
+/// Tiles, stores and commits, unless the pyramid is committed already.
+async fn make_pyramid(
+    state: &AppState,
+    job: &Arc<Job>,
+    id: PyramidId,
+    bytes: Bytes,
+    options: Options,
+    committer: &str,
+) -> Result<()> {
+    if is_committed(state, &id).await? {
+        return Ok(());
+    }
+    job.set_state(JobState::Queued);
+    let _slot = state
+        .tiling
+        .slots
+        .acquire()
+        .await
+        .map_err(|e| AppError::Internal(format!("tiling slots: {e}")))?;
+    // Committed meanwhile (by a browser upload, another instance)?
+    if is_committed(state, &id).await? {
+        return Ok(());
+    }
+    job.set_state(JobState::Tiling);
+    let tiling_started = Instant::now();
+    let dzi = tile_and_store(state, job, &id, bytes, options).await?;
+    tracing::info!(
+        job = job.id(), %id, tiles = job.tiles.load(Ordering::Relaxed),
+        tile_and_store_ms = tiling_started.elapsed().as_millis(),
+        "tiles stored"
+    );
+    job.set_state(JobState::Storing);
+    let outcome = commit::commit(state, &id, &dzi, committer, TileSource::Final).await?;
+    if outcome.created {
+        tracing::info!(job = job.id(), %id, tiles = outcome.tile_count, "pyramid tiled and committed");
+    }
+    Ok(())
+}
+
+/// Tiles on a blocking thread (which starts one more per core) while this task writes
+/// the tiles to the store as they come; returns the manifest to commit.
+async fn tile_and_store(
+    state: &AppState,
+    job: &Arc<Job>,
+    id: &PyramidId,
+    bytes: Bytes,
+    options: Options,
+) -> Result<Dzi> {
+    let (sender, mut receiver) = mpsc::channel::<(TileName, Vec<u8>)>(TILES_IN_FLIGHT);
+    let tiling_job = Arc::clone(job);
+    let max_tiles = state.limits.max_tiles_per_pyramid;
+    let tiler = tokio::task::spawn_blocking(move || -> Result<Dzi> {
+        let tiler = Tiler::open(&bytes, &options)?;
+        drop(bytes);
+        check_tile_cap(tiler.layout().tile_count(), max_tiles)?;
+        tiling_job
+            .tiles_total
+            .store(tiler.layout().tile_count(), Ordering::Relaxed);
+        let format = tiler.format();
+        let dzi = tiler.dzi();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // Level by level in the decoded image's own memory: the server holds no second copy.
+        tiler.into_walk_parallel(threads, |addr: TileAddr, tile| {
+            let name = TileName {
+                level: addr.level,
+                col: addr.col,
+                row: addr.row,
+                format,
+            };
+            sender
+                .blocking_send((name, tile))
+                .map_err(|_| AppError::Internal("the tile writer stopped".into()))
+        })?;
+        Ok(dzi)
+    });
+    // The stream owns the receiver: when a write fails the stream is dropped, so the
+    // tiler's next send fails and it stops.
+    let tiles = futures::stream::poll_fn(move |cx| receiver.poll_recv(cx)).map(Ok);
+    // Boxed as `dyn Send`: left as a combinator type inside this async fn, its
+    // closure's lifetimes turn the spawned future's `Send` bound higher-ranked, which
+    // the compiler cannot prove (rust-lang/rust#102211).
+    let (store, id, job) = (Arc::clone(&state.store), id.clone(), Arc::clone(job));
+    let written: futures::future::BoxFuture<'static, Result<()>> = Box::pin(
+        tiles.try_for_each_concurrent(STORE_CONCURRENCY, move |(name, tile)| {
+            let (store, key, job) = (
+                Arc::clone(&store),
+                Key::Tile(id.clone(), name),
+                Arc::clone(&job),
+            );
+            async move {
+                store.put(&key, Bytes::from(tile)).await?;
+                job.tiles.fetch_add(1, Ordering::Relaxed);
+                Ok::<(), AppError>(())
+            }
+        }),
+    );
+    let (tiled, written) = tokio::join!(tiler, written);
+    let tiled = tiled.map_err(|e| AppError::Internal(format!("tiling task: {e}")))?;
+    match (tiled, written) {
+        (Ok(dzi), Ok(())) => Ok(dzi),
+        (_, Err(store_error)) => Err(store_error),
+        (Err(tiler_error), Ok(())) => Err(tiler_error),
+    }
+}
