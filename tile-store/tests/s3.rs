@@ -439,11 +439,20 @@ fn serve_binary_on_s3_configured_by_environment() {
     );
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let xml = pyramid.dzi.to_xml();
+    // The tile is staged for tok2's writer: tok1 cannot commit with it; tok2 can.
     let (status, _, body) = http(
         addr,
         "PUT",
         &format!("/pyramids/{id}.dzi"),
         &[("Authorization", "Bearer tok1")],
+        xml.as_bytes(),
+    );
+    assert_eq!(status, 409, "{}", String::from_utf8_lossy(&body));
+    let (status, _, body) = http(
+        addr,
+        "PUT",
+        &format!("/pyramids/{id}.dzi"),
+        &[("Authorization", "Bearer tok2")],
         xml.as_bytes(),
     );
     assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));

@@ -45,24 +45,30 @@ impl std::fmt::Display for PyramidId {
 
 pub use tiler_wasm::name::{canonical_format, parse_decimal, TileName};
 
-/// Who staged tiles: the SHA-256 of the writer's identity (a JWT subject, a token, or
-/// an anonymous upload session), so that no identity string ever becomes a path.
+/// Who staged tiles: the first 128 bits of the SHA-256 of the writer's identity (a JWT
+/// subject, a token, or an anonymous upload session), so that no identity string ever
+/// becomes a path. 128 bits, not 256: finding an identity that lands on another
+/// writer's folder is a second preimage (2¹²⁸ work), and shorter keys stay under the
+/// 255-byte file names of S3-compatible servers that map keys to files (s3s-fs).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct WriterId([u8; 32]);
+pub struct WriterId([u8; 16]);
 
 impl WriterId {
     /// The writer known as `identity` (`jwt:{sub}`, `token:…`, `session:{hex}`).
     pub fn of(identity: &str) -> Self {
         use sha2::{Digest, Sha256};
-        WriterId(Sha256::digest(identity.as_bytes()).into())
+        let digest = Sha256::digest(identity.as_bytes());
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&digest[..16]);
+        WriterId(id)
     }
 
-    /// Parses the 64 lowercase hex characters of a staging folder name.
+    /// Parses the 32 lowercase hex characters of a staging folder name.
     pub fn parse_hex(text: &str) -> Option<Self> {
-        if text.len() != 64 || !text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        if text.len() != 32 || !text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
             return None;
         }
-        let mut digest = [0u8; 32];
+        let mut digest = [0u8; 16];
         hex::decode_to_slice(text, &mut digest).ok()?;
         Some(WriterId(digest))
     }
@@ -194,7 +200,7 @@ mod tests {
             path,
             format!("staging/{writer}/{}_files/9/0_1.png", "ab".repeat(32))
         );
-        assert_eq!(writer.to_string().len(), 64);
+        assert_eq!(writer.to_string().len(), 32);
         assert_eq!(WriterId::parse_hex(&writer.to_string()), Some(writer));
         assert_eq!(WriterId::parse_hex("../x"), None);
     }
