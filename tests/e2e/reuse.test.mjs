@@ -309,7 +309,11 @@ describe('tile once, reuse everywhere', () => {
       const staged = snapshot();
       const rewritten = [...before].filter(([n, at]) => staged.get(n) !== at).map(([n]) => n);
       assert.deepEqual(rewritten, [], 'tiles the store had were not sent again');
-      assert.deepEqual(expected.filter((n) => !staged.has(n)), [], 'the rest was sent');
+      assert.deepEqual(
+        expected.filter((n) => !staged.has(n)),
+        [],
+        'the rest was sent',
+      );
       assert.ok(await commit.release(), 'the commit was still waiting');
       const saved = await waitForAttr(t.page, 'data-upload', ['saved', 'failed'], 90_000);
       assert.equal(saved['data-upload'], 'saved', saved['data-upload-error']);
@@ -317,7 +321,11 @@ describe('tile once, reuse everywhere', () => {
       // Committed: every tile is under its final key, promoted from the staged copies (hard
       // links on disk, copies on S3), and the staging of this writer is gone.
       const after = new Set(bucketTiles(s3.bucketDir, id));
-      assert.deepEqual(expected.filter((n) => !after.has(n)), [], 'every tile is in the bucket');
+      assert.deepEqual(
+        expected.filter((n) => !after.has(n)),
+        [],
+        'every tile is in the bucket',
+      );
       assert.deepEqual(stagedTiles(s3.bucketDir, id), [], 'the staged copies are removed');
       assert.ok(existsSync(join(s3.bucketDir, `${id}.dzi`)), 'the manifest is committed');
     } finally {
