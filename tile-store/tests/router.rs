@@ -818,12 +818,12 @@ async fn concurrent_uploads_and_commits_of_one_id_agree() {
             )
             .await;
             assert_eq!(status, StatusCode::OK);
-            send(
+            let (status, _, body) = send(
                 &app,
                 request("PUT", &format!("/pyramids/{id}.dzi"), Some(TOKEN), xml),
             )
-            .await
-            .0
+            .await;
+            (status, String::from_utf8_lossy(&body).into_owned())
         })
     };
     let handles: Vec<_> = (0..4)
@@ -836,8 +836,11 @@ async fn concurrent_uploads_and_commits_of_one_id_agree() {
         })
         .collect();
     let mut statuses = Vec::new();
+    let mut bodies = Vec::new();
     for handle in handles {
-        statuses.push(handle.await.unwrap());
+        let (status, body) = handle.await.unwrap();
+        statuses.push(status);
+        bodies.push(body);
     }
     statuses.sort();
     assert_eq!(
@@ -847,7 +850,8 @@ async fn concurrent_uploads_and_commits_of_one_id_agree() {
             StatusCode::OK,
             StatusCode::OK,
             StatusCode::CREATED
-        ]
+        ],
+        "{bodies:?}"
     );
 
     for (name, bytes) in &pyramid.tiles {

@@ -54,6 +54,29 @@ fn temp_path(target: &Path) -> PathBuf {
     target.with_file_name(format!(".{name}.tmp-{}-{n}", std::process::id()))
 }
 
+/// Links made again when the source was being replaced (see [`link_retrying`]).
+const LINK_ATTEMPTS: usize = 3;
+
+/// `hard_link(source, link)`, made again while `source` still exists: a link to a file
+/// that an upload is renaming a new copy over at that moment can fail with "not
+/// found" (Linux refuses to link an inode whose last name just went), though the name
+/// is there again at once, for the new copy.
+fn link_retrying(source: &Path, link: &Path) -> std::io::Result<()> {
+    let mut attempt = 1;
+    loop {
+        match std::fs::hard_link(source, link) {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    && attempt < LINK_ATTEMPTS
+                    && source.exists() =>
+            {
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Attempts to create a file whose folder the staging sweeper may remove between
 /// `create_dir_all` and the create (it removes empty folders).
 const CREATE_ATTEMPTS: usize = 3;
@@ -305,7 +328,7 @@ impl Store for DiskStore {
             if let Some(parent) = target.parent() {
                 std::fs::create_dir_all(parent)?;
             }
-            std::fs::hard_link(&source, &temp)?;
+            link_retrying(&source, &temp)?;
             let renamed = std::fs::rename(&temp, &target);
             // Renaming onto a link of the same file does nothing (POSIX) and leaves
             // the temporary name: remove it whatever happened.
