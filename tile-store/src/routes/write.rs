@@ -271,16 +271,17 @@ pub async fn put_tile(
     let tiles = vec![(tile, bytes)];
     check_upload_count(&state, &target, &tiles).await?;
     let stored = store_tiles(&state, &target, tiles).await?;
+    Ok(stored_answer(&target, stored))
+}
+
+/// The answer to an upload of `stored` tiles, with the writer's session (if anonymous).
+fn stored_answer(target: &WriteTarget, stored: usize) -> Response {
     let session = target
         .writer
         .session
         .as_ref()
         .map(|s| s.as_str().to_owned());
-    Ok(answer(
-        StatusCode::OK,
-        Stored { stored, session },
-        &target.writer,
-    ))
+    answer(StatusCode::OK, Stored { stored, session }, &target.writer)
 }
 
 /// `POST /pyramids/{id}/tiles`: many tiles in the [`batch`] wire format.
@@ -303,16 +304,7 @@ pub async fn upload_batch(
     }
     check_upload_count(&state, &target, &tiles).await?;
     let stored = store_tiles(&state, &target, tiles).await?;
-    let session = target
-        .writer
-        .session
-        .as_ref()
-        .map(|s| s.as_str().to_owned());
-    Ok(answer(
-        StatusCode::OK,
-        Stored { stored, session },
-        &target.writer,
-    ))
+    Ok(stored_answer(&target, stored))
 }
 
 /// Answer to `GET /pyramids/{id}/tiles`.
