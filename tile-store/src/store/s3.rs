@@ -178,6 +178,21 @@ impl S3Store {
     }
 
     /// Every object key under `{prefix}{relative}`.
+    /// The tiles under the folder `relative` (`{id}_files/` or a writer's staged copy
+    /// of it), in listing order; keys that are not tiles are skipped.
+    async fn list_tiles_under(&self, relative: &str) -> Result<Vec<TileName>> {
+        let full_prefix = format!("{}{relative}", self.settings.prefix);
+        let mut tiles: Vec<TileName> = self
+            .list_keys(relative)
+            .await?
+            .iter()
+            .filter_map(|k| k.strip_prefix(&full_prefix))
+            .filter_map(TileName::parse_relative)
+            .collect();
+        tiles.sort();
+        Ok(tiles)
+    }
+
     async fn list_keys(&self, relative: &str) -> Result<Vec<String>> {
         Ok(self
             .list_objects(relative)
@@ -340,16 +355,7 @@ impl Store for S3Store {
 
     #[tracing::instrument(level = "debug", skip(self))]
     async fn list_tiles(&self, id: &PyramidId) -> Result<Vec<TileName>> {
-        let full_prefix = format!("{}{}", self.settings.prefix, tiles_prefix(id));
-        let mut tiles: Vec<TileName> = self
-            .list_keys(&tiles_prefix(id))
-            .await?
-            .iter()
-            .filter_map(|k| k.strip_prefix(&full_prefix))
-            .filter_map(TileName::parse_relative)
-            .collect();
-        tiles.sort();
-        Ok(tiles)
+        self.list_tiles_under(&tiles_prefix(id)).await
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(key = %key.path()))]
@@ -373,17 +379,7 @@ impl Store for S3Store {
 
     #[tracing::instrument(level = "debug", skip(self))]
     async fn list_staged(&self, writer: &WriterId, id: &PyramidId) -> Result<Vec<TileName>> {
-        let relative = staged_prefix(writer, id);
-        let full_prefix = format!("{}{relative}", self.settings.prefix);
-        let mut tiles: Vec<TileName> = self
-            .list_keys(&relative)
-            .await?
-            .iter()
-            .filter_map(|k| k.strip_prefix(&full_prefix))
-            .filter_map(TileName::parse_relative)
-            .collect();
-        tiles.sort();
-        Ok(tiles)
+        self.list_tiles_under(&staged_prefix(writer, id)).await
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(from = %from.path(), to = %to.path()))]
