@@ -322,9 +322,18 @@ async fn sixty_four_clients_upload_commit_and_read_with_nothing_lost() {
         &tally.failures[..tally.failures.len().min(10)]
     );
     assert_eq!(tally.wrong_reads, 0);
+    // Every client committed at least once (the loop above runs on until it has), and
+    // the first pyramid of each group of 8 is one content address: so at least
+    // CLIENTS commits answered 2xx and at least CLIENTS / 8 distinct pyramids exist,
+    // however fast the machine is.
+    let commits_ok: u64 = [200, 201]
+        .iter()
+        .filter_map(|s| tally.statuses.get(&("commit PUT", *s)))
+        .sum();
+    assert!(commits_ok >= CLIENTS as u64, "only {commits_ok} commits answered 2xx");
     assert!(
-        committed.len() >= CLIENTS,
-        "only {} pyramids committed",
+        committed.len() >= CLIENTS / 8,
+        "only {} distinct pyramids committed",
         committed.len()
     );
     let log = server.kill();
