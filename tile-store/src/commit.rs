@@ -43,11 +43,18 @@ pub enum TileSource<'a> {
     Final,
 }
 
-/// Whether `id` has a committed manifest (remembered once seen).
+/// Whether `id` has a committed manifest, as remembered for a moment
+/// ([`crate::CommittedIds`]): for the `Cache-Control` of tile reads.
 pub async fn is_committed(state: &AppState, id: &PyramidId) -> Result<bool> {
     if state.committed.contains(id) {
         return Ok(true);
     }
+    is_committed_now(state, id).await
+}
+
+/// Whether `id` has a committed manifest, asking the store: another instance may have
+/// deleted it a moment ago.
+pub async fn is_committed_now(state: &AppState, id: &PyramidId) -> Result<bool> {
     let committed = state.store.head(&Key::Dzi(id.clone())).await?.is_some();
     if committed {
         state.committed.insert(id);

@@ -218,6 +218,22 @@ pub struct ServeConfig {
           value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
     pub upload_ttl: u64,
 
+    /// This instance's name in job records (`instance` in job answers); unique among
+    /// instances sharing a store.
+    #[arg(long, env = "TILE_STORE_INSTANCE_ID", default_value_t = crate::tiling::board::default_instance_id())]
+    pub instance_id: String,
+
+    /// Seconds a running job's record may go unrenewed before another instance on the
+    /// same store takes the job over (renewed every third of it).
+    #[arg(long, env = "TILE_STORE_JOB_LEASE", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub job_lease: u64,
+
+    /// Seconds ended jobs (`GET /jobs/{job}`) stay readable.
+    #[arg(long, env = "TILE_STORE_JOB_RETENTION", default_value_t = 900,
+          value_parser = clap::value_parser!(u64).range(1..=604_800))]
+    pub job_retention: u64,
+
     /// Seconds one S3 call may take, retries included (503 past it).
     #[arg(long, env = "TILE_STORE_S3_TIMEOUT", default_value_t = 20)]
     pub s3_timeout: u64,

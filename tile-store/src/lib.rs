@@ -20,7 +20,6 @@ pub mod tiling;
 
 use auth::Auth;
 use axum::Router;
-use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use store::{PyramidId, Store};
@@ -103,35 +102,47 @@ impl AppState {
     }
 }
 
-/// A bounded memory of committed pyramid ids.
+/// A short, bounded memory of committed pyramid ids, so that tile reads need no
+/// manifest lookup each.
 ///
-/// Only positive answers are kept: a commit is permanent until a `DELETE`, which
-/// forgets the id here. (A `DELETE` through another instance is not seen; its tiles
-/// are gone from the store, so they answer 404 anyway.)
+/// An id is remembered for [`COMMITTED_REMEMBERED_FOR`]: a `DELETE` through another
+/// instance on the same store is seen here within that time. Only the
+/// `Cache-Control` of tile reads relies on it; answers that say whether a pyramid
+/// exists (`POST /pyramids`, uploads, commits) ask the store each time
+/// ([`commit::is_committed_now`]).
 #[derive(Debug, Default)]
-pub struct CommittedIds(Mutex<HashSet<PyramidId>>);
+pub struct CommittedIds(Mutex<std::collections::HashMap<PyramidId, std::time::Instant>>);
+
+/// How long a committed id is remembered without asking the store again.
+pub const COMMITTED_REMEMBERED_FOR: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Ids remembered before the memory is cleared and starts again.
 const COMMITTED_IDS_REMEMBERED: usize = 100_000;
 
 impl CommittedIds {
-    /// Whether `id` is known to be committed.
+    /// Whether `id` was seen committed less than [`COMMITTED_REMEMBERED_FOR`] ago.
     pub fn contains(&self, id: &PyramidId) -> bool {
-        self.0.lock().is_ok_and(|set| set.contains(id))
+        self.0.lock().is_ok_and(|map| {
+            map.get(id)
+                .is_some_and(|seen| seen.elapsed() < COMMITTED_REMEMBERED_FOR)
+        })
     }
-    /// Remembers that `id` is committed.
+    /// Remembers that `id` is committed, as of now.
     pub fn insert(&self, id: &PyramidId) {
-        if let Ok(mut set) = self.0.lock() {
-            if set.len() >= COMMITTED_IDS_REMEMBERED {
-                set.clear();
+        if let Ok(mut map) = self.0.lock() {
+            if map.len() >= COMMITTED_IDS_REMEMBERED {
+                map.retain(|_, seen| seen.elapsed() < COMMITTED_REMEMBERED_FOR);
+                if map.len() >= COMMITTED_IDS_REMEMBERED {
+                    map.clear();
+                }
             }
-            set.insert(id.clone());
+            map.insert(id.clone(), std::time::Instant::now());
         }
     }
     /// Forgets `id` (after a delete).
     pub fn remove(&self, id: &PyramidId) {
-        if let Ok(mut set) = self.0.lock() {
-            set.remove(id);
+        if let Ok(mut map) = self.0.lock() {
+            map.remove(id);
         }
     }
 }

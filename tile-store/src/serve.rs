@@ -9,6 +9,7 @@ use crate::gate::UploadGate;
 use crate::store::disk::DiskStore;
 use crate::store::s3::{S3Settings, S3Store};
 use crate::store::Store;
+use crate::tiling::board::BoardSettings;
 use crate::tiling::{Tiling, TilingSettings};
 use crate::{app, AppState, UploadLimits};
 use axum::http::StatusCode;
@@ -118,6 +119,11 @@ fn tiling_settings(config: &ServeConfig) -> TilingSettings {
         max_jobs: config.max_jobs,
         s3_source_prefixes: config.s3_source_prefix.clone(),
         max_queued_source_bytes: config.max_queued_source_bytes,
+        board: BoardSettings {
+            instance: config.instance_id.clone(),
+            lease: Duration::from_secs(config.job_lease),
+            retention: Duration::from_secs(config.job_retention),
+        },
     }
 }
 
@@ -164,6 +170,7 @@ pub async fn run(config: ServeConfig) -> Result<()> {
         Arc::clone(&state.store),
         Duration::from_secs(config.upload_ttl),
     );
+    let scan = crate::tiling::runner::spawn_scan(state.clone());
     let service = service(state, Duration::from_secs(config.request_timeout.max(1)));
     let finished = serve_connections(
         listener,
@@ -173,6 +180,9 @@ pub async fn run(config: ServeConfig) -> Result<()> {
     )
     .await;
     sweeper.abort();
+    // Jobs still running here are taken over by another instance once their lease
+    // lapses (or by this one's next start, under the same store).
+    scan.abort();
     tracing::info!(all_requests_finished = finished, "tile-store stopped");
     Ok(())
 }

@@ -2,11 +2,14 @@
 //! body), `GET /jobs/{job}` and the Server-Sent Events of `GET /jobs/{job}/events`.
 
 use super::segments;
-use crate::commit::is_committed;
+use crate::commit::is_committed_now;
 use crate::error::{AppError, Result};
 use crate::store::PyramidId;
-use crate::tiling::jobs::{Admission, Job, JobError, JobState, SourceKey};
-use crate::tiling::{pipeline, Source};
+use crate::store::{JobId, Key, PutOutcome, SourceDigest};
+use crate::tiling::jobs::{Admission, Job, JobError, JobState, Progress, Snapshot, SourceKey};
+use crate::tiling::record::{JobRecord, RecordedSource};
+use crate::tiling::runner::{self, LocalSource};
+use crate::tiling::{recipe, Settings, Source};
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -17,10 +20,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use std::convert::Infallible;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-use tiler_wasm::{Layout, Options, TileFormat};
 
 /// How long `POST /pyramids` waits for a URL or S3 source to be fetched and hashed, so
 /// that a refused, missing or over-size source is answered as such, and a pyramid
@@ -30,57 +31,8 @@ const WAIT_FOR_SOURCE: Duration = Duration::from_secs(10);
 const MAX_JSON_BYTES: usize = 64 << 10;
 /// How often the event stream looks at progress between state changes.
 const EVENT_INTERVAL: Duration = Duration::from_millis(250);
-
-/// Tiling settings, in the JSON body or (for an image sent as the body) the query.
-/// Every field is optional; the defaults are `vips dzsave`'s.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Settings {
-    /// `auto` (PNG for images with alpha, JPEG otherwise), `jpeg`, `png` or `webp`.
-    pub format: Option<String>,
-    /// JPEG / WebP quality, 1..=100.
-    pub quality: Option<u8>,
-    /// Tile size without overlap.
-    pub tile_size: Option<u32>,
-    /// Overlap on each side.
-    pub overlap: Option<u32>,
-}
-
-impl Settings {
-    fn options(&self) -> Result<Options> {
-        let defaults = Options::default();
-        let format = match self.format.as_deref() {
-            None | Some("auto") => None,
-            Some(name) => Some(name.parse::<TileFormat>()?),
-        };
-        let options = Options {
-            format,
-            quality: self.quality.unwrap_or(defaults.quality),
-            tile_size: self.tile_size.unwrap_or(defaults.tile_size),
-            overlap: self.overlap.unwrap_or(defaults.overlap),
-            ..defaults
-        };
-        if !(1..=100).contains(&options.quality) {
-            return Err(AppError::bad_request(
-                "invalid_option",
-                "quality must be 1..=100",
-            ));
-        }
-        Layout::new(1, 1, options.tile_size, options.overlap)?;
-        Ok(options)
-    }
-}
-
-/// The settings as they enter the pyramid id, to tell jobs apart.
-fn recipe(options: &Options) -> String {
-    format!(
-        "{}/{}/{}/{}",
-        options.format.map_or("auto", |f| f.extension()),
-        options.quality,
-        options.tile_size,
-        options.overlap
-    )
-}
+/// How often the event stream reads the record of a job run by another instance.
+const REMOTE_EVENT_INTERVAL: Duration = Duration::from_millis(500);
 
 /// The JSON form of `POST /pyramids`: exactly one of `src` and `s3Key`.
 #[derive(Debug, Deserialize)]
@@ -93,20 +45,6 @@ pub struct TileRequest {
     /// Tiling settings.
     #[serde(flatten)]
     pub settings: Settings,
-}
-
-/// A job's progress.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Progress {
-    /// Source bytes received.
-    pub bytes: u64,
-    /// Source bytes expected, when known.
-    pub bytes_total: Option<u64>,
-    /// Tiles stored.
-    pub tiles: u64,
-    /// Tiles in the pyramid, once the image is decoded.
-    pub tiles_total: Option<u64>,
 }
 
 /// The answer of `POST /pyramids` and `GET /jobs/{job}`.
@@ -128,6 +66,12 @@ pub struct JobView {
     /// Why the job failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<JobError>,
+    /// The instance running (or that ran) the job; `null` while it waits for one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<Option<String>>,
+    /// How many times an instance has started the job.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
 }
 
 impl JobView {
@@ -139,25 +83,27 @@ impl JobView {
             job: None,
             progress: None,
             error: None,
+            instance: None,
+            attempts: None,
         }
     }
 
-    fn of(job: &Job) -> Self {
-        let status = job.status();
-        let known = |n: u64| (n > 0).then_some(n);
+    fn of(job: &str, snapshot: Snapshot) -> Self {
+        let status = snapshot.status;
         JobView {
             id: status.pyramid.as_ref().map(ToString::to_string),
             dzi: status.pyramid.as_ref().map(dzi_path),
             status: status.state,
-            job: Some(job.id().to_owned()),
-            progress: Some(Progress {
-                bytes: job.bytes.load(Ordering::Relaxed),
-                bytes_total: known(job.bytes_total.load(Ordering::Relaxed)),
-                tiles: job.tiles.load(Ordering::Relaxed),
-                tiles_total: known(job.tiles_total.load(Ordering::Relaxed)),
-            }),
+            job: Some(job.to_owned()),
+            progress: Some(snapshot.progress),
             error: status.error,
+            instance: Some(snapshot.instance),
+            attempts: Some(snapshot.attempts),
         }
+    }
+
+    fn of_job(job: &Job) -> Self {
+        JobView::of(job.id(), job.snapshot())
     }
 }
 
@@ -202,14 +148,22 @@ async fn by_reference(
 ) -> Result<Response> {
     let options = request.settings.options()?;
     let recipe = recipe(&options);
-    let (key, source) = match (request.src, request.s3_key) {
+    let (key, recorded, source) = match (request.src, request.s3_key) {
         (Some(src), None) => {
             let url = state.tiling.fetcher()?.check(&src)?;
-            (SourceKey::Url(url.to_string(), recipe), Source::Url(url))
+            (
+                SourceKey::Url(url.to_string(), recipe),
+                RecordedSource::Url(url.to_string()),
+                Source::Url(url),
+            )
         }
         (None, Some(key)) => {
             state.tiling.check_s3_key(&key)?;
-            (SourceKey::S3(key.clone(), recipe), Source::S3Key(key))
+            (
+                SourceKey::S3(key.clone(), recipe),
+                RecordedSource::S3Key(key.clone()),
+                Source::S3Key(key),
+            )
         }
         _ => {
             return Err(AppError::bad_request(
@@ -218,16 +172,17 @@ async fn by_reference(
             ))
         }
     };
-    let job = match state.tiling.jobs.admit(key, JobState::Fetching)? {
+    let job = match state.tiling.jobs.admit(key, JobState::Queued)? {
         Admission::New(job) => {
-            tokio::spawn(pipeline::run(
-                state.clone(),
-                Arc::clone(&job),
+            let record = JobRecord::queued(job.id(), recorded, request.settings, &committer, None);
+            let local = LocalSource {
                 source,
-                options,
-                None,
-                committer,
-            ));
+                budget: None,
+            };
+            if !runner::submit(&state, Arc::clone(&job), record, local).await? {
+                // Queued for the next free place, here or on another instance.
+                return Ok(answer(&job));
+            }
             job
         }
         Admission::Joined(job) => job,
@@ -280,23 +235,38 @@ async fn by_body(
         .await
         .map_err(|e| AppError::Internal(format!("hashing task: {e}")))?;
     let id = PyramidId::parse(&id)?;
-    if is_committed(&state, &id).await? {
+    if is_committed_now(&state, &id).await? {
         return Ok((StatusCode::OK, Json(JobView::ready(&id))).into_response());
     }
     let job = match state
         .tiling
         .jobs
-        .admit(SourceKey::Pyramid(id), JobState::Queued)?
+        .admit(SourceKey::Pyramid(id.clone()), JobState::Queued)?
     {
         Admission::New(job) => {
-            tokio::spawn(pipeline::run(
-                state.clone(),
-                Arc::clone(&job),
-                Source::Bytes(bytes),
-                options,
-                Some(budget),
-                committer,
-            ));
+            // Kept in the store before the answer, so that another instance can
+            // finish the job if this one goes.
+            let digest = SourceDigest::of(&bytes);
+            if let Err(e) = state
+                .store
+                .put_if_absent(&Key::Source(digest), bytes.clone())
+                .await
+                .map(|_: PutOutcome| ())
+            {
+                state.tiling.jobs.finish(&job, Err(JobError::from(&e)));
+                return Err(e);
+            }
+            let recorded = RecordedSource::Upload {
+                sha256: digest.to_string(),
+                bytes: bytes.len() as u64,
+            };
+            let record =
+                JobRecord::queued(job.id(), recorded, settings.clone(), &committer, Some(&id));
+            let local = LocalSource {
+                source: Source::Bytes(bytes),
+                budget: Some(budget),
+            };
+            runner::submit(&state, Arc::clone(&job), record, local).await?;
             job
         }
         Admission::Joined(job) => job,
@@ -306,7 +276,7 @@ async fn by_body(
 
 /// `200` when ready, the job's error status when failed, `202` otherwise.
 fn answer(job: &Job) -> Response {
-    let view = JobView::of(job);
+    let view = JobView::of_job(job);
     match (&view.status, &view.error) {
         (JobState::Failed, Some(error)) => {
             let status =
@@ -328,54 +298,104 @@ fn answer(job: &Job) -> Response {
     }
 }
 
-fn find_job(
+/// A job's answer: from this instance's memory when it knows the job, else from its
+/// record in the store (posted to and run by other instances).
+async fn find_job(
     state: &AppState,
     path: std::result::Result<Path<String>, PathRejection>,
-) -> Result<Arc<Job>> {
+) -> Result<Found> {
     let id = segments(path)?;
-    state.tiling.jobs.get(&id).ok_or_else(|| {
+    let missing = || {
         AppError::NotFound(format!(
-            "no job {id} (finished jobs are kept for a while, then forgotten)"
+            "no job {id} (ended jobs are kept for a while, then forgotten)"
         ))
-    })
+    };
+    let job_id = JobId::parse(&id).ok_or_else(missing)?;
+    if let Some(job) = state.tiling.jobs.get(job_id.as_str()) {
+        return Ok(Found::Here(job));
+    }
+    match state.tiling.board.read(&*state.store, &job_id).await? {
+        Some(_) => Ok(Found::Elsewhere(job_id)),
+        None => Err(missing()),
+    }
 }
 
-/// `GET /jobs/{job}`: the job's state, progress, pyramid id and error.
+enum Found {
+    Here(Arc<Job>),
+    Elsewhere(JobId),
+}
+
+impl Found {
+    /// The job's answer now (`None` when its record went).
+    async fn view(&self, state: &AppState) -> Result<Option<JobView>> {
+        match self {
+            Found::Here(job) => Ok(Some(JobView::of_job(job))),
+            Found::Elsewhere(id) => Ok(state
+                .tiling
+                .board
+                .read(&*state.store, id)
+                .await?
+                .map(|(record, _)| JobView::of(id.as_str(), record.snapshot()))),
+        }
+    }
+}
+
+/// `GET /jobs/{job}`: the job's state, progress, pyramid id, error and instance.
+/// Any instance on the store answers for any job.
 pub async fn get_job(
     State(state): State<AppState>,
     headers: HeaderMap,
     path: std::result::Result<Path<String>, PathRejection>,
 ) -> Result<Json<JobView>> {
     state.auth.authorize_read(&headers).await?;
-    let job = find_job(&state, path)?;
-    Ok(Json(JobView::of(&job)))
+    let found = find_job(&state, path).await?;
+    let view = found
+        .view(&state)
+        .await?
+        .ok_or_else(|| AppError::NotFound("the job was forgotten meanwhile".into()))?;
+    Ok(Json(view))
 }
 
 /// `GET /jobs/{job}/events`: Server-Sent Events, one `status` event (the
 /// [`JobView`] as JSON) whenever the state or progress changes, at most every 250 ms;
-/// the stream ends after the event saying `ready` or `failed`.
+/// the stream ends after the event saying `ready` or `failed`. A job this instance
+/// does not know is followed through its record.
 pub async fn job_events(
     State(state): State<AppState>,
     headers: HeaderMap,
     path: std::result::Result<Path<String>, PathRejection>,
 ) -> Result<impl IntoResponse> {
     state.auth.authorize_read(&headers).await?;
-    let job = find_job(&state, path)?;
-    let changes = job.subscribe();
-    let events =
-        futures::stream::unfold(Some((job, changes, String::new())), |running| async move {
-            let (job, mut changes, last) = running?;
+    let found = find_job(&state, path).await?;
+    let changes = match &found {
+        Found::Here(job) => Some(job.subscribe()),
+        Found::Elsewhere(_) => None,
+    };
+    let events = futures::stream::unfold(
+        Some((state, found, changes, String::new())),
+        |running| async move {
+            let (state, found, mut changes, last) = running?;
             loop {
-                let view = JobView::of(&job);
+                let view = match found.view(&state).await {
+                    Ok(Some(view)) => view,
+                    // The record went (expired) or cannot be read: the stream ends.
+                    Ok(None) | Err(_) => return None,
+                };
                 let finished = view.status.is_finished();
                 let json = serde_json::to_string(&view).unwrap_or_default();
                 if json != last {
                     let event = Event::default().event("status").data(json.clone());
-                    let next = (!finished).then_some((job, changes, json));
+                    let next = (!finished).then_some((state, found, changes, json));
                     return Some((Ok::<Event, Infallible>(event), next));
                 }
-                let _ = tokio::time::timeout(EVENT_INTERVAL, changes.changed()).await;
+                match changes.as_mut() {
+                    Some(changes) => {
+                        let _ = tokio::time::timeout(EVENT_INTERVAL, changes.changed()).await;
+                    }
+                    None => tokio::time::sleep(REMOTE_EVENT_INTERVAL).await,
+                }
             }
-        });
+        },
+    );
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }

@@ -7,7 +7,7 @@
 
 use super::{batch, parse_manifest_name, parse_tile_path, segments};
 use crate::auth::SCOPE_DELETE;
-use crate::commit::{self, check_tile_cap, is_committed};
+use crate::commit::{self, check_tile_cap, is_committed_now};
 use crate::error::{AppError, Result};
 use crate::staging::{Writer, SESSION_HEADER};
 use crate::store::{Key, PyramidId, TileName};
@@ -332,7 +332,7 @@ pub async fn list_tiles(
     let caller = state.auth.authorize_write(&headers).await?;
     let writer = writer(&caller, &headers)?;
     let id = PyramidId::parse(&segments(path)?)?;
-    let committed = is_committed(&state, &id).await?;
+    let committed = is_committed_now(&state, &id).await?;
     let tiles = if committed {
         state.store.list_tiles(&id).await?
     } else {

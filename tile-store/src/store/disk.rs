@@ -8,8 +8,8 @@
 //! fails when the target exists: create-new semantics without a check-then-act race.
 
 use super::{
-    staged_prefix, tiles_prefix, Key, PutOutcome, PyramidId, Store, TileName, WriterId,
-    STAGING_PREFIX,
+    job_of_record_name, staged_prefix, tiles_prefix, JobId, Key, PutOutcome, PyramidId, Store,
+    TileName, Version, WriterId, JOBS_PREFIX, STAGING_PREFIX,
 };
 use crate::error::{AppError, Result};
 use async_trait::async_trait;
@@ -186,6 +186,29 @@ fn list_tiles_in(dir: &Path) -> std::io::Result<Vec<TileName>> {
     Ok(tiles)
 }
 
+/// The version of a file's bytes: their SHA-256 (records are small; a digest, unlike a
+/// modification time, changes with every write however close together).
+fn version_of(bytes: &[u8]) -> Version {
+    use sha2::{Digest, Sha256};
+    Version(hex::encode(Sha256::digest(bytes)))
+}
+
+/// Runs `f` holding an exclusive lock on `{root}/jobs/.lock`: compare-and-swap writes
+/// of records are serialised across every process sharing the folder.
+fn with_records_lock<T>(root: &Path, f: impl FnOnce() -> std::io::Result<T>) -> std::io::Result<T> {
+    let dir = root.join(JOBS_PREFIX);
+    std::fs::create_dir_all(&dir)?;
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(".lock"))?;
+    lock.lock()?;
+    let result = f();
+    let _ = lock.unlock();
+    result
+}
+
 /// Renames `dir` to a hidden name in `parent`, then removes it, so that readers and
 /// listers see all of its tiles or none; returns whether it existed.
 fn remove_tree_at_once(dir: &Path, parent: &Path, name: &str) -> std::io::Result<bool> {
@@ -262,7 +285,9 @@ impl Store for DiskStore {
         let root = self.root.clone();
         let tiles = match key {
             Key::Dzi(id) => Some(self.root.join(tiles_prefix(id))),
-            Key::Tile(..) | Key::Committer(_) | Key::Staged(..) => None,
+            Key::Tile(..) | Key::Committer(_) | Key::Staged(..) | Key::Job(_) | Key::Source(_) => {
+                None
+            }
         };
         blocking(move || {
             // Tiles are written without fsync (rename alone keeps them whole across a
@@ -349,6 +374,62 @@ impl Store for DiskStore {
             // The writer's folder goes too once empty (fails, harmlessly, if not).
             let _ = std::fs::remove_dir(&parent);
             Ok(count)
+        })
+        .await
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), fields(key = %key.path()))]
+    async fn get_versioned(&self, key: &Key) -> Result<Option<(Bytes, Version)>> {
+        let path = self.path(key);
+        blocking(move || {
+            let bytes = absent_is_none(std::fs::read(path))?;
+            Ok(bytes.map(|b| {
+                let version = version_of(&b);
+                (Bytes::from(b), version)
+            }))
+        })
+        .await
+    }
+
+    #[tracing::instrument(level = "debug", skip(self, bytes, version), fields(key = %key.path()))]
+    async fn put_if_version(
+        &self,
+        key: &Key,
+        bytes: Bytes,
+        version: &Version,
+    ) -> Result<Option<Version>> {
+        let (target, root, expected) = (self.path(key), self.root.clone(), version.clone());
+        blocking(move || {
+            with_records_lock(&root, || {
+                let current = absent_is_none(std::fs::read(&target))?;
+                if current.as_deref().map(version_of) != Some(expected) {
+                    return Ok(None);
+                }
+                let temp = write_temp(&target, &bytes, false)?;
+                std::fs::rename(&temp, &target).inspect_err(|_| {
+                    let _ = std::fs::remove_file(&temp);
+                })?;
+                Ok(Some(version_of(&bytes)))
+            })
+        })
+        .await
+    }
+
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn list_jobs(&self) -> Result<Vec<JobId>> {
+        let dir = self.root.join(JOBS_PREFIX);
+        blocking(move || {
+            let Some(entries) = absent_is_none(std::fs::read_dir(dir))? else {
+                return Ok(Vec::new());
+            };
+            let mut jobs = Vec::new();
+            for entry in entries {
+                if let Some(job) = entry?.file_name().to_str().and_then(job_of_record_name) {
+                    jobs.push(job);
+                }
+            }
+            jobs.sort();
+            Ok(jobs)
         })
         .await
     }

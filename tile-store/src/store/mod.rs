@@ -3,9 +3,11 @@
 //! Keys follow the Deep Zoom convention, so a plain static host can serve a store:
 //! `{prefix}{id}.dzi` and `{prefix}{id}_files/{level}/{col}_{row}.{ext}`. Uploads to
 //! pyramids not committed yet are staged apart, per writer:
-//! `{prefix}staging/{writer}/{id}_files/{level}/{col}_{row}.{ext}`. Keys can only be
-//! built from a validated [`PyramidId`], a [`WriterId`] (a digest) and numbers, so no
-//! key can name a path outside the store.
+//! `{prefix}staging/{writer}/{id}_files/{level}/{col}_{row}.{ext}`. Server-side tiling
+//! keeps its shared state beside them: job records in `{prefix}jobs/{job}.json` and
+//! uploaded source images in `{prefix}sources/{sha256}`. Keys can only be built from a
+//! validated [`PyramidId`] or [`JobId`], a digest ([`WriterId`], [`SourceDigest`]) and
+//! numbers, so no key can name a path outside the store.
 
 pub mod disk;
 pub mod s3;
@@ -86,6 +88,62 @@ impl std::fmt::Debug for WriterId {
     }
 }
 
+/// A server-side tiling job's id: 32 lowercase hex characters (128 random bits).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct JobId(String);
+
+impl JobId {
+    /// Validates `id`.
+    pub fn parse(id: &str) -> Option<Self> {
+        (id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+            .then(|| JobId(id.to_owned()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for JobId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The SHA-256 of an uploaded source image, naming its copy in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SourceDigest(pub [u8; 32]);
+
+impl SourceDigest {
+    /// The digest of `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        use sha2::{Digest, Sha256};
+        SourceDigest(Sha256::digest(bytes).into())
+    }
+
+    /// Parses 64 lowercase hex characters.
+    pub fn parse_hex(text: &str) -> Option<Self> {
+        if text.len() != 64 || !text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return None;
+        }
+        let mut digest = [0u8; 32];
+        hex::decode_to_slice(text, &mut digest).ok()?;
+        Some(SourceDigest(digest))
+    }
+}
+
+impl std::fmt::Display for SourceDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+/// The version of a stored object as the store reports it (S3's ETag; on disk, a
+/// digest of the bytes), for compare-and-swap writes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Version(pub String);
+
 /// The address of one stored object, relative to the store's root or prefix.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Key {
@@ -99,6 +157,11 @@ pub enum Key {
     /// `staging/{writer}/{id}_files/{level}/{col}_{row}.{ext}`: a tile one writer
     /// uploaded for a pyramid not committed yet; only that writer's commit uses it.
     Staged(WriterId, PyramidId, TileName),
+    /// `jobs/{job}.json`: a server-side tiling job's record, shared by every instance.
+    Job(JobId),
+    /// `sources/{sha256}`: an image sent as a request body, kept until its job ends so
+    /// that another instance can finish the job.
+    Source(SourceDigest),
 }
 
 impl Key {
@@ -111,6 +174,8 @@ impl Key {
             Key::Staged(writer, id, tile) => {
                 format!("{}{}", staged_prefix(writer, id), tile.relative())
             }
+            Key::Job(job) => format!("{JOBS_PREFIX}{job}.json"),
+            Key::Source(digest) => format!("sources/{digest}"),
         }
     }
 
@@ -119,7 +184,8 @@ impl Key {
         match self {
             Key::Dzi(_) => "application/xml",
             Key::Tile(_, tile) | Key::Staged(_, _, tile) => tile.format.mime(),
-            Key::Committer(_) => "application/json",
+            Key::Committer(_) | Key::Job(_) => "application/json",
+            Key::Source(_) => "application/octet-stream",
         }
     }
 }
@@ -127,6 +193,14 @@ impl Key {
 /// The folder holding a pyramid's tiles: `{id}_files/`.
 pub fn tiles_prefix(id: &PyramidId) -> String {
     format!("{id}_files/")
+}
+
+/// The folder of job records: `jobs/`.
+pub const JOBS_PREFIX: &str = "jobs/";
+
+/// The job id of a record's name in [`JOBS_PREFIX`] (`{job}.json`).
+pub fn job_of_record_name(name: &str) -> Option<JobId> {
+    JobId::parse(name.strip_suffix(".json")?)
 }
 
 /// The folder of every staged tile: `staging/`.
@@ -170,6 +244,19 @@ pub trait Store: Send + Sync + 'static {
     async fn copy(&self, from: &Key, to: &Key) -> Result<()>;
     /// Removes every tile `writer` staged for a pyramid; returns how many.
     async fn delete_staged(&self, writer: &WriterId, id: &PyramidId) -> Result<u64>;
+    /// The object's bytes and version, or `None` if absent.
+    async fn get_versioned(&self, key: &Key) -> Result<Option<(Bytes, Version)>>;
+    /// Replaces the object only if its version is still `version`, returning the new
+    /// version; `None` (nothing written) when it changed or went. Servers that ignore
+    /// `If-Match` (s3s-fs) always write.
+    async fn put_if_version(
+        &self,
+        key: &Key,
+        bytes: Bytes,
+        version: &Version,
+    ) -> Result<Option<Version>>;
+    /// The ids of every job record.
+    async fn list_jobs(&self) -> Result<Vec<JobId>>;
     /// Removes every staged object last written before `cutoff`; returns how many.
     async fn sweep_staged(&self, cutoff: std::time::SystemTime) -> Result<u64>;
     /// A short description for logs.

@@ -11,8 +11,8 @@
 //! write. Because ids are content hashes, both then write the same manifest.
 
 use super::{
-    staged_prefix, tiles_prefix, Key, PutOutcome, PyramidId, Store, TileName, WriterId,
-    STAGING_PREFIX,
+    job_of_record_name, staged_prefix, tiles_prefix, JobId, Key, PutOutcome, PyramidId, Store,
+    TileName, Version, WriterId, JOBS_PREFIX, STAGING_PREFIX,
 };
 use crate::error::{AppError, Result};
 use async_trait::async_trait;
@@ -356,6 +356,79 @@ impl Store for S3Store {
     #[tracing::instrument(level = "debug", skip(self))]
     async fn list_tiles(&self, id: &PyramidId) -> Result<Vec<TileName>> {
         self.list_tiles_under(&tiles_prefix(id)).await
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), fields(key = %key.path()))]
+    async fn get_versioned(&self, key: &Key) -> Result<Option<(Bytes, Version)>> {
+        let object_key = self.object_key(key);
+        let response = self
+            .client
+            .get_object()
+            .bucket(&self.settings.bucket)
+            .key(&object_key)
+            .send()
+            .await;
+        match response {
+            Ok(output) => {
+                let etag = output.e_tag().map(str::to_owned).ok_or_else(|| {
+                    AppError::Store(format!("S3 read {object_key}: no ETag in the answer"))
+                })?;
+                let body = output
+                    .body
+                    .collect()
+                    .await
+                    .map_err(|e| AppError::Unavailable(format!("S3 read {object_key}: {e}")))?;
+                Ok(Some((body.into_bytes(), Version(etag))))
+            }
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
+            Err(e) if status_of(&e) == Some(404) => Ok(None),
+            Err(e) => Err(store_error("get", &object_key, e)),
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip(self, bytes, version), fields(key = %key.path()))]
+    async fn put_if_version(
+        &self,
+        key: &Key,
+        bytes: Bytes,
+        version: &Version,
+    ) -> Result<Option<Version>> {
+        let object_key = self.object_key(key);
+        let response = self
+            .client
+            .put_object()
+            .bucket(&self.settings.bucket)
+            .key(&object_key)
+            .content_type(key.content_type())
+            .if_match(&version.0)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await;
+        match response {
+            Ok(output) => match output.e_tag() {
+                Some(etag) => Ok(Some(Version(etag.to_owned()))),
+                None => Err(AppError::Store(format!(
+                    "S3 put {object_key}: no ETag in the answer"
+                ))),
+            },
+            // 412: the ETag changed; 404 / 409: the object went or is being replaced.
+            Err(e) if matches!(status_of(&e), Some(404 | 409 | 412)) => Ok(None),
+            Err(e) => Err(store_error("put", &object_key, e)),
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn list_jobs(&self) -> Result<Vec<JobId>> {
+        let full_prefix = format!("{}{JOBS_PREFIX}", self.settings.prefix);
+        let mut jobs: Vec<JobId> = self
+            .list_keys(JOBS_PREFIX)
+            .await?
+            .iter()
+            .filter_map(|k| k.strip_prefix(&full_prefix))
+            .filter_map(job_of_record_name)
+            .collect();
+        jobs.sort();
+        Ok(jobs)
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(key = %key.path()))]

@@ -1,21 +1,30 @@
 //! Server-side tiling: `POST /pyramids` turns a source image (URL, S3 object or
-//! request body) into a committed pyramid. [`jobs`] is the registry of jobs,
-//! [`pipeline`] a job's work (fetch → hash → tile → store → commit, through
-//! [`crate::commit`], the same commit as uploads); this module holds the shared
-//! state: the fetcher, the S3 source, the source-byte budget and the tiling slots.
+//! request body) into a committed pyramid. [`record`] is a job as stored, shared by
+//! every instance on the store; [`board`] claims and leases records; [`runner`] runs
+//! the jobs this instance holds (and finds unclaimed ones); [`jobs`] is this
+//! instance's registry of jobs; [`pipeline`] a job's work (fetch → hash → tile →
+//! store → commit, through [`crate::commit`], the same commit as uploads). This
+//! module holds the shared state: the fetcher, the S3 source, the source-byte budget
+//! and the tiling slots.
 //!
 //! Nothing here knows about HTTP: the routes call in, never the other way round.
 
+pub mod board;
 pub mod jobs;
 pub mod pipeline;
+pub mod record;
+pub mod runner;
 
 use crate::error::{AppError, Result};
 use crate::fetch::{FetchSettings, Fetcher};
 use crate::store::s3::S3Store;
+use board::{Board, BoardSettings};
 use bytes::Bytes;
 use jobs::Jobs;
 use reqwest::Url;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use tiler_wasm::{Layout, Options, TileFormat};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Images tiled at once: each tiling already uses every core, and holds its decoded
@@ -33,6 +42,8 @@ pub struct TilingSettings {
     pub s3_source_prefixes: Vec<String>,
     /// Bytes of source images held at once by queued and running jobs.
     pub max_queued_source_bytes: u64,
+    /// This instance's name, the job lease and how long ended jobs are kept.
+    pub board: BoardSettings,
 }
 
 /// Default of `--max-queued-source-bytes`: 1 GiB.
@@ -45,8 +56,61 @@ impl Default for TilingSettings {
             max_jobs: 16,
             s3_source_prefixes: Vec::new(),
             max_queued_source_bytes: DEFAULT_MAX_QUEUED_SOURCE_BYTES,
+            board: BoardSettings::default(),
         }
     }
+}
+
+/// Tiling settings, in the JSON body or (for an image sent as the body) the query.
+/// Every field is optional; the defaults are `vips dzsave`'s.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Settings {
+    /// `auto` (PNG for images with alpha, JPEG otherwise), `jpeg`, `png` or `webp`.
+    pub format: Option<String>,
+    /// JPEG / WebP quality, 1..=100.
+    pub quality: Option<u8>,
+    /// Tile size without overlap.
+    pub tile_size: Option<u32>,
+    /// Overlap on each side.
+    pub overlap: Option<u32>,
+}
+
+impl Settings {
+    /// The core's options, checked.
+    pub fn options(&self) -> Result<Options> {
+        let defaults = Options::default();
+        let format = match self.format.as_deref() {
+            None | Some("auto") => None,
+            Some(name) => Some(name.parse::<TileFormat>()?),
+        };
+        let options = Options {
+            format,
+            quality: self.quality.unwrap_or(defaults.quality),
+            tile_size: self.tile_size.unwrap_or(defaults.tile_size),
+            overlap: self.overlap.unwrap_or(defaults.overlap),
+            ..defaults
+        };
+        if !(1..=100).contains(&options.quality) {
+            return Err(AppError::bad_request(
+                "invalid_option",
+                "quality must be 1..=100",
+            ));
+        }
+        Layout::new(1, 1, options.tile_size, options.overlap)?;
+        Ok(options)
+    }
+}
+
+/// The settings as they enter the pyramid id, to tell jobs apart.
+pub fn recipe(options: &Options) -> String {
+    format!(
+        "{}/{}/{}/{}",
+        options.format.map_or("auto", |f| f.extension()),
+        options.quality,
+        options.tile_size,
+        options.overlap
+    )
 }
 
 /// Where a job's source image comes from.
@@ -63,8 +127,10 @@ pub enum Source {
 /// The jobs, the fetcher, the S3 source and the tiling slots.
 #[derive(Debug)]
 pub struct Tiling {
-    /// All jobs.
+    /// This instance's jobs.
     pub jobs: Jobs,
+    /// The jobs of every instance, in the store.
+    pub board: Board,
     fetcher: std::result::Result<Fetcher, String>,
     s3: Option<S3Store>,
     max_source_bytes: u64,
@@ -84,6 +150,15 @@ impl Tiling {
                 "--s3-source-prefix must not be empty (it would open the whole bucket)".into(),
             ));
         }
+        let instance = &settings.board.instance;
+        if instance.is_empty()
+            || instance.len() > 128
+            || !instance.chars().all(|c| c.is_ascii_graphic())
+        {
+            return Err(AppError::Config(
+                "--instance-id is 1 to 128 printable ASCII characters without spaces".into(),
+            ));
+        }
         if settings.max_queued_source_bytes < settings.fetch.max_bytes {
             return Err(AppError::Config(format!(
                 "--max-queued-source-bytes ({}) is smaller than --max-source-bytes ({}): \
@@ -94,7 +169,8 @@ impl Tiling {
         Ok(Tiling {
             source_budget: budget(settings.max_queued_source_bytes),
             s3_source_prefixes: settings.s3_source_prefixes.clone(),
-            jobs: Jobs::new(settings.max_jobs),
+            jobs: Jobs::new(settings.max_jobs, settings.board.retention),
+            board: Board::new(settings.board.clone()),
             fetcher: Ok(Fetcher::new(&settings.fetch)?),
             s3,
             max_source_bytes: settings.fetch.max_bytes,
@@ -107,7 +183,8 @@ impl Tiling {
     pub fn with_defaults() -> Self {
         let settings = TilingSettings::default();
         Tiling {
-            jobs: Jobs::new(settings.max_jobs),
+            jobs: Jobs::new(settings.max_jobs, settings.board.retention),
+            board: Board::new(settings.board.clone()),
             fetcher: Fetcher::new(&settings.fetch).map_err(|e| e.to_string()),
             s3: None,
             max_source_bytes: settings.fetch.max_bytes,

@@ -4,12 +4,13 @@
 
 use super::jobs::{Job, JobError, JobState};
 use super::{shrink, Source};
-use crate::commit::{self, check_tile_cap, is_committed, TileSource};
+use crate::commit::{self, check_tile_cap, is_committed_now, TileSource};
 use crate::error::{AppError, Result};
 use crate::store::{Key, PyramidId, TileName};
 use crate::AppState;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -74,6 +75,13 @@ async fn work(
         None => tiling.wait_for_source(tiling.max_source_bytes).await?,
     };
     let started = Instant::now();
+    // Only bytes in hand are known by their id already (hashed when posted, and
+    // checked against their digest when read back from the store); a URL or an S3
+    // object may have changed since another attempt hashed it.
+    let known_id = match &source {
+        Source::Bytes(_) => job.status().pyramid,
+        Source::Url(_) | Source::S3Key(_) => None,
+    };
     let progress = |received: u64, expected: Option<u64>| {
         job.bytes.store(received, Ordering::Relaxed);
         job.bytes_total
@@ -98,7 +106,7 @@ async fn work(
     shrink(&mut budget, bytes.len());
     check_tile_count(&bytes, &options, state.limits.max_tiles_per_pyramid)?;
     let fetched = started.elapsed();
-    let (id, bytes) = match job.status().pyramid {
+    let (id, bytes) = match known_id {
         Some(id) => (id, bytes),
         None => {
             let (id, bytes) = hash(bytes, options).await?;
@@ -151,7 +159,7 @@ async fn make_pyramid(
     options: Options,
     committer: &str,
 ) -> Result<()> {
-    if is_committed(state, &id).await? {
+    if is_committed_now(state, &id).await? {
         return Ok(());
     }
     job.set_state(JobState::Queued);
@@ -162,12 +170,20 @@ async fn make_pyramid(
         .await
         .map_err(|e| AppError::Internal(format!("tiling slots: {e}")))?;
     // Committed meanwhile (by a browser upload, another instance)?
-    if is_committed(state, &id).await? {
+    if is_committed_now(state, &id).await? {
         return Ok(());
     }
     job.set_state(JobState::Tiling);
     let tiling_started = Instant::now();
-    let dzi = tile_and_store(state, job, &id, bytes, options).await?;
+    // A job taken over from a lost instance finds the tiles that one stored: the
+    // same bytes under the same keys (tiles are a function of the pyramid id), so
+    // they are not written again.
+    let stored: HashSet<TileName> = if job.snapshot().attempts > 1 {
+        state.store.list_tiles(&id).await?.into_iter().collect()
+    } else {
+        HashSet::new()
+    };
+    let dzi = tile_and_store(state, job, &id, bytes, options, stored).await?;
     tracing::info!(
         job = job.id(), %id, tiles = job.tiles.load(Ordering::Relaxed),
         tile_and_store_ms = tiling_started.elapsed().as_millis(),
@@ -189,6 +205,7 @@ async fn tile_and_store(
     id: &PyramidId,
     bytes: Bytes,
     options: Options,
+    stored: HashSet<TileName>,
 ) -> Result<Dzi> {
     let (sender, mut receiver) = mpsc::channel::<(TileName, Vec<u8>)>(TILES_IN_FLIGHT);
     let tiling_job = Arc::clone(job);
@@ -224,15 +241,19 @@ async fn tile_and_store(
     // closure's lifetimes turn the spawned future's `Send` bound higher-ranked, which
     // the compiler cannot prove (rust-lang/rust#102211).
     let (store, id, job) = (Arc::clone(&state.store), id.clone(), Arc::clone(job));
+    let stored = Arc::new(stored);
     let written: futures::future::BoxFuture<'static, Result<()>> = Box::pin(
         tiles.try_for_each_concurrent(STORE_CONCURRENCY, move |(name, tile)| {
-            let (store, key, job) = (
+            let (store, key, job, stored) = (
                 Arc::clone(&store),
                 Key::Tile(id.clone(), name),
                 Arc::clone(&job),
+                Arc::clone(&stored),
             );
             async move {
-                store.put(&key, Bytes::from(tile)).await?;
+                if !stored.contains(&name) {
+                    store.put(&key, Bytes::from(tile)).await?;
+                }
                 job.tiles.fetch_add(1, Ordering::Relaxed);
                 Ok::<(), AppError>(())
             }
