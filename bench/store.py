@@ -7,7 +7,9 @@ Starts everything itself on 127.0.0.1 and stops it on exit:
      batch upload (~4 MiB requests, several keep-alive connections, http.client) under fresh ids,
      commits each, and checks a tile and the manifest read back byte for byte;
   3. per store: tile GETs of random tiles of the committed pyramid with `wrk` (a Lua script picks
-     the paths and reports latency percentiles), fixed duration, bounded connections.
+     the paths and reports latency percentiles), fixed duration, bounded connections;
+  4. per S3 store: the same GETs through two instances on one bucket at once, and through an
+     instance run with `--committed-ttl 0` (a manifest HEAD on every read).
 
 The "s3-nodelay" store is a diagnostic: the same S3 store, but s3s-fs runs with TCP_NODELAY forced
 on its sockets (bench/nodelay.c, LD_PRELOAD), because s3s-fs 0.14.1 leaves Nagle's algorithm on
@@ -402,8 +404,63 @@ def bench_store(kind, a, work, wrk, shim, pyramid_id, dzi, geometry, tiles, bodi
         "note": f"wrk {a.duration} s, {a.threads} threads, {a.connections} conns, random of {len(tiles)} tiles, "
                 f"{result['bytes'] / result['requests'] / 1024:.1f} KiB avg",
     })
+    if kind in ("s3", "s3-nodelay"):
+        rows += more_instances(kind, a, work, wrk, script, env, store_args, processes, port)
     for proc in processes.values():
         stop(proc)
+    return rows
+
+
+def more_instances(kind, a, work, wrk, script, env, store_args, processes, port):
+    """Tile GETs through two instances on the same bucket at once (half the connections each),
+    and through one instance that asks the store on every read (`--committed-ttl 0`): the cost
+    of the committed-id memory's alternative."""
+    rows = []
+    second_port = free_port()
+    second = start([TILE_STORE, "serve", "--listen", f"127.0.0.1:{second_port}", *store_args, "--instance-id", "bench-b"],
+                   second_port, os.path.join(work, f"tile-store-{kind}-b.log"), env)
+    half = max(1, a.connections // 2)
+    threads = max(1, a.threads // 2)
+    wrk_run(wrk, second_port, script, threads, half, 2)
+    results = [None, None]
+
+    def run(i, target_port):
+        results[i] = wrk_run(wrk, target_port, script, threads, half, a.duration)
+
+    runners = [threading.Thread(target=run, args=(i, p)) for i, p in enumerate((port, second_port))]
+    for t in runners:
+        t.start()
+    for t in runners:
+        t.join()
+    if None in results:
+        sys.exit("a wrk run against the two instances failed")
+    seconds = max(r["duration_us"] for r in results) / 1e6
+    requests = sum(r["requests"] for r in results)
+    log(f"{kind}: GET through two instances {results}")
+    rows.append({
+        "store": kind, "op": "GET tile, 2 instances",
+        "throughput": f"{requests / seconds:,.0f} req/s",
+        "p50": ms(max(r["p50_us"] for r in results) / 1e6), "p99": ms(max(r["p99_us"] for r in results) / 1e6),
+        "cpu": "",
+        "note": f"two tile-store processes on one bucket, wrk {a.duration} s against each at once, "
+                f"{threads} threads and {half} conns each; the slower instance's percentiles",
+    })
+    stop(second)
+
+    uncached_port = free_port()
+    uncached = start([TILE_STORE, "serve", "--listen", f"127.0.0.1:{uncached_port}", *store_args, "--committed-ttl", "0"],
+                     uncached_port, os.path.join(work, f"tile-store-{kind}-ttl0.log"), env)
+    wrk_run(wrk, uncached_port, script, a.threads, a.connections, 2)
+    result = wrk_run(wrk, uncached_port, script, a.threads, a.connections, a.duration)
+    seconds = result["duration_us"] / 1e6
+    log(f"{kind}: GET with --committed-ttl 0 {result}")
+    rows.append({
+        "store": kind, "op": "GET tile, --committed-ttl 0",
+        "throughput": f"{result['requests'] / seconds:,.0f} req/s",
+        "p50": ms(result["p50_us"] / 1e6), "p99": ms(result["p99_us"] / 1e6), "cpu": "",
+        "note": "a manifest HEAD on every tile read (no memory of committed ids); compare with GET tile",
+    })
+    stop(uncached)
     return rows
 
 

@@ -234,6 +234,13 @@ pub struct ServeConfig {
           value_parser = clap::value_parser!(u64).range(1..=604_800))]
     pub job_retention: u64,
 
+    /// Seconds a pyramid seen committed is remembered, so that its tile reads need no
+    /// manifest lookup; a `DELETE` through another instance is seen within this. 0:
+    /// every tile read asks the store.
+    #[arg(long, env = "TILE_STORE_COMMITTED_TTL", default_value_t = 2,
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub committed_ttl: u64,
+
     /// Seconds one S3 call may take, retries included (503 past it).
     #[arg(long, env = "TILE_STORE_S3_TIMEOUT", default_value_t = 20)]
     pub s3_timeout: u64,

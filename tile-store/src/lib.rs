@@ -105,33 +105,52 @@ impl AppState {
 /// A short, bounded memory of committed pyramid ids, so that tile reads need no
 /// manifest lookup each.
 ///
-/// An id is remembered for [`COMMITTED_REMEMBERED_FOR`]: a `DELETE` through another
-/// instance on the same store is seen here within that time. Only the
-/// `Cache-Control` of tile reads relies on it; answers that say whether a pyramid
-/// exists (`POST /pyramids`, uploads, commits) ask the store each time
-/// ([`commit::is_committed_now`]).
-#[derive(Debug, Default)]
-pub struct CommittedIds(Mutex<std::collections::HashMap<PyramidId, std::time::Instant>>);
+/// An id is remembered for its time to live (`--committed-ttl`, default
+/// [`DEFAULT_COMMITTED_TTL`]): a `DELETE` through another instance on the same store is
+/// seen here within that time. Only the `Cache-Control` of tile reads relies on it;
+/// answers that say whether a pyramid exists (`POST /pyramids`, uploads, commits) ask
+/// the store each time ([`commit::is_committed_now`]).
+#[derive(Debug)]
+pub struct CommittedIds {
+    ttl: std::time::Duration,
+    seen: Mutex<std::collections::HashMap<PyramidId, std::time::Instant>>,
+}
 
-/// How long a committed id is remembered without asking the store again.
-pub const COMMITTED_REMEMBERED_FOR: std::time::Duration = std::time::Duration::from_secs(2);
+/// Default of `--committed-ttl`.
+pub const DEFAULT_COMMITTED_TTL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Ids remembered before the memory is cleared and starts again.
 const COMMITTED_IDS_REMEMBERED: usize = 100_000;
 
+impl Default for CommittedIds {
+    fn default() -> Self {
+        CommittedIds::new(DEFAULT_COMMITTED_TTL)
+    }
+}
+
 impl CommittedIds {
-    /// Whether `id` was seen committed less than [`COMMITTED_REMEMBERED_FOR`] ago.
+    /// A memory keeping ids for `ttl` (zero: every tile read asks the store).
+    pub fn new(ttl: std::time::Duration) -> Self {
+        CommittedIds {
+            ttl,
+            seen: Mutex::default(),
+        }
+    }
+
+    /// Whether `id` was seen committed less than the time to live ago.
     pub fn contains(&self, id: &PyramidId) -> bool {
-        self.0.lock().is_ok_and(|map| {
-            map.get(id)
-                .is_some_and(|seen| seen.elapsed() < COMMITTED_REMEMBERED_FOR)
-        })
+        self.seen
+            .lock()
+            .is_ok_and(|map| map.get(id).is_some_and(|seen| seen.elapsed() < self.ttl))
     }
     /// Remembers that `id` is committed, as of now.
     pub fn insert(&self, id: &PyramidId) {
-        if let Ok(mut map) = self.0.lock() {
+        if self.ttl.is_zero() {
+            return;
+        }
+        if let Ok(mut map) = self.seen.lock() {
             if map.len() >= COMMITTED_IDS_REMEMBERED {
-                map.retain(|_, seen| seen.elapsed() < COMMITTED_REMEMBERED_FOR);
+                map.retain(|_, seen| seen.elapsed() < self.ttl);
                 if map.len() >= COMMITTED_IDS_REMEMBERED {
                     map.clear();
                 }
@@ -141,7 +160,7 @@ impl CommittedIds {
     }
     /// Forgets `id` (after a delete).
     pub fn remove(&self, id: &PyramidId) {
-        if let Ok(mut map) = self.0.lock() {
+        if let Ok(mut map) = self.seen.lock() {
             map.remove(id);
         }
     }

@@ -104,6 +104,9 @@ pub async fn state_from_config(config: &ServeConfig) -> Result<AppState> {
     };
     state.cors_origins = config.cors_origin.clone();
     state.web_dir = config.web_dir.clone();
+    state.committed = Arc::new(crate::CommittedIds::new(Duration::from_secs(
+        config.committed_ttl,
+    )));
     state.tiling = Arc::new(Tiling::new(&tiling_settings(config), s3_source)?);
     Ok(state)
 }
