@@ -199,3 +199,26 @@ impl IdLocks {
 pub fn app(state: AppState) -> Router {
     routes::router(state)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn committed_ids_are_forgotten_after_their_time_to_live() {
+        let id = PyramidId::parse(&"ab".repeat(32)).expect("valid");
+        let never = CommittedIds::new(Duration::ZERO);
+        never.insert(&id);
+        assert!(!never.contains(&id), "a zero TTL remembers nothing");
+
+        let brief = CommittedIds::new(Duration::from_millis(200));
+        brief.insert(&id);
+        assert!(brief.contains(&id));
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(!brief.contains(&id), "seen 250 ms ago with a 200 ms TTL");
+        brief.insert(&id);
+        brief.remove(&id);
+        assert!(!brief.contains(&id));
+    }
+}
