@@ -13,12 +13,13 @@
 //! Layering: routes → tiling → commit → store. Nothing here knows about HTTP.
 
 use crate::error::{AppError, Missing, Result, MAX_MISSING_LISTED};
-use crate::store::{Key, PutOutcome, PyramidId, TileName, WriterId};
+use crate::store::{Key, PutOutcome, PyramidId, TileName, Version, WriterId};
 use crate::AppState;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
+use std::time::{Duration, Instant};
 use tiler_wasm::{Dzi, Layout, TileFormat};
 
 /// Store calls made at once by one commit.
@@ -144,7 +145,17 @@ pub async fn commit(
         same_manifest(id, &existing, dzi)?;
         return done(false);
     }
-    match commit_new(state, id, dzi, committer, source, &layout).await {
+    // One commit of this id at a time across instances too: two writers' tiles must
+    // never be promoted into one pyramid at once.
+    let lock = StoreLock::acquire(state, id).await?;
+    if let Some(existing) = state.store.get(&key).await? {
+        lock.release().await;
+        same_manifest(id, &existing, dzi)?;
+        return done(false);
+    }
+    let outcome = commit_new(state, id, dzi, committer, source, &layout).await;
+    lock.release().await;
+    match outcome {
         Ok(created) => done(created),
         // Another instance may have committed meanwhile, and (the same writer there)
         // taken the staged tiles this commit was promoting: that is no failure.
@@ -152,6 +163,101 @@ pub async fn commit(
             Some(existing) if same_manifest(id, &existing, dzi).is_ok() => done(false),
             _ => Err(e),
         },
+    }
+}
+
+/// How long a commit lock may stand unchanged before another instance breaks it: a
+/// commit is a listing, one copy per tile and a few small writes, so one this old
+/// belongs to an instance that died mid-commit.
+const COMMIT_LOCK_STALE: Duration = Duration::from_secs(60);
+/// How long a commit waits for another instance's commit of the same id.
+const COMMIT_LOCK_WAIT: Duration = Duration::from_secs(20);
+/// How often a waiting commit looks at the lock again.
+const COMMIT_LOCK_POLL: Duration = Duration::from_millis(50);
+
+/// The store's lock on committing one pyramid id (`locks/{id}.json`), taken with
+/// `If-None-Match` and broken, with `If-Match`, only once it has stood unchanged for
+/// [`COMMIT_LOCK_STALE`]. On a server that ignores conditional writes it excludes
+/// nothing, and commits across instances are as without it.
+struct StoreLock {
+    store: std::sync::Arc<dyn crate::store::Store>,
+    key: Key,
+    held: bool,
+}
+
+impl StoreLock {
+    async fn acquire(state: &AppState, id: &PyramidId) -> Result<Self> {
+        let key = Key::CommitLock(id.clone());
+        let body = Bytes::from(
+            serde_json::json!({
+                "instance": state.tiling.board.instance(),
+                "since": crate::tiling::record::now_ms(),
+            })
+            .to_string(),
+        );
+        let deadline = Instant::now() + COMMIT_LOCK_WAIT;
+        let mut seen: Option<(Version, Instant)> = None;
+        loop {
+            if state.store.put_if_absent(&key, body.clone()).await? == PutOutcome::Created {
+                return Ok(StoreLock::held(state, key));
+            }
+            if let Some((_, version)) = state.store.get_versioned(&key).await? {
+                match &seen {
+                    Some((v, since)) if *v == version => {
+                        if since.elapsed() >= COMMIT_LOCK_STALE
+                            && state
+                                .store
+                                .put_if_version(&key, body.clone(), &version)
+                                .await?
+                                .is_some()
+                        {
+                            tracing::warn!(%id, "broke a stale commit lock");
+                            return Ok(StoreLock::held(state, key));
+                        }
+                    }
+                    _ => seen = Some((version, Instant::now())),
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(AppError::Busy {
+                    message: format!("another instance is committing pyramid {id}; retry"),
+                    retry_after_secs: crate::error::RETRY_AFTER_UNAVAILABLE_SECS,
+                });
+            }
+            tokio::time::sleep(COMMIT_LOCK_POLL).await;
+        }
+    }
+
+    fn held(state: &AppState, key: Key) -> Self {
+        StoreLock {
+            store: std::sync::Arc::clone(&state.store),
+            key,
+            held: true,
+        }
+    }
+
+    async fn release(mut self) {
+        self.held = false;
+        if let Err(e) = self.store.delete(&self.key).await {
+            // Broken as stale after COMMIT_LOCK_STALE.
+            tracing::warn!(key = %self.key.path(), error = %e, "commit lock not released");
+        }
+    }
+}
+
+impl Drop for StoreLock {
+    /// A commit dropped midway (its client went, its request timed out) still gives
+    /// the lock back, rather than leave the id uncommittable until it goes stale.
+    fn drop(&mut self) {
+        if !self.held {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (store, key) = (std::sync::Arc::clone(&self.store), self.key.clone());
+            runtime.spawn(async move {
+                let _ = store.delete(&key).await;
+            });
+        }
     }
 }
 

@@ -285,9 +285,12 @@ impl Store for DiskStore {
         let root = self.root.clone();
         let tiles = match key {
             Key::Dzi(id) => Some(self.root.join(tiles_prefix(id))),
-            Key::Tile(..) | Key::Committer(_) | Key::Staged(..) | Key::Job(_) | Key::Source(_) => {
-                None
-            }
+            Key::Tile(..)
+            | Key::Committer(_)
+            | Key::Staged(..)
+            | Key::Job(_)
+            | Key::Source(_)
+            | Key::CommitLock(_) => None,
         };
         blocking(move || {
             // Tiles are written without fsync (rename alone keeps them whole across a

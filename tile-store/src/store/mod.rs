@@ -162,6 +162,9 @@ pub enum Key {
     /// `sources/{sha256}`: an image sent as a request body, kept until its job ends so
     /// that another instance can finish the job.
     Source(SourceDigest),
+    /// `locks/{id}.json`: held by the instance committing a pyramid, so that two
+    /// instances never promote two writers' tiles into one pyramid at once.
+    CommitLock(PyramidId),
 }
 
 impl Key {
@@ -176,6 +179,7 @@ impl Key {
             }
             Key::Job(job) => format!("{JOBS_PREFIX}{job}.json"),
             Key::Source(digest) => format!("sources/{digest}"),
+            Key::CommitLock(id) => format!("locks/{id}.json"),
         }
     }
 
@@ -184,7 +188,7 @@ impl Key {
         match self {
             Key::Dzi(_) => "application/xml",
             Key::Tile(_, tile) | Key::Staged(_, _, tile) => tile.format.mime(),
-            Key::Committer(_) | Key::Job(_) => "application/json",
+            Key::Committer(_) | Key::Job(_) | Key::CommitLock(_) => "application/json",
             Key::Source(_) => "application/octet-stream",
         }
     }
