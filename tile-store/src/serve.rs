@@ -174,7 +174,10 @@ pub async fn run(config: ServeConfig) -> Result<()> {
         Duration::from_secs(config.upload_ttl),
     );
     let scan = crate::tiling::runner::spawn_scan(state.clone());
-    let service = service(state, Duration::from_secs(config.request_timeout.max(1)));
+    let service = service(
+        state.clone(),
+        Duration::from_secs(config.request_timeout.max(1)),
+    );
     let finished = serve_connections(
         listener,
         service,
@@ -183,9 +186,13 @@ pub async fn run(config: ServeConfig) -> Result<()> {
     )
     .await;
     sweeper.abort();
-    // Jobs still running here are taken over by another instance once their lease
-    // lapses (or by this one's next start, under the same store).
     scan.abort();
+    // Jobs still running here are given back, for another instance to claim at once
+    // rather than after their lease (a killed instance's jobs wait for that).
+    let handed = crate::tiling::runner::hand_back(&state).await;
+    if handed > 0 {
+        tracing::info!(jobs = handed, "running jobs handed back to the store");
+    }
     tracing::info!(all_requests_finished = finished, "tile-store stopped");
     Ok(())
 }

@@ -66,6 +66,10 @@ impl Bucket {
     }
 
     fn instance(&self, name: &str) -> TileStore {
+        self.instance_with_lease(name, LEASE_SECS)
+    }
+
+    fn instance_with_lease(&self, name: &str, lease_secs: u64) -> TileStore {
         TileStore::start(
             free_port(),
             &[
@@ -74,7 +78,7 @@ impl Bucket {
                 "--instance-id",
                 name,
                 "--job-lease",
-                &LEASE_SECS.to_string(),
+                &lease_secs.to_string(),
             ],
             &self.env,
         )
@@ -250,6 +254,43 @@ async fn s3s_fs_killed_mid_job_is_finished_by_another_instance() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn moto_killed_mid_job_is_finished_by_another_instance() {
     killed_mid_job_is_finished_by_another(Bucket::moto().await).await;
+}
+
+/// SIGTERM of the instance running a job gives it back: another instance takes it over
+/// at once, well inside a lease that is long here (a SIGKILL would make it wait for
+/// the whole lease).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_instance_hands_its_jobs_back() {
+    const LONG_LEASE: u64 = 120;
+    let bucket = Bucket::s3s_fs();
+    let a = bucket.instance_with_lease("instance-a", LONG_LEASE);
+    let b = bucket.instance_with_lease("instance-b", LONG_LEASE);
+    let photo = photo_jpeg(6000, 4000, 43);
+    let (status, _, body) = call(&client(), a.addr, "POST", "/pyramids", None, photo)
+        .await
+        .unwrap();
+    assert_eq!(status, 202, "{}", String::from_utf8_lossy(&body));
+    let posted: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let job = posted["job"].as_str().unwrap().to_owned();
+    let running = job_until(b.addr, &job, MARGIN, "tiling on A", |v| {
+        v["status"] == "tiling" || ended(v)
+    })
+    .await;
+    assert_eq!(running["instance"], "instance-a", "{running}");
+    let (exit, log) = a.terminate(Duration::from_secs(60));
+    assert!(exit.is_some_and(|s| s.success()), "{exit:?}\n{log}");
+    let done = job_until(
+        b.addr,
+        &job,
+        Duration::from_secs(LONG_LEASE - 30),
+        "handed back to B",
+        ended,
+    )
+    .await;
+    assert_eq!(done["status"], "ready", "{done}");
+    assert_eq!(done["instance"], "instance-b");
+    let log = b.kill();
+    assert!(!log.contains("panicked"), "{log}");
 }
 
 /// Six jobs posted to A at once spread over A, B and C: A holds at most two at a

@@ -333,7 +333,11 @@ async fn two_writers_committing_one_id_on_two_instances_never_mix_on_moto() {
         let pid = PyramidId::parse(&id).unwrap();
         let mut from = BTreeMap::<&str, usize>::new();
         for ((name, mine), (_, theirs)) in right.tiles.iter().zip(&other.tiles) {
-            let stored = store.get(&Key::Tile(pid.clone(), *name)).await.unwrap().unwrap();
+            let stored = store
+                .get(&Key::Tile(pid.clone(), *name))
+                .await
+                .unwrap()
+                .unwrap();
             let who = if stored.as_ref() == mine.as_slice() {
                 "A"
             } else if stored.as_ref() == theirs.as_slice() {

@@ -388,6 +388,16 @@ impl Jobs {
         });
     }
 
+    /// The jobs not ended yet.
+    pub fn unfinished(&self) -> Vec<Arc<Job>> {
+        self.lock()
+            .jobs
+            .values()
+            .filter(|j| !j.status().state.is_finished())
+            .cloned()
+            .collect()
+    }
+
     /// The job with this id, if it is known.
     pub fn get(&self, id: &str) -> Option<Arc<Job>> {
         self.lock().jobs.get(id).cloned()

@@ -244,6 +244,33 @@ fn adopt(state: &AppState, id: JobId, claim: Claim) {
     tokio::spawn(drive(state.clone(), job, Some(claim), None));
 }
 
+/// Gives back every job this instance holds (on shutdown): its record says it waits
+/// for an instance again, so another claims it at once. Returns how many.
+pub async fn hand_back(state: &AppState) -> usize {
+    let board = &state.tiling.board;
+    let mut handed = 0;
+    for job in state.tiling.jobs.unfinished() {
+        let Ok(Some((mut record, version))) = board.read(&*state.store, job.job_id()).await else {
+            continue;
+        };
+        if record.state.is_finished() || record.instance.as_deref() != Some(board.instance()) {
+            continue;
+        }
+        record.instance = None;
+        record.state = super::jobs::JobState::Queued;
+        record.beat = record.beat.wrapping_add(1);
+        let key = Key::Job(job.job_id().clone());
+        if let Ok(Some(_)) = state
+            .store
+            .put_if_version(&key, record.to_bytes(), &version)
+            .await
+        {
+            handed += 1;
+        }
+    }
+    handed
+}
+
 /// Scans the board every poll interval until aborted.
 pub fn spawn_scan(state: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
