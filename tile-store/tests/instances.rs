@@ -509,3 +509,53 @@ async fn disk_two_instances_racing_to_claim_one_job_exactly_one_wins() {
     let store = tile_store::store::disk::DiskStore::open(dir.path()).unwrap();
     claims_are_exclusive(Arc::new(store)).await;
 }
+
+/// The stored copy of an uploaded image outlives the job that ends first while another
+/// unended job (the same image with other settings, posted anywhere) still needs it.
+#[tokio::test]
+async fn an_uploaded_source_stays_while_another_job_needs_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> =
+        Arc::new(tile_store::store::disk::DiskStore::open(dir.path()).unwrap());
+    let board = board("a", Duration::from_secs(30));
+    let bytes = photo_jpeg(64, 48, 1);
+    let digest = tile_store::store::SourceDigest::of(&bytes);
+    store
+        .put(&Key::Source(digest), bytes::Bytes::from(bytes.clone()))
+        .await
+        .unwrap();
+    let upload = RecordedSource::Upload {
+        sha256: digest.to_string(),
+        bytes: bytes.len() as u64,
+    };
+    let (first, second) = (
+        JobId::parse(&"1".repeat(32)).unwrap(),
+        JobId::parse(&"2".repeat(32)).unwrap(),
+    );
+    for id in [&first, &second] {
+        let record = JobRecord::queued(id.as_str(), upload.clone(), Default::default(), "x", None);
+        board.create(&*store, &record).await.unwrap();
+    }
+    let end = |id: JobId| {
+        let (store, board) = (Arc::clone(&store), &board);
+        async move {
+            let (mut record, version) = board.read(&*store, &id).await.unwrap().unwrap();
+            record.state = JobState::Ready;
+            store
+                .put_if_version(&Key::Job(id), record.to_bytes(), &version)
+                .await
+                .unwrap()
+                .unwrap();
+        }
+    };
+    end(first.clone()).await;
+    assert!(!board.remove_source(&*store, digest, &first).await.unwrap());
+    assert!(
+        store.get(&Key::Source(digest)).await.unwrap().is_some(),
+        "the second job needs it"
+    );
+    // The second job ends too: now the copy goes.
+    end(second.clone()).await;
+    assert!(board.remove_source(&*store, digest, &second).await.unwrap());
+    assert!(store.get(&Key::Source(digest)).await.unwrap().is_none());
+}

@@ -312,6 +312,29 @@ impl Board {
         self.places.available_permits() > 0
     }
 
+    /// Removes the stored copy of an uploaded source once job `done` has ended, unless
+    /// another unended job needs the same bytes (the same image posted again, to any
+    /// instance, with other settings or while this job ran).
+    pub async fn remove_source(
+        &self,
+        store: &dyn Store,
+        digest: SourceDigest,
+        done: &JobId,
+    ) -> Result<bool> {
+        for id in store.list_jobs().await? {
+            if id == *done || self.is_known_ended(&id) {
+                continue;
+            }
+            if let Some((record, _)) = self.read(store, &id).await? {
+                if !record.state.is_finished() && record.source.upload_digest() == Some(digest) {
+                    return Ok(false);
+                }
+            }
+        }
+        store.delete(&Key::Source(digest)).await?;
+        Ok(true)
+    }
+
     /// Removes the records (and stored sources) of jobs that ended more than the
     /// retention ago; returns how many.
     pub async fn expire(&self, store: &dyn Store) -> Result<u64> {
@@ -328,7 +351,7 @@ impl Board {
         let mut removed = 0u64;
         for (id, source) in due {
             if let Some(digest) = source {
-                store.delete(&Key::Source(digest)).await?;
+                self.remove_source(store, digest, &id).await?;
             }
             store.delete(&Key::Job(id.clone())).await?;
             self.ended

@@ -140,7 +140,10 @@ async fn run_held(
         Held::Ended => {
             let _ = work.await;
             if let Some(digest) = claim.record.source.upload_digest() {
-                if let Err(e) = state.store.delete(&Key::Source(digest)).await {
+                if let Err(e) = board
+                    .remove_source(&*state.store, digest, job.job_id())
+                    .await
+                {
                     tracing::warn!(job = job.id(), error = %e, "stored source not removed");
                 }
             }
