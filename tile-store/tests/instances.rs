@@ -22,8 +22,9 @@ use tile_store::tiling::jobs::{JobState, Jobs, SourceKey};
 use tile_store::tiling::record::{JobRecord, RecordedSource};
 use tiling::photo_jpeg;
 
-/// The lease the instances run with: short, so that a takeover is quick to see.
-const LEASE_SECS: u64 = 2;
+/// The lease the instances run with: short, so that a takeover is quick to see, yet
+/// long enough that a loaded machine (renewals every third of it) never misses one.
+const LEASE_SECS: u64 = 5;
 /// How long past the lease a takeover may take on a loaded machine (a hang detector).
 const MARGIN: Duration = Duration::from_secs(90);
 
