@@ -429,3 +429,125 @@ async fn writes_need_authorisation_like_other_writes() {
         String::from_utf8_lossy(&body)
     );
 }
+
+/// The names, in order, and the bytes of every entry of the ZIP at `path`, read by
+/// Python's `zipfile` (another implementation than the one that wrote it), which
+/// also checks every entry's CRC; stored entries only.
+fn zip_entries(path: &Path) -> Vec<(String, Vec<u8>)> {
+    let script = r#"
+import json, sys, zipfile
+z = zipfile.ZipFile(sys.argv[1])
+assert z.testzip() is None, "a CRC does not match"
+print(json.dumps([[i.filename, i.compress_type, z.read(i).hex()] for i in z.infolist()]))
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let entries: Vec<(String, u32, String)> = serde_json::from_slice(&out.stdout).unwrap();
+    entries
+        .into_iter()
+        .map(|(name, method, hex)| {
+            assert_eq!(method, 0, "{name} is not stored");
+            (name, hex::decode(hex).unwrap())
+        })
+        .collect()
+}
+
+/// `GET /pyramids/{id}.szi` is the stored pyramid as one file: every tile and the
+/// manifest byte for byte, under the names and in the order `vips dzsave --container
+/// szi` uses for the same image.
+#[tokio::test]
+async fn a_committed_pyramid_downloads_as_one_szi_laid_out_as_vips_writes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let photo = photo_jpeg(1100, 700, 9);
+    let app = app(state(dir.path(), &[], 4));
+    let (status, _, view) = post_image(&app, photo.clone()).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{view}");
+    let done = finished_job(&app, view["job"].as_str().unwrap()).await;
+    let id = done["id"].as_str().unwrap().to_owned();
+
+    let (status, headers, body) = send(
+        &app,
+        request("GET", &format!("/pyramids/{id}.szi"), None, Body::empty()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "application/zip");
+    let work = tempfile::tempdir().unwrap();
+    let ours_path = work.path().join("ours.szi");
+    std::fs::write(&ours_path, &body).unwrap();
+    let ours = zip_entries(&ours_path);
+
+    // Byte for byte what the store holds.
+    let dzi = std::fs::read(dir.path().join(format!("{id}.dzi"))).unwrap();
+    let tiles = tiles_on_disk(dir.path(), &id);
+    assert_eq!(ours.len(), tiles.len() + 1);
+    for (name, bytes) in &ours {
+        let stored = match name.strip_prefix(&format!("{id}/{id}_files/")) {
+            Some(tile) => tiles
+                .get(tile)
+                .unwrap_or_else(|| panic!("{name} not stored")),
+            None => {
+                assert_eq!(name, &format!("{id}/{id}.dzi"));
+                &dzi
+            }
+        };
+        assert!(bytes == stored, "{name} differs from the store");
+    }
+
+    // vips's names and order for the same image (its own metadata files aside).
+    let source = work.path().join("photo.jpg");
+    std::fs::write(&source, &photo).unwrap();
+    let vips_out = work.path().join("v");
+    let status = std::process::Command::new("vips")
+        .arg("dzsave")
+        .arg(&source)
+        .arg(&vips_out)
+        .args(["--container", "szi"])
+        .status()
+        .expect("vips runs");
+    assert!(status.success());
+    let vips_path = ["v.szi", "v"]
+        .iter()
+        .map(|n| work.path().join(n))
+        .find(|p| p.is_file())
+        .expect("vips wrote the archive");
+    let theirs: Vec<String> = zip_entries(&vips_path)
+        .into_iter()
+        .map(|(name, _)| name.replace("v/v_files/", "").replace("v/v.dzi", ".dzi"))
+        .filter(|name| !name.ends_with("properties.xml"))
+        .collect();
+    let ours: Vec<String> = ours
+        .into_iter()
+        .map(|(name, _)| {
+            name.replace(&format!("{id}/{id}_files/"), "")
+                .replace(&format!("{id}/{id}.dzi"), ".dzi")
+        })
+        .collect();
+    // vips writes tiles as its threads finish them, so only the sets and the order
+    // of levels (deepest first, the manifest last) are fixed.
+    let set = |names: &[String]| {
+        names
+            .iter()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    assert_eq!(set(&ours), set(&theirs));
+    let levels = |names: &[String]| -> Vec<u32> {
+        names
+            .iter()
+            .filter_map(|n| n.split('/').next()?.parse().ok())
+            .collect()
+    };
+    for names in [&ours, &theirs] {
+        assert_eq!(names.last().map(String::as_str), Some(".dzi"));
+        assert!(levels(names).windows(2).all(|w| w[0] >= w[1]), "{names:?}");
+    }
+}

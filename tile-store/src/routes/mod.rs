@@ -3,6 +3,7 @@
 //! | method | path | what |
 //! |---|---|---|
 //! | GET, HEAD | `/pyramids/{id}.dzi` | the manifest of a committed pyramid |
+//! | GET | `/pyramids/{id}.szi` | the whole pyramid as one file ([`szi`]) |
 //! | GET, HEAD | `/pyramids/{id}_files/{level}/{col}_{row}.{ext}` | one tile |
 //! | PUT | `/pyramids/{id}_files/{level}/{col}_{row}.{ext}` | upload one tile |
 //! | POST | `/pyramids/{id}/tiles` | upload many tiles ([`batch`] wire format) |
@@ -17,6 +18,7 @@
 pub mod batch;
 pub mod pyramids;
 pub mod read;
+pub mod szi;
 pub mod write;
 
 use crate::error::{AppError, Result};

@@ -58,7 +58,12 @@ pub async fn get_manifest(
     path: std::result::Result<Path<String>, PathRejection>,
 ) -> Result<Response> {
     state.auth.authorize_read(&headers).await?;
-    let id = parse_manifest_name(&segments(path)?)?;
+    let name = segments(path)?;
+    if let Some(id) = name.strip_suffix(".szi") {
+        let id = crate::store::PyramidId::parse(id)?;
+        return super::szi::stream(&state, id, cache_control(&state, true)).await;
+    }
+    let id = parse_manifest_name(&name)?;
     let bytes = state
         .store
         .get(&Key::Dzi(id.clone()))

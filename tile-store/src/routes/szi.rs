@@ -1,0 +1,134 @@
+//! `GET /pyramids/{id}.szi`: a committed pyramid as one file, laid out as
+//! `vips dzsave --container szi` writes it — a ZIP of stored (uncompressed) entries
+//! `{id}/{id}_files/{level}/{col}_{row}.{ext}`, deepest level first, then `{id}/{id}.dzi` —
+//! streamed as it is read from the store, with ZIP64 past 4 GiB.
+//!
+//! `async_zip` writes the archive: a maintained streaming ZIP writer over any async
+//! writer, so the archive is never held whole (only its central directory, about
+//! 90 bytes a tile, bounded by `--max-tiles-per-pyramid`).
+
+use crate::error::{AppError, Result, RETRY_AFTER_BUSY_QUEUE_SECS};
+use crate::store::{Key, PyramidId, TileName};
+use crate::AppState;
+use async_zip::tokio::write::ZipFileWriter;
+use async_zip::{Compression, ZipEntryBuilder};
+use axum::body::Body;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use std::sync::LazyLock;
+use tokio::sync::Semaphore;
+
+/// Archives streamed at once: each holds a central directory and a read-ahead of tiles.
+const ARCHIVES_AT_ONCE: usize = 4;
+/// Tiles read from the store ahead of the one being written.
+const READ_AHEAD: usize = 16;
+/// Bytes buffered between the ZIP writer and the response.
+const PIPE_BYTES: usize = 256 << 10;
+
+static ARCHIVES: LazyLock<std::sync::Arc<Semaphore>> =
+    LazyLock::new(|| std::sync::Arc::new(Semaphore::new(ARCHIVES_AT_ONCE)));
+
+/// The archive's entries in the order vips writes them: levels from the deepest, then
+/// (where vips goes by its threads' finishing order) row by row within a level.
+fn ordered(mut tiles: Vec<TileName>) -> Vec<TileName> {
+    tiles.sort_by_key(|t| (std::cmp::Reverse(t.level), t.row, t.col));
+    tiles
+}
+
+/// Streams committed pyramid `id` as an `.szi`.
+pub async fn stream(state: &AppState, id: PyramidId, cache: &'static str) -> Result<Response> {
+    let permit = std::sync::Arc::clone(&ARCHIVES)
+        .try_acquire_owned()
+        .map_err(|_| AppError::Busy {
+            message: format!("{ARCHIVES_AT_ONCE} archives are being streamed; retry later"),
+            retry_after_secs: RETRY_AFTER_BUSY_QUEUE_SECS,
+        })?;
+    let dzi = state
+        .store
+        .get(&Key::Dzi(id.clone()))
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("pyramid {id} is not committed")))?;
+    let tiles = ordered(state.store.list_tiles(&id).await?);
+    let (writer, reader) = tokio::io::duplex(PIPE_BYTES);
+    let store = std::sync::Arc::clone(&state.store);
+    let disposition = format!("attachment; filename=\"{id}.szi\"");
+    tokio::spawn(async move {
+        let _permit = permit;
+        let mut zip = ZipFileWriter::with_tokio(writer);
+        let mut reads = futures::stream::iter(tiles)
+            .map(|tile| {
+                let (store, key) = (std::sync::Arc::clone(&store), Key::Tile(id.clone(), tile));
+                async move { (tile, store.get(&key).await) }
+            })
+            .buffered(READ_AHEAD);
+        while let Some((tile, read)) = reads.next().await {
+            let bytes = match read {
+                Ok(Some(bytes)) => bytes,
+                // Deleted meanwhile, or the store failed: the archive is cut short (the
+                // client sees a body that ends early), never completed wrongly.
+                other => {
+                    tracing::warn!(%id, tile = %tile.relative(), outcome = ?other.map(|b| b.map(|b| b.len())), "szi stopped");
+                    return;
+                }
+            };
+            let name = format!("{id}/{id}_files/{}", tile.relative());
+            let entry = ZipEntryBuilder::new(name.into(), Compression::Stored);
+            if zip.write_entry_whole(entry, &bytes).await.is_err() {
+                return; // the client went
+            }
+        }
+        let entry = ZipEntryBuilder::new(format!("{id}/{id}.dzi").into(), Compression::Stored);
+        if zip.write_entry_whole(entry, &dzi).await.is_ok() {
+            let _ = zip.close().await;
+        }
+    });
+    let body = Body::from_stream(tokio_util::io::ReaderStream::new(reader));
+    let mut response = (StatusCode::OK, body).into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/zip"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    if let Ok(value) = HeaderValue::from_str(&disposition) {
+        h.insert(header::CONTENT_DISPOSITION, value);
+    }
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tiler_wasm::TileFormat;
+
+    #[test]
+    fn entries_go_deepest_level_first_then_row_by_row() {
+        let t = |level, col, row| TileName {
+            level,
+            col,
+            row,
+            format: TileFormat::Jpeg,
+        };
+        let names: Vec<String> = ordered(vec![
+            t(0, 0, 0),
+            t(10, 1, 0),
+            t(10, 0, 1),
+            t(10, 0, 0),
+            t(9, 0, 0),
+        ])
+        .iter()
+        .map(TileName::relative)
+        .collect();
+        assert_eq!(
+            names,
+            [
+                "10/0_0.jpeg",
+                "10/1_0.jpeg",
+                "10/0_1.jpeg",
+                "9/0_0.jpeg",
+                "0/0_0.jpeg"
+            ]
+        );
+    }
+}
