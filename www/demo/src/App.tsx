@@ -4,9 +4,10 @@
  * sizes its upload requests; `#token=` is its bearer token), `?pyramid=` a known pyramid id, `?scale=`
  * the real size of a pixel (`0.2mm`), `?vectorRenderer=svg|canvas` how the damage layer is drawn, `?compareSrc=`,
  * `?compareVectorSrc=` and `?alignment=` a second inspection beside the first; `#view=` the view
- * to open at (kept up to date as the view changes).
+ * to open at (kept up to date as the view changes); `?previewDecoder=wasm` makes a large image's
+ * first picture with tiler-wasm's decoder instead of the browser's.
  */
-import { useCallback, useEffect, useState } from 'react';
+import { useCallback, useEffect, useMemo, useState } from 'react';
 import type { DragEvent, FormEvent } from 'react';
 import { Workspace, formatAlignment, formatView, parseAlignment, parseScale, parseView } from '@tessera/react';
 import type { Alignment, FeatureCollection, ImageInput, Scale, WorkspaceView } from '@tessera/react';
@@ -24,6 +25,7 @@ interface Sources {
   compareSrc: string | null;
   compareVectorSrc: string | null;
   alignment: Alignment | null;
+  previewDecoder: 'browser' | 'wasm';
 }
 
 function fromLocation(): Sources {
@@ -43,6 +45,7 @@ function fromLocation(): Sources {
     compareSrc: q.get('compareSrc') || null,
     compareVectorSrc: q.get('compareVectorSrc') || null,
     alignment: parseAlignment(q.get('alignment')),
+    previewDecoder: q.get('previewDecoder') === 'wasm' ? 'wasm' : 'browser',
   };
 }
 
@@ -66,6 +69,7 @@ export function App() {
   /** The damage layer as last edited here, and which layer it was (edits are not saved anywhere: Download keeps them). */
   const [edits, setEdits] = useState<{ vectorSrc: string | null; layer: FeatureCollection } | null>(null);
   const edited = edits && edits.vectorSrc === sources.vectorSrc ? edits.layer : null;
+  const workers = useMemo(() => ({ previewDecoder: sources.previewDecoder }), [sources.previewDecoder]);
   const [urlInput, setUrlInput] = useState(() => (typeof sources.src === 'string' ? sources.src : ''));
 
   useEffect(() => {
@@ -148,6 +152,7 @@ export function App() {
           token={sources.storeToken}
           storeBatchBytes={sources.storeBatchBytes}
           pyramidId={sources.pyramidId}
+          workers={workers}
           scale={sources.scale}
           view={sources.view}
           onViewChange={rememberView}

@@ -9,6 +9,7 @@ export type {
   WorkerKind,
   WorkerSettings,
   ImageSource,
+  PreviewDecoder,
   Progress,
   PyramidInfo,
   StoreTarget,

@@ -260,6 +260,7 @@ export function Viewer({ tileSource, status, onViewer, children, initialView = n
         data-ms-opened={since(status.openedAt)}
         data-ms-first-view={state === 'ready' ? since(drawnAt) : undefined}
         data-ms-preview={since(previewAt)}
+        data-preview-decoder={status.previewDecoder ?? undefined}
         data-ms-pyramid={since(status.doneAt)}
         data-ms-saved={since(status.savedAt)}
       />

@@ -8,7 +8,15 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
 import type { Metadata, Options } from '@tessera/tiler-wasm';
 import { TilerClient } from '../worker/client.js';
-import type { ImageSource, PyramidInfo, StoreTarget, TilerFailure, UploadProgress, WorkerSettings } from '../worker/client.js';
+import type {
+  ImageSource,
+  PreviewDecoder,
+  PyramidInfo,
+  StoreTarget,
+  TilerFailure,
+  UploadProgress,
+  WorkerSettings,
+} from '../worker/client.js';
 import type { StoreTileSource, WorkerTileSource } from '../osd/tileSources.js';
 import { TileStoreClient, isPyramidId } from '../api/tileStore.js';
 import type { StoreSettings } from '../api/tileStore.js';
@@ -32,8 +40,10 @@ export interface TilingStatus {
   source: 'worker' | 'store' | null;
   /** The upload to tile-store (state `none` without a store). */
   upload: UploadProgress;
-  /** An object URL of a large JPEG's quick low-resolution picture, to show until the tiles arrive. */
+  /** An object URL of a large image's quick low-resolution picture, to show until the tiles arrive. */
   preview: string | null;
+  /** Which decoder made `preview`: the browser's (`createImageBitmap`) or tiler-wasm's. */
+  previewDecoder: PreviewDecoder | null;
   /** `performance.now()` at `setImageSrc`, at decode end (or store open), at the last tile and at the commit; for figures. */
   startedAt: number | null;
   openedAt: number | null;
@@ -78,6 +88,7 @@ const IDLE: TilingStatus = {
   source: null,
   upload: NO_UPLOAD,
   preview: null,
+  previewDecoder: null,
   startedAt: null,
   openedAt: null,
   doneAt: null,
@@ -184,12 +195,12 @@ export function useTilingImage(
           });
         },
         onMetadata: (metadata) => mine() && setStatus((s) => ({ ...s, metadata })),
-        onPreview: (jpeg) => {
+        onPreview: (picture, previewDecoder) => {
           if (!mine()) return;
           revokePreview(previewUrl);
-          const preview = URL.createObjectURL(jpeg);
+          const preview = URL.createObjectURL(picture);
           previewUrl.current = preview;
-          setStatus((s) => ({ ...s, preview }));
+          setStatus((s) => ({ ...s, preview, previewDecoder }));
         },
         onOpened: (info, metadata) => {
           if (!mine() || !me) return;

@@ -4,6 +4,7 @@ import type {
   FromPreviewWorker,
   FromWorker,
   ImageSource,
+  PreviewDecoder,
   PreviewPort,
   Progress,
   PyramidInfo,
@@ -13,14 +14,23 @@ import type {
   UploadProgress,
 } from './protocol.js';
 
-export type { ImageSource, Progress, PyramidInfo, StoreTarget, TilerFailure, UploadProgress, UploadState } from './protocol.js';
+export type {
+  ImageSource,
+  PreviewDecoder,
+  Progress,
+  PyramidInfo,
+  StoreTarget,
+  TilerFailure,
+  UploadProgress,
+  UploadState,
+} from './protocol.js';
 
 export interface TilerEvents {
   onProgress?: (progress: Progress) => void;
   /** Header and EXIF, before the pixels are decoded. */
   onMetadata?: (metadata: Metadata) => void;
-  /** A large JPEG's quick low-resolution picture (a JPEG), to show beneath until the tiles arrive. */
-  onPreview?: (jpeg: Blob) => void;
+  /** A large image's quick low-resolution picture, to show beneath until the tiles arrive, and which decoder made it. */
+  onPreview?: (picture: Blob, decoder: PreviewDecoder) => void;
   /** Decoded: tiles can be requested. */
   onOpened?: (info: PyramidInfo, metadata: Metadata) => void;
   /** Every tile of the pyramid is made. */
@@ -50,6 +60,11 @@ export interface WorkerSettings {
   createWorker?: (kind: WorkerKind) => Worker;
   /** Where the workers load `tiler_wasm_bg.wasm` from (resolved against the page); default: beside `@tessera/tiler-wasm`'s JS. */
   wasmUrl?: string | URL | null;
+  /**
+   * Which decoder makes a large image's preview: `browser` (default) is the browser's own
+   * (`createImageBitmap`), falling back to tiler-wasm's when it cannot; `wasm` uses tiler-wasm's only.
+   */
+  previewDecoder?: PreviewDecoder;
 }
 
 /** The default workers: module workers bundlers find by their `new URL(…, import.meta.url)`. */
@@ -135,7 +150,8 @@ export class TilerClient {
     };
     const port: PreviewPort = { type: 'port', port: channel.port2, wasmUrl };
     this.preview.postMessage(port, [channel.port2]);
-    this.send({ type: 'open', source: resolved, options, target, previewPort: channel.port1, wasmUrl }, [channel.port1]);
+    const previewDecoder = workers?.previewDecoder ?? 'browser';
+    this.send({ type: 'open', source: resolved, options, target, previewPort: channel.port1, previewDecoder, wasmUrl }, [channel.port1]);
   }
 
   /** Asks for one tile; tiles asked for are made before the background ones. */
@@ -179,7 +195,7 @@ export class TilerClient {
   private receivePreview(msg: FromPreviewWorker): void {
     this.stopPreview();
     if (this.terminated || this.failed || msg.type !== 'preview') return;
-    this.events.onPreview?.(new Blob([msg.bytes], { type: 'image/jpeg' }));
+    this.events.onPreview?.(new Blob([msg.bytes], { type: msg.mime }), msg.decoder);
   }
 
   private fail(error: TilerFailure): void {

@@ -1,5 +1,5 @@
 /** Messages between the page and the tiler worker. Bytes always travel as transferred ArrayBuffers. */
-import type { Geometry, Limits, Metadata, Options, TilerErrorCode } from '@tessera/tiler-wasm';
+import type { Geometry, Limits, Metadata, Options, SourceFormat, TilerErrorCode } from '@tessera/tiler-wasm';
 import type { StoreFailure, StoreSettings } from '../api/tileStore.js';
 
 /** Every failure the page can see; `code` is stable, `message` is for people. */
@@ -63,7 +63,16 @@ export interface UploadProgress {
 export type ToWorker =
   /** `previewPort`: where to send a large JPEG's bytes for the preview worker (see PreviewRequest). */
   /** `wasmUrl`: where to load tiler_wasm_bg.wasm from instead of the bundler's URL. */
-  | { type: 'open'; source: ImageSource; options?: Options; target?: StoreTarget; previewPort?: MessagePort; wasmUrl?: string }
+  /** `previewDecoder`: which decoder the preview worker uses first (default `browser`). */
+  | {
+      type: 'open';
+      source: ImageSource;
+      options?: Options;
+      target?: StoreTarget;
+      previewPort?: MessagePort;
+      previewDecoder?: PreviewDecoder;
+      wasmUrl?: string;
+    }
   | { type: 'tile'; id: number; level: number; col: number; row: number }
   | { type: 'cancelTile'; id: number };
 
@@ -91,12 +100,26 @@ export interface PreviewPort {
   wasmUrl?: string;
 }
 
-/** Tiler worker → preview worker, through that port: a large JPEG to preview. */
+/**
+ * Which decoder makes the preview: `browser` is the browser's own (`createImageBitmap`, resized,
+ * EXIF-oriented and converted to sRGB as the pyramid is), falling back to `wasm` (tiler-wasm's
+ * DCT-scaled `previewJpeg`, JPEG only) when the browser cannot; `wasm` skips the browser's.
+ */
+export type PreviewDecoder = 'browser' | 'wasm';
+
+/** Tiler worker → preview worker, through that port: a large image to preview. */
 export interface PreviewRequest {
   bytes: ArrayBuffer;
+  /** The longer side of the preview, at least (and at most the image's). */
   minSide: number;
   limits?: Limits;
+  decoder: PreviewDecoder;
+  /** The image as `probe` read it: container, upright size, alpha. */
+  format: SourceFormat;
+  width: number;
+  height: number;
+  hasAlpha: boolean;
 }
 
-/** Preview worker → page: a small JPEG to show until the tiles arrive, or nothing to show. */
-export type FromPreviewWorker = { type: 'preview'; bytes: ArrayBuffer } | { type: 'none' };
+/** Preview worker → page: a small picture (JPEG, or PNG with alpha) to show until the tiles arrive, or nothing. */
+export type FromPreviewWorker = { type: 'preview'; bytes: ArrayBuffer; mime: string; decoder: PreviewDecoder } | { type: 'none' };

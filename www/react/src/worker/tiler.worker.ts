@@ -9,6 +9,7 @@ import type {
   FailureCode,
   FromWorker,
   ImageSource,
+  PreviewDecoder,
   PreviewRequest,
   PyramidInfo,
   TilerFailure,
@@ -24,7 +25,7 @@ declare const self: DedicatedWorkerGlobalScope;
 
 /** Progress is posted every this many background tiles, and at each level's end. */
 const PROGRESS_EVERY = 16;
-/** A JPEG whose longer side is at least twice this gets a preview this big, made by the preview worker. */
+/** An image whose longer side is at least twice this gets a preview this big, made by the preview worker. */
 const PREVIEW_SIDE = 1280;
 
 function post(message: FromWorker, transfer: Transferable[] = []): void {
@@ -52,8 +53,11 @@ function describeOrigin(url: URL): string {
   return url.origin === self.location.origin ? 'this site' : url.origin;
 }
 
-/** Fetches `href`, feeding each chunk to `hasher` as it arrives so the pyramid id is ready at the end. */
-async function fetchBytes(href: string, hasher: IdHasher): Promise<{ bytes: Uint8Array; contentType: string | null }> {
+/**
+ * Fetches `href`, feeding each chunk to `hashing`'s hasher as it arrives so the pyramid id is ready
+ * at the end. The request goes out at once; the hasher (the module compiling) is awaited after.
+ */
+async function fetchBytes(href: string, hashing: Promise<IdHasher>): Promise<{ bytes: Uint8Array; contentType: string | null }> {
   const url = new URL(href, self.location.href);
   let response: Response;
   try {
@@ -74,6 +78,7 @@ async function fetchBytes(href: string, hasher: IdHasher): Promise<{ bytes: Uint
     const what = response.status === 404 ? 'no such image (HTTP 404 Not Found)' : `HTTP ${response.status} ${response.statusText}`;
     throw failure('http', `${url.href}: ${what}. Check the address.`);
   }
+  const hasher = await hashing;
   const contentType = response.headers.get('content-type');
   const declared = Number(response.headers.get('content-length'));
   const total = Number.isFinite(declared) && declared > 0 ? declared : null;
@@ -114,11 +119,15 @@ async function fetchBytes(href: string, hasher: IdHasher): Promise<{ bytes: Uint
   return { bytes, contentType };
 }
 
-async function readSource(source: ImageSource, hasher: IdHasher): Promise<{ bytes: Uint8Array; what: string; contentType: string | null }> {
+async function readSource(
+  source: ImageSource,
+  hashing: Promise<IdHasher>,
+): Promise<{ bytes: Uint8Array; what: string; contentType: string | null }> {
   if (source.kind === 'url') {
-    const { bytes, contentType } = await fetchBytes(source.url, hasher);
+    const { bytes, contentType } = await fetchBytes(source.url, hashing);
     return { bytes, what: source.url, contentType };
   }
+  const hasher = await hashing;
   try {
     const bytes = new Uint8Array(await source.blob.arrayBuffer());
     hasher.update(bytes);
@@ -284,10 +293,11 @@ function step(s: WorkerState): void {
 }
 
 /**
- * The committed pyramid `pyramidId`, if the store has it, its manifest parsed by tiler-wasm. One
- * quick try: if the store cannot say, the image is tiled here (and the upload retries the store).
+ * The committed pyramid `pyramidId`, if the store has it, its manifest parsed by tiler-wasm once
+ * `wasm` is loaded (the request does not wait for it). One quick try: if the store cannot say, the
+ * image is tiled here (and the upload retries the store).
  */
-async function storedPyramid(store: TileStoreClient, pyramidId: string): Promise<PyramidInfo | null> {
+async function storedPyramid(store: TileStoreClient, pyramidId: string, wasm: Promise<void>): Promise<PyramidInfo | null> {
   let dziXml: string | null;
   try {
     dziXml = await store.manifest(pyramidId);
@@ -295,6 +305,7 @@ async function storedPyramid(store: TileStoreClient, pyramidId: string): Promise
     return null;
   }
   if (dziXml === null) return null;
+  await wasm;
   try {
     return { ...parseDzi(dziXml), dziXml, pyramidId };
   } catch (e) {
@@ -317,12 +328,31 @@ function startUpload(s: WorkerState, store: TileStoreClient, info: PyramidInfo, 
   void s.uploader.run();
 }
 
-/** Sends a copy of a large JPEG's bytes to the preview worker, which decodes it at 1/2–1/8 scale. */
-function requestPreview(port: MessagePort | undefined, bytes: Uint8Array, metadata: Metadata, options: Options | undefined): void {
+/**
+ * Sends a copy of a large image's bytes to the preview worker, which decodes a small picture of it
+ * (the browser's decoder, or tiler-wasm's DCT-scaled one for a JPEG). Not TIFF: browsers do not decode it.
+ */
+function requestPreview(
+  port: MessagePort | undefined,
+  decoder: PreviewDecoder,
+  bytes: Uint8Array,
+  metadata: Metadata,
+  options: Options | undefined,
+): void {
   if (!port) return;
-  if (metadata.format === 'jpeg' && Math.max(metadata.width, metadata.height) >= 2 * PREVIEW_SIDE) {
+  const { format, width, height, hasAlpha } = metadata;
+  if (format !== 'tiff' && Math.max(width, height) >= 2 * PREVIEW_SIDE) {
     const copy = bytes.slice();
-    const request: PreviewRequest = { bytes: copy.buffer, minSide: PREVIEW_SIDE, limits: options?.limits };
+    const request: PreviewRequest = {
+      bytes: copy.buffer,
+      minSide: PREVIEW_SIDE,
+      limits: options?.limits,
+      decoder,
+      format,
+      width,
+      height,
+      hasAlpha,
+    };
     port.postMessage(request, [copy.buffer]);
   }
   port.close();
@@ -339,42 +369,53 @@ async function loadWasm(wasmUrl: string | undefined): Promise<void> {
 
 type OpenMessage = Extract<ToWorker, { type: 'open' }>;
 
-async function open(s: WorkerState, { source, options, target, previewPort, wasmUrl }: OpenMessage): Promise<void> {
-  await loadWasm(wasmUrl);
+async function open(
+  s: WorkerState,
+  { source, options, target, previewPort, previewDecoder = 'browser', wasmUrl }: OpenMessage,
+): Promise<void> {
+  // The module compiles while the first request (the manifest, or the image) is on its way.
+  const wasm = loadWasm(wasmUrl);
+  wasm.catch(() => undefined);
   const store = target ? new TileStoreClient(target.store) : null;
   // An id the app knows: if the store has it, the image is not even downloaded.
   if (store && target?.pyramidId) {
-    const stored = await storedPyramid(store, target.pyramidId);
+    const stored = await storedPyramid(store, target.pyramidId, wasm);
     if (stored) {
       previewPort?.close();
       post({ type: 'stored', info: stored, metadata: null });
       return;
     }
   }
-  const hasher = new IdHasher();
+  const hashing = wasm.then(() => new IdHasher());
+  hashing.catch(() => undefined);
   let pyramidId: string;
   let bytes: Uint8Array, what: string, contentType: string | null;
   try {
-    ({ bytes, what, contentType } = await readSource(source, hasher));
-    pyramidId = hasher.finish(options);
+    ({ bytes, what, contentType } = await readSource(source, hashing));
+    pyramidId = (await hashing).finish(options);
   } finally {
-    hasher.free();
+    hashing.then(
+      (h) => h.free(),
+      () => undefined,
+    );
   }
-  // Header and EXIF first: the panel fills in, and a large JPEG's preview starts on the other core
-  // while the store is asked whether it has the pyramid.
+  // The store is asked as soon as the id is known; meanwhile header and EXIF are read (the panel
+  // fills in) and a large image's preview starts on the other core.
+  const check = store && pyramidId !== target?.pyramidId ? storedPyramid(store, pyramidId, wasm) : null;
+  check?.catch(() => undefined);
   let metadata: Metadata | null = null;
   let probeFailure: unknown = null;
   try {
     metadata = probe(bytes, options?.limits);
     post({ type: 'metadata', metadata });
-    requestPreview(previewPort, bytes, metadata, options);
+    requestPreview(previewPort, previewDecoder, bytes, metadata, options);
   } catch (e) {
     // Over the limits, say: the store may still have the pyramid, so this is reported only if not.
     probeFailure = e;
     previewPort?.close();
   }
-  if (store && pyramidId !== target?.pyramidId) {
-    const stored = await storedPyramid(store, pyramidId);
+  if (check) {
+    const stored = await check;
     if (stored) {
       post({ type: 'stored', info: stored, metadata });
       return;
