@@ -109,15 +109,17 @@ export type PreviewDecoder = 'browser' | 'wasm';
 
 /** Tiler worker → preview worker, through that port: a large image to preview. */
 export interface PreviewRequest {
-  bytes: ArrayBuffer;
+  /** The image's bytes, in the chunks they were downloaded in. */
+  parts: Uint8Array[];
   /** The longer side of the preview, at least (and at most the image's). */
   minSide: number;
   limits?: Limits;
   decoder: PreviewDecoder;
-  /** The image as `probe` read it: container, upright size, alpha. */
+  /** The image as `probe` read it: container, upright size, EXIF orientation, alpha. */
   format: SourceFormat;
   width: number;
   height: number;
+  orientation: number;
   hasAlpha: boolean;
 }
 

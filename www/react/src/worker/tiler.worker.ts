@@ -4,7 +4,7 @@
  * requests first and makes the rest of the pyramid in the background. One worker per image: the
  * page terminates it to cancel, so nothing here needs to be cancellable.
  */
-import init, { IdHasher, Tiler, parseDzi, probe } from '@tessera/tiler-wasm';
+import init, { IdHasher, Tiler, parseDzi, probe, pyramidIdFromSha256 } from '@tessera/tiler-wasm';
 import type {
   FailureCode,
   FromWorker,
@@ -54,10 +54,48 @@ function describeOrigin(url: URL): string {
 }
 
 /**
- * Fetches `href`, feeding each chunk to `hashing`'s hasher as it arrives so the pyramid id is ready
- * at the end. The request goes out at once; the hasher (the module compiling) is awaited after.
+ * The source's SHA-256, from which tiler-wasm makes the pyramid id. The browser's native digest
+ * (`crypto.subtle`, in secure contexts, loopback included) hashes the whole file once it is in,
+ * several times quicker than tiler-wasm's SHA-256 and off this thread; without it, tiler-wasm's
+ * `IdHasher` is fed each chunk as it arrives.
  */
-async function fetchBytes(href: string, hashing: Promise<IdHasher>): Promise<{ bytes: Uint8Array; contentType: string | null }> {
+interface SourceHash {
+  update(chunk: Uint8Array): void;
+  /** The pyramid id of all of `bytes` (the chunks fed), tiled with `options`. */
+  finish(bytes: Uint8Array, options: Options | undefined): Promise<string>;
+  free(): void;
+}
+
+async function sourceHash(wasm: Promise<void>): Promise<SourceHash> {
+  const subtle = self.crypto?.subtle;
+  if (subtle) {
+    return {
+      update: () => undefined,
+      async finish(bytes, options) {
+        const digest = await subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>);
+        await wasm;
+        return pyramidIdFromSha256(new Uint8Array(digest), options);
+      },
+      free: () => undefined,
+    };
+  }
+  await wasm;
+  const hasher = new IdHasher();
+  return { update: (chunk) => hasher.update(chunk), finish: async (_, options) => hasher.finish(options), free: () => hasher.free() };
+}
+
+/** The source's bytes, and the chunks they arrived in when those are separate buffers (given to the preview worker). */
+interface SourceBytes {
+  bytes: Uint8Array;
+  parts: Uint8Array[] | null;
+  contentType: string | null;
+}
+
+/**
+ * Fetches `href`, feeding each chunk to the hash as it arrives. The request goes out at once; the
+ * hash (tiler-wasm's, if the module is still compiling) is awaited after.
+ */
+async function fetchBytes(href: string, hashing: Promise<SourceHash>): Promise<SourceBytes> {
   const url = new URL(href, self.location.href);
   let response: Response;
   try {
@@ -78,15 +116,15 @@ async function fetchBytes(href: string, hashing: Promise<IdHasher>): Promise<{ b
     const what = response.status === 404 ? 'no such image (HTTP 404 Not Found)' : `HTTP ${response.status} ${response.statusText}`;
     throw failure('http', `${url.href}: ${what}. Check the address.`);
   }
-  const hasher = await hashing;
+  const hash = await hashing;
   const contentType = response.headers.get('content-type');
   const declared = Number(response.headers.get('content-length'));
   const total = Number.isFinite(declared) && declared > 0 ? declared : null;
   const reader = response.body?.getReader();
   if (!reader) {
     const bytes = new Uint8Array(await response.arrayBuffer());
-    hasher.update(bytes);
-    return { bytes, contentType };
+    hash.update(bytes);
+    return { bytes, parts: null, contentType };
   }
 
   const chunks: Uint8Array[] = [];
@@ -101,7 +139,7 @@ async function fetchBytes(href: string, hashing: Promise<IdHasher>): Promise<{ b
     }
     if (chunk.done) break;
     chunks.push(chunk.value);
-    hasher.update(chunk.value);
+    hash.update(chunk.value);
     loaded += chunk.value.byteLength;
     // Progress at most every 1 MiB, not per network packet.
     if (loaded - lastReport >= 1 << 20) {
@@ -116,23 +154,17 @@ async function fetchBytes(href: string, hashing: Promise<IdHasher>): Promise<{ b
     bytes.set(c, at);
     at += c.byteLength;
   }
-  return { bytes, contentType };
+  return { bytes, parts: chunks, contentType };
 }
 
-async function readSource(
-  source: ImageSource,
-  hashing: Promise<IdHasher>,
-): Promise<{ bytes: Uint8Array; what: string; contentType: string | null }> {
-  if (source.kind === 'url') {
-    const { bytes, contentType } = await fetchBytes(source.url, hashing);
-    return { bytes, what: source.url, contentType };
-  }
-  const hasher = await hashing;
+async function readSource(source: ImageSource, hashing: Promise<SourceHash>): Promise<SourceBytes & { what: string }> {
+  if (source.kind === 'url') return { ...(await fetchBytes(source.url, hashing)), what: source.url };
+  const hash = await hashing;
   try {
     const bytes = new Uint8Array(await source.blob.arrayBuffer());
-    hasher.update(bytes);
+    hash.update(bytes);
     post({ type: 'progress', progress: { phase: 'fetch', loaded: bytes.byteLength, total: bytes.byteLength } });
-    return { bytes, what: source.name, contentType: source.blob.type || null };
+    return { bytes, parts: null, what: source.name, contentType: source.blob.type || null };
   } catch (e) {
     throw failure('read', `Could not read ${source.name}: ${toFailure(e).message}`);
   }
@@ -329,31 +361,33 @@ function startUpload(s: WorkerState, store: TileStoreClient, info: PyramidInfo, 
 }
 
 /**
- * Sends a copy of a large image's bytes to the preview worker, which decodes a small picture of it
- * (the browser's decoder, or tiler-wasm's DCT-scaled one for a JPEG). Not TIFF: browsers do not decode it.
+ * Sends a large image's bytes to the preview worker, which decodes a small picture of it (the
+ * browser's decoder, or tiler-wasm's DCT-scaled one for a JPEG). Not TIFF: browsers do not decode
+ * it. The download's chunks are handed over (they are copied into `bytes` already), else a copy.
  */
 function requestPreview(
   port: MessagePort | undefined,
   decoder: PreviewDecoder,
-  bytes: Uint8Array,
+  { bytes, parts }: SourceBytes,
   metadata: Metadata,
   options: Options | undefined,
 ): void {
   if (!port) return;
-  const { format, width, height, hasAlpha } = metadata;
+  const { format, width, height, orientation, hasAlpha } = metadata;
   if (format !== 'tiff' && Math.max(width, height) >= 2 * PREVIEW_SIDE) {
-    const copy = bytes.slice();
+    const given = parts ?? [bytes.slice()];
     const request: PreviewRequest = {
-      bytes: copy.buffer,
+      parts: given,
       minSide: PREVIEW_SIDE,
       limits: options?.limits,
       decoder,
       format,
       width,
       height,
+      orientation,
       hasAlpha,
     };
-    port.postMessage(request, [copy.buffer]);
+    port.postMessage(request, [...new Set(given.map((p) => p.buffer as ArrayBuffer))]);
   }
   port.close();
 }
@@ -386,40 +420,40 @@ async function open(
       return;
     }
   }
-  const hashing = wasm.then(() => new IdHasher());
+  const hashing = sourceHash(wasm);
   hashing.catch(() => undefined);
-  let pyramidId: string;
-  let bytes: Uint8Array, what: string, contentType: string | null;
+  let read: SourceBytes & { what: string };
+  let identify: Promise<string>;
   try {
-    ({ bytes, what, contentType } = await readSource(source, hashing));
-    pyramidId = (await hashing).finish(options);
+    read = await readSource(source, hashing);
+    identify = (await hashing).finish(read.bytes, options);
   } finally {
     hashing.then(
       (h) => h.free(),
       () => undefined,
     );
   }
-  // The store is asked as soon as the id is known; meanwhile header and EXIF are read (the panel
-  // fills in) and a large image's preview starts on the other core.
-  const check = store && pyramidId !== target?.pyramidId ? storedPyramid(store, pyramidId, wasm) : null;
-  check?.catch(() => undefined);
+  identify.catch(() => undefined);
+  const { bytes, what, contentType } = read;
+  // While the id is computed: header and EXIF (the panel fills in) and a large image's preview,
+  // started on the other core; the store is asked as soon as the id is known.
+  await wasm;
   let metadata: Metadata | null = null;
   let probeFailure: unknown = null;
   try {
     metadata = probe(bytes, options?.limits);
     post({ type: 'metadata', metadata });
-    requestPreview(previewPort, previewDecoder, bytes, metadata, options);
+    requestPreview(previewPort, previewDecoder, read, metadata, options);
   } catch (e) {
     // Over the limits, say: the store may still have the pyramid, so this is reported only if not.
     probeFailure = e;
     previewPort?.close();
   }
-  if (check) {
-    const stored = await check;
-    if (stored) {
-      post({ type: 'stored', info: stored, metadata });
-      return;
-    }
+  const pyramidId = await identify;
+  const stored = store && pyramidId !== target?.pyramidId ? await storedPyramid(store, pyramidId, wasm) : null;
+  if (stored) {
+    post({ type: 'stored', info: stored, metadata });
+    return;
   }
   try {
     if (probeFailure !== null) throw probeFailure;
