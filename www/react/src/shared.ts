@@ -11,6 +11,7 @@ export type {
   ImageSource,
   PreviewDecoder,
   Progress,
+  PyramidGeometry,
   PyramidInfo,
   StoreTarget,
   TilerFailure,
@@ -34,3 +35,5 @@ export type { DamageFilter, DamageSort } from './damageList.js';
 export type { WorkspaceView } from './view.js';
 export type { Enhancement } from './enhance.js';
 export type { Metadata, Options, Limits, Exif, TileFormat, SourceFormat, ErrorCode, TilerErrorCode, TilerError } from '@tessera/tiler-wasm';
+/** tiler-wasm's Deep Zoom geometry (named so beside the vector layer's GeoJSON `Geometry`). */
+export type { Geometry as TileGeometry } from '@tessera/tiler-wasm';

@@ -6,12 +6,12 @@
  * once, and uploaded to the store in the background. Setting a new source cancels the old one.
  */
 import { useCallback, useEffect, useRef, useState } from 'react';
-import type { Metadata, Options } from '@tessera/tiler-wasm';
+import type { Geometry, Metadata, Options } from '@tessera/tiler-wasm';
 import { TilerClient } from '../worker/client.js';
 import type {
   ImageSource,
   PreviewDecoder,
-  PyramidInfo,
+  PyramidGeometry,
   StoreTarget,
   TilerFailure,
   UploadProgress,
@@ -34,7 +34,8 @@ export interface TilingStatus {
   tilesDone: number;
   tilesTotal: number;
   metadata: Metadata | null;
-  info: PyramidInfo | null;
+  /** The pyramid shown: its geometry and id (from the worker, the store, or the app's hint until the store confirms it). */
+  info: PyramidGeometry | null;
   error: TilerFailure | null;
   /** `worker` while tiled here, `store` when opened from tile-store; null before either. */
   source: 'worker' | 'store' | null;
@@ -67,6 +68,27 @@ export interface TilingSettings {
 export interface ImageHint {
   /** The pyramid id (as tile-store computes it), e.g. recorded by the app when the image was first tiled. */
   pyramidId?: string | null;
+  /**
+   * That pyramid's geometry, as the app recorded it with the id (`status.info` of an earlier open).
+   * With a store, its tiles are then requested at once, before any manifest request: a stored
+   * pyramid is on screen in one round trip. The worker checks the store beside them; if the store
+   * has no such pyramid the image is tiled here as without a hint, and if its geometry differs from
+   * this one the store's replaces it.
+   */
+  geometry?: Geometry | null;
+}
+
+/** Whether two pyramids are drawn the same: same id and the same Deep Zoom geometry. */
+function sameGeometry(a: PyramidGeometry, b: PyramidGeometry): boolean {
+  return (
+    a.pyramidId === b.pyramidId &&
+    a.width === b.width &&
+    a.height === b.height &&
+    a.tileSize === b.tileSize &&
+    a.overlap === b.overlap &&
+    a.maxLevel === b.maxLevel &&
+    a.format === b.format
+  );
 }
 
 /** Counts decodes started by workers of this page: tests check that a stored pyramid needs none. */
@@ -147,14 +169,22 @@ export function useTilingImage(
     setStatus({ ...IDLE, phase: 'fetching', name, startedAt: performance.now() });
     const store = storeSettings(settingsRef.current);
 
-    const openStored = (info: PyramidInfo, metadata: Metadata | null) => {
+    /** The store's tiles of `info` in the viewer; null if none were shown. */
+    let shown: PyramidGeometry | null = null;
+    const showStored = (info: PyramidGeometry) => {
       if (generation.current !== current) return;
+      shown = info;
       const api = new TileStoreClient(store ?? { url: '' });
       loadTileSources().then(
         ({ StoreTileSource }) =>
           generation.current === current && setTileSource(new StoreTileSource(info, api.tilesUrl(info.pyramidId), api.readHeaders())),
         (e) => generation.current === current && setStatus((s) => ({ ...s, phase: 'error', error: failedToLoad(e) })),
       );
+    };
+    const openStored = (info: PyramidGeometry, metadata: Metadata | null) => {
+      if (generation.current !== current) return;
+      // The app's hint was right: its tiles stay, the ones already drawn included.
+      if (!shown || !sameGeometry(shown, info)) showStored(info);
       const now = performance.now();
       setStatus((s) => ({
         ...s,
@@ -163,7 +193,7 @@ export function useTilingImage(
         info,
         metadata: metadata ?? s.metadata,
         tilesTotal: info.tileCount,
-        openedAt: now,
+        openedAt: s.openedAt ?? now,
         doneAt: now,
         upload: { ...NO_UPLOAD, state: 'reused', sent: info.tileCount, total: info.tileCount },
       }));
@@ -174,6 +204,12 @@ export function useTilingImage(
     const pyramidId = known && isPyramidId(known) ? known : undefined;
     const batchBytes = settingsRef.current?.batchBytes ?? undefined;
     const target: StoreTarget | undefined = store ? { store, batchBytes, pyramidId } : undefined;
+    // A known id with its geometry: the stored tiles are asked for now, the worker confirms beside them.
+    if (store && pyramidId && hint?.geometry) {
+      const hinted: PyramidGeometry = { ...hint.geometry, pyramidId };
+      showStored(hinted);
+      setStatus((s) => ({ ...s, source: 'store', info: hinted, tilesTotal: hinted.tileCount, openedAt: performance.now() }));
+    }
     // Events of a replaced client are dropped: `mine` tells whether this one is still current.
     let me: TilerClient | null = null;
     const mine = () => me !== null && client.current === me;
@@ -182,7 +218,14 @@ export function useTilingImage(
       {
         onProgress: (p) => {
           if (!mine()) return;
-          if (p.phase === 'decode') decodesStarted++;
+          if (p.phase === 'decode') {
+            decodesStarted++;
+            // The store did not have the hinted pyramid: its tiles (failing) give way to the worker's.
+            if (shown) {
+              shown = null;
+              setTileSource(null);
+            }
+          }
           setStatus((s) => {
             switch (p.phase) {
               case 'fetch':

@@ -18,6 +18,7 @@ export type {
   ImageSource,
   PreviewDecoder,
   Progress,
+  PyramidGeometry,
   PyramidInfo,
   StoreTarget,
   TilerFailure,

@@ -24,13 +24,18 @@ export type FailureCode =
 export type ImageSource = { kind: 'url'; url: string } | { kind: 'blob'; blob: Blob; name: string };
 
 /**
- * The pyramid's geometry, enough to build an OpenSeadragon tile source. The geometry (levels and
- * tile count included) always comes from tiler-wasm: a tiler's, or a stored `.dzi` it parsed.
+ * A pyramid's geometry and id: what a viewer needs to read its tiles. The geometry (levels and
+ * tile count included) always comes from tiler-wasm: a tiler's, or a stored `.dzi` it parsed (an
+ * app may keep it and give it back with the id, see `ImageHint`).
  */
-export interface PyramidInfo extends Geometry {
-  dziXml: string;
+export interface PyramidGeometry extends Geometry {
   /** Content address shared with tile-store (tiler-wasm's pyramid id recipe). */
   pyramidId: string;
+}
+
+/** A pyramid's geometry with its `.dzi` manifest, as the worker made or read it. */
+export interface PyramidInfo extends PyramidGeometry {
+  dziXml: string;
 }
 
 /** Where a stored pyramid is: the store may have it already, or gets what the worker tiles. */
