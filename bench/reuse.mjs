@@ -143,8 +143,13 @@ async function main() {
         const dzi = await fetch(`${app.url}/pyramids/${id}.dzi`);
         if (!dzi.ok) throw new Error(`GET /pyramids/${id}.dzi: ${dzi.status}`);
         const geometry = JSON.stringify(parseDzi(await dzi.text()));
-        const g = await measure(work, page({ store: '/', pyramid: id, geometry }), (a) => a['data-state'] === 'error' || a['data-ms-first-view']);
-        if (g['data-source'] !== 'store' || g['data-decodes'] !== '0') throw new Error('the known id and geometry did not open the stored pyramid');
+        const g = await measure(
+          work,
+          page({ store: '/', pyramid: id, geometry }),
+          (a) => a['data-state'] === 'error' || a['data-ms-first-view'],
+        );
+        if (g['data-source'] !== 'store' || g['data-decodes'] !== '0')
+          throw new Error('the known id and geometry did not open the stored pyramid');
         r.geometry.push({ first: num(g, 'data-ms-first-view') });
 
         const del = await fetch(`${app.url}/pyramids/${id}`, { method: 'DELETE' });
