@@ -120,7 +120,8 @@ export function Viewer({ tileSource, status, onViewer, children, initialView = n
     let live = true;
     previewPending.current = true;
     viewer.addTiledImage({
-      tileSource: { type: 'image', url: preview },
+      // One level: the preview is already about the screen's size, so no pyramid of it is built.
+      tileSource: { type: 'image', url: preview, buildPyramid: false },
       ...IMAGE_PLACEMENT,
       // Beneath the tiles, whenever they come.
       index: 0,
