@@ -69,6 +69,7 @@ export type ToWorker =
   /** `previewPort`: where to send a large JPEG's bytes for the preview worker (see PreviewRequest). */
   /** `wasmUrl`: where to load tiler_wasm_bg.wasm from instead of the bundler's URL. */
   /** `previewDecoder`: which decoder the preview worker uses first (default `browser`). */
+  /** `earlyResponse`: the page fetches the URL source itself and sends a `response` message next. */
   | {
       type: 'open';
       source: ImageSource;
@@ -77,9 +78,29 @@ export type ToWorker =
       previewPort?: MessagePort;
       previewDecoder?: PreviewDecoder;
       wasmUrl?: string;
+      earlyResponse?: boolean;
     }
+  | { type: 'response'; response: EarlyResponse }
   | { type: 'tile'; id: number; level: number; col: number; row: number }
   | { type: 'cancelTile'; id: number };
+
+/**
+ * The page's answer to a URL source's request. The page makes the request as it starts the worker,
+ * so that the download overlaps the worker's start, and hands over the response's head and its body
+ * as a transferred stream; `failed` if fetch rejected (unreachable, or CORS refused); `unsent` if the
+ * body could not be transferred (no transferable streams): the worker then fetches the URL itself.
+ */
+export type EarlyResponse =
+  | {
+      kind: 'response';
+      status: number;
+      statusText: string;
+      contentType: string | null;
+      contentLength: string | null;
+      body: ReadableStream<Uint8Array> | null;
+    }
+  | { kind: 'failed' }
+  | { kind: 'unsent' };
 
 export type Progress =
   | { phase: 'fetch'; loaded: number; total: number | null }

@@ -6,6 +6,7 @@
  */
 import init, { IdHasher, Tiler, parseDzi, probe, pyramidIdFromSha256 } from '@tessera/tiler-wasm';
 import type {
+  EarlyResponse,
   FailureCode,
   FromWorker,
   ImageSource,
@@ -91,41 +92,63 @@ interface SourceBytes {
   contentType: string | null;
 }
 
-/**
- * Fetches `href`, feeding each chunk to the hash as it arrives. The request goes out at once; the
- * hash (tiler-wasm's, if the module is still compiling) is awaited after.
- */
-async function fetchBytes(href: string, hashing: Promise<SourceHash>): Promise<SourceBytes> {
-  const url = new URL(href, self.location.href);
+/** A response's head and body, from the page's early request or this worker's own. */
+interface Fetched {
+  ok: boolean;
+  status: number;
+  statusText: string;
+  contentType: string | null;
+  contentLength: string | null;
+  body: ReadableStream<Uint8Array> | null;
+}
+
+function unreachable(url: URL): TilerFailure {
+  // fetch hides the reason; for another origin a missing CORS header is by far the likeliest.
+  if (url.origin !== self.location.origin) {
+    return failure(
+      'fetch_blocked',
+      `${url.origin} did not allow this page to read ${url.href}: the server sends no CORS header ` +
+        `(Access-Control-Allow-Origin) or cannot be reached. Ask its owner to allow this site, ` +
+        `or download the image and open the file here.`,
+    );
+  }
+  return failure('network', `Could not reach ${describeOrigin(url)} to fetch ${url.href}. Check your connection.`);
+}
+
+/** The page's response if it made the request (see `EarlyResponse`), else this worker's own. */
+async function request(url: URL, early: Promise<EarlyResponse> | null): Promise<Fetched> {
+  const answer = early ? await early : null;
+  if (answer?.kind === 'response') return { ...answer, ok: answer.status >= 200 && answer.status < 300 };
+  if (answer?.kind === 'failed') throw unreachable(url);
   let response: Response;
   try {
     response = await fetch(url, { mode: 'cors', credentials: 'omit' });
   } catch {
-    // fetch hides the reason; for another origin a missing CORS header is by far the likeliest.
-    if (url.origin !== self.location.origin) {
-      throw failure(
-        'fetch_blocked',
-        `${url.origin} did not allow this page to read ${url.href}: the server sends no CORS header ` +
-          `(Access-Control-Allow-Origin) or cannot be reached. Ask its owner to allow this site, ` +
-          `or download the image and open the file here.`,
-      );
-    }
-    throw failure('network', `Could not reach ${describeOrigin(url)} to fetch ${url.href}. Check your connection.`);
+    throw unreachable(url);
   }
+  const { ok, status, statusText, headers, body } = response;
+  return { ok, status, statusText, contentType: headers.get('content-type'), contentLength: headers.get('content-length'), body };
+}
+
+/**
+ * Fetches `href` (or takes the page's response to it), feeding each chunk to the hash as it
+ * arrives. The request goes out at once; the hash (tiler-wasm's, if the module is still
+ * compiling) is awaited after.
+ */
+async function fetchBytes(href: string, hashing: Promise<SourceHash>, early: Promise<EarlyResponse> | null): Promise<SourceBytes> {
+  const url = new URL(href, self.location.href);
+  const response = await request(url, early);
   if (!response.ok) {
     const what = response.status === 404 ? 'no such image (HTTP 404 Not Found)' : `HTTP ${response.status} ${response.statusText}`;
     throw failure('http', `${url.href}: ${what}. Check the address.`);
   }
   const hash = await hashing;
-  const contentType = response.headers.get('content-type');
-  const declared = Number(response.headers.get('content-length'));
+  const { contentType } = response;
+  const declared = Number(response.contentLength);
   const total = Number.isFinite(declared) && declared > 0 ? declared : null;
-  const reader = response.body?.getReader();
-  if (!reader) {
-    const bytes = new Uint8Array(await response.arrayBuffer());
-    hash.update(bytes);
-    return { bytes, parts: null, contentType };
-  }
+  // No body: nothing to read (and then not an image).
+  if (!response.body) return { bytes: new Uint8Array(0), parts: null, contentType };
+  const reader = response.body.getReader();
 
   const chunks: Uint8Array[] = [];
   let loaded = 0;
@@ -157,8 +180,12 @@ async function fetchBytes(href: string, hashing: Promise<SourceHash>): Promise<S
   return { bytes, parts: chunks, contentType };
 }
 
-async function readSource(source: ImageSource, hashing: Promise<SourceHash>): Promise<SourceBytes & { what: string }> {
-  if (source.kind === 'url') return { ...(await fetchBytes(source.url, hashing)), what: source.url };
+async function readSource(
+  source: ImageSource,
+  hashing: Promise<SourceHash>,
+  early: Promise<EarlyResponse> | null,
+): Promise<SourceBytes & { what: string }> {
+  if (source.kind === 'url') return { ...(await fetchBytes(source.url, hashing, early)), what: source.url };
   const hash = await hashing;
   try {
     const bytes = new Uint8Array(await source.blob.arrayBuffer());
@@ -226,6 +253,9 @@ class WorkerState {
   uploader: PyramidUploader | null = null;
   /** Whether a step is queued on `turn`. */
   scheduled = false;
+  /** The page's response to the image's request, when it makes it (`open`'s `earlyResponse`). */
+  early: Promise<EarlyResponse> | null = null;
+  answerEarly: (response: EarlyResponse) => void = () => undefined;
 }
 
 const state = new WorkerState();
@@ -425,7 +455,7 @@ async function open(
   let read: SourceBytes & { what: string };
   let identify: Promise<string>;
   try {
-    read = await readSource(source, hashing);
+    read = await readSource(source, hashing, s.early);
     identify = (await hashing).finish(read.bytes, options);
   } finally {
     hashing.then(
@@ -480,6 +510,7 @@ const handlers: { [K in ToWorker['type']]: (s: WorkerState, msg: Extract<ToWorke
       return;
     }
     s.opened = true;
+    if (msg.earlyResponse) s.early = new Promise((resolve) => (s.answerEarly = resolve));
     open(s, msg).catch((e) => fail(s, e));
   },
   tile(s, { id, level, col, row }) {
@@ -492,6 +523,9 @@ const handlers: { [K in ToWorker['type']]: (s: WorkerState, msg: Extract<ToWorke
   },
   cancelTile(s, { id }) {
     s.requests.delete(id);
+  },
+  response(s, { response }) {
+    s.answerEarly(response);
   },
 };
 
