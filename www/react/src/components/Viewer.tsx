@@ -53,7 +53,7 @@ export function Viewer({ tileSource, status, onViewer, children, initialView = n
   const [animating, setAnimating] = useState(false);
   // Counts finished view changes, so a test can wait for the one it caused.
   const [animations, setAnimations] = useState(0);
-  /** `performance.now()` when the preview (a large JPEG's quick low-resolution picture) was painted. */
+  /** `performance.now()` when the preview (a large image's quick low-resolution picture) was painted. */
   const [previewAt, setPreviewAt] = useState<number | null>(null);
   /** The preview in the world, beneath the tiles until they have drawn a full view. */
   const previewItem = useRef<OpenSeadragon.TiledImage | null>(null);

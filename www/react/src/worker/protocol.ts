@@ -66,7 +66,7 @@ export interface UploadProgress {
 }
 
 export type ToWorker =
-  /** `previewPort`: where to send a large JPEG's bytes for the preview worker (see PreviewRequest). */
+  /** `previewPort`: where to send a large image's bytes for the preview worker (see PreviewRequest). */
   /** `wasmUrl`: where to load tiler_wasm_bg.wasm from instead of the bundler's URL. */
   /** `previewDecoder`: which decoder the preview worker uses first (default `browser`). */
   /** `earlyResponse`: the page fetches the URL source itself and sends a `response` message next. */
