@@ -1,13 +1,13 @@
-// The first view of a large image is a preview decoded by the browser's own decoder
-// (createImageBitmap in the preview worker), drawn where the tiles then draw and in their colours:
-// screen points of the preview and of the tiles that replace it agree, for an EXIF-rotated JPEG and
-// for a CMYK JPEG whose embedded profile must be applied. With the browser's decoder off, tiler-wasm's
-// DCT-scaled preview still comes. The order is made certain as in preview.test.mjs: with a store, the
-// tiler worker asks it for the pyramid before decoding, and the test holds that request until the
-// preview is on screen.
+// The first view of a large image is a preview decoded by the browser's own decoder (WebCodecs'
+// ImageDecoder, else createImageBitmap, in the preview worker), drawn where the tiles then draw and in
+// their colours: screen points of the preview and of the tiles that replace it agree, for an
+// EXIF-rotated JPEG, a CMYK JPEG whose embedded profile must be applied, and a PNG. With the browser's
+// decoder off, tiler-wasm's DCT-scaled preview still comes. The order is made certain as in
+// preview.test.mjs: with a store, the tiler worker asks it for the pyramid before decoding, and the
+// test holds that request until the preview is on screen.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { WAVES, makeWavesCmyk, makeWavesSideways, wavesColour } from './images.mjs';
+import { WAVES, makeWavesCmyk, makeWavesPng, makeWavesSideways, wavesColour } from './images.mjs';
 import { holdRequest, near, pixel, setup, toScreen, waitForAttribute, waitForSettled, waitForState } from './harness.mjs';
 
 /** Preview against tiles: a downscaled decode against tiles, both JPEG-encoded, at the same screen point. */
@@ -19,6 +19,7 @@ before(async () => {
     waves: makeWavesSideways(dir),
     wavesForWasm: makeWavesSideways(dir, 'waves6-wasm.jpg', 90),
     cmyk: makeWavesCmyk(dir),
+    png: makeWavesPng(dir),
   }));
 });
 after(async () => t?.close());
@@ -81,6 +82,12 @@ test("a CMYK JPEG's preview has its tiles' colours: its embedded profile is appl
   assert.equal(shots.early['data-preview-decoder'], 'browser');
   // The tiles' colours are the profile's round trip of the RGB written, not exactly it.
   assertSamePicture(shots, { exact: false });
+});
+
+test('a large PNG gets a preview too, from the browser (tiler-wasm previews JPEGs only)', async () => {
+  const shots = await previewThenTiles(t.files.png, 'browser-png');
+  assert.equal(shots.early['data-preview-decoder'], 'browser');
+  assertSamePicture(shots);
 });
 
 test("with the browser's decoder off, tiler-wasm's preview still comes, upright and in place", async () => {

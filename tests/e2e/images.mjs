@@ -395,6 +395,15 @@ export function makeWavesSideways(dir, name = 'waves6.jpg', quality = 92) {
   return name;
 }
 
+/** WAVES upright as a PNG: tiler-wasm makes no preview of it, the browser's decoder does. */
+export function makeWavesPng(dir) {
+  const { width: W, height: H } = WAVES;
+  const ppm = join(dir, 'waves-png.ppm');
+  writePpm(ppm, W, H, (x, y) => wavesColour(x, y, W, H));
+  vips('copy', ppm, join(dir, 'waves.png'));
+  return 'waves.png';
+}
+
 /** WAVES upright as a CMYK JPEG carrying libvips' CMYK profile: only a colour-managed decode gets its colours right. */
 export function makeWavesCmyk(dir) {
   const { width: W, height: H } = WAVES;
