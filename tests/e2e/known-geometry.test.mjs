@@ -95,6 +95,22 @@ test("a hint with a wrong geometry is replaced by the store's", async () => {
   await checkQuadrants('corrected');
 });
 
+test('a geometry without the shape tiler-wasm gives it is ignored: the manifest decides', async () => {
+  const { id } = await stored(t.files.quadrants);
+  const check = await holdRequest(t.page, '**/pyramids/*.dzi');
+  await t.open({ src: `/e2e/${t.files.quadrants}`, store: '/', pyramid: id, geometry: JSON.stringify({ width: 'wide' }) });
+  await check.requested;
+  // Nothing is taken from the hint while the manifest is held.
+  const viewer = t.page.getByTestId('viewer');
+  assert.equal(await viewer.getAttribute('data-state'), 'loading');
+  assert.equal(await viewer.getAttribute('data-source'), null, 'the malformed geometry was used');
+  assert.ok(await check.release());
+  const attrs = await waitForState(t.page, ['ready', 'error']);
+  assert.equal(attrs['data-state'], 'ready', attrs['data-error']);
+  assert.equal(attrs['data-source'], 'store');
+  await checkQuadrants('malformed');
+});
+
 test('a hint the store cannot confirm falls back to tiling the image here', async () => {
   // A well-formed id of no stored pyramid, with a plausible geometry.
   const { geometry } = await stored(t.files.quadrants);

@@ -78,6 +78,13 @@ export interface ImageHint {
   geometry?: Geometry | null;
 }
 
+/** Whether an app's recorded geometry has the shape tiler-wasm gives it (a hint that has not is ignored). */
+function isGeometry(g: Geometry | null | undefined): g is Geometry {
+  if (typeof g !== 'object' || g === null) return false;
+  const numbers = [g.width, g.height, g.tileSize, g.overlap, g.maxLevel, g.tileCount];
+  return numbers.every((n) => Number.isInteger(n) && n >= 0) && typeof g.format === 'string' && typeof g.mime === 'string';
+}
+
 /** Whether two pyramids are drawn the same: same id and the same Deep Zoom geometry. */
 function sameGeometry(a: PyramidGeometry, b: PyramidGeometry): boolean {
   return (
@@ -205,7 +212,7 @@ export function useTilingImage(
     const batchBytes = settingsRef.current?.batchBytes ?? undefined;
     const target: StoreTarget | undefined = store ? { store, batchBytes, pyramidId } : undefined;
     // A known id with its geometry: the stored tiles are asked for now, the worker confirms beside them.
-    if (store && pyramidId && hint?.geometry) {
+    if (store && pyramidId && isGeometry(hint?.geometry)) {
       const hinted: PyramidGeometry = { ...hint.geometry, pyramidId };
       showStored(hinted);
       setStatus((s) => ({ ...s, source: 'store', info: hinted, tilesTotal: hinted.tileCount, openedAt: performance.now() }));
