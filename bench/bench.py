@@ -2,10 +2,12 @@
 """The one benchmark: Tessera against `vips dzsave` and sharp, natively and in the browser.
 
 On the same images, in one run, it measures
-- Tessera natively (`tile-store tile`, every core), `vips dzsave` (libvips-tools) and sharp's
+- Tessera natively (`tile-store tile`), `vips dzsave` (libvips-tools) and sharp's
   `.tile({ size: 254, overlap: 1, layout: 'dz' })` (npm `sharp`, from bench/package.json),
   alternating, writing into a memory-backed folder (`shm`; `--places shm,disk` adds the disk):
-  wall time, MP/s and peak RSS (the child's `ru_maxrss`);
+  wall time, MP/s and peak RSS (the child's `ru_maxrss`); on every core and on one (`--cores all,1`):
+  each tool pinned with `taskset` to that many cores, and VIPS_CONCURRENCY set to it for vips and
+  sharp (libvips) as Tessera's thread pool follows the cores it may use;
 - Tessera in headless Chromium (`bench/browser.mjs`): the whole pyramid in the worker, timed in the
   page from `setImageSrc`, with its peak wasm memory, and the time to the first view against
   OpenSeadragon's own `type: 'image'` tile source on the same image;
@@ -15,7 +17,7 @@ Images (generated once into bench/out): photo-like JPEGs of 24 and 96 MP (`bench
 PNG with alpha (`photo.py --alpha`; PNG tiles for every tool, as Tessera picks for alpha) and, with
 `--with-400`, a 400 MP JPEG (the 96 MP one mirror-extended by `vips embed`).
 
-Usage: `make bench` = `python3 bench/bench.py [--with-400] [--runs 3] [--places shm,disk] [--no-browser]`.
+Usage: `make bench` = `python3 bench/bench.py [--with-400] [--runs 3] [--places shm,disk] [--cores all,1] [--no-browser]`.
 """
 import argparse
 import json
@@ -71,10 +73,18 @@ def make(img):
     subprocess.run(cmd, check=True)
 
 
-def run(cmd):
+def pinned(cmd, cores):
+    """`cmd` on the first `cores` cores (`taskset`), libvips' thread pool sized to match; the environment for it."""
+    env = dict(os.environ, VIPS_CONCURRENCY=str(cores))
+    if cores == os.cpu_count():
+        return cmd, env
+    return ["taskset", "-c", ",".join(str(c) for c in sorted(os.sched_getaffinity(0))[:cores])] + cmd, env
+
+
+def run(cmd, env=None):
     """Wall seconds, peak RSS (MiB) and CPU seconds (user + system) of one child process."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
@@ -135,6 +145,7 @@ def main():
     p.add_argument("--with-400", action="store_true", help="add the 400 MP JPEG (slow: minutes per run)")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--places", default="shm", help="where native tools write: shm, disk")
+    p.add_argument("--cores", default="all,1", help="comma-separated core counts for the native tools: all, or a number")
     p.add_argument("--no-browser", action="store_true")
     p.add_argument("--no-sharp", action="store_true")
     a = p.parse_args()
@@ -150,31 +161,39 @@ def main():
     if sharp and not os.path.isdir(os.path.join(BENCH, "node_modules", "sharp")):
         sys.exit("sharp is missing: run `scripts/setup.sh npm bench` (make bench does)")
 
+    counts = []
+    for c in a.cores.split(","):
+        c = c.strip()
+        n = os.cpu_count() if c == "all" else int(c)
+        if not 1 <= n <= os.cpu_count():
+            sys.exit(f"--cores: {c} is not between 1 and {os.cpu_count()}")
+        counts.append(n)
     rows = []
     for img in images:
-        vips_ref = None
+        vips_refs = {}
         for place in a.places.split(","):
-            samples = {}
-            with tempfile.TemporaryDirectory(dir=PLACES[place], prefix="tessera-bench-") as tmp:
-                out = os.path.join(tmp, "pyramid")
-                for i in range(a.runs):
-                    # Alternating, so that a busy spell of the machine does not land on one tool only.
-                    for name, cmd in native_tools(img, out, sharp).items():
-                        shutil.rmtree(out + "_files", ignore_errors=True)
-                        subprocess.run(["sync"])
-                        samples.setdefault(name, []).append(run(cmd) + (pyramid_mib(out),))
-                    print(f"{img.label} {place} run {i + 1}/{a.runs}: " +
-                          ", ".join(f"{n} {s[-1][0]:.2f} s {s[-1][1]:.0f} MiB" for n, s in samples.items()), file=sys.stderr)
-            vips_wall = median(x[0] for x in samples["vips"])
-            vips_rss = median(x[1] for x in samples["vips"])
-            if vips_ref is None:
-                vips_ref = (vips_wall, vips_rss)
-            for name, s in samples.items():
-                wall, rss, cpu, size = (median(x[i] for x in s) for i in range(4))
-                rows.append({"image": img.label, "tool": name, "where": place, "wall": wall, "cpu": cpu, "size": size,
-                             "mps": img.mp / wall, "mem": rss, "t_vips": wall / vips_wall, "m_vips": rss / vips_rss})
-        img.vips_ref = vips_ref
-
+            for cores in counts:
+                where = place if cores == os.cpu_count() else f"{place}, {cores} core{'s' if cores > 1 else ''}"
+                samples = {}
+                with tempfile.TemporaryDirectory(dir=PLACES[place], prefix="tessera-bench-") as tmp:
+                    out = os.path.join(tmp, "pyramid")
+                    for i in range(a.runs):
+                        # Alternating, so that a busy spell of the machine does not land on one tool only.
+                        for name, cmd in native_tools(img, out, sharp).items():
+                            shutil.rmtree(out + "_files", ignore_errors=True)
+                            subprocess.run(["sync"])
+                            samples.setdefault(name, []).append(run(*pinned(cmd, cores)) + (pyramid_mib(out),))
+                        print(f"{img.label} {where} run {i + 1}/{a.runs}: " +
+                              ", ".join(f"{n} {s[-1][0]:.2f} s {s[-1][1]:.0f} MiB" for n, s in samples.items()), file=sys.stderr)
+                vips_wall = median(x[0] for x in samples["vips"])
+                vips_rss = median(x[1] for x in samples["vips"])
+                vips_refs.setdefault(cores, (vips_wall, vips_rss))
+                for name, s in samples.items():
+                    wall, rss, cpu, size = (median(x[i] for x in s) for i in range(4))
+                    rows.append({"image": img.label, "tool": name, "where": where, "wall": wall, "cpu": cpu, "size": size,
+                                 "mps": img.mp / wall, "mem": rss, "t_vips": wall / vips_wall, "m_vips": rss / vips_rss})
+        # The browser's rows are compared with vips on every core (the browser's workers may use them all).
+        img.vips_ref = vips_refs.get(os.cpu_count()) or next(iter(vips_refs.values()))
     notes = []
     if not a.no_browser:
         measured = browser(images, a.runs)
@@ -194,6 +213,13 @@ def main():
                          "renderer": median(r["peakMiB"] for r in m["tessera"]),
                          "first": first, "f_osd": first / osd_first if osd_first else None,
                          "full_first": full_first})
+            # The same first view with the browser's decoder off: tiler-wasm's preview, the fallback.
+            w = m["tesseraWasmPreview"]
+            w_full = median(r["firstView"] for r in w)
+            w_preview = median(r["preview"] for r in w)
+            w_first = w_preview if w_preview is not None else w_full
+            rows.append({"image": img.label, "tool": "tessera, wasm preview", "where": "chromium",
+                         "first": w_first, "f_osd": w_first / osd_first if osd_first else None, "full_first": w_full})
             failures = sorted({r["error"] for r in m["osdImage"] if r.get("error")})
             tool = "osd type:image" + (" ✗" if failures else "")
             notes += [f"✗ osd type:image on {img.label}: {e}" for e in failures]
@@ -224,7 +250,9 @@ def main():
           "peak MiB: RSS natively (sharp's includes node's); the wasm memory of the workers in Chromium, whose "
           "renderer process RSS is beside it. first view: setImageSrc (Tessera) or viewer.open (OpenSeadragon) → "
           "two frames after the first fully loaded picture, on the page clock: for Tessera the low-resolution "
-          "preview of a large JPEG, else the tiles; tiles view: the same for the pyramid's own tiles.")
+          "preview of a large image (the browser's decoder; 'wasm preview': tiler-wasm's, the fallback), else the "
+          "tiles; tiles view: the same for the pyramid's own tiles. 'N core(s)': every tool pinned with taskset, "
+          "VIPS_CONCURRENCY=N; time ÷ vips compares with vips on as many cores.")
     for n in notes:
         print(n)
 

@@ -8,8 +8,9 @@
 // Both pages are served by the real `tile-store serve` from a temporary copy of www/demo/dist on
 // 127.0.0.1, with the images beside them (same origin). Every run gets a fresh Chromium profile.
 // Times are milliseconds on the page's clock:
-// - Tessera: the viewer's data-ms-preview (setImageSrc → two frames after a large JPEG's
-//   low-resolution preview is fully loaded), data-ms-first-view (→ two frames after the first
+// - Tessera: the viewer's data-ms-preview (setImageSrc → two frames after a large image's
+//   low-resolution preview is fully loaded; decoded by the browser's own decoder, and in a second
+//   page load with `?previewDecoder=wasm`, by tiler-wasm's, the fallback), data-ms-first-view (→ two frames after the first
 //   fully-loaded-change=true of the pyramid's tiles) and data-ms-pyramid (→ the worker's last
 //   tile of the whole pyramid);
 // - OpenSeadragon: performance.now() just before `viewer.open({type: 'image', url})` → two frames
@@ -257,12 +258,28 @@ async function tessera(work, app, img) {
   if (a['data-state'] === 'error') throw new Error(`Tessera failed on ${img.name}: ${a['data-error']}`);
   return {
     opened: Number(a['data-ms-opened']),
-    // A large JPEG's low-resolution preview, painted before the tiles (absent for other images).
+    // A large image's low-resolution preview, painted before the tiles (absent for other images).
     preview: a['data-ms-preview'] === undefined ? null : Number(a['data-ms-preview']),
+    previewDecoder: a['data-preview-decoder'] ?? null,
     firstView: Number(a['data-ms-first-view']),
     pyramid: Number(a['data-ms-pyramid']),
     peakMiB: a.peakMiB,
     wasmMiB: a.wasmMiB,
+  };
+}
+
+/** The preview by tiler-wasm's decoder (the browser's turned off), until the tiles' first view. */
+async function tesseraWasmPreview(work, app, img) {
+  const a = await measure(
+    work,
+    `${app.url}/?${new URLSearchParams({ src: `/bench/${img.name}`, previewDecoder: 'wasm' })}`,
+    (x) => x['data-state'] === 'error' || x['data-ms-first-view'] !== undefined,
+  );
+  if (a['data-state'] === 'error') throw new Error(`Tessera failed on ${img.name}: ${a['data-error']}`);
+  return {
+    preview: a['data-ms-preview'] === undefined ? null : Number(a['data-ms-preview']),
+    previewDecoder: a['data-preview-decoder'] ?? null,
+    firstView: Number(a['data-ms-first-view']),
   };
 }
 
@@ -339,13 +356,14 @@ async function main() {
       // Every run's figures for the driver, which measures vips itself.
       const out = {};
       for (const img of images) {
-        out[img.path] = { tessera: [], osdImage: [] };
+        out[img.path] = { tessera: [], tesseraWasmPreview: [], osdImage: [] };
         for (let i = 0; i < runs; i++) {
           out[img.path].tessera.push(await tessera(work, app, img));
+          out[img.path].tesseraWasmPreview.push(await tesseraWasmPreview(work, app, img));
           out[img.path].osdImage.push(await osdImage(work, app, img));
           const t = out[img.path].tessera.at(-1);
           console.error(
-            `  ${img.name} run ${i + 1}/${runs}: chromium preview ${t.preview} ms, first view ${t.firstView} ms, pyramid ${t.pyramid} ms, ` +
+            `  ${img.name} run ${i + 1}/${runs}: chromium preview ${t.preview} ms (${t.previewDecoder}; wasm's ${out[img.path].tesseraWasmPreview.at(-1).preview} ms), first view ${t.firstView} ms, pyramid ${t.pyramid} ms, ` +
               `wasm ${fmt(t.wasmMiB)} MiB; osd-image first view ${out[img.path].osdImage.at(-1).firstView} ms`,
           );
         }
@@ -356,16 +374,18 @@ async function main() {
     const rows = [];
     for (const img of images) {
       const t = [];
+      const w = [];
       const o = [];
       const v = [];
       for (let i = 0; i < runs; i++) {
         // Alternating, so a busy spell of the machine does not land on one tool only.
         t.push(await tessera(work, app, img));
+        w.push(await tesseraWasmPreview(work, app, img));
         o.push(await osdImage(work, app, img));
         v.push(vips(img));
         const last = t.at(-1);
         console.error(
-          `${img.name} run ${i + 1}/${runs}: tessera opened ${last.opened} first view ${last.firstView} pyramid ${last.pyramid} ms` +
+          `${img.name} run ${i + 1}/${runs}: tessera preview ${last.preview} (${last.previewDecoder}; wasm's ${w.at(-1).preview}) opened ${last.opened} first view ${last.firstView} pyramid ${last.pyramid} ms` +
             ` (renderer ${fmt(last.peakMiB)} MiB, wasm ${fmt(last.wasmMiB)} MiB); osd-image first view ${o.at(-1).firstView} ms (${fmt(o.at(-1).peakMiB)} MiB); vips ${fmt(v.at(-1))} ms`,
         );
       }
@@ -385,6 +405,18 @@ async function main() {
         'pyramid ÷ vips': fmt(tPyramid / vipsMs, 2),
         'peak wasm MiB': fmt(median(t.map((r) => r.wasmMiB))),
         'peak renderer RSS MiB': fmt(median(t.map((r) => r.peakMiB))),
+      });
+      rows.push({
+        image: label,
+        tool: 'tessera, wasm preview (fallback)',
+        'decoded ms': '—',
+        'preview ms': fmt(median(w.map((r) => r.preview))),
+        'first view ms': fmt(median(w.map((r) => r.firstView))),
+        'whole pyramid ms': '—',
+        'first view ÷ osd-image': '—',
+        'pyramid ÷ vips': '—',
+        'peak wasm MiB': '—',
+        'peak renderer RSS MiB': '—',
       });
       rows.push({
         image: label,

@@ -13,6 +13,9 @@
 //   3. reused: `?src=&store=/` again, in a new profile: the worker downloads and hashes the image,
 //      finds the pyramid committed and OpenSeadragon reads the store's tiles (no decode);
 //   4. reused, known id: `?src=&store=/&pyramid={id}`: one manifest request, no download;
+//   5. reused, known id + geometry: `?src=&store=/&pyramid={id}&geometry={json}` (the geometry the
+//      store's manifest describes, as an app records `status.info`): the tiles are requested at once,
+//      the manifest request goes beside them;
 // then the pyramid is deleted so the next run uploads again.
 // Times are the viewer's data-ms-* attributes (milliseconds on the page clock from setImageSrc).
 import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -30,8 +33,10 @@ const DIST = join(ROOT, 'www/demo/dist');
 const { chromium } = createRequire(join(ROOT, 'tests/e2e/package.json'))('playwright-core');
 const { CHROMIUM_ARGS } = await import('../tests/e2e/harness.mjs');
 const { tileStore } = await import('../tests/e2e/servers.mjs');
+const { parseDzi } = await import('../tests/e2e/tiler.mjs');
 
-const SIZES = { 24: [6000, 4000], 96: [12000, 8000] };
+// 20 MP: a 5472×3648 camera's, the size of the issue's reuse target.
+const SIZES = { 20: [5472, 3648], 24: [6000, 4000], 96: [12000, 8000] };
 const VIEWPORT = { width: 1280, height: 800 };
 const TIMEOUT = 600_000;
 
@@ -83,7 +88,7 @@ async function measure(work, url, done) {
 const num = (a, name) => (a[name] === undefined ? null : Number(a[name]));
 
 async function main() {
-  const { values } = parseArgs({ options: { sizes: { type: 'string', default: '96' }, runs: { type: 'string', default: '3' } } });
+  const { values } = parseArgs({ options: { sizes: { type: 'string', default: '20,96' }, runs: { type: 'string', default: '3' } } });
   const runs = Number(values.runs);
   if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs must be a positive integer');
   if (!existsSync(join(DIST, 'index.html'))) throw new Error('no built app: run `make web`');
@@ -103,7 +108,7 @@ async function main() {
     for (const img of images) {
       const src = `/bench/${img.name}`;
       const page = (params) => `${app.url}/?${new URLSearchParams({ src, ...params })}`;
-      const r = { browser: [], upload: [], reused: [], known: [] };
+      const r = { browser: [], upload: [], reused: [], known: [], geometry: [] };
       for (let i = 0; i < runs; i++) {
         const b = await measure(work, page({}), (a) => a['data-state'] === 'error' || (a['data-ms-first-view'] && a['data-ms-pyramid']));
         r.browser.push({ first: num(b, 'data-ms-first-view'), pyramid: num(b, 'data-ms-pyramid') });
@@ -135,12 +140,24 @@ async function main() {
         if (k['data-source'] !== 'store') throw new Error('the known id did not open the stored pyramid');
         r.known.push({ first: num(k, 'data-ms-first-view') });
 
+        const dzi = await fetch(`${app.url}/pyramids/${id}.dzi`);
+        if (!dzi.ok) throw new Error(`GET /pyramids/${id}.dzi: ${dzi.status}`);
+        const geometry = JSON.stringify(parseDzi(await dzi.text()));
+        const g = await measure(
+          work,
+          page({ store: '/', pyramid: id, geometry }),
+          (a) => a['data-state'] === 'error' || a['data-ms-first-view'],
+        );
+        if (g['data-source'] !== 'store' || g['data-decodes'] !== '0')
+          throw new Error('the known id and geometry did not open the stored pyramid');
+        r.geometry.push({ first: num(g, 'data-ms-first-view') });
+
         const del = await fetch(`${app.url}/pyramids/${id}`, { method: 'DELETE' });
         if (!del.ok) throw new Error(`DELETE /pyramids/${id}: ${del.status}`);
         console.error(
           `${img.name} run ${i + 1}/${runs}: browser first view ${r.browser.at(-1).first} ms (pyramid ${r.browser.at(-1).pyramid}); ` +
             `tile+upload first view ${r.upload.at(-1).first} ms, pyramid ${r.upload.at(-1).pyramid}, committed ${r.upload.at(-1).saved} ms; ` +
-            `reused ${r.reused.at(-1).first} ms; known id ${r.known.at(-1).first} ms`,
+            `reused ${r.reused.at(-1).first} ms; known id ${r.known.at(-1).first} ms; known id + geometry ${r.geometry.at(-1).first} ms`,
         );
       }
       const label = `${img.mp} MP ${img.width}×${img.height}`;
@@ -169,6 +186,7 @@ async function main() {
       );
       rows.push(row('reused (download + hash)', median(r.reused.map((x) => x.first)), null, null, null));
       rows.push(row('reused (known id)', median(r.known.map((x) => x.first)), null, null, null));
+      rows.push(row('reused (known id + geometry)', median(r.geometry.map((x) => x.first)), null, null, null));
     }
     console.log(table(rows));
     console.log(

@@ -366,3 +366,49 @@ export function gridLayer(rows, cols, width, height) {
   }
   return { type: 'FeatureCollection', features };
 }
+
+/** The upright size of the photo-like sideways JPEG of the first-view tests (longer side ≥ 2560: previewed). */
+export const WAVES = { width: 4000, height: 2600 };
+
+/**
+ * Colour of upright pixel (x, y) of a `width`×`height` waves image: red grows left to right, green
+ * top to bottom (so a turned or mirrored picture differs everywhere), and blue is a diagonal wave
+ * 140 pixels long (about 40 screen pixels at the home view), so a picture off by a few screen
+ * pixels differs too.
+ */
+export function wavesColour(x, y, width, height) {
+  return [
+    Math.round(40 + (180 * x) / width),
+    Math.round(40 + (180 * y) / height),
+    Math.round(128 + 90 * Math.sin((2 * Math.PI * (x + y)) / 140)),
+  ];
+}
+
+/** WAVES stored sideways with EXIF orientation 6 (turned 90° clockwise to be upright); another `quality` makes other bytes (another pyramid). */
+export function makeWavesSideways(dir, name = 'waves6.jpg', quality = 92) {
+  const { width: W, height: H } = WAVES;
+  const ppm = join(dir, 'waves.ppm');
+  writePpm(ppm, H, W, (sx, sy) => wavesColour(W - 1 - sy, sx, W, H));
+  const sideways = join(dir, 'waves-sideways.jpg');
+  vips('copy', ppm, `${sideways}[Q=${quality},strip]`);
+  writeFileSync(join(dir, name), withExif(readFileSync(sideways), exifSegment(6, H, W)));
+  return name;
+}
+
+/** WAVES upright as a PNG: tiler-wasm makes no preview of it, the browser's decoder does. */
+export function makeWavesPng(dir) {
+  const { width: W, height: H } = WAVES;
+  const ppm = join(dir, 'waves-png.ppm');
+  writePpm(ppm, W, H, (x, y) => wavesColour(x, y, W, H));
+  vips('copy', ppm, join(dir, 'waves.png'));
+  return 'waves.png';
+}
+
+/** WAVES upright as a CMYK JPEG carrying libvips' CMYK profile: only a colour-managed decode gets its colours right. */
+export function makeWavesCmyk(dir) {
+  const { width: W, height: H } = WAVES;
+  const ppm = join(dir, 'waves-rgb.ppm');
+  writePpm(ppm, W, H, (x, y) => wavesColour(x, y, W, H));
+  vips('icc_transform', ppm, `${join(dir, 'waves-cmyk.jpg')}[Q=92]`, 'cmyk', '--input-profile', 'srgb');
+  return 'waves-cmyk.jpg';
+}

@@ -1,6 +1,6 @@
 // The built `@tessera/tiler-wasm` package under node: the project's own definitions of the pyramid id
 // recipe (IdHasher), the batch format (BatchEncoder), the Deep Zoom layout (Layout) and tile names
-// (parseTileName), so tests never re-type them.
+// (parseTileName) and the geometry a manifest describes (parseDzi), so tests never re-type them.
 // Needs only the built package (scripts/build-wasm.sh), no test dependencies, so benchmarks use it too.
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -11,7 +11,7 @@ const PKG = process.env.TESSERA_WASM_PKG ?? join(ROOT, 'tiler-wasm/pkg');
 const wasm = await import(join(PKG, 'tiler_wasm.js'));
 wasm.initSync({ module: readFileSync(join(PKG, 'tiler_wasm_bg.wasm')) });
 
-export const { Tiler, IdHasher, BatchEncoder, Layout, parseTileName } = wasm;
+export const { Tiler, IdHasher, BatchEncoder, Layout, parseTileName, parseDzi } = wasm;
 
 /** The `Content-Type` of a batch upload body. */
 export const BATCH_CONTENT_TYPE = (() => {

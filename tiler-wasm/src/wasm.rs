@@ -260,6 +260,26 @@ impl WasmIdHasher {
     }
 }
 
+/// The pyramid id of a source whose SHA-256 (32 bytes) the caller computed, e.g. with the
+/// browser's native `crypto.subtle.digest`, tiled with `options`: the same id as [`IdHasher`]'s.
+#[wasm_bindgen(js_name = pyramidIdFromSha256)]
+pub fn pyramid_id_from_sha256(
+    sha256: &[u8],
+    #[wasm_bindgen(unchecked_param_type = "Options | undefined")] options: JsValue,
+) -> Result<String, JsValue> {
+    if sha256.len() != 32 {
+        return Err(to_js_error(
+            TilerErrorCode::Binding(BindingErrorCode::InvalidArgument),
+            format!("a SHA-256 digest is 32 bytes, not {}", sha256.len()),
+        ));
+    }
+    let options: Options = from_js_or_default(options)?;
+    Ok(crate::id::id_from_source_digest(
+        &hex::encode(sha256),
+        &options,
+    ))
+}
+
 /// Tiles framed into one batch upload body (`POST /pyramids/{id}/tiles`), in the format
 /// `tiler_wasm::batch` defines, the one tile-store parses.
 #[wasm_bindgen(js_name = BatchEncoder)]

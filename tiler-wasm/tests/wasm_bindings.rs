@@ -3,7 +3,9 @@
 #![allow(clippy::unwrap_used)]
 
 use serde_json::{json, Value};
-use tiler_wasm::wasm::{parse_dzi, parse_tile_name, probe, WasmIdHasher, WasmLayout, WasmTiler};
+use tiler_wasm::wasm::{
+    parse_dzi, parse_tile_name, probe, pyramid_id_from_sha256, WasmIdHasher, WasmLayout, WasmTiler,
+};
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::wasm_bindgen_test;
 
@@ -190,6 +192,24 @@ fn id_hasher_matches_the_core_recipe() {
     assert_eq!(
         hasher.finish(JsValue::NULL).unwrap(),
         tiler_wasm::pyramid_id(&bytes, &Default::default())
+    );
+}
+
+#[wasm_bindgen_test]
+fn an_id_from_a_native_digest_is_the_hashers() {
+    use sha2::Digest as _;
+    let bytes = png(300, 200, false);
+    let digest = sha2::Sha256::digest(&bytes);
+    let mut hasher = WasmIdHasher::new();
+    hasher.update(&bytes);
+    let options = js(json!({ "quality": 90 }));
+    assert_eq!(
+        pyramid_id_from_sha256(&digest, options.clone()).unwrap(),
+        hasher.finish(options).unwrap()
+    );
+    assert_eq!(
+        thrown(pyramid_id_from_sha256(&digest[..31], JsValue::NULL)).0,
+        "invalid_argument"
     );
 }
 

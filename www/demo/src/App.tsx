@@ -4,12 +4,14 @@
  * sizes its upload requests; `#token=` is its bearer token), `?pyramid=` a known pyramid id, `?scale=`
  * the real size of a pixel (`0.2mm`), `?vectorRenderer=svg|canvas` how the damage layer is drawn, `?compareSrc=`,
  * `?compareVectorSrc=` and `?alignment=` a second inspection beside the first; `#view=` the view
- * to open at (kept up to date as the view changes).
+ * to open at (kept up to date as the view changes); `?geometry=` the known pyramid's geometry (the JSON
+ * of tiler-wasm's `Geometry`, as `status.info` has it), so its tiles are asked for at once; `?previewDecoder=wasm` makes a large image's
+ * first picture with tiler-wasm's decoder instead of the browser's.
  */
-import { useCallback, useEffect, useState } from 'react';
+import { useCallback, useEffect, useMemo, useState } from 'react';
 import type { DragEvent, FormEvent } from 'react';
 import { Workspace, formatAlignment, formatView, parseAlignment, parseScale, parseView } from '@tessera/react';
-import type { Alignment, FeatureCollection, ImageInput, Scale, WorkspaceView } from '@tessera/react';
+import type { Alignment, FeatureCollection, ImageInput, Scale, TileGeometry, WorkspaceView } from '@tessera/react';
 
 interface Sources {
   src: ImageInput;
@@ -18,12 +20,14 @@ interface Sources {
   storeBatchBytes: number | null;
   storeToken: string | null;
   pyramidId: string | null;
+  pyramidGeometry: TileGeometry | null;
   scale: Scale | null;
   view: WorkspaceView | null;
   vectorRenderer: 'auto' | 'svg' | 'canvas';
   compareSrc: string | null;
   compareVectorSrc: string | null;
   alignment: Alignment | null;
+  previewDecoder: 'browser' | 'wasm';
 }
 
 function fromLocation(): Sources {
@@ -37,13 +41,26 @@ function fromLocation(): Sources {
     storeBatchBytes: Number(q.get('storeBatchBytes')) || null,
     storeToken: fragment.get('token') || null,
     pyramidId: q.get('pyramid') || null,
+    pyramidGeometry: parseGeometry(q.get('geometry')),
     scale: parseScale(q.get('scale') ?? ''),
     view: parseView(fragment.get('view')),
     vectorRenderer: (['svg', 'canvas'] as const).find((r) => r === q.get('vectorRenderer')) ?? 'auto',
     compareSrc: q.get('compareSrc') || null,
     compareVectorSrc: q.get('compareVectorSrc') || null,
     alignment: parseAlignment(q.get('alignment')),
+    previewDecoder: q.get('previewDecoder') === 'wasm' ? 'wasm' : 'browser',
   };
+}
+
+/** `?geometry=`: a JSON object, else none (the worker then reads the store's manifest as usual). */
+function parseGeometry(text: string | null): TileGeometry | null {
+  if (!text) return null;
+  try {
+    const value: unknown = JSON.parse(text);
+    return typeof value === 'object' && value !== null ? (value as TileGeometry) : null;
+  } catch {
+    return null;
+  }
 }
 
 /** Keeps the alignment of a comparison in the address, so it reopens aligned. */
@@ -66,6 +83,7 @@ export function App() {
   /** The damage layer as last edited here, and which layer it was (edits are not saved anywhere: Download keeps them). */
   const [edits, setEdits] = useState<{ vectorSrc: string | null; layer: FeatureCollection } | null>(null);
   const edited = edits && edits.vectorSrc === sources.vectorSrc ? edits.layer : null;
+  const workers = useMemo(() => ({ previewDecoder: sources.previewDecoder }), [sources.previewDecoder]);
   const [urlInput, setUrlInput] = useState(() => (typeof sources.src === 'string' ? sources.src : ''));
 
   useEffect(() => {
@@ -80,8 +98,9 @@ export function App() {
     const q = new URLSearchParams(location.search);
     if (src) q.set('src', src);
     else q.delete('src');
-    // A known id belongs to the image it came with.
+    // A known id (and its geometry) belongs to the image it came with.
     q.delete('pyramid');
+    q.delete('geometry');
     // So does a view.
     const fragment = new URLSearchParams(location.hash.slice(1));
     fragment.delete('view');
@@ -90,7 +109,7 @@ export function App() {
   };
 
   const openFile = useCallback((file: File | undefined) => {
-    if (file) setSources((s) => ({ ...s, src: file, pyramidId: null, view: null }));
+    if (file) setSources((s) => ({ ...s, src: file, pyramidId: null, pyramidGeometry: null, view: null }));
   }, []);
 
   const onDrop = (e: DragEvent) => {
@@ -148,6 +167,8 @@ export function App() {
           token={sources.storeToken}
           storeBatchBytes={sources.storeBatchBytes}
           pyramidId={sources.pyramidId}
+          pyramidGeometry={sources.pyramidGeometry}
+          workers={workers}
           scale={sources.scale}
           view={sources.view}
           onViewChange={rememberView}

@@ -9,7 +9,9 @@ export type {
   WorkerKind,
   WorkerSettings,
   ImageSource,
+  PreviewDecoder,
   Progress,
+  PyramidGeometry,
   PyramidInfo,
   StoreTarget,
   TilerFailure,
@@ -33,3 +35,5 @@ export type { DamageFilter, DamageSort } from './damageList.js';
 export type { WorkspaceView } from './view.js';
 export type { Enhancement } from './enhance.js';
 export type { Metadata, Options, Limits, Exif, TileFormat, SourceFormat, ErrorCode, TilerErrorCode, TilerError } from '@tessera/tiler-wasm';
+/** tiler-wasm's Deep Zoom geometry (named so beside the vector layer's GeoJSON `Geometry`). */
+export type { Geometry as TileGeometry } from '@tessera/tiler-wasm';

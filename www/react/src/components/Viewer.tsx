@@ -53,7 +53,7 @@ export function Viewer({ tileSource, status, onViewer, children, initialView = n
   const [animating, setAnimating] = useState(false);
   // Counts finished view changes, so a test can wait for the one it caused.
   const [animations, setAnimations] = useState(0);
-  /** `performance.now()` when the preview (a large JPEG's quick low-resolution picture) was painted. */
+  /** `performance.now()` when the preview (a large image's quick low-resolution picture) was painted. */
   const [previewAt, setPreviewAt] = useState<number | null>(null);
   /** The preview in the world, beneath the tiles until they have drawn a full view. */
   const previewItem = useRef<OpenSeadragon.TiledImage | null>(null);
@@ -120,7 +120,8 @@ export function Viewer({ tileSource, status, onViewer, children, initialView = n
     let live = true;
     previewPending.current = true;
     viewer.addTiledImage({
-      tileSource: { type: 'image', url: preview },
+      // One level: the preview is already about the screen's size, so no pyramid of it is built.
+      tileSource: { type: 'image', url: preview, buildPyramid: false },
       ...IMAGE_PLACEMENT,
       // Beneath the tiles, whenever they come.
       index: 0,
@@ -260,6 +261,7 @@ export function Viewer({ tileSource, status, onViewer, children, initialView = n
         data-ms-opened={since(status.openedAt)}
         data-ms-first-view={state === 'ready' ? since(drawnAt) : undefined}
         data-ms-preview={since(previewAt)}
+        data-preview-decoder={status.previewDecoder ?? undefined}
         data-ms-pyramid={since(status.doneAt)}
         data-ms-saved={since(status.savedAt)}
       />

@@ -4,7 +4,7 @@ import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import type OpenSeadragon from 'openseadragon';
 import { useTilingImage } from '../hooks/useTilingImage.js';
 import type { ImageInput } from '../hooks/useTilingImage.js';
-import type { Options } from '@tessera/tiler-wasm';
+import type { Geometry as TileGeometry, Options } from '@tessera/tiler-wasm';
 import type { WorkerSettings } from '../worker/client.js';
 import { toFeatureCollection } from '../geojson.js';
 import { loadVectors } from '../loadVectors.js';
@@ -47,6 +47,11 @@ export interface WorkspaceProps {
   storeBatchBytes?: number | null;
   /** The image's pyramid id, when the app knows it: a stored pyramid then opens without downloading the image. */
   pyramidId?: string | null;
+  /**
+   * With `pyramidId` and a store, that pyramid's geometry as recorded with the id (`status.info`):
+   * its tiles are requested at once, without a manifest request first (the store is still asked beside them).
+   */
+  pyramidGeometry?: TileGeometry | null;
   /** Tiling options (tile size, overlap, format, quality, decoding limits); default: as `vips dzsave`. Read when an image starts. */
   options?: Options;
   /** Where the workers and the WebAssembly module come from (CDNs, strict CSPs); default: beside the package. */
@@ -93,6 +98,7 @@ export function Workspace({
   token,
   storeBatchBytes,
   pyramidId,
+  pyramidGeometry,
   options,
   workers,
   scale: scaleProp = null,
@@ -139,7 +145,7 @@ export function Workspace({
   const viewFeature = useRef<number | null>(view?.feature ?? null);
 
   // A new store or token applies from the next image; a new id hint is a new image.
-  useEffect(() => setImageSrc(src, { pyramidId }), [src, pyramidId, setImageSrc]);
+  useEffect(() => setImageSrc(src, { pyramidId, geometry: pyramidGeometry }), [src, pyramidId, pyramidGeometry, setImageSrc]);
 
   useEffect(() => {
     setSelected(viewFeature.current);

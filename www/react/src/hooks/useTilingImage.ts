@@ -6,9 +6,17 @@
  * once, and uploaded to the store in the background. Setting a new source cancels the old one.
  */
 import { useCallback, useEffect, useRef, useState } from 'react';
-import type { Metadata, Options } from '@tessera/tiler-wasm';
+import type { Geometry, Metadata, Options } from '@tessera/tiler-wasm';
 import { TilerClient } from '../worker/client.js';
-import type { ImageSource, PyramidInfo, StoreTarget, TilerFailure, UploadProgress, WorkerSettings } from '../worker/client.js';
+import type {
+  ImageSource,
+  PreviewDecoder,
+  PyramidGeometry,
+  StoreTarget,
+  TilerFailure,
+  UploadProgress,
+  WorkerSettings,
+} from '../worker/client.js';
 import type { StoreTileSource, WorkerTileSource } from '../osd/tileSources.js';
 import { TileStoreClient, isPyramidId } from '../api/tileStore.js';
 import type { StoreSettings } from '../api/tileStore.js';
@@ -26,14 +34,17 @@ export interface TilingStatus {
   tilesDone: number;
   tilesTotal: number;
   metadata: Metadata | null;
-  info: PyramidInfo | null;
+  /** The pyramid shown: its geometry and id (from the worker, the store, or the app's hint until the store confirms it). */
+  info: PyramidGeometry | null;
   error: TilerFailure | null;
   /** `worker` while tiled here, `store` when opened from tile-store; null before either. */
   source: 'worker' | 'store' | null;
   /** The upload to tile-store (state `none` without a store). */
   upload: UploadProgress;
-  /** An object URL of a large JPEG's quick low-resolution picture, to show until the tiles arrive. */
+  /** An object URL of a large image's quick low-resolution picture, to show until the tiles arrive. */
   preview: string | null;
+  /** Which decoder made `preview`: the browser's (`createImageBitmap`) or tiler-wasm's. */
+  previewDecoder: PreviewDecoder | null;
   /** `performance.now()` at `setImageSrc`, at decode end (or store open), at the last tile and at the commit; for figures. */
   startedAt: number | null;
   openedAt: number | null;
@@ -57,6 +68,34 @@ export interface TilingSettings {
 export interface ImageHint {
   /** The pyramid id (as tile-store computes it), e.g. recorded by the app when the image was first tiled. */
   pyramidId?: string | null;
+  /**
+   * That pyramid's geometry, as the app recorded it with the id (`status.info` of an earlier open).
+   * With a store, its tiles are then requested at once, before any manifest request: a stored
+   * pyramid is on screen in one round trip. The worker checks the store beside them; if the store
+   * has no such pyramid the image is tiled here as without a hint, and if its geometry differs from
+   * this one the store's replaces it.
+   */
+  geometry?: Geometry | null;
+}
+
+/** Whether an app's recorded geometry has the shape tiler-wasm gives it (a hint that has not is ignored). */
+function isGeometry(g: Geometry | null | undefined): g is Geometry {
+  if (typeof g !== 'object' || g === null) return false;
+  const numbers = [g.width, g.height, g.tileSize, g.overlap, g.maxLevel, g.tileCount];
+  return numbers.every((n) => Number.isInteger(n) && n >= 0) && typeof g.format === 'string' && typeof g.mime === 'string';
+}
+
+/** Whether two pyramids are drawn the same: same id and the same Deep Zoom geometry. */
+function sameGeometry(a: PyramidGeometry, b: PyramidGeometry): boolean {
+  return (
+    a.pyramidId === b.pyramidId &&
+    a.width === b.width &&
+    a.height === b.height &&
+    a.tileSize === b.tileSize &&
+    a.overlap === b.overlap &&
+    a.maxLevel === b.maxLevel &&
+    a.format === b.format
+  );
 }
 
 /** Counts decodes started by workers of this page: tests check that a stored pyramid needs none. */
@@ -78,6 +117,7 @@ const IDLE: TilingStatus = {
   source: null,
   upload: NO_UPLOAD,
   preview: null,
+  previewDecoder: null,
   startedAt: null,
   openedAt: null,
   doneAt: null,
@@ -136,14 +176,22 @@ export function useTilingImage(
     setStatus({ ...IDLE, phase: 'fetching', name, startedAt: performance.now() });
     const store = storeSettings(settingsRef.current);
 
-    const openStored = (info: PyramidInfo, metadata: Metadata | null) => {
+    /** The store's tiles of `info` in the viewer; null if none were shown. */
+    let shown: PyramidGeometry | null = null;
+    const showStored = (info: PyramidGeometry) => {
       if (generation.current !== current) return;
+      shown = info;
       const api = new TileStoreClient(store ?? { url: '' });
       loadTileSources().then(
         ({ StoreTileSource }) =>
           generation.current === current && setTileSource(new StoreTileSource(info, api.tilesUrl(info.pyramidId), api.readHeaders())),
         (e) => generation.current === current && setStatus((s) => ({ ...s, phase: 'error', error: failedToLoad(e) })),
       );
+    };
+    const openStored = (info: PyramidGeometry, metadata: Metadata | null) => {
+      if (generation.current !== current) return;
+      // The app's hint was right: its tiles stay, the ones already drawn included.
+      if (!shown || !sameGeometry(shown, info)) showStored(info);
       const now = performance.now();
       setStatus((s) => ({
         ...s,
@@ -152,7 +200,7 @@ export function useTilingImage(
         info,
         metadata: metadata ?? s.metadata,
         tilesTotal: info.tileCount,
-        openedAt: now,
+        openedAt: s.openedAt ?? now,
         doneAt: now,
         upload: { ...NO_UPLOAD, state: 'reused', sent: info.tileCount, total: info.tileCount },
       }));
@@ -163,6 +211,12 @@ export function useTilingImage(
     const pyramidId = known && isPyramidId(known) ? known : undefined;
     const batchBytes = settingsRef.current?.batchBytes ?? undefined;
     const target: StoreTarget | undefined = store ? { store, batchBytes, pyramidId } : undefined;
+    // A known id with its geometry: the stored tiles are asked for now, the worker confirms beside them.
+    if (store && pyramidId && isGeometry(hint?.geometry)) {
+      const hinted: PyramidGeometry = { ...hint.geometry, pyramidId };
+      showStored(hinted);
+      setStatus((s) => ({ ...s, source: 'store', info: hinted, tilesTotal: hinted.tileCount, openedAt: performance.now() }));
+    }
     // Events of a replaced client are dropped: `mine` tells whether this one is still current.
     let me: TilerClient | null = null;
     const mine = () => me !== null && client.current === me;
@@ -171,7 +225,14 @@ export function useTilingImage(
       {
         onProgress: (p) => {
           if (!mine()) return;
-          if (p.phase === 'decode') decodesStarted++;
+          if (p.phase === 'decode') {
+            decodesStarted++;
+            // The store did not have the hinted pyramid: its tiles (failing) give way to the worker's.
+            if (shown) {
+              shown = null;
+              setTileSource(null);
+            }
+          }
           setStatus((s) => {
             switch (p.phase) {
               case 'fetch':
@@ -184,12 +245,12 @@ export function useTilingImage(
           });
         },
         onMetadata: (metadata) => mine() && setStatus((s) => ({ ...s, metadata })),
-        onPreview: (jpeg) => {
+        onPreview: (picture, previewDecoder) => {
           if (!mine()) return;
           revokePreview(previewUrl);
-          const preview = URL.createObjectURL(jpeg);
+          const preview = URL.createObjectURL(picture);
           previewUrl.current = preview;
-          setStatus((s) => ({ ...s, preview }));
+          setStatus((s) => ({ ...s, preview, previewDecoder }));
         },
         onOpened: (info, metadata) => {
           if (!mine() || !me) return;

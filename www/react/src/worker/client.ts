@@ -1,9 +1,11 @@
 /** A typed client over one tiler worker. One client per image: `terminate()` cancels everything. */
 import type { Metadata, Options } from '@tessera/tiler-wasm';
 import type {
+  EarlyResponse,
   FromPreviewWorker,
   FromWorker,
   ImageSource,
+  PreviewDecoder,
   PreviewPort,
   Progress,
   PyramidInfo,
@@ -13,14 +15,24 @@ import type {
   UploadProgress,
 } from './protocol.js';
 
-export type { ImageSource, Progress, PyramidInfo, StoreTarget, TilerFailure, UploadProgress, UploadState } from './protocol.js';
+export type {
+  ImageSource,
+  PreviewDecoder,
+  Progress,
+  PyramidGeometry,
+  PyramidInfo,
+  StoreTarget,
+  TilerFailure,
+  UploadProgress,
+  UploadState,
+} from './protocol.js';
 
 export interface TilerEvents {
   onProgress?: (progress: Progress) => void;
   /** Header and EXIF, before the pixels are decoded. */
   onMetadata?: (metadata: Metadata) => void;
-  /** A large JPEG's quick low-resolution picture (a JPEG), to show beneath until the tiles arrive. */
-  onPreview?: (jpeg: Blob) => void;
+  /** A large image's quick low-resolution picture, to show beneath until the tiles arrive, and which decoder made it. */
+  onPreview?: (picture: Blob, decoder: PreviewDecoder) => void;
   /** Decoded: tiles can be requested. */
   onOpened?: (info: PyramidInfo, metadata: Metadata) => void;
   /** Every tile of the pyramid is made. */
@@ -50,6 +62,11 @@ export interface WorkerSettings {
   createWorker?: (kind: WorkerKind) => Worker;
   /** Where the workers load `tiler_wasm_bg.wasm` from (resolved against the page); default: beside `@tessera/tiler-wasm`'s JS. */
   wasmUrl?: string | URL | null;
+  /**
+   * Which decoder makes a large image's preview: `browser` (default) is the browser's own
+   * (`createImageBitmap`), falling back to tiler-wasm's when it cannot; `wasm` uses tiler-wasm's only.
+   */
+  previewDecoder?: PreviewDecoder;
 }
 
 /** The default workers: module workers bundlers find by their `new URL(…, import.meta.url)`. */
@@ -89,6 +106,8 @@ export class TilerClient {
   private nextId = 1;
   private failed: TilerFailure | null = null;
   private terminated = false;
+  /** Aborts the page's request for a URL source (see `fetchEarly`). */
+  private readonly download = new AbortController();
 
   constructor(
     source: ImageSource,
@@ -118,24 +137,57 @@ export class TilerClient {
     this.worker.onmessageerror = () => this.fail({ code: 'worker', message: 'A message from the tiler worker could not be read.' });
     // The worker resolves URLs against its own script's address; the page means its own.
     const resolved: ImageSource = source.kind === 'url' ? { kind: 'url', url: new URL(source.url, document.baseURI).href } : source;
-    // The tiler worker hands a large JPEG's bytes straight to the preview worker, which answers here.
+    // The page makes the request now, so the download overlaps the worker's start; not with a known
+    // id, which the store is asked for first so that the image need not be downloaded at all.
+    const earlyResponse = resolved.kind === 'url' && !target?.pyramidId;
+    const previewDecoder = workers?.previewDecoder ?? 'browser';
+    // The tiler worker hands a large image's bytes straight to the preview worker, which answers here.
     const channel = new MessageChannel();
     const preview = startWorker(createWorker, 'preview');
     // A preview is optional: without its worker, the tiles still come.
     this.preview = preview instanceof Worker ? preview : null;
     if (!this.preview) {
-      this.send({ type: 'open', source: resolved, options, target, wasmUrl });
-      return;
+      this.send({ type: 'open', source: resolved, options, target, wasmUrl, earlyResponse });
+    } else {
+      this.preview.onmessage = (e: MessageEvent<FromPreviewWorker>) => this.receivePreview(e.data);
+      // A preview is optional: if its worker fails, the tiles still come.
+      this.preview.onerror = (e) => {
+        e.preventDefault();
+        this.stopPreview();
+      };
+      const port: PreviewPort = { type: 'port', port: channel.port2, wasmUrl };
+      this.preview.postMessage(port, [channel.port2]);
+      this.send({ type: 'open', source: resolved, options, target, previewPort: channel.port1, previewDecoder, wasmUrl, earlyResponse }, [
+        channel.port1,
+      ]);
     }
-    this.preview.onmessage = (e: MessageEvent<FromPreviewWorker>) => this.receivePreview(e.data);
-    // A preview is optional: if its worker fails, the tiles still come.
-    this.preview.onerror = (e) => {
-      e.preventDefault();
-      this.stopPreview();
+    if (earlyResponse && resolved.kind === 'url') this.fetchEarly(resolved.url);
+  }
+
+  /** Requests a URL source from the page and hands the answer to the worker (see `EarlyResponse`). */
+  private fetchEarly(url: string): void {
+    const answer = (response: EarlyResponse, transfer: Transferable[] = []) => {
+      if (!this.terminated) this.send({ type: 'response', response }, transfer);
     };
-    const port: PreviewPort = { type: 'port', port: channel.port2, wasmUrl };
-    this.preview.postMessage(port, [channel.port2]);
-    this.send({ type: 'open', source: resolved, options, target, previewPort: channel.port1, wasmUrl }, [channel.port1]);
+    fetch(url, { mode: 'cors', credentials: 'omit', signal: this.download.signal }).then(
+      (r) => {
+        const head = {
+          status: r.status,
+          statusText: r.statusText,
+          contentType: r.headers.get('content-type'),
+          contentLength: r.headers.get('content-length'),
+        };
+        if (!r.body) return answer({ kind: 'response', ...head, body: null });
+        try {
+          answer({ kind: 'response', ...head, body: r.body }, [r.body]);
+        } catch {
+          // A browser without transferable streams: the worker fetches it itself.
+          void r.body.cancel();
+          answer({ kind: 'unsent' });
+        }
+      },
+      () => answer({ kind: 'failed' }),
+    );
   }
 
   /** Asks for one tile; tiles asked for are made before the background ones. */
@@ -161,6 +213,7 @@ export class TilerClient {
   terminate(): void {
     if (this.terminated) return;
     this.terminated = true;
+    this.download.abort();
     this.worker?.terminate();
     this.stopPreview();
     for (const w of this.waiters.values()) w.reject({ code: 'aborted', message: 'The image was replaced.' });
@@ -179,7 +232,7 @@ export class TilerClient {
   private receivePreview(msg: FromPreviewWorker): void {
     this.stopPreview();
     if (this.terminated || this.failed || msg.type !== 'preview') return;
-    this.events.onPreview?.(new Blob([msg.bytes], { type: 'image/jpeg' }));
+    this.events.onPreview?.(new Blob([msg.bytes], { type: msg.mime }), msg.decoder);
   }
 
   private fail(error: TilerFailure): void {

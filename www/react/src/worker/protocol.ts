@@ -1,5 +1,5 @@
 /** Messages between the page and the tiler worker. Bytes always travel as transferred ArrayBuffers. */
-import type { Geometry, Limits, Metadata, Options, TilerErrorCode } from '@tessera/tiler-wasm';
+import type { Geometry, Limits, Metadata, Options, SourceFormat, TilerErrorCode } from '@tessera/tiler-wasm';
 import type { StoreFailure, StoreSettings } from '../api/tileStore.js';
 
 /** Every failure the page can see; `code` is stable, `message` is for people. */
@@ -24,13 +24,18 @@ export type FailureCode =
 export type ImageSource = { kind: 'url'; url: string } | { kind: 'blob'; blob: Blob; name: string };
 
 /**
- * The pyramid's geometry, enough to build an OpenSeadragon tile source. The geometry (levels and
- * tile count included) always comes from tiler-wasm: a tiler's, or a stored `.dzi` it parsed.
+ * A pyramid's geometry and id: what a viewer needs to read its tiles. The geometry (levels and
+ * tile count included) always comes from tiler-wasm: a tiler's, or a stored `.dzi` it parsed (an
+ * app may keep it and give it back with the id, see `ImageHint`).
  */
-export interface PyramidInfo extends Geometry {
-  dziXml: string;
+export interface PyramidGeometry extends Geometry {
   /** Content address shared with tile-store (tiler-wasm's pyramid id recipe). */
   pyramidId: string;
+}
+
+/** A pyramid's geometry with its `.dzi` manifest, as the worker made or read it. */
+export interface PyramidInfo extends PyramidGeometry {
+  dziXml: string;
 }
 
 /** Where a stored pyramid is: the store may have it already, or gets what the worker tiles. */
@@ -61,11 +66,41 @@ export interface UploadProgress {
 }
 
 export type ToWorker =
-  /** `previewPort`: where to send a large JPEG's bytes for the preview worker (see PreviewRequest). */
+  /** `previewPort`: where to send a large image's bytes for the preview worker (see PreviewRequest). */
   /** `wasmUrl`: where to load tiler_wasm_bg.wasm from instead of the bundler's URL. */
-  | { type: 'open'; source: ImageSource; options?: Options; target?: StoreTarget; previewPort?: MessagePort; wasmUrl?: string }
+  /** `previewDecoder`: which decoder the preview worker uses first (default `browser`). */
+  /** `earlyResponse`: the page fetches the URL source itself and sends a `response` message next. */
+  | {
+      type: 'open';
+      source: ImageSource;
+      options?: Options;
+      target?: StoreTarget;
+      previewPort?: MessagePort;
+      previewDecoder?: PreviewDecoder;
+      wasmUrl?: string;
+      earlyResponse?: boolean;
+    }
+  | { type: 'response'; response: EarlyResponse }
   | { type: 'tile'; id: number; level: number; col: number; row: number }
   | { type: 'cancelTile'; id: number };
+
+/**
+ * The page's answer to a URL source's request. The page makes the request as it starts the worker,
+ * so that the download overlaps the worker's start, and hands over the response's head and its body
+ * as a transferred stream; `failed` if fetch rejected (unreachable, or CORS refused); `unsent` if the
+ * body could not be transferred (no transferable streams): the worker then fetches the URL itself.
+ */
+export type EarlyResponse =
+  | {
+      kind: 'response';
+      status: number;
+      statusText: string;
+      contentType: string | null;
+      contentLength: string | null;
+      body: ReadableStream<Uint8Array> | null;
+    }
+  | { kind: 'failed' }
+  | { kind: 'unsent' };
 
 export type Progress =
   | { phase: 'fetch'; loaded: number; total: number | null }
@@ -91,12 +126,28 @@ export interface PreviewPort {
   wasmUrl?: string;
 }
 
-/** Tiler worker → preview worker, through that port: a large JPEG to preview. */
+/**
+ * Which decoder makes the preview: `browser` is the browser's own (`createImageBitmap`, resized,
+ * EXIF-oriented and converted to sRGB as the pyramid is), falling back to `wasm` (tiler-wasm's
+ * DCT-scaled `previewJpeg`, JPEG only) when the browser cannot; `wasm` skips the browser's.
+ */
+export type PreviewDecoder = 'browser' | 'wasm';
+
+/** Tiler worker → preview worker, through that port: a large image to preview. */
 export interface PreviewRequest {
-  bytes: ArrayBuffer;
+  /** The image's bytes, in the chunks they were downloaded in. */
+  parts: Uint8Array[];
+  /** The longer side of the preview, at least (and at most the image's). */
   minSide: number;
   limits?: Limits;
+  decoder: PreviewDecoder;
+  /** The image as `probe` read it: container, upright size, EXIF orientation, alpha. */
+  format: SourceFormat;
+  width: number;
+  height: number;
+  orientation: number;
+  hasAlpha: boolean;
 }
 
-/** Preview worker → page: a small JPEG to show until the tiles arrive, or nothing to show. */
-export type FromPreviewWorker = { type: 'preview'; bytes: ArrayBuffer } | { type: 'none' };
+/** Preview worker → page: a small picture (JPEG, or PNG with alpha) to show until the tiles arrive, or nothing. */
+export type FromPreviewWorker = { type: 'preview'; bytes: ArrayBuffer; mime: string; decoder: PreviewDecoder } | { type: 'none' };

@@ -4,11 +4,13 @@
  * requests first and makes the rest of the pyramid in the background. One worker per image: the
  * page terminates it to cancel, so nothing here needs to be cancellable.
  */
-import init, { IdHasher, Tiler, parseDzi, probe } from '@tessera/tiler-wasm';
+import init, { IdHasher, Tiler, parseDzi, probe, pyramidIdFromSha256 } from '@tessera/tiler-wasm';
 import type {
+  EarlyResponse,
   FailureCode,
   FromWorker,
   ImageSource,
+  PreviewDecoder,
   PreviewRequest,
   PyramidInfo,
   TilerFailure,
@@ -24,7 +26,7 @@ declare const self: DedicatedWorkerGlobalScope;
 
 /** Progress is posted every this many background tiles, and at each level's end. */
 const PROGRESS_EVERY = 16;
-/** A JPEG whose longer side is at least twice this gets a preview this big, made by the preview worker. */
+/** An image whose longer side is at least twice this gets a preview this big, made by the preview worker. */
 const PREVIEW_SIDE = 1280;
 
 function post(message: FromWorker, transfer: Transferable[] = []): void {
@@ -52,37 +54,101 @@ function describeOrigin(url: URL): string {
   return url.origin === self.location.origin ? 'this site' : url.origin;
 }
 
-/** Fetches `href`, feeding each chunk to `hasher` as it arrives so the pyramid id is ready at the end. */
-async function fetchBytes(href: string, hasher: IdHasher): Promise<{ bytes: Uint8Array; contentType: string | null }> {
-  const url = new URL(href, self.location.href);
+/**
+ * The source's SHA-256, from which tiler-wasm makes the pyramid id. The browser's native digest
+ * (`crypto.subtle`, in secure contexts, loopback included) hashes the whole file once it is in,
+ * several times quicker than tiler-wasm's SHA-256 and off this thread; without it, tiler-wasm's
+ * `IdHasher` is fed each chunk as it arrives.
+ */
+interface SourceHash {
+  update(chunk: Uint8Array): void;
+  /** The pyramid id of all of `bytes` (the chunks fed), tiled with `options`. */
+  finish(bytes: Uint8Array, options: Options | undefined): Promise<string>;
+  free(): void;
+}
+
+async function sourceHash(wasm: Promise<void>): Promise<SourceHash> {
+  const subtle = self.crypto?.subtle;
+  if (subtle) {
+    return {
+      update: () => undefined,
+      async finish(bytes, options) {
+        const digest = await subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>);
+        await wasm;
+        return pyramidIdFromSha256(new Uint8Array(digest), options);
+      },
+      free: () => undefined,
+    };
+  }
+  await wasm;
+  const hasher = new IdHasher();
+  return { update: (chunk) => hasher.update(chunk), finish: async (_, options) => hasher.finish(options), free: () => hasher.free() };
+}
+
+/** The source's bytes, and the chunks they arrived in when those are separate buffers (given to the preview worker). */
+interface SourceBytes {
+  bytes: Uint8Array;
+  parts: Uint8Array[] | null;
+  contentType: string | null;
+}
+
+/** A response's head and body, from the page's early request or this worker's own. */
+interface Fetched {
+  ok: boolean;
+  status: number;
+  statusText: string;
+  contentType: string | null;
+  contentLength: string | null;
+  body: ReadableStream<Uint8Array> | null;
+}
+
+function unreachable(url: URL): TilerFailure {
+  // fetch hides the reason; for another origin a missing CORS header is by far the likeliest.
+  if (url.origin !== self.location.origin) {
+    return failure(
+      'fetch_blocked',
+      `${url.origin} did not allow this page to read ${url.href}: the server sends no CORS header ` +
+        `(Access-Control-Allow-Origin) or cannot be reached. Ask its owner to allow this site, ` +
+        `or download the image and open the file here.`,
+    );
+  }
+  return failure('network', `Could not reach ${describeOrigin(url)} to fetch ${url.href}. Check your connection.`);
+}
+
+/** The page's response if it made the request (see `EarlyResponse`), else this worker's own. */
+async function request(url: URL, early: Promise<EarlyResponse> | null): Promise<Fetched> {
+  const answer = early ? await early : null;
+  if (answer?.kind === 'response') return { ...answer, ok: answer.status >= 200 && answer.status < 300 };
+  if (answer?.kind === 'failed') throw unreachable(url);
   let response: Response;
   try {
     response = await fetch(url, { mode: 'cors', credentials: 'omit' });
   } catch {
-    // fetch hides the reason; for another origin a missing CORS header is by far the likeliest.
-    if (url.origin !== self.location.origin) {
-      throw failure(
-        'fetch_blocked',
-        `${url.origin} did not allow this page to read ${url.href}: the server sends no CORS header ` +
-          `(Access-Control-Allow-Origin) or cannot be reached. Ask its owner to allow this site, ` +
-          `or download the image and open the file here.`,
-      );
-    }
-    throw failure('network', `Could not reach ${describeOrigin(url)} to fetch ${url.href}. Check your connection.`);
+    throw unreachable(url);
   }
+  const { ok, status, statusText, headers, body } = response;
+  return { ok, status, statusText, contentType: headers.get('content-type'), contentLength: headers.get('content-length'), body };
+}
+
+/**
+ * Fetches `href` (or takes the page's response to it), feeding each chunk to the hash as it
+ * arrives. The request goes out at once; the hash (tiler-wasm's, if the module is still
+ * compiling) is awaited after.
+ */
+async function fetchBytes(href: string, hashing: Promise<SourceHash>, early: Promise<EarlyResponse> | null): Promise<SourceBytes> {
+  const url = new URL(href, self.location.href);
+  const response = await request(url, early);
   if (!response.ok) {
     const what = response.status === 404 ? 'no such image (HTTP 404 Not Found)' : `HTTP ${response.status} ${response.statusText}`;
     throw failure('http', `${url.href}: ${what}. Check the address.`);
   }
-  const contentType = response.headers.get('content-type');
-  const declared = Number(response.headers.get('content-length'));
+  const hash = await hashing;
+  const { contentType } = response;
+  const declared = Number(response.contentLength);
   const total = Number.isFinite(declared) && declared > 0 ? declared : null;
-  const reader = response.body?.getReader();
-  if (!reader) {
-    const bytes = new Uint8Array(await response.arrayBuffer());
-    hasher.update(bytes);
-    return { bytes, contentType };
-  }
+  // No body: nothing to read (and then not an image).
+  if (!response.body) return { bytes: new Uint8Array(0), parts: null, contentType };
+  const reader = response.body.getReader();
 
   const chunks: Uint8Array[] = [];
   let loaded = 0;
@@ -96,7 +162,7 @@ async function fetchBytes(href: string, hasher: IdHasher): Promise<{ bytes: Uint
     }
     if (chunk.done) break;
     chunks.push(chunk.value);
-    hasher.update(chunk.value);
+    hash.update(chunk.value);
     loaded += chunk.value.byteLength;
     // Progress at most every 1 MiB, not per network packet.
     if (loaded - lastReport >= 1 << 20) {
@@ -111,19 +177,21 @@ async function fetchBytes(href: string, hasher: IdHasher): Promise<{ bytes: Uint
     bytes.set(c, at);
     at += c.byteLength;
   }
-  return { bytes, contentType };
+  return { bytes, parts: chunks, contentType };
 }
 
-async function readSource(source: ImageSource, hasher: IdHasher): Promise<{ bytes: Uint8Array; what: string; contentType: string | null }> {
-  if (source.kind === 'url') {
-    const { bytes, contentType } = await fetchBytes(source.url, hasher);
-    return { bytes, what: source.url, contentType };
-  }
+async function readSource(
+  source: ImageSource,
+  hashing: Promise<SourceHash>,
+  early: Promise<EarlyResponse> | null,
+): Promise<SourceBytes & { what: string }> {
+  if (source.kind === 'url') return { ...(await fetchBytes(source.url, hashing, early)), what: source.url };
+  const hash = await hashing;
   try {
     const bytes = new Uint8Array(await source.blob.arrayBuffer());
-    hasher.update(bytes);
+    hash.update(bytes);
     post({ type: 'progress', progress: { phase: 'fetch', loaded: bytes.byteLength, total: bytes.byteLength } });
-    return { bytes, what: source.name, contentType: source.blob.type || null };
+    return { bytes, parts: null, what: source.name, contentType: source.blob.type || null };
   } catch (e) {
     throw failure('read', `Could not read ${source.name}: ${toFailure(e).message}`);
   }
@@ -185,6 +253,9 @@ class WorkerState {
   uploader: PyramidUploader | null = null;
   /** Whether a step is queued on `turn`. */
   scheduled = false;
+  /** The page's response to the image's request, when it makes it (`open`'s `earlyResponse`). */
+  early: Promise<EarlyResponse> | null = null;
+  answerEarly: (response: EarlyResponse) => void = () => undefined;
 }
 
 const state = new WorkerState();
@@ -284,10 +355,11 @@ function step(s: WorkerState): void {
 }
 
 /**
- * The committed pyramid `pyramidId`, if the store has it, its manifest parsed by tiler-wasm. One
- * quick try: if the store cannot say, the image is tiled here (and the upload retries the store).
+ * The committed pyramid `pyramidId`, if the store has it, its manifest parsed by tiler-wasm once
+ * `wasm` is loaded (the request does not wait for it). One quick try: if the store cannot say, the
+ * image is tiled here (and the upload retries the store).
  */
-async function storedPyramid(store: TileStoreClient, pyramidId: string): Promise<PyramidInfo | null> {
+async function storedPyramid(store: TileStoreClient, pyramidId: string, wasm: Promise<void>): Promise<PyramidInfo | null> {
   let dziXml: string | null;
   try {
     dziXml = await store.manifest(pyramidId);
@@ -295,6 +367,7 @@ async function storedPyramid(store: TileStoreClient, pyramidId: string): Promise
     return null;
   }
   if (dziXml === null) return null;
+  await wasm;
   try {
     return { ...parseDzi(dziXml), dziXml, pyramidId };
   } catch (e) {
@@ -317,13 +390,34 @@ function startUpload(s: WorkerState, store: TileStoreClient, info: PyramidInfo, 
   void s.uploader.run();
 }
 
-/** Sends a copy of a large JPEG's bytes to the preview worker, which decodes it at 1/2–1/8 scale. */
-function requestPreview(port: MessagePort | undefined, bytes: Uint8Array, metadata: Metadata, options: Options | undefined): void {
+/**
+ * Sends a large image's bytes to the preview worker, which decodes a small picture of it (the
+ * browser's decoder, or tiler-wasm's DCT-scaled one for a JPEG). Not TIFF: browsers do not decode
+ * it. The download's chunks are handed over (they are copied into `bytes` already), else a copy.
+ */
+function requestPreview(
+  port: MessagePort | undefined,
+  decoder: PreviewDecoder,
+  { bytes, parts }: SourceBytes,
+  metadata: Metadata,
+  options: Options | undefined,
+): void {
   if (!port) return;
-  if (metadata.format === 'jpeg' && Math.max(metadata.width, metadata.height) >= 2 * PREVIEW_SIDE) {
-    const copy = bytes.slice();
-    const request: PreviewRequest = { bytes: copy.buffer, minSide: PREVIEW_SIDE, limits: options?.limits };
-    port.postMessage(request, [copy.buffer]);
+  const { format, width, height, orientation, hasAlpha } = metadata;
+  if (format !== 'tiff' && Math.max(width, height) >= 2 * PREVIEW_SIDE) {
+    const given = parts ?? [bytes.slice()];
+    const request: PreviewRequest = {
+      parts: given,
+      minSide: PREVIEW_SIDE,
+      limits: options?.limits,
+      decoder,
+      format,
+      width,
+      height,
+      orientation,
+      hasAlpha,
+    };
+    port.postMessage(request, [...new Set(given.map((p) => p.buffer as ArrayBuffer))]);
   }
   port.close();
 }
@@ -339,46 +433,57 @@ async function loadWasm(wasmUrl: string | undefined): Promise<void> {
 
 type OpenMessage = Extract<ToWorker, { type: 'open' }>;
 
-async function open(s: WorkerState, { source, options, target, previewPort, wasmUrl }: OpenMessage): Promise<void> {
-  await loadWasm(wasmUrl);
+async function open(
+  s: WorkerState,
+  { source, options, target, previewPort, previewDecoder = 'browser', wasmUrl }: OpenMessage,
+): Promise<void> {
+  // The module compiles while the first request (the manifest, or the image) is on its way.
+  const wasm = loadWasm(wasmUrl);
+  wasm.catch(() => undefined);
   const store = target ? new TileStoreClient(target.store) : null;
   // An id the app knows: if the store has it, the image is not even downloaded.
   if (store && target?.pyramidId) {
-    const stored = await storedPyramid(store, target.pyramidId);
+    const stored = await storedPyramid(store, target.pyramidId, wasm);
     if (stored) {
       previewPort?.close();
       post({ type: 'stored', info: stored, metadata: null });
       return;
     }
   }
-  const hasher = new IdHasher();
-  let pyramidId: string;
-  let bytes: Uint8Array, what: string, contentType: string | null;
+  const hashing = sourceHash(wasm);
+  hashing.catch(() => undefined);
+  let read: SourceBytes & { what: string };
+  let identify: Promise<string>;
   try {
-    ({ bytes, what, contentType } = await readSource(source, hasher));
-    pyramidId = hasher.finish(options);
+    read = await readSource(source, hashing, s.early);
+    identify = (await hashing).finish(read.bytes, options);
   } finally {
-    hasher.free();
+    hashing.then(
+      (h) => h.free(),
+      () => undefined,
+    );
   }
-  // Header and EXIF first: the panel fills in, and a large JPEG's preview starts on the other core
-  // while the store is asked whether it has the pyramid.
+  identify.catch(() => undefined);
+  const { bytes, what, contentType } = read;
+  // While the id is computed: header and EXIF (the panel fills in) and a large image's preview,
+  // started on the other core; the store is asked as soon as the id is known.
+  await wasm;
   let metadata: Metadata | null = null;
   let probeFailure: unknown = null;
   try {
     metadata = probe(bytes, options?.limits);
     post({ type: 'metadata', metadata });
-    requestPreview(previewPort, bytes, metadata, options);
+    requestPreview(previewPort, previewDecoder, read, metadata, options);
   } catch (e) {
     // Over the limits, say: the store may still have the pyramid, so this is reported only if not.
     probeFailure = e;
     previewPort?.close();
   }
-  if (store && pyramidId !== target?.pyramidId) {
-    const stored = await storedPyramid(store, pyramidId);
-    if (stored) {
-      post({ type: 'stored', info: stored, metadata });
-      return;
-    }
+  const pyramidId = await identify;
+  const stored = store && pyramidId !== target?.pyramidId ? await storedPyramid(store, pyramidId, wasm) : null;
+  if (stored) {
+    post({ type: 'stored', info: stored, metadata });
+    return;
   }
   try {
     if (probeFailure !== null) throw probeFailure;
@@ -405,6 +510,7 @@ const handlers: { [K in ToWorker['type']]: (s: WorkerState, msg: Extract<ToWorke
       return;
     }
     s.opened = true;
+    if (msg.earlyResponse) s.early = new Promise((resolve) => (s.answerEarly = resolve));
     open(s, msg).catch((e) => fail(s, e));
   },
   tile(s, { id, level, col, row }) {
@@ -417,6 +523,9 @@ const handlers: { [K in ToWorker['type']]: (s: WorkerState, msg: Extract<ToWorke
   },
   cancelTile(s, { id }) {
     s.requests.delete(id);
+  },
+  response(s, { response }) {
+    s.answerEarly(response);
   },
 };
 

@@ -1,0 +1,138 @@
+// A pyramid the store has, opened by an id the app knows together with its geometry (as the app
+// recorded `status.info` when it first opened the image): its tiles are requested at once, without
+// waiting for the manifest, so the view is on screen in one round trip; the worker still asks the
+// store beside them. Proven by holding the manifest request until the view has been drawn. A hint
+// with a wrong geometry is corrected by the store's, and one the store cannot confirm falls back to
+// tiling the image in the browser.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { QUAD, ORIENTED, makeImages, quadImageColour, quadrantColour } from './images.mjs';
+import { holdRequest, near, pixel, setup, toScreen, waitForSettled, waitForState } from './harness.mjs';
+import { parseDzi } from './tiler.mjs';
+
+let t;
+before(async () => {
+  t = await setup('known-geometry', (dir) => makeImages(dir));
+});
+after(async () => t?.close());
+
+/** The viewer's attributes once `attribute` has `value` (or the state is `error`). */
+async function waitForValue(attribute, value, timeout = 60_000) {
+  await t.page.waitForFunction(
+    ([name, want]) => {
+      const el = document.querySelector('[data-testid="viewer"]');
+      return el?.getAttribute(name) === want || el?.getAttribute('data-state') === 'error';
+    },
+    [attribute, value],
+    { timeout, polling: 50 },
+  );
+  return t.page.getByTestId('viewer').evaluate((el) => Object.fromEntries([...el.attributes].map((a) => [a.name, a.value])));
+}
+
+/** Tiles `file` here and uploads it (once); its pyramid id and the geometry the store's manifest describes. */
+const storedFiles = new Map();
+async function stored(file) {
+  if (storedFiles.has(file)) return storedFiles.get(file);
+  await t.open({ src: `/e2e/${file}`, store: '/' });
+  const attrs = await waitForValue('data-upload', 'saved', 120_000);
+  assert.equal(attrs['data-upload'], 'saved', attrs['data-error'] ?? attrs['data-upload-error']);
+  const id = attrs['data-pyramid-id'];
+  const manifest = await fetch(`${t.app.url}/pyramids/${id}.dzi`);
+  assert.equal(manifest.status, 200);
+  storedFiles.set(file, { id, geometry: parseDzi(await manifest.text()) });
+  return storedFiles.get(file);
+}
+
+/** The quadrant image's colours at its four quadrants' centres and on its marker, at the home view. */
+async function checkQuadrants(label) {
+  await waitForSettled(t.page);
+  const box = await t.page.getByTestId('viewer').boundingBox();
+  const shot = await t.shot(label);
+  const { width: W, height: H } = QUAD;
+  for (const [x, y] of [
+    [W / 4, H / 4],
+    [(3 * W) / 4, H / 4],
+    [W / 4, (3 * H) / 4],
+    [(3 * W) / 4, (3 * H) / 4],
+    [850, 600],
+  ]) {
+    const at = toScreen(box, QUAD, 1, x, y);
+    const got = pixel(shot.png, at.x, at.y);
+    assert.ok(near(got, quadImageColour(x, y)), `${label} (${x}, ${y}): got ${got}, want ${quadImageColour(x, y)}; see ${shot.path}`);
+  }
+}
+
+test('a known id with its geometry draws the stored tiles before the manifest is answered', async () => {
+  const { id, geometry } = await stored(t.files.quadrants);
+  const check = await holdRequest(t.page, '**/pyramids/*.dzi');
+  const imageRequests = [];
+  t.page.on('request', (r) => r.url().endsWith(`/e2e/${t.files.quadrants}`) && imageRequests.push(r.url()));
+  await t.open({ src: `/e2e/${t.files.quadrants}`, store: '/', pyramid: id, geometry: JSON.stringify(geometry) });
+  const attrs = await waitForState(t.page, ['ready', 'error'], 30_000);
+  assert.equal(attrs['data-state'], 'ready', attrs['data-error']);
+  assert.equal(attrs['data-source'], 'store');
+  assert.equal(attrs['data-decodes'], '0');
+  await check.requested;
+  assert.ok(await check.release(), 'the manifest request was answered before the view was drawn');
+  // The store confirms the hint: the same tiles stay.
+  const confirmed = await waitForValue('data-upload', 'reused');
+  assert.equal(confirmed['data-upload'], 'reused');
+  assert.equal(confirmed['data-pyramid-id'], id);
+  assert.deepEqual(imageRequests, [], 'the image was downloaded although the store has its pyramid');
+  await checkQuadrants('hinted');
+});
+
+test("a hint with a wrong geometry is replaced by the store's", async () => {
+  const { id, geometry } = await stored(t.files.quadrants);
+  // As if recorded with other tiling settings: OpenSeadragon would ask for tiles that do not exist.
+  const wrong = { ...geometry, tileSize: 510 };
+  await t.open({ src: `/e2e/${t.files.quadrants}`, store: '/', pyramid: id, geometry: JSON.stringify(wrong) });
+  const attrs = await waitForValue('data-upload', 'reused');
+  assert.equal(attrs['data-upload'], 'reused', attrs['data-error']);
+  const ready = await waitForState(t.page, ['ready', 'error']);
+  assert.equal(ready['data-state'], 'ready', ready['data-error']);
+  assert.equal(ready['data-source'], 'store');
+  await checkQuadrants('corrected');
+});
+
+test('a geometry without the shape tiler-wasm gives it is ignored: the manifest decides', async () => {
+  const { id } = await stored(t.files.quadrants);
+  const check = await holdRequest(t.page, '**/pyramids/*.dzi');
+  await t.open({ src: `/e2e/${t.files.quadrants}`, store: '/', pyramid: id, geometry: JSON.stringify({ width: 'wide' }) });
+  await check.requested;
+  // Nothing is taken from the hint while the manifest is held.
+  const viewer = t.page.getByTestId('viewer');
+  assert.equal(await viewer.getAttribute('data-state'), 'loading');
+  assert.equal(await viewer.getAttribute('data-source'), null, 'the malformed geometry was used');
+  assert.ok(await check.release());
+  const attrs = await waitForState(t.page, ['ready', 'error']);
+  assert.equal(attrs['data-state'], 'ready', attrs['data-error']);
+  assert.equal(attrs['data-source'], 'store');
+  await checkQuadrants('malformed');
+});
+
+test('a hint the store cannot confirm falls back to tiling the image here', async () => {
+  // A well-formed id of no stored pyramid, with a plausible geometry.
+  const { geometry } = await stored(t.files.quadrants);
+  const unknown = 'f'.repeat(64);
+  await t.open({ src: `/e2e/${t.files.oriented}`, store: '/', pyramid: unknown, geometry: JSON.stringify(geometry) });
+  // The hinted tiles are asked for first (and fail); then the worker's replace them.
+  await waitForValue('data-source', 'worker');
+  await waitForValue('data-width', String(ORIENTED.width));
+  const attrs = await waitForState(t.page, ['ready', 'error']);
+  assert.equal(attrs['data-state'], 'ready', attrs['data-error']);
+  assert.equal(attrs['data-source'], 'worker');
+  assert.equal(Number(attrs['data-width']), ORIENTED.width);
+  await waitForSettled(t.page);
+  const box = await t.page.getByTestId('viewer').boundingBox();
+  const shot = await t.shot('fallback');
+  const { width: W, height: H } = ORIENTED;
+  for (const [x, y] of [
+    [W / 4, H / 4],
+    [(3 * W) / 4, (3 * H) / 4],
+  ]) {
+    const at = toScreen(box, ORIENTED, 1, x, y);
+    const got = pixel(shot.png, at.x, at.y);
+    assert.ok(near(got, quadrantColour(x, y, W, H)), `(${x}, ${y}): got ${got}; see ${shot.path}`);
+  }
+});
