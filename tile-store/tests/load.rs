@@ -330,7 +330,10 @@ async fn sixty_four_clients_upload_commit_and_read_with_nothing_lost() {
         .iter()
         .filter_map(|s| tally.statuses.get(&("commit PUT", *s)))
         .sum();
-    assert!(commits_ok >= CLIENTS as u64, "only {commits_ok} commits answered 2xx");
+    assert!(
+        commits_ok >= CLIENTS as u64,
+        "only {commits_ok} commits answered 2xx"
+    );
     assert!(
         committed.len() >= CLIENTS / 8,
         "only {} distinct pyramids committed",
