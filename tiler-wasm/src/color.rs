@@ -286,10 +286,30 @@ fn to_8bit(image: DynamicImage) -> (Vec<u8>, Layout) {
     }
 }
 
+/// JFIF YCbCr → RGB (full range) in libjpeg's fixed point (`ycc_rgb_convert`, 16 fraction
+/// bits, halves rounded up), so that JPEG-compressed TIFFs and YCCK JPEGs get libvips's values.
+pub(crate) fn ycc_to_rgb(y: u8, cb: u8, cr: u8) -> [u8; 3] {
+    const HALF: i32 = 1 << 15;
+    let fix = |v: f64| (v * 65536.0 + 0.5) as i32;
+    let (y, cb, cr) = (i32::from(y), i32::from(cb) - 128, i32::from(cr) - 128);
+    let clamp = |v: i32| v.clamp(0, 255) as u8;
+    [
+        clamp(y + ((fix(1.402) * cr + HALF) >> 16)),
+        clamp(y + ((-fix(0.344_14) * cb - fix(0.714_14) * cr + HALF) >> 16)),
+        clamp(y + ((fix(1.772) * cb + HALF) >> 16)),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use image::{ImageBuffer, Luma, LumaA, Rgb};
+
+    #[test]
+    fn ycc_grey_and_primaries() {
+        assert_eq!(ycc_to_rgb(128, 128, 128), [128, 128, 128]);
+        assert_eq!(ycc_to_rgb(76, 85, 255), [254, 0, 0]);
+    }
 
     #[test]
     fn grey_expands_to_rgb_and_keeps_alpha() {

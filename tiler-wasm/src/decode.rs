@@ -245,7 +245,7 @@ fn decode_cmyk_jpeg(bytes: &[u8], space: ColorSpace, limits: &Limits) -> Result<
     for px in raw.chunks_exact_mut(4) {
         if space == ColorSpace::YCCK {
             // libjpeg's YCCK → CMYK gives C = 255 − R; inverted storage makes ink = R.
-            let [r, g, b] = ycc_to_rgb(px[0], px[1], px[2]);
+            let [r, g, b] = color::ycc_to_rgb(px[0], px[1], px[2]);
             px[0] = r;
             px[1] = g;
             px[2] = b;
@@ -282,19 +282,6 @@ fn riff_is_complete(bytes: &[u8]) -> bool {
         }
         None => false,
     }
-}
-
-/// JFIF YCbCr → RGB (full range), as libjpeg's `ycc_rgb_convert`.
-fn ycc_to_rgb(y: u8, cb: u8, cr: u8) -> [u8; 3] {
-    let y = f32::from(y);
-    let cb = f32::from(cb) - 128.0;
-    let cr = f32::from(cr) - 128.0;
-    let clamp = |v: f32| v.round().clamp(0.0, 255.0) as u8;
-    [
-        clamp(y + 1.402 * cr),
-        clamp(y - 0.344_136 * cb - 0.714_136 * cr),
-        clamp(y + 1.772 * cb),
-    ]
 }
 
 #[cfg(test)]
@@ -348,11 +335,5 @@ mod tests {
         assert!(!riff_is_complete(b"RIFF\x05\0\0\0WEBP"));
         assert!(!riff_is_complete(b"RIFF\xff\xff\xff\xffWEBP"));
         assert!(!riff_is_complete(b"RIFF"));
-    }
-
-    #[test]
-    fn ycc_grey_and_primaries() {
-        assert_eq!(ycc_to_rgb(128, 128, 128), [128, 128, 128]);
-        assert_eq!(ycc_to_rgb(76, 85, 255), [254, 0, 0]);
     }
 }

@@ -31,6 +31,7 @@ pub mod orient;
 pub mod preview;
 pub mod pyramid;
 pub mod stream;
+pub mod tiff_stream;
 mod tiler;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
@@ -45,6 +46,7 @@ pub use meta::{Exif, Metadata, SourceFormat};
 pub use name::TileName;
 pub use preview::preview_jpeg;
 pub use stream::StreamTiler;
+pub use tiff_stream::TiffSource;
 pub use tiler::Tiler;
 
 use serde::{Deserialize, Serialize};

@@ -15,7 +15,7 @@ pub enum SourceFormat {
     Png,
     /// WebP (lossy or lossless).
     Webp,
-    /// TIFF.
+    /// TIFF or BigTIFF.
     Tiff,
 }
 
@@ -28,7 +28,11 @@ impl SourceFormat {
             Some(SourceFormat::Png)
         } else if bytes.len() >= 12 && &bytes[0..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
             Some(SourceFormat::Webp)
-        } else if bytes.starts_with(b"II*\0") || bytes.starts_with(b"MM\0*") {
+        } else if [b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"]
+            .iter()
+            .any(|magic| bytes.starts_with(*magic))
+        {
+            // Classic TIFF and BigTIFF.
             Some(SourceFormat::Tiff)
         } else {
             None
