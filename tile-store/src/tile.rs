@@ -4,9 +4,10 @@
 use crate::config::TileArgs;
 use crate::error::{AppError, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::BufReader;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use tiler_wasm::{Options, Tiler};
+use tiler_wasm::{Options, Walk};
 
 /// Where `vips dzsave <image> <out_prefix>` puts the manifest and the tiles.
 ///
@@ -41,12 +42,12 @@ pub fn output_paths(out_prefix: &Path) -> Result<(PathBuf, PathBuf)> {
 /// Runs the command.
 pub fn run(args: &TileArgs) -> Result<()> {
     let (dzi_path, files_dir) = output_paths(&args.out_prefix)?;
-    let source = std::fs::read(&args.image).map_err(|e| {
+    let read_error = |e: std::io::Error| {
         AppError::bad_request(
             "input",
             format!("cannot read {}: {e}", args.image.display()),
         )
-    })?;
+    };
     let options = Options {
         format: args.format,
         quality: args.quality,
@@ -57,8 +58,16 @@ pub fn run(args: &TileArgs) -> Result<()> {
     let in_context = |e: tiler_wasm::Error| {
         AppError::bad_request(e.code(), format!("{}: {e}", args.image.display()))
     };
-    let tiler = Tiler::open(&source, &options).map_err(in_context)?;
-    drop(source);
+    // TIFF and BigTIFF stream from the file in memory bounded by the width; anything else is
+    // read and decoded whole.
+    let file = std::fs::File::open(&args.image).map_err(read_error)?;
+    let tiler = match Walk::streamed(BufReader::new(file), &options).map_err(in_context)? {
+        Some(streamed) => streamed,
+        None => {
+            let source = std::fs::read(&args.image).map_err(read_error)?;
+            Walk::whole(&source, &options).map_err(in_context)?
+        }
+    };
     let extension = tiler.format().extension();
     let total = tiler.layout().tile_count();
 
@@ -78,11 +87,11 @@ pub fn run(args: &TileArgs) -> Result<()> {
         std::fs::create_dir_all(&level_dir).map_err(|e| write_error(&level_dir, e))?;
     }
     let dzi = tiler.dzi().to_xml();
-    // Tiles are encoded and written on every core; each call comes from one of them. Level by
-    // level in the decoded image's own memory: nothing here needs a tile twice.
+    // Tiles are encoded and written on every core as they are finished; each call comes from
+    // one of them. Nothing here needs a tile twice.
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     tiler
-        .into_walk_parallel(threads, |addr, bytes| -> Result<(), AppError> {
+        .run(threads, |addr, bytes| -> Result<(), AppError> {
             let path = files_dir
                 .join(addr.level.to_string())
                 .join(format!("{}_{}.{extension}", addr.col, addr.row));

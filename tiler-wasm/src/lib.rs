@@ -45,7 +45,7 @@ pub use layout::{Layout, Rect, TileAddr};
 pub use meta::{Exif, Metadata, SourceFormat};
 pub use name::TileName;
 pub use preview::preview_jpeg;
-pub use stream::StreamTiler;
+pub use stream::{StreamTiler, Walk};
 pub use tiff_stream::TiffSource;
 pub use tiler::Tiler;
 

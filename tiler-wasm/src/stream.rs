@@ -13,8 +13,11 @@ use crate::dzi::{Dzi, TileFormat};
 use crate::error::{Error, Result};
 use crate::layout::{Layout, TileAddr};
 use crate::levelwise::{encode_rows, Band, Encoding};
+use crate::meta::SourceFormat;
 use crate::pyramid::shrink_pair;
-use crate::Options;
+use crate::tiff_stream::TiffSource;
+use crate::{Options, Tiler};
+use std::io::{Read, Seek, SeekFrom};
 
 /// A pyramid being built from rows pushed top to bottom (see the module documentation).
 #[derive(Debug)]
@@ -249,6 +252,80 @@ where
         lv.first = lv.first.max(keep_from);
     }
     Ok(())
+}
+
+/// Every tile of one source's pyramid, by whichever path suits it: streamed for the TIFF and
+/// BigTIFF variants [`TiffSource`] reads (memory bounded by the width), decoded whole for
+/// everything else (memory bounded by [`crate::Limits`]). The CLI and server jobs use this
+/// one choice so that they tile the same source the same way.
+#[derive(Debug)]
+pub enum Walk<R: Read + Seek> {
+    /// A TIFF read band by band.
+    Streamed(TiffSource<R>, StreamTiler),
+    /// Any image decoded whole.
+    Whole(Tiler),
+}
+
+impl<R: Read + Seek> Walk<R> {
+    /// The streamed walk of `reader` when it is a TIFF whose variant streams; `None` when it
+    /// is another format or a TIFF variant to decode whole (then see [`Walk::whole`]).
+    pub fn streamed(mut reader: R, options: &Options) -> Result<Option<Self>> {
+        let mut magic = [0u8; 4];
+        let read = reader
+            .read(&mut magic)
+            .and_then(|n| reader.seek(SeekFrom::Start(0)).map(|_| n))
+            .map_err(|e| Error::Decode(format!("cannot read the source: {e}")))?;
+        if SourceFormat::sniff(&magic[..read]) != Some(SourceFormat::Tiff) {
+            return Ok(None);
+        }
+        match TiffSource::open(reader, &options.limits) {
+            Ok(source) => {
+                let tiler = source.tiler(options)?;
+                Ok(Some(Walk::Streamed(source, tiler)))
+            }
+            Err(Error::Unsupported(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The walk of an image decoded whole from `bytes`.
+    pub fn whole(bytes: &[u8], options: &Options) -> Result<Self> {
+        Ok(Walk::Whole(Tiler::open(bytes, options)?))
+    }
+
+    /// The pyramid's geometry.
+    pub fn layout(&self) -> &Layout {
+        match self {
+            Walk::Streamed(_, tiler) => tiler.layout(),
+            Walk::Whole(tiler) => tiler.layout(),
+        }
+    }
+
+    /// The tile format.
+    pub fn format(&self) -> TileFormat {
+        match self {
+            Walk::Streamed(_, tiler) => tiler.format(),
+            Walk::Whole(tiler) => tiler.format(),
+        }
+    }
+
+    /// The `.dzi` manifest.
+    pub fn dzi(&self) -> Dzi {
+        Dzi::new(self.layout(), self.format())
+    }
+
+    /// Hands every tile to `f` from up to `threads` threads, in no set order; stops at the
+    /// first error. See [`Tiler::into_walk_parallel`] and [`TiffSource::stream_into`].
+    pub fn run<E, F>(self, threads: usize, f: F) -> Result<(), E>
+    where
+        E: From<Error> + Send,
+        F: Fn(TileAddr, Vec<u8>) -> Result<(), E> + Sync,
+    {
+        match self {
+            Walk::Streamed(source, tiler) => source.stream_into(tiler, threads, &f),
+            Walk::Whole(tiler) => tiler.into_walk_parallel(threads, f),
+        }
+    }
 }
 
 #[cfg(test)]
