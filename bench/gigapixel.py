@@ -48,7 +48,7 @@ def source(width, height):
 
 
 def timed(cmd):
-    """Wall seconds and peak RSS in MiB of `cmd`, from GNU time."""
+    """Wall seconds, CPU seconds (user + system) and peak RSS in MiB of `cmd`, from GNU time."""
     out = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True)
     if out.returncode != 0:
         sys.exit(f"{cmd[0]} failed:\n{out.stderr[-3000:]}")
@@ -57,7 +57,8 @@ def timed(cmd):
     seconds = 0.0
     for part in wall.split(":"):
         seconds = seconds * 60 + float(part)
-    return seconds, rss / 1024
+    cpu = sum(float(re.search(rf"{k} time \(seconds\): ([\d.]+)", out.stderr).group(1)) for k in ("User", "System"))
+    return seconds, cpu, rss / 1024
 
 
 def count_tiles(files_dir):
@@ -86,18 +87,19 @@ def main():
             ("tessera", [TESSERA, "tile", src, os.path.join(run, "tessera")]),
             ("vips", ["vips", "dzsave", src, os.path.join(run, "vips")]),
         ]:
-            seconds, rss = timed(cmd)
+            seconds, cpu, rss = timed(cmd)
             tiles = count_tiles(os.path.join(run, f"{name}_files"))
-            rows.append((name, seconds, rss, tiles))
-            print(f"{name:8} {seconds:7.1f} s  {a.width * a.height / 1e6 / seconds:6.1f} MP/s  "
+            rows.append((name, seconds, cpu, rss, tiles))
+            print(f"{name:8} wall {seconds:7.1f} s  CPU {cpu:7.1f} s  {a.width * a.height / 1e6 / seconds:6.1f} MP/s  "
                   f"peak RSS {rss:7.0f} MiB  {tiles} tiles", flush=True)
         with open(os.path.join(run, "tessera.dzi")) as f, open(os.path.join(run, "vips.dzi")) as g:
             same_dzi = f.read() == g.read()
     finally:
         if not a.keep:
             shutil.rmtree(run, ignore_errors=True)
-    (_, t_s, t_rss, t_tiles), (_, v_s, v_rss, v_tiles) = rows
-    print(f"tessera/vips: time {t_s / v_s:.2f}×, peak RSS {t_rss / v_rss:.2f}×; "
+    (_, t_s, t_cpu, t_rss, t_tiles), (_, v_s, v_cpu, v_rss, v_tiles) = rows
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"tessera/vips: wall {t_s / v_s:.2f}×, CPU {t_cpu / v_cpu:.2f}×, peak RSS {t_rss / v_rss:.2f}×; "
           f"same .dzi: {same_dzi}; same tile count: {t_tiles == v_tiles}")
     if not same_dzi or t_tiles != v_tiles:
         sys.exit("the pyramids differ in geometry")

@@ -67,7 +67,9 @@ struct Header {
 
 impl Header {
     fn read(bytes: &[u8], limits: &Limits) -> Result<Self> {
-        let format = SourceFormat::sniff(bytes).ok_or(Error::UnknownFormat)?;
+        let format = SourceFormat::sniff(bytes).ok_or_else(|| {
+            SourceFormat::refused(bytes).map_or(Error::UnknownFormat, Error::UnsupportedFormat)
+        })?;
         let (width, height, has_alpha, jpeg_space) = match jpeg_header(bytes, format, limits)? {
             Some((w, h, space)) => (
                 w,
@@ -242,10 +244,11 @@ fn decode_cmyk_jpeg(bytes: &[u8], space: ColorSpace, limits: &Limits) -> Result<
         ));
     }
     let icc = decoder.icc_profile();
+    let ycc = color::YccToRgb::new();
     for px in raw.chunks_exact_mut(4) {
         if space == ColorSpace::YCCK {
             // libjpeg's YCCK → CMYK gives C = 255 − R; inverted storage makes ink = R.
-            let [r, g, b] = color::ycc_to_rgb(px[0], px[1], px[2]);
+            let [r, g, b] = ycc.rgb(px[0], px[1], px[2]);
             px[0] = r;
             px[1] = g;
             px[2] = b;
@@ -312,6 +315,38 @@ mod tests {
             check_size(0, 10, 4, &limits),
             Err(Error::Decode(_))
         ));
+    }
+
+    #[test]
+    fn refused_formats_are_named() {
+        let limits = Limits::default();
+        let ftyp = |brands: &[u8]| {
+            let mut b = ((8 + brands.len()) as u32).to_be_bytes().to_vec();
+            b.extend_from_slice(b"ftyp");
+            b.extend_from_slice(brands);
+            b.extend_from_slice(&[0; 64]);
+            b
+        };
+        for (bytes, name) in [
+            (ftyp(b"heic\0\0\0\0mif1heic"), "HEIC"),
+            (ftyp(b"mif1\0\0\0\0mif1avif"), "AVIF"),
+            (ftyp(b"avif\0\0\0\0"), "AVIF"),
+            (b"\xff\x0a\xfa\x7f".to_vec(), "JPEG XL"),
+            (b"\0\0\0\x0cJXL \r\n\x87\n\0\0".to_vec(), "JPEG XL"),
+            (b"\0\0\0\x0cjP  \r\n\x87\n\0\0".to_vec(), "JPEG 2000"),
+            (b"GIF89a\x01\0\x01\0".to_vec(), "GIF"),
+        ] {
+            match decode(&bytes, &limits) {
+                Err(Error::UnsupportedFormat(n)) => assert_eq!(n, name),
+                other => panic!("{name}: {:?}", other.map(|_| ())),
+            }
+        }
+        // An MP4 video is not an image at all.
+        assert!(matches!(
+            decode(&ftyp(b"isom\0\0\0\0mp41"), &limits),
+            Err(Error::UnknownFormat)
+        ));
+        assert_eq!(Error::UnsupportedFormat("HEIC").code(), "unsupported");
     }
 
     #[test]

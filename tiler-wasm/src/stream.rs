@@ -123,6 +123,31 @@ impl StreamTiler {
         E: From<Error> + Send,
         F: Fn(TileAddr, Vec<u8>) -> Result<(), E> + Sync + ?Sized,
     {
+        let encoding = self.encoding();
+        let layout = self.layout;
+        self.push_rows_to(rows, &mut |band, level, row| {
+            encode_rows(band, level, row..row + 1, &layout, &encoding, threads, f)
+        })
+    }
+
+    /// How tiles are encoded.
+    pub(crate) fn encoding(&self) -> Encoding {
+        Encoding {
+            format: self.format,
+            quality: self.quality,
+        }
+    }
+
+    /// [`Self::push_rows`], handing each finished row of tiles to `on_band` as the band of
+    /// level rows that holds it, with its level and tile row, instead of encoding it.
+    pub(crate) fn push_rows_to<E>(
+        &mut self,
+        rows: &[u8],
+        on_band: &mut dyn FnMut(&Band<'_>, u32, u32) -> Result<(), E>,
+    ) -> Result<(), E>
+    where
+        E: From<Error>,
+    {
         let row_bytes = self.row_bytes();
         if row_bytes == 0 || rows.len() % row_bytes != 0 {
             return Err(Error::Decode(format!(
@@ -132,7 +157,7 @@ impl StreamTiler {
             .into());
         }
         for row in rows.chunks_exact(row_bytes) {
-            self.push_row(row, threads, f)?;
+            self.push_row(row, on_band)?;
         }
         Ok(())
     }
@@ -152,15 +177,14 @@ impl StreamTiler {
 
     /// One full-resolution row: stored, its finished tiles emitted, then shrunk into the
     /// levels below as far as rows pair up.
-    fn push_row<E, F>(&mut self, row: &[u8], threads: usize, f: &F) -> Result<(), E>
+    fn push_row<E>(
+        &mut self,
+        row: &[u8],
+        on_band: &mut dyn FnMut(&Band<'_>, u32, u32) -> Result<(), E>,
+    ) -> Result<(), E>
     where
-        E: From<Error> + Send,
-        F: Fn(TileAddr, Vec<u8>) -> Result<(), E> + Sync + ?Sized,
+        E: From<Error>,
     {
-        let encoding = Encoding {
-            format: self.format,
-            quality: self.quality,
-        };
         let channels = self.channels;
         let mut level = self.layout.max_level() as usize;
         let mut carried: Option<Vec<u8>> = None;
@@ -182,15 +206,7 @@ impl StreamTiler {
             }
             lv.rows.extend_from_slice(current);
             lv.received += 1;
-            emit_finished_rows(
-                lv,
-                level as u32,
-                &self.layout,
-                &encoding,
-                channels,
-                threads,
-                f,
-            )?;
+            emit_finished_rows(lv, level as u32, &self.layout, channels, on_band)?;
             if level == 0 {
                 return Ok(());
             }
@@ -213,18 +229,15 @@ impl StreamTiler {
 
 /// Emits every row of tiles of `lv` whose pixels have all arrived, then drops the rows no
 /// later row of tiles covers.
-fn emit_finished_rows<E, F>(
+fn emit_finished_rows<E>(
     lv: &mut Level,
     level: u32,
     layout: &Layout,
-    encoding: &Encoding,
     channels: usize,
-    threads: usize,
-    f: &F,
+    on_band: &mut dyn FnMut(&Band<'_>, u32, u32) -> Result<(), E>,
 ) -> Result<(), E>
 where
-    E: From<Error> + Send,
-    F: Fn(TileAddr, Vec<u8>) -> Result<(), E> + Sync + ?Sized,
+    E: From<Error>,
 {
     let stride = lv.width as usize * channels;
     while lv.next_tile_row < lv.tile_rows {
@@ -240,7 +253,7 @@ where
             height: lv.received - lv.first,
             channels,
         };
-        encode_rows(&band, level, r..r + 1, layout, encoding, threads, f)?;
+        on_band(&band, level, r)?;
         lv.next_tile_row += 1;
         let keep_from = if lv.next_tile_row < lv.tile_rows {
             layout.tile_rect(level, 0, lv.next_tile_row)?.y
@@ -318,6 +331,7 @@ impl<R: Read + Seek> Walk<R> {
     /// first error. See [`Tiler::into_walk_parallel`] and [`TiffSource::stream_into`].
     pub fn run<E, F>(self, threads: usize, f: F) -> Result<(), E>
     where
+        R: Send,
         E: From<Error> + Send,
         F: Fn(TileAddr, Vec<u8>) -> Result<(), E> + Sync,
     {

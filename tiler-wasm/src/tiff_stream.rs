@@ -10,13 +10,19 @@
 //! rotated) are refused with [`Error::Unsupported`], which callers take as the
 //! cue to fall back to the whole-image path and its limits.
 
+use crate::bitmap::{crop_rows, Bitmap};
 use crate::color;
+use crate::encode;
 use crate::error::{Error, Result};
 use crate::layout::TileAddr;
+use crate::levelwise::Band;
 use crate::stream::StreamTiler;
 use crate::{Limits, Options};
 use image::{DynamicImage, ImageBuffer, Luma, LumaA, Rgb, Rgba};
 use std::io::{Read, Seek};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::sync_channel;
+use std::sync::{Mutex, PoisonError};
 use tiff::decoder::{Decoder, DecodingResult};
 use tiff::tags::{PlanarConfiguration, Tag};
 use tiff::ColorType;
@@ -226,29 +232,143 @@ impl<R: Read + Seek> TiffSource<R> {
     }
 
     /// Decodes the image band by band into `tiler` (made by [`TiffSource::tiler`]), which
-    /// hands every tile to `f` as it is finished; encodes on up to `threads` threads.
-    pub fn stream_into<E, F>(
-        mut self,
-        mut tiler: StreamTiler,
-        threads: usize,
-        f: &F,
-    ) -> Result<(), E>
+    /// hands every tile to `f` as it is finished. With `threads` above one, three stages run at
+    /// once: a thread decodes the next band, this one shrinks levels and cuts finished tiles, and
+    /// `threads` workers encode them and call `f`, so no stage waits for a whole band of another.
+    /// At most two bands and a few dozen cut tiles are held beyond the levels' rows.
+    pub fn stream_into<E, F>(self, mut tiler: StreamTiler, threads: usize, f: &F) -> Result<(), E>
     where
+        R: Send,
         E: From<Error> + Send,
         F: Fn(TileAddr, Vec<u8>) -> Result<(), E> + Sync + ?Sized,
     {
         if (tiler.layout().width(), tiler.layout().height()) != (self.width, self.height) {
             return Err(Error::InvalidOption("the pyramid is not this image's".into()).into());
         }
+        if threads <= 1 {
+            for band in self.bands() {
+                tiler.push_rows(&band?, threads, f)?;
+            }
+            return tiler.finish().map_err(E::from);
+        }
+        let encoding = tiler.encoding();
+        let layout = *tiler.layout();
+        let stop = AtomicBool::new(false);
+        let first_error: Mutex<Option<E>> = Mutex::new(None);
+        let fail = |e: E| {
+            stop.store(true, Ordering::Relaxed);
+            first_error
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get_or_insert(e);
+        };
+        let (tile_sender, tiles) = sync_channel::<(TileAddr, Bitmap)>(8 * threads);
+        let tiles = Mutex::new(tiles);
+        let encode_one = |addr: TileAddr, tile: &Bitmap| {
+            let outcome = encode::encode(tile, encoding.format, encoding.quality)
+                .map_err(E::from)
+                .and_then(|bytes| f(addr, bytes));
+            if let Err(e) = outcome {
+                fail(e);
+            }
+        };
+        std::thread::scope(|scope| {
+            let (band_sender, bands) = sync_channel::<Result<Vec<u8>>>(1);
+            let reader = std::thread::Builder::new().spawn_scoped(scope, move || {
+                for band in self.bands() {
+                    let failed = band.is_err();
+                    // A closed channel means the tiler stopped: nothing more to read.
+                    if band_sender.send(band).is_err() || failed {
+                        return;
+                    }
+                }
+            });
+            if let Err(e) = reader {
+                fail(Error::Decode(format!("cannot start the TIFF reader: {e}")).into());
+                return;
+            }
+            let mut workers = 0;
+            for _ in 0..threads {
+                let spawned = std::thread::Builder::new().spawn_scoped(scope, || loop {
+                    let next = tiles.lock().unwrap_or_else(PoisonError::into_inner).recv();
+                    match next {
+                        Ok((addr, tile)) if !stop.load(Ordering::Relaxed) => {
+                            encode_one(addr, &tile)
+                        }
+                        Ok(_) => {} // stopping: drain so that the cutter never blocks
+                        Err(_) => return,
+                    }
+                });
+                workers += usize::from(spawned.is_ok());
+            }
+            let mut cut = |band: &Band<'_>, level: u32, row: u32| -> Result<(), E> {
+                let (cols, _) =
+                    layout
+                        .grid(level)
+                        .ok_or(Error::NoSuchTile { level, col: 0, row })?;
+                for col in 0..cols {
+                    if stop.load(Ordering::Relaxed) {
+                        return Ok(());
+                    }
+                    let addr = TileAddr { level, col, row };
+                    let rect = layout.tile_rect(level, col, row)?;
+                    let tile = crop_rows(
+                        band.data,
+                        band.width,
+                        band.height,
+                        band.first_row,
+                        band.channels,
+                        rect,
+                    )?;
+                    if workers == 0 {
+                        encode_one(addr, &tile);
+                    } else if tile_sender.send((addr, tile)).is_err() {
+                        return Err(Error::Decode("the tile encoders stopped".into()).into());
+                    }
+                }
+                Ok(())
+            };
+            let run = || -> Result<(), E> {
+                for band in bands.iter() {
+                    if stop.load(Ordering::Relaxed) {
+                        return Ok(());
+                    }
+                    tiler.push_rows_to(&band?, &mut cut)?;
+                }
+                if stop.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+                tiler.finish().map_err(E::from)
+            };
+            if let Err(e) = run() {
+                fail(e);
+            }
+            // Dropping the senders and receivers ends the workers and the reader.
+            drop(tile_sender);
+            drop(bands);
+        });
+        match first_error
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner)
+        {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Every band of rows, top to bottom, as 8-bit sRGB(A).
+    fn bands(mut self) -> impl Iterator<Item = Result<Vec<u8>>> {
         let band_rows = self.band_rows();
         let mut y = 0;
-        while y < self.height {
+        std::iter::from_fn(move || {
+            if y >= self.height {
+                return None;
+            }
             let rows = band_rows.min(self.height - y);
-            let pixels = self.read_band(y, rows)?;
-            tiler.push_rows(&pixels, threads, f)?;
+            let band = self.read_band(y, rows);
             y += rows;
-        }
-        tiler.finish().map_err(E::from)
+            Some(band)
+        })
     }
 
     /// Rows `y..y + rows` as 8-bit sRGB(A) (`y` and `rows` on chunk boundaries, except at
@@ -295,10 +415,7 @@ impl<R: Read + Seek> TiffSource<R> {
         let wrong = || Error::Decode("TIFF band of an unexpected size".into());
         let image = match (band, self.samples) {
             (DecodingResult::U8(mut v), Samples::YCbCr) => {
-                for px in v.chunks_exact_mut(3) {
-                    let rgb = color::ycc_to_rgb(px[0], px[1], px[2]);
-                    px.copy_from_slice(&rgb);
-                }
+                color::YccToRgb::new().convert_in_place(&mut v);
                 DynamicImage::ImageRgb8(
                     ImageBuffer::<Rgb<u8>, _>::from_raw(w, rows, v).ok_or_else(wrong)?,
                 )

@@ -310,3 +310,39 @@ fn unstreamable_and_oversized_tiffs_are_refused_with_typed_errors() {
     });
     assert!(matches!(outcome, Err(Error::Decode(_))), "{outcome:?}");
 }
+
+/// The first error of the tile sink ends the stream with that error, on one thread or several,
+/// without encoding the rest of the pyramid.
+#[test]
+fn a_failing_sink_stops_the_stream_with_its_error() {
+    let s = sources("tiff-sink-error", 1200, 900);
+    let path = tiff(
+        &s,
+        &s.rgb,
+        None,
+        "lzw.tif",
+        &with(&TILED_BIG, &["--compression", "lzw"]),
+    );
+    for threads in [1, 3] {
+        let file = BufReader::new(File::open(&path).unwrap());
+        let source = TiffSource::open(file, &Options::default().limits).unwrap();
+        let tiler = source.tiler(&Options::default()).unwrap();
+        let total = tiler.layout().tile_count();
+        let calls = std::sync::atomic::AtomicU64::new(0);
+        let outcome = source.stream_into(tiler, threads, &|_, _| -> Result<(), Error> {
+            if calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == 5 {
+                return Err(Error::Encode("disk full".into()));
+            }
+            Ok(())
+        });
+        assert!(
+            matches!(&outcome, Err(Error::Encode(m)) if m == "disk full"),
+            "{threads} threads: {outcome:?}"
+        );
+        let made = calls.into_inner();
+        assert!(
+            made < total / 2,
+            "{threads} threads: {made} of {total} tiles made after the error"
+        );
+    }
+}
