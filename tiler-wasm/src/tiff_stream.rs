@@ -20,6 +20,7 @@ use crate::stream::StreamTiler;
 use crate::{Limits, Options};
 use image::{DynamicImage, ImageBuffer, Luma, LumaA, Rgb, Rgba};
 use std::io::{Read, Seek};
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::sync_channel;
 use std::sync::{Mutex, PoisonError};
@@ -85,6 +86,12 @@ impl<R: Read + Seek> TiffSource<R> {
     /// Reads the first image's header. The size is checked against `limits.max_dimension`
     /// only: the area is what streaming makes affordable (see [`TiffSource::tiler`]).
     pub fn open(reader: R, limits: &Limits) -> Result<Self> {
+        // As in `bands`: a panic of the decoder on hostile bytes becomes an error.
+        std::panic::catch_unwind(AssertUnwindSafe(|| Self::open_unguarded(reader, limits)))
+            .unwrap_or(Err(Error::Panic))
+    }
+
+    fn open_unguarded(reader: R, limits: &Limits) -> Result<Self> {
         let mut tiff_limits = tiff::decoder::Limits::default();
         let max_alloc = usize::try_from(limits.max_alloc).unwrap_or(usize::MAX);
         tiff_limits.decoding_buffer_size = max_alloc;
@@ -365,7 +372,10 @@ impl<R: Read + Seek> TiffSource<R> {
                 return None;
             }
             let rows = band_rows.min(self.height - y);
-            let band = self.read_band(y, rows);
+            // The `tiff` crate is third-party code fed hostile bytes: a panic becomes an error
+            // (the stream stops at it), kept apart from decode errors as the bug it is.
+            let band = std::panic::catch_unwind(AssertUnwindSafe(|| self.read_band(y, rows)))
+                .unwrap_or(Err(Error::Panic));
             y += rows;
             Some(band)
         })

@@ -346,3 +346,60 @@ fn a_failing_sink_stops_the_stream_with_its_error() {
         );
     }
 }
+
+/// Damaged TIFFs (bytes overwritten anywhere, header and offsets included) end in an error or a
+/// pyramid, never in a panic or a hang.
+#[test]
+fn damaged_tiffs_never_panic() {
+    let s = sources("tiff-damaged", 300, 200);
+    let variants = [
+        tiff(
+            &s,
+            &s.rgb,
+            None,
+            "lzw.tif",
+            &with(&TILED_BIG, &["--compression", "lzw"]),
+        ),
+        tiff(
+            &s,
+            &s.rgb,
+            None,
+            "jpeg.tif",
+            &with(&TILED_BIG, &["--compression", "jpeg"]),
+        ),
+        tiff(
+            &s,
+            &s.rgb,
+            Some("rgb16"),
+            "striped16.tif",
+            &["--compression", "deflate"],
+        ),
+    ];
+    let mut rng = Rng::new(99);
+    for path in variants {
+        let original = std::fs::read(&path).unwrap();
+        for round in 0..150 {
+            let mut bytes = original.clone();
+            let hits = 1 + rng.next() as usize % 8;
+            for _ in 0..hits {
+                // Half the hits land in the first 512 bytes or the last 512, where IFDs live.
+                let at = match rng.next() % 4 {
+                    0 => rng.next() as usize % 512.min(bytes.len()),
+                    1 => bytes.len() - 1 - rng.next() as usize % 512.min(bytes.len()),
+                    _ => rng.next() as usize % bytes.len(),
+                };
+                bytes[at] = rng.next() as u8;
+            }
+            let outcome = TiffSource::open(std::io::Cursor::new(bytes), &Options::default().limits)
+                .and_then(|source| {
+                    let tiler = source.tiler(&Options::default())?;
+                    source.stream_into(tiler, 2, &|_, _| -> Result<(), Error> { Ok(()) })
+                });
+            assert!(
+                !matches!(outcome, Err(Error::Panic)),
+                "{}: round {round} panicked",
+                path.display()
+            );
+        }
+    }
+}
