@@ -149,7 +149,7 @@ impl StreamTiler {
         E: From<Error>,
     {
         let row_bytes = self.row_bytes();
-        if row_bytes == 0 || rows.len() % row_bytes != 0 {
+        if row_bytes == 0 || !rows.len().is_multiple_of(row_bytes) {
             return Err(Error::Decode(format!(
                 "{} bytes are not whole rows of {row_bytes} bytes",
                 rows.len()
@@ -211,13 +211,17 @@ impl StreamTiler {
                 return Ok(());
             }
             let last = y + 1 == lv.height;
-            if y % 2 == 0 && !last {
+            if y.is_multiple_of(2) && !last {
                 lv.pending.clear();
                 lv.pending.extend_from_slice(current);
                 return Ok(());
             }
             // An odd height's last row pairs with itself, as the whole-image shrink replicates it.
-            let above: &[u8] = if y % 2 == 0 { current } else { &lv.pending };
+            let above: &[u8] = if y.is_multiple_of(2) {
+                current
+            } else {
+                &lv.pending
+            };
             let width = lv.width as usize;
             let mut next = vec![0u8; width.div_ceil(2) * channels];
             shrink_pair(above, current, &mut next, width, channels);
@@ -274,9 +278,9 @@ where
 #[derive(Debug)]
 pub enum Walk<R: Read + Seek> {
     /// A TIFF read band by band.
-    Streamed(TiffSource<R>, StreamTiler),
-    /// Any image decoded whole.
-    Whole(Tiler),
+    Streamed(Box<(TiffSource<R>, StreamTiler)>),
+    /// Any image decoded whole (boxed too: the variants' sizes differ by hundreds of bytes).
+    Whole(Box<Tiler>),
 }
 
 impl<R: Read + Seek> Walk<R> {
@@ -294,7 +298,7 @@ impl<R: Read + Seek> Walk<R> {
         match TiffSource::open(reader, &options.limits) {
             Ok(source) => {
                 let tiler = source.tiler(options)?;
-                Ok(Some(Walk::Streamed(source, tiler)))
+                Ok(Some(Walk::Streamed(Box::new((source, tiler)))))
             }
             Err(Error::Unsupported(_)) => Ok(None),
             Err(e) => Err(e),
@@ -303,13 +307,13 @@ impl<R: Read + Seek> Walk<R> {
 
     /// The walk of an image decoded whole from `bytes`.
     pub fn whole(bytes: &[u8], options: &Options) -> Result<Self> {
-        Ok(Walk::Whole(Tiler::open(bytes, options)?))
+        Ok(Walk::Whole(Box::new(Tiler::open(bytes, options)?)))
     }
 
     /// The pyramid's geometry.
     pub fn layout(&self) -> &Layout {
         match self {
-            Walk::Streamed(_, tiler) => tiler.layout(),
+            Walk::Streamed(streamed) => streamed.1.layout(),
             Walk::Whole(tiler) => tiler.layout(),
         }
     }
@@ -317,7 +321,7 @@ impl<R: Read + Seek> Walk<R> {
     /// The tile format.
     pub fn format(&self) -> TileFormat {
         match self {
-            Walk::Streamed(_, tiler) => tiler.format(),
+            Walk::Streamed(streamed) => streamed.1.format(),
             Walk::Whole(tiler) => tiler.format(),
         }
     }
@@ -336,7 +340,10 @@ impl<R: Read + Seek> Walk<R> {
         F: Fn(TileAddr, Vec<u8>) -> Result<(), E> + Sync,
     {
         match self {
-            Walk::Streamed(source, tiler) => source.stream_into(tiler, threads, &f),
+            Walk::Streamed(streamed) => {
+                let (source, tiler) = *streamed;
+                source.stream_into(tiler, threads, &f)
+            }
             Walk::Whole(tiler) => tiler.into_walk_parallel(threads, f),
         }
     }

@@ -139,7 +139,8 @@ impl<R: Read + Seek> TiffSource<R> {
             ColorType::YCbCr(8) => (Samples::YCbCr, 8),
             other => return unsupported(format!("colour type {other:?} is not streamed")),
         };
-        if bits != 8 && bits != 16 || (samples == Samples::YCbCr && bits != 8) {
+        let streamed_depth = bits == 8 || (bits == 16 && samples != Samples::YCbCr);
+        if !streamed_depth {
             return unsupported(format!("{bits}-bit samples are not streamed"));
         }
         // One value per sample.
