@@ -101,8 +101,9 @@ impl Header {
     }
 }
 
-/// Refuses a declared size past the limits, before anything is allocated for it.
-fn check_size(width: u32, height: u32, bytes_per_pixel: u64, limits: &Limits) -> Result<()> {
+/// Refuses an empty size or a side past `limits.max_dimension`: the check every path makes,
+/// the streamed one included (whose area is not limited).
+pub(crate) fn check_sides(width: u32, height: u32, limits: &Limits) -> Result<()> {
     if width == 0 || height == 0 {
         return Err(Error::Decode(format!("image is {width}×{height}")));
     }
@@ -112,6 +113,12 @@ fn check_size(width: u32, height: u32, bytes_per_pixel: u64, limits: &Limits) ->
             limits.max_dimension
         )));
     }
+    Ok(())
+}
+
+/// Refuses a declared size past the limits, before anything is allocated for it.
+fn check_size(width: u32, height: u32, bytes_per_pixel: u64, limits: &Limits) -> Result<()> {
+    check_sides(width, height, limits)?;
     let pixels = u64::from(width) * u64::from(height);
     if pixels > limits.max_pixels {
         return Err(Error::Limits(format!(

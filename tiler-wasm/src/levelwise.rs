@@ -10,7 +10,7 @@ use crate::bitmap::{crop_rows, Bitmap};
 use crate::dzi::TileFormat;
 use crate::encode;
 use crate::error::Error;
-use crate::layout::{Layout, TileAddr};
+use crate::layout::{Layout, Rect, TileAddr};
 use crate::pyramid::shrink_in_place;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -69,6 +69,20 @@ pub(crate) struct Band<'a> {
     pub channels: usize,
 }
 
+impl Band<'_> {
+    /// A copy of the pixels inside `rect` (in level coordinates), which the band must hold.
+    pub(crate) fn crop(&self, rect: Rect) -> crate::error::Result<Bitmap> {
+        crop_rows(
+            self.data,
+            self.width,
+            self.height,
+            self.first_row,
+            self.channels,
+            rect,
+        )
+    }
+}
+
 /// Encodes every tile in rows `tile_rows` of `level`, whose pixels `band` must hold, on up to
 /// `threads` threads, handing each to `f`; stops at the first error.
 pub(crate) fn encode_rows<E, F>(
@@ -106,16 +120,7 @@ where
             };
             let outcome = layout
                 .tile_rect(level, addr.col, addr.row)
-                .and_then(|rect| {
-                    crop_rows(
-                        band.data,
-                        band.width,
-                        band.height,
-                        band.first_row,
-                        band.channels,
-                        rect,
-                    )
-                })
+                .and_then(|rect| band.crop(rect))
                 .and_then(|tile| encode::encode(&tile, encoding.format, encoding.quality))
                 .map_err(E::from)
                 .and_then(|bytes| f(addr, bytes));

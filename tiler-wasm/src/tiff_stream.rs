@@ -10,7 +10,7 @@
 //! rotated) are refused with [`Error::Unsupported`], which callers take as the
 //! cue to fall back to the whole-image path and its limits.
 
-use crate::bitmap::{crop_rows, Bitmap};
+use crate::bitmap::Bitmap;
 use crate::color;
 use crate::encode;
 use crate::error::{Error, Result};
@@ -99,15 +99,7 @@ impl<R: Read + Seek> TiffSource<R> {
         tiff_limits.ifd_value_size = MAX_IFD_VALUE;
         let mut decoder = Decoder::new(reader)?.with_limits(tiff_limits);
         let (width, height) = decoder.dimensions()?;
-        if width == 0 || height == 0 {
-            return Err(Error::Decode(format!("image is {width}×{height}")));
-        }
-        if width > limits.max_dimension || height > limits.max_dimension {
-            return Err(Error::Limits(format!(
-                "{width}×{height} exceeds the largest side of {} pixels",
-                limits.max_dimension
-            )));
-        }
+        crate::decode::check_sides(width, height, limits)?;
         let unsupported = |what: String| Err(Error::Unsupported(format!("TIFF {what}")));
         let orientation = decoder
             .find_tag_unsigned::<u16>(Tag::Orientation)?
@@ -320,14 +312,7 @@ impl<R: Read + Seek> TiffSource<R> {
                     }
                     let addr = TileAddr { level, col, row };
                     let rect = layout.tile_rect(level, col, row)?;
-                    let tile = crop_rows(
-                        band.data,
-                        band.width,
-                        band.height,
-                        band.first_row,
-                        band.channels,
-                        rect,
-                    )?;
+                    let tile = band.crop(rect)?;
                     if workers == 0 {
                         encode_one(addr, &tile);
                     } else if tile_sender.send((addr, tile)).is_err() {
