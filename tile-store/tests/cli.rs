@@ -262,3 +262,64 @@ fn streams_a_tiled_bigtiff_in_memory_bounded_by_its_width() {
         files_under(&dir.path().join("vips_files"))
     );
 }
+
+/// Entry names of a ZIP archive and the bytes of one entry, read by Python's `zipfile` (an
+/// independent reader, which also checks every entry's CRC).
+fn zip_listing(archive: &Path, entry: &str) -> (BTreeSet<String>, String) {
+    let script = "import sys, zipfile\n\
+        z = zipfile.ZipFile(sys.argv[1])\n\
+        assert z.testzip() is None\n\
+        print('\\n'.join(i.filename for i in z.infolist()))\n\
+        print('--')\n\
+        print(z.read(sys.argv[2]).decode(), end='')";
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(archive)
+        .arg(entry)
+        .output()
+        .expect("the tests need python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (names, content) = text.split_once("--\n").unwrap();
+    (
+        names.lines().map(str::to_owned).collect(),
+        content.to_owned(),
+    )
+}
+
+/// `--container szi` (or a `.szi` name) writes the one-file archive `vips dzsave out.szi`
+/// writes: the same entries (but vips's own property files) and the same `.dzi`.
+#[test]
+fn writes_a_szi_archive_as_vips_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("photo.png");
+    write_source(&source, 700, 450);
+    let output = tile_store()
+        .arg("tile")
+        .arg(&source)
+        .arg(dir.path().join("ours/photo"))
+        .args(["--container", "szi"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let status = Command::new("vips")
+        .arg("dzsave")
+        .arg(&source)
+        .arg(dir.path().join("photo.szi"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (ours, our_dzi) = zip_listing(&dir.path().join("ours/photo.szi"), "photo/photo.dzi");
+    let (theirs, their_dzi) = zip_listing(&dir.path().join("photo.szi"), "photo/photo.dzi");
+    let theirs: BTreeSet<String> = theirs
+        .into_iter()
+        .filter(|name| !name.ends_with("-properties.xml"))
+        .collect();
+    assert_eq!(ours, theirs);
+    assert_eq!(our_dzi, their_dzi);
+    assert!(ours.contains("photo/photo_files/10/2_1.jpeg"), "{ours:?}");
+}
