@@ -5,7 +5,7 @@ CARGO ?= cargo
 LISTEN ?= 127.0.0.1:8080
 DATA_DIR ?= data
 
-.PHONY: help run test wasm web packages server bench bench-store bench-browser bench-layers bench-server bench-reuse lint fmt clean fuzz load
+.PHONY: help run test wasm web packages server bench bench-store bench-browser bench-layers bench-server bench-reuse bench-gigapixel lint fmt clean fuzz load
 
 help:
 	@echo "make run    build everything and serve the web app with a sample image on http://$(LISTEN)/"
@@ -16,6 +16,7 @@ help:
 	@echo "make bench-browser  Tessera in Chromium against OpenSeadragon type:'image' and vips dzsave"
 	@echo "make bench-server  POST /pyramids by S3 key (s3s-fs), request to ready, against vips dzsave"
 	@echo "make bench-layers  a 10,000-feature damage layer: first draw and frame times, canvas against SVG"
+	@echo "make bench-gigapixel  a generated 2-gigapixel tiled BigTIFF: tile-store tile against vips dzsave, time and peak RSS"
 	@echo "make bench-reuse  first view of a pyramid reused from tile-store against tiling it in the browser; upload time"
 	@echo "make lint   fmt check, clippy (native and wasm32), Biome (format and lint of the TS/JS), tsc"
 	@echo "make fmt    rustfmt and Biome's formatting and safe fixes"
@@ -89,6 +90,10 @@ bench-browser: server web
 bench-layers: server web
 	scripts/setup.sh npm tests/e2e
 	node bench/layers.mjs
+
+## Not in make test (minutes, and gigabytes in bench/out): the memory bound of streamed TIFF tiling.
+bench-gigapixel: server
+	python3 bench/gigapixel.py $(BENCH_ARGS)
 
 bench-reuse: server web
 	scripts/setup.sh npm tests/e2e

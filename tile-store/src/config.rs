@@ -265,6 +265,19 @@ pub struct TileArgs {
     /// Overlap in pixels on each side of a tile.
     #[arg(long, default_value_t = tiler_wasm::layout::DEFAULT_OVERLAP)]
     pub overlap: u32,
+    /// `fs`: a `.dzi` beside a `_files` folder; `szi`: one `.szi` archive, as vips's `--container
+    /// szi` (also chosen by an output name ending in `.szi`).
+    #[arg(long, value_enum, default_value_t = Container::Fs)]
+    pub container: Container,
+}
+
+/// How `tile-store tile` stores a pyramid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Container {
+    /// A `.dzi` file and a `_files` folder of tiles.
+    Fs,
+    /// One `.szi` (ZIP) archive holding both.
+    Szi,
 }
 
 fn parse_format(text: &str) -> Result<TileFormat, String> {

@@ -15,6 +15,7 @@ pub mod routes;
 pub mod serve;
 pub mod staging;
 pub mod store;
+pub mod szi;
 pub mod tile;
 pub mod tiling;
 

@@ -180,3 +180,146 @@ fn bad_input_fails_with_a_message() {
     }
     assert!(!dir.path().join("a.dzi").exists());
 }
+
+/// Runs `cmd` to its end and returns its peak resident memory in bytes, sampled from
+/// `/proc/<pid>/status` (`VmHWM` only grows, so the last sample is the peak up to ~10 ms
+/// before exit).
+fn peak_rss(mut cmd: Command) -> u64 {
+    let mut child = cmd.spawn().unwrap();
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0u64;
+    loop {
+        if let Ok(status) = std::fs::read_to_string(&status_path) {
+            if let Some(kib) = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            {
+                peak_kib = peak_kib.max(kib);
+            }
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "{cmd:?} failed");
+            return peak_kib * 1024;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// A 108-megapixel tiled JPEG BigTIFF is tiled streaming: peak memory far below the 324 MB
+/// its pixels take decoded whole (the whole-image path's minimum), and the pyramid is the one
+/// `vips dzsave` writes (same `.dzi` bytes, same files). `make bench-gigapixel` does 2 GP.
+#[test]
+fn streams_a_tiled_bigtiff_in_memory_bounded_by_its_width() {
+    let dir = tempfile::tempdir().unwrap();
+    let cell = dir.path().join("cell.png");
+    write_source(&cell, 1200, 900);
+    let source = dir.path().join("ortho.tif");
+    let status = Command::new("vips")
+        .arg("replicate")
+        .arg(&cell)
+        .arg(format!(
+            "{}[tile,bigtiff,compression=jpeg,tile-width=256,tile-height=256]",
+            source.display()
+        ))
+        .args(["10", "10"])
+        .status()
+        .expect("the tests need vips (libvips-tools)");
+    assert!(status.success());
+    let (width, height) = (12_000u64, 9_000u64);
+    let whole = width * height * 3;
+
+    let mut ours = tile_store();
+    ours.arg("tile")
+        .arg(&source)
+        .arg(dir.path().join("ours/ortho"))
+        .stderr(std::process::Stdio::null());
+    let peak = peak_rss(ours);
+    println!(
+        "tile-store tile: peak RSS {} MB for {} MP ({} MB decoded whole)",
+        peak / 1_000_000,
+        width * height / 1_000_000,
+        whole / 1_000_000
+    );
+    assert!(
+        peak < whole / 2,
+        "peak RSS {peak} bytes is not well below the {whole} bytes of a whole decode"
+    );
+
+    let status = Command::new("vips")
+        .arg("dzsave")
+        .arg(&source)
+        .arg(dir.path().join("vips"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("ours/ortho.dzi")).unwrap(),
+        std::fs::read_to_string(dir.path().join("vips.dzi")).unwrap()
+    );
+    assert_eq!(
+        files_under(&dir.path().join("ours/ortho_files")),
+        files_under(&dir.path().join("vips_files"))
+    );
+}
+
+/// Entry names of a ZIP archive and the bytes of one entry, read by Python's `zipfile` (an
+/// independent reader, which also checks every entry's CRC).
+fn zip_listing(archive: &Path, entry: &str) -> (BTreeSet<String>, String) {
+    let script = "import sys, zipfile\n\
+        z = zipfile.ZipFile(sys.argv[1])\n\
+        assert z.testzip() is None\n\
+        print('\\n'.join(i.filename for i in z.infolist()))\n\
+        print('--')\n\
+        print(z.read(sys.argv[2]).decode(), end='')";
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(archive)
+        .arg(entry)
+        .output()
+        .expect("the tests need python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (names, content) = text.split_once("--\n").unwrap();
+    (
+        names.lines().map(str::to_owned).collect(),
+        content.to_owned(),
+    )
+}
+
+/// `--container szi` (or a `.szi` name) writes the one-file archive `vips dzsave out.szi`
+/// writes: the same entries (but vips's own property files) and the same `.dzi`.
+#[test]
+fn writes_a_szi_archive_as_vips_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("photo.png");
+    write_source(&source, 700, 450);
+    let output = tile_store()
+        .arg("tile")
+        .arg(&source)
+        .arg(dir.path().join("ours/photo"))
+        .args(["--container", "szi"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let status = Command::new("vips")
+        .arg("dzsave")
+        .arg(&source)
+        .arg(dir.path().join("photo.szi"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (ours, our_dzi) = zip_listing(&dir.path().join("ours/photo.szi"), "photo/photo.dzi");
+    let (theirs, their_dzi) = zip_listing(&dir.path().join("photo.szi"), "photo/photo.dzi");
+    let theirs: BTreeSet<String> = theirs
+        .into_iter()
+        .filter(|name| !name.ends_with("-properties.xml"))
+        .collect();
+    assert_eq!(ours, theirs);
+    assert_eq!(our_dzi, their_dzi);
+    assert!(ours.contains("photo/photo_files/10/2_1.jpeg"), "{ours:?}");
+}

@@ -135,6 +135,69 @@ async fn by_body_upload_and_events_until_ready() {
     assert_same_as_native(dir.path(), last, &photo);
 }
 
+/// A tiled, JPEG-compressed BigTIFF (as `vips tiffsave` writes orthomosaics) posted as the body
+/// is streamed into the pyramid `vips dzsave` makes: same `.dzi`, same tiles. The whole-image
+/// decoder cannot read such a TIFF, so a pyramid at all shows the job streamed it.
+#[tokio::test]
+async fn a_tiled_jpeg_bigtiff_is_streamed_into_the_pyramid_vips_makes() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let jpeg = work.path().join("photo.jpg");
+    std::fs::write(&jpeg, photo_jpeg(900, 600, 3)).unwrap();
+    let tiff = work.path().join("ortho.tif");
+    let vips = |args: &[&std::ffi::OsStr]| {
+        let status = std::process::Command::new("vips")
+            .args(args)
+            .status()
+            .expect("the tests need vips (libvips-tools)");
+        assert!(status.success(), "vips {args:?}");
+    };
+    vips(&[
+        "tiffsave".as_ref(),
+        jpeg.as_os_str(),
+        tiff.as_os_str(),
+        "--tile".as_ref(),
+        "--bigtiff".as_ref(),
+        "--compression".as_ref(),
+        "jpeg".as_ref(),
+    ]);
+    let source = std::fs::read(&tiff).unwrap();
+    assert!(tiler_wasm::Tiler::open(&source, &tiler_wasm::Options::default()).is_err());
+
+    let app = app(state(dir.path(), &[], 4));
+    let (status, _, view) = post_image(&app, source).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{view}");
+    let done = finished_job(&app, view["job"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "ready", "{done}");
+    let id = done["id"].as_str().unwrap();
+
+    let base = work.path().join("vips");
+    vips(&["dzsave".as_ref(), tiff.as_os_str(), base.as_os_str()]);
+    let dzi = std::fs::read_to_string(dir.path().join(format!("{id}.dzi"))).unwrap();
+    assert_eq!(
+        dzi,
+        std::fs::read_to_string(base.with_extension("dzi")).unwrap()
+    );
+    // vips's tiles, without its `vips-properties.xml`.
+    let mut theirs = Vec::new();
+    for level in std::fs::read_dir(work.path().join("vips_files")).unwrap() {
+        let level = level.unwrap();
+        if !level.file_type().unwrap().is_dir() {
+            continue;
+        }
+        for tile in std::fs::read_dir(level.path()).unwrap() {
+            theirs.push(format!(
+                "{}/{}",
+                level.file_name().to_string_lossy(),
+                tile.unwrap().file_name().to_string_lossy()
+            ));
+        }
+    }
+    theirs.sort();
+    let ours: Vec<String> = tiles_on_disk(dir.path(), id).into_keys().collect();
+    assert_eq!(ours, theirs);
+}
+
 #[tokio::test]
 async fn a_committed_pyramid_is_ready_at_once_without_tiling_again() {
     let dir = tempfile::tempdir().unwrap();

@@ -51,11 +51,16 @@ fn state(dir: &Path) -> AppState {
     state
 }
 
-/// What the core makes of `bytes` natively: its typed error, or a whole pyramid.
+/// What the core makes of `bytes` natively, by the path the server takes: its typed error, or a
+/// whole pyramid.
 fn native(bytes: &[u8]) -> Result<NativePyramid, tiler_wasm::Error> {
     let options = tiler_wasm::Options::default();
-    let mut tiler = tiler_wasm::Tiler::open(bytes, &options)?;
-    tiler.walk(|_, _| -> Result<(), tiler_wasm::Error> { Ok(()) })?;
+    // The path the server takes: streamed for the TIFF variants that stream, whole otherwise.
+    let walk = match tiler_wasm::Walk::streamed(std::io::Cursor::new(bytes), &options)? {
+        Some(streamed) => streamed,
+        None => tiler_wasm::Walk::whole(bytes, &options)?,
+    };
+    walk.run(1, |_, _| -> Result<(), tiler_wasm::Error> { Ok(()) })?;
     Ok(native_pyramid(bytes))
 }
 

@@ -77,23 +77,44 @@ impl Bitmap {
 
     /// A copy of the pixels inside `rect`, which must lie within the image.
     pub fn crop(&self, rect: Rect) -> Result<Bitmap> {
-        let fits = |start: u32, len: u32, extent: u32| {
-            len > 0 && start.checked_add(len).is_some_and(|end| end <= extent)
-        };
-        if !fits(rect.x, rect.width, self.width) || !fits(rect.y, rect.height, self.height) {
-            return Err(Error::InvalidOption(format!(
-                "crop {rect:?} outside a {}×{} image",
-                self.width, self.height
-            )));
-        }
-        let row_bytes = rect.width as usize * self.channels;
-        let mut data = Vec::with_capacity(row_bytes * rect.height as usize);
-        for y in rect.y..rect.y + rect.height {
-            let start = y as usize * self.stride() + rect.x as usize * self.channels;
-            data.extend_from_slice(&self.data[start..start + row_bytes]);
-        }
-        Bitmap::new(rect.width, rect.height, self.channels, data)
+        crop_rows(&self.data, self.width, self.height, 0, self.channels, rect)
     }
+}
+
+/// A copy of the pixels inside `rect` from packed rows `first_row..first_row + height` of an
+/// image `width` pixels wide: the whole image ([`Bitmap::crop`]) or the band of rows a
+/// streaming pyramid level still holds ([`crate::stream`]). `rect` is in image coordinates.
+pub(crate) fn crop_rows(
+    data: &[u8],
+    width: u32,
+    height: u32,
+    first_row: u32,
+    channels: usize,
+    rect: Rect,
+) -> Result<Bitmap> {
+    let fits = |start: u32, len: u32, origin: u32, extent: u32| {
+        len > 0
+            && start >= origin
+            && start
+                .checked_add(len)
+                .is_some_and(|end| u64::from(end) <= u64::from(origin) + u64::from(extent))
+    };
+    let stride = width as usize * channels;
+    if !fits(rect.x, rect.width, 0, width)
+        || !fits(rect.y, rect.height, first_row, height)
+        || data.len() < stride * height as usize
+    {
+        return Err(Error::InvalidOption(format!(
+            "crop {rect:?} outside rows {first_row}..+{height} of a {width}-pixel-wide image"
+        )));
+    }
+    let row_bytes = rect.width as usize * channels;
+    let mut out = Vec::with_capacity(row_bytes * rect.height as usize);
+    for y in rect.y - first_row..rect.y - first_row + rect.height {
+        let start = y as usize * stride + rect.x as usize * channels;
+        out.extend_from_slice(&data[start..start + row_bytes]);
+    }
+    Bitmap::new(rect.width, rect.height, channels, out)
 }
 
 #[cfg(test)]

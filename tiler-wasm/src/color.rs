@@ -286,10 +286,69 @@ fn to_8bit(image: DynamicImage) -> (Vec<u8>, Layout) {
     }
 }
 
+/// JFIF YCbCr → RGB (full range) in libjpeg's fixed point (`ycc_rgb_convert`: tables of 16
+/// fraction bits, halves rounded up), so that JPEG-compressed TIFFs and YCCK JPEGs get libvips's
+/// values. Built once per image (or band) and applied by table lookups.
+pub(crate) struct YccToRgb {
+    cr_r: [i32; 256],
+    cb_b: [i32; 256],
+    /// Green's Cb and Cr terms, still scaled by 2¹⁶ (the half is in `cr_g`).
+    cb_g: [i32; 256],
+    cr_g: [i32; 256],
+}
+
+impl YccToRgb {
+    pub(crate) fn new() -> Self {
+        const HALF: i32 = 1 << 15;
+        let fix = |v: f64| (v * 65536.0 + 0.5) as i32;
+        let mut t = YccToRgb {
+            cr_r: [0; 256],
+            cb_b: [0; 256],
+            cb_g: [0; 256],
+            cr_g: [0; 256],
+        };
+        for i in 0..256 {
+            let x = i as i32 - 128;
+            t.cr_r[i] = (fix(1.402) * x + HALF) >> 16;
+            t.cb_b[i] = (fix(1.772) * x + HALF) >> 16;
+            t.cb_g[i] = -fix(0.344_14) * x;
+            t.cr_g[i] = -fix(0.714_14) * x + HALF;
+        }
+        t
+    }
+
+    /// One pixel.
+    pub(crate) fn rgb(&self, y: u8, cb: u8, cr: u8) -> [u8; 3] {
+        let (y, cb, cr) = (i32::from(y), usize::from(cb), usize::from(cr));
+        let clamp = |v: i32| v.clamp(0, 255) as u8;
+        [
+            clamp(y + self.cr_r[cr]),
+            clamp(y + ((self.cb_g[cb] + self.cr_g[cr]) >> 16)),
+            clamp(y + self.cb_b[cb]),
+        ]
+    }
+
+    /// Packed YCbCr samples → RGB, in place.
+    pub(crate) fn convert_in_place(&self, samples: &mut [u8]) {
+        for px in samples.chunks_exact_mut(3) {
+            let rgb = self.rgb(px[0], px[1], px[2]);
+            px.copy_from_slice(&rgb);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use image::{ImageBuffer, Luma, LumaA, Rgb};
+
+    #[test]
+    fn ycc_grey_and_primaries() {
+        let t = YccToRgb::new();
+        assert_eq!(t.rgb(128, 128, 128), [128, 128, 128]);
+        assert_eq!(t.rgb(76, 85, 255), [254, 0, 0]);
+        assert_eq!(t.rgb(150, 44, 21), [0, 255, 1]);
+    }
 
     #[test]
     fn grey_expands_to_rgb_and_keeps_alpha() {

@@ -67,7 +67,9 @@ struct Header {
 
 impl Header {
     fn read(bytes: &[u8], limits: &Limits) -> Result<Self> {
-        let format = SourceFormat::sniff(bytes).ok_or(Error::UnknownFormat)?;
+        let format = SourceFormat::sniff(bytes).ok_or_else(|| {
+            SourceFormat::refused(bytes).map_or(Error::UnknownFormat, Error::UnsupportedFormat)
+        })?;
         let (width, height, has_alpha, jpeg_space) = match jpeg_header(bytes, format, limits)? {
             Some((w, h, space)) => (
                 w,
@@ -99,8 +101,9 @@ impl Header {
     }
 }
 
-/// Refuses a declared size past the limits, before anything is allocated for it.
-fn check_size(width: u32, height: u32, bytes_per_pixel: u64, limits: &Limits) -> Result<()> {
+/// Refuses an empty size or a side past `limits.max_dimension`: the check every path makes,
+/// the streamed one included (whose area is not limited).
+pub(crate) fn check_sides(width: u32, height: u32, limits: &Limits) -> Result<()> {
     if width == 0 || height == 0 {
         return Err(Error::Decode(format!("image is {width}×{height}")));
     }
@@ -110,6 +113,12 @@ fn check_size(width: u32, height: u32, bytes_per_pixel: u64, limits: &Limits) ->
             limits.max_dimension
         )));
     }
+    Ok(())
+}
+
+/// Refuses a declared size past the limits, before anything is allocated for it.
+fn check_size(width: u32, height: u32, bytes_per_pixel: u64, limits: &Limits) -> Result<()> {
+    check_sides(width, height, limits)?;
     let pixels = u64::from(width) * u64::from(height);
     if pixels > limits.max_pixels {
         return Err(Error::Limits(format!(
@@ -242,10 +251,11 @@ fn decode_cmyk_jpeg(bytes: &[u8], space: ColorSpace, limits: &Limits) -> Result<
         ));
     }
     let icc = decoder.icc_profile();
+    let ycc = color::YccToRgb::new();
     for px in raw.chunks_exact_mut(4) {
         if space == ColorSpace::YCCK {
             // libjpeg's YCCK → CMYK gives C = 255 − R; inverted storage makes ink = R.
-            let [r, g, b] = ycc_to_rgb(px[0], px[1], px[2]);
+            let [r, g, b] = ycc.rgb(px[0], px[1], px[2]);
             px[0] = r;
             px[1] = g;
             px[2] = b;
@@ -284,19 +294,6 @@ fn riff_is_complete(bytes: &[u8]) -> bool {
     }
 }
 
-/// JFIF YCbCr → RGB (full range), as libjpeg's `ycc_rgb_convert`.
-fn ycc_to_rgb(y: u8, cb: u8, cr: u8) -> [u8; 3] {
-    let y = f32::from(y);
-    let cb = f32::from(cb) - 128.0;
-    let cr = f32::from(cr) - 128.0;
-    let clamp = |v: f32| v.round().clamp(0.0, 255.0) as u8;
-    [
-        clamp(y + 1.402 * cr),
-        clamp(y - 0.344_136 * cb - 0.714_136 * cr),
-        clamp(y + 1.772 * cb),
-    ]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,6 +325,38 @@ mod tests {
     }
 
     #[test]
+    fn refused_formats_are_named() {
+        let limits = Limits::default();
+        let ftyp = |brands: &[u8]| {
+            let mut b = ((8 + brands.len()) as u32).to_be_bytes().to_vec();
+            b.extend_from_slice(b"ftyp");
+            b.extend_from_slice(brands);
+            b.extend_from_slice(&[0; 64]);
+            b
+        };
+        for (bytes, name) in [
+            (ftyp(b"heic\0\0\0\0mif1heic"), "HEIC"),
+            (ftyp(b"mif1\0\0\0\0mif1avif"), "AVIF"),
+            (ftyp(b"avif\0\0\0\0"), "AVIF"),
+            (b"\xff\x0a\xfa\x7f".to_vec(), "JPEG XL"),
+            (b"\0\0\0\x0cJXL \r\n\x87\n\0\0".to_vec(), "JPEG XL"),
+            (b"\0\0\0\x0cjP  \r\n\x87\n\0\0".to_vec(), "JPEG 2000"),
+            (b"GIF89a\x01\0\x01\0".to_vec(), "GIF"),
+        ] {
+            match decode(&bytes, &limits) {
+                Err(Error::UnsupportedFormat(n)) => assert_eq!(n, name),
+                other => panic!("{name}: {:?}", other.map(|_| ())),
+            }
+        }
+        // An MP4 video is not an image at all.
+        assert!(matches!(
+            decode(&ftyp(b"isom\0\0\0\0mp41"), &limits),
+            Err(Error::UnknownFormat)
+        ));
+        assert_eq!(Error::UnsupportedFormat("HEIC").code(), "unsupported");
+    }
+
+    #[test]
     fn jpeg_end_marker() {
         assert!(jpeg_has_end(&[
             0xFF, 0xD8, 0xFF, 0xDA, 1, 2, 0xFF, 0x00, 0xFF, 0xD9
@@ -348,11 +377,5 @@ mod tests {
         assert!(!riff_is_complete(b"RIFF\x05\0\0\0WEBP"));
         assert!(!riff_is_complete(b"RIFF\xff\xff\xff\xffWEBP"));
         assert!(!riff_is_complete(b"RIFF"));
-    }
-
-    #[test]
-    fn ycc_grey_and_primaries() {
-        assert_eq!(ycc_to_rgb(128, 128, 128), [128, 128, 128]);
-        assert_eq!(ycc_to_rgb(76, 85, 255), [254, 0, 0]);
     }
 }

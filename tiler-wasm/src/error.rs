@@ -9,6 +9,10 @@ pub enum Error {
     /// The bytes are not an image in any supported format.
     #[error("not a supported image (JPEG, PNG, WebP or TIFF)")]
     UnknownFormat,
+    /// A format recognised only to be refused (HEIC, AVIF, JPEG XL, ...): no decoder for it is
+    /// built in. Its code is `unsupported`; the message names the format.
+    #[error("{0} images are not supported: convert to JPEG, PNG, WebP or TIFF")]
+    UnsupportedFormat(&'static str),
     /// The format is recognised but this variant of it is not supported.
     #[error("unsupported image: {0}")]
     Unsupported(String),
@@ -136,7 +140,7 @@ impl Error {
     pub fn kind(&self) -> ErrorCode {
         match self {
             Error::UnknownFormat => ErrorCode::UnknownFormat,
-            Error::Unsupported(_) => ErrorCode::Unsupported,
+            Error::Unsupported(_) | Error::UnsupportedFormat(_) => ErrorCode::Unsupported,
             Error::Decode(_) => ErrorCode::Decode,
             Error::Limits(_) => ErrorCode::Limits,
             Error::InvalidOption(_) => ErrorCode::InvalidOption,

@@ -6,11 +6,11 @@
 //! plus a few tiles, where caching every level costs a third more and a
 //! separate buffer per level more again. Tile bytes are those of the lazy path.
 
-use crate::bitmap::Bitmap;
+use crate::bitmap::{crop_rows, Bitmap};
 use crate::dzi::TileFormat;
 use crate::encode;
 use crate::error::Error;
-use crate::layout::{Layout, TileAddr};
+use crate::layout::{Layout, Rect, TileAddr};
 use crate::pyramid::shrink_in_place;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -33,12 +33,24 @@ pub(crate) fn walk<E, F>(
 ) -> Result<(), E>
 where
     E: From<Error> + Send,
-    F: Fn(TileAddr, Vec<u8>) -> Result<(), E> + Sync,
+    F: Fn(TileAddr, Vec<u8>) -> Result<(), E> + Sync + ?Sized,
 {
     let mut level = layout.max_level();
     let mut pixels = top;
     loop {
-        encode_level(&pixels, level, layout, encoding, threads, f)?;
+        let (_, rows) = layout.grid(level).ok_or(Error::NoSuchTile {
+            level,
+            col: 0,
+            row: 0,
+        })?;
+        let band = Band {
+            data: pixels.data(),
+            width: pixels.width(),
+            first_row: 0,
+            height: pixels.height(),
+            channels: pixels.channels(),
+        };
+        encode_rows(&band, level, 0..rows, layout, encoding, threads, f)?;
         if level == 0 {
             return Ok(());
         }
@@ -47,9 +59,36 @@ where
     }
 }
 
-fn encode_level<E, F>(
-    pixels: &Bitmap,
+/// Packed rows `first_row..first_row + height` of one level: the whole level, or the rows a
+/// streaming level still holds.
+pub(crate) struct Band<'a> {
+    pub data: &'a [u8],
+    pub width: u32,
+    pub first_row: u32,
+    pub height: u32,
+    pub channels: usize,
+}
+
+impl Band<'_> {
+    /// A copy of the pixels inside `rect` (in level coordinates), which the band must hold.
+    pub(crate) fn crop(&self, rect: Rect) -> crate::error::Result<Bitmap> {
+        crop_rows(
+            self.data,
+            self.width,
+            self.height,
+            self.first_row,
+            self.channels,
+            rect,
+        )
+    }
+}
+
+/// Encodes every tile in rows `tile_rows` of `level`, whose pixels `band` must hold, on up to
+/// `threads` threads, handing each to `f`; stops at the first error.
+pub(crate) fn encode_rows<E, F>(
+    band: &Band<'_>,
     level: u32,
+    tile_rows: std::ops::Range<u32>,
     layout: &Layout,
     encoding: &Encoding,
     threads: usize,
@@ -57,14 +96,14 @@ fn encode_level<E, F>(
 ) -> Result<(), E>
 where
     E: From<Error> + Send,
-    F: Fn(TileAddr, Vec<u8>) -> Result<(), E> + Sync,
+    F: Fn(TileAddr, Vec<u8>) -> Result<(), E> + Sync + ?Sized,
 {
-    let (cols, rows) = layout.grid(level).ok_or(Error::NoSuchTile {
+    let (cols, _) = layout.grid(level).ok_or(Error::NoSuchTile {
         level,
         col: 0,
         row: 0,
     })?;
-    let count = cols as usize * rows as usize;
+    let count = cols as usize * tile_rows.len();
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let first_error: Mutex<Option<E>> = Mutex::new(None);
@@ -77,11 +116,11 @@ where
             let addr = TileAddr {
                 level,
                 col: (i % cols as usize) as u32,
-                row: (i / cols as usize) as u32,
+                row: tile_rows.start + (i / cols as usize) as u32,
             };
             let outcome = layout
                 .tile_rect(level, addr.col, addr.row)
-                .and_then(|rect| pixels.crop(rect))
+                .and_then(|rect| band.crop(rect))
                 .and_then(|tile| encode::encode(&tile, encoding.format, encoding.quality))
                 .map_err(E::from)
                 .and_then(|bytes| f(addr, bytes));

@@ -30,6 +30,8 @@ pub mod name;
 pub mod orient;
 pub mod preview;
 pub mod pyramid;
+pub mod stream;
+pub mod tiff_stream;
 mod tiler;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
@@ -43,6 +45,8 @@ pub use layout::{Layout, Rect, TileAddr};
 pub use meta::{Exif, Metadata, SourceFormat};
 pub use name::TileName;
 pub use preview::preview_jpeg;
+pub use stream::{StreamTiler, Walk};
+pub use tiff_stream::TiffSource;
 pub use tiler::Tiler;
 
 use serde::{Deserialize, Serialize};
@@ -100,5 +104,27 @@ impl Default for Options {
             overlap: layout::DEFAULT_OVERLAP,
             limits: Limits::default(),
         }
+    }
+}
+
+impl Options {
+    /// The tile encoding these options ask for, checked, for an image with or without alpha:
+    /// the format as asked, or PNG with alpha and JPEG without.
+    pub(crate) fn encoding(&self, has_alpha: bool) -> Result<levelwise::Encoding> {
+        if !(1..=100).contains(&self.quality) {
+            return Err(Error::InvalidOption(format!(
+                "quality {} is outside 1..=100",
+                self.quality
+            )));
+        }
+        let format = self.format.unwrap_or(if has_alpha {
+            TileFormat::Png
+        } else {
+            TileFormat::Jpeg
+        });
+        Ok(levelwise::Encoding {
+            format,
+            quality: self.quality,
+        })
     }
 }

@@ -15,7 +15,7 @@ pub enum SourceFormat {
     Png,
     /// WebP (lossy or lossless).
     Webp,
-    /// TIFF.
+    /// TIFF or BigTIFF.
     Tiff,
 }
 
@@ -28,8 +28,51 @@ impl SourceFormat {
             Some(SourceFormat::Png)
         } else if bytes.len() >= 12 && &bytes[0..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
             Some(SourceFormat::Webp)
-        } else if bytes.starts_with(b"II*\0") || bytes.starts_with(b"MM\0*") {
+        } else if [b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"]
+            .iter()
+            .any(|magic| bytes.starts_with(*magic))
+        {
+            // Classic TIFF and BigTIFF.
             Some(SourceFormat::Tiff)
+        } else {
+            None
+        }
+    }
+
+    /// The name of an image format recognised from its first bytes only to be refused, because
+    /// no decoder for it is built in (HEIC, AVIF, JPEG XL, JPEG 2000, GIF), so that the error can
+    /// name it rather than call the file unknown.
+    pub fn refused(bytes: &[u8]) -> Option<&'static str> {
+        const JXL_BOX: &[u8] = b"\0\0\0\x0cJXL \r\n\x87\n";
+        const JP2_BOX: &[u8] = b"\0\0\0\x0cjP  \r\n\x87\n";
+        if bytes.starts_with(&[0xFF, 0x0A]) || bytes.starts_with(JXL_BOX) {
+            return Some("JPEG XL");
+        }
+        if bytes.starts_with(JP2_BOX) || bytes.starts_with(&[0xFF, 0x4F, 0xFF, 0x51]) {
+            return Some("JPEG 2000");
+        }
+        if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
+            return Some("GIF");
+        }
+        // ISO base media: an `ftyp` box whose major and compatible brands say which image it is.
+        if bytes.get(4..8) != Some(b"ftyp") {
+            return None;
+        }
+        let size = bytes
+            .get(..4)
+            .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize);
+        let brands: Vec<&[u8]> = bytes
+            .get(8..size.min(bytes.len()).max(8))
+            .unwrap_or_default()
+            .chunks_exact(4)
+            .collect();
+        let has = |names: &[&[u8; 4]]| brands.iter().any(|b| names.iter().any(|n| b == n));
+        if has(&[b"avif", b"avis"]) {
+            Some("AVIF")
+        } else if has(&[
+            b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1",
+        ]) {
+            Some("HEIC")
         } else {
             None
         }

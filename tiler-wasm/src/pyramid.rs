@@ -142,8 +142,9 @@ pub fn shrink_in_place(src: Bitmap) -> Result<Bitmap> {
     Bitmap::new(dw as u32, dh as u32, ch, data)
 }
 
-/// One output row from two input rows of `width` pixels of `ch` channels.
-fn shrink_pair(row0: &[u8], row1: &[u8], out: &mut [u8], width: usize, ch: usize) {
+/// One output row from two input rows of `width` pixels of `ch` channels (the same row twice
+/// for an odd height's last row); `out` holds `width.div_ceil(2)` pixels.
+pub(crate) fn shrink_pair(row0: &[u8], row1: &[u8], out: &mut [u8], width: usize, ch: usize) {
     if ch == 4 {
         shrink_row_alpha(row0, row1, out, width);
     } else {

@@ -26,13 +26,8 @@ pub struct Tiler {
 impl Tiler {
     /// Decodes, orients and colour-converts `bytes`.
     pub fn open(bytes: &[u8], options: &Options) -> Result<Tiler> {
-        if !(1..=100).contains(&options.quality) {
-            return Err(Error::InvalidOption(format!(
-                "quality {} is outside 1..=100",
-                options.quality
-            )));
-        }
         // Checked before decoding so that a bad option costs nothing.
+        options.encoding(false)?;
         Layout::new(1, 1, options.tile_size, options.overlap)?;
         let (metadata, pixels) = decode::decode(bytes, &options.limits)?;
         let layout = Layout::new(
@@ -41,15 +36,11 @@ impl Tiler {
             options.tile_size,
             options.overlap,
         )?;
-        let format = options.format.unwrap_or(if pixels.has_alpha() {
-            TileFormat::Png
-        } else {
-            TileFormat::Jpeg
-        });
+        let encoding = options.encoding(pixels.has_alpha())?;
         Ok(Tiler {
             metadata,
-            format,
-            quality: options.quality,
+            format: encoding.format,
+            quality: encoding.quality,
             pyramid: Pyramid::new(pixels, layout)?,
         })
     }

@@ -167,8 +167,10 @@ fn probe_reads_metadata_without_decoding() {
     assert_eq!(meta, opened);
     assert_eq!(meta["hasAlpha"], true);
 
-    let (code, _) = thrown(probe(b"GIF89a", JsValue::UNDEFINED));
-    assert_eq!(code, "unknown_format");
+    // A GIF is recognised and refused by name.
+    let (code, message) = thrown(probe(b"GIF89a", JsValue::UNDEFINED));
+    assert_eq!(code, "unsupported");
+    assert!(message.contains("GIF"), "{message}");
     let limits = js(json!({ "maxPixels": 100, "maxDimension": 1_000, "maxAlloc": 100_000_000 }));
     assert_eq!(thrown(probe(&bytes, limits)).0, "limits");
 }

@@ -14,7 +14,7 @@ use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
-use tiler_wasm::{Dzi, Options, TileAddr, Tiler};
+use tiler_wasm::{Dzi, Options, TileAddr, Walk};
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 /// Tiles written to the store at once by one job.
@@ -211,7 +211,12 @@ async fn tile_and_store(
     let tiling_job = Arc::clone(job);
     let max_tiles = state.limits.max_tiles_per_pyramid;
     let tiler = tokio::task::spawn_blocking(move || -> Result<Dzi> {
-        let tiler = Tiler::open(&bytes, &options)?;
+        // TIFF and BigTIFF stream from the source bytes in memory bounded by the width (the
+        // compressed source stays held, within the source budget); anything else is decoded whole.
+        let tiler = match Walk::streamed(std::io::Cursor::new(bytes.clone()), &options)? {
+            Some(streamed) => streamed,
+            None => Walk::whole(&bytes, &options)?,
+        };
         drop(bytes);
         check_tile_cap(tiler.layout().tile_count(), max_tiles)?;
         tiling_job
@@ -220,8 +225,8 @@ async fn tile_and_store(
         let format = tiler.format();
         let dzi = tiler.dzi();
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        // Level by level in the decoded image's own memory: the server holds no second copy.
-        tiler.into_walk_parallel(threads, |addr: TileAddr, tile| {
+        // Tiles as they are finished: the server holds no second copy of the pixels.
+        tiler.run(threads, |addr: TileAddr, tile| {
             let name = TileName {
                 level: addr.level,
                 col: addr.col,

@@ -37,6 +37,8 @@ pub struct Case {
 const DECODE: &[&str] = &["decode"];
 const DECODE_OR_UNKNOWN: &[&str] = &["decode", "unknown_format"];
 const UNKNOWN: &[&str] = &["unknown_format"];
+/// A format recognised by its signature and refused by name (`Error::UnsupportedFormat`).
+const REFUSED: &[&str] = &["unsupported"];
 const LIMITS: &[&str] = &["limits"];
 const LIMITS_OR_DECODE: &[&str] = &["limits", "decode"];
 
@@ -349,7 +351,7 @@ pub fn corpus() -> Vec<Case> {
         case(
             "gif.jpg",
             b"GIF89a\x01\x00\x01\x00\x00\x00\x00;".to_vec(),
-            Expect::Error(UNKNOWN),
+            Expect::Error(REFUSED),
             false,
         ),
         case(

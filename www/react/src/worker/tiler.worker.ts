@@ -214,7 +214,8 @@ function explain(f: TilerFailure, what: string, contentType: string | null): Til
       return failure(
         f.code,
         `${what}: ${f.message}. Images this large cannot be tiled in the browser; ` +
-          'tile it on the server with `tile-store tile` instead.',
+          'tile it on the server instead (`tile-store tile`, or `POST /pyramids`), which streams ' +
+          'gigapixel TIFF and BigTIFF in bounded memory.',
       );
     case 'decode':
     case 'unsupported':
