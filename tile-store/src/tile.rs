@@ -162,7 +162,7 @@ pub fn run(args: &TileArgs) -> Result<()> {
                     archive,
                     name,
                 } => writer
-                    .add(&format!("{name}/{name}_files/{tile}"), &bytes)
+                    .add(crate::szi::tile_entry(name, &tile), bytes)
                     .map_err(|e| write_error(archive, e))?,
                 Sink::Folder { files, .. } => {
                     let path = files.join(tile);
@@ -183,7 +183,7 @@ pub fn run(args: &TileArgs) -> Result<()> {
             archive,
             name,
         } => writer
-            .add(&format!("{name}/{name}.dzi"), dzi.as_bytes())
+            .add(crate::szi::manifest_entry(&name), dzi.into_bytes())
             .and_then(|()| writer.finish())
             .map_err(|e| write_error(&archive, e))?,
         Sink::Folder { dzi: path, .. } => {

@@ -1,17 +1,11 @@
-//! `GET /pyramids/{id}.szi`: a committed pyramid as one file, laid out as
-//! `vips dzsave --container szi` writes it — a ZIP of stored (uncompressed) entries
-//! `{id}/{id}_files/{level}/{col}_{row}.{ext}`, deepest level first, then `{id}/{id}.dzi` —
-//! streamed as it is read from the store, with ZIP64 past 4 GiB.
-//!
-//! `async_zip` writes the archive: a maintained streaming ZIP writer over any async
-//! writer, so the archive is never held whole (only its central directory, about
-//! 90 bytes a tile, bounded by `--max-tiles-per-pyramid`).
+//! `GET /pyramids/{id}.szi`: a committed pyramid as one file ([`crate::szi`]), deepest
+//! level first, streamed as it is read from the store; only the archive's central
+//! directory is held (about 90 bytes a tile, bounded by `--max-tiles-per-pyramid`).
 
 use crate::error::{AppError, Result, RETRY_AFTER_BUSY_QUEUE_SECS};
 use crate::store::{Key, PyramidId, TileName};
+use crate::szi::{manifest_entry, tile_entry, SziStream};
 use crate::AppState;
-use async_zip::tokio::write::ZipFileWriter;
-use async_zip::{Compression, ZipEntryBuilder};
 use axum::body::Body;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -55,7 +49,8 @@ pub async fn stream(state: &AppState, id: PyramidId, cache: &'static str) -> Res
     let disposition = format!("attachment; filename=\"{id}.szi\"");
     tokio::spawn(async move {
         let _permit = permit;
-        let mut zip = ZipFileWriter::with_tokio(writer);
+        let name = id.to_string();
+        let mut archive = SziStream::new(writer);
         let mut reads = futures::stream::iter(tiles)
             .map(|tile| {
                 let (store, key) = (std::sync::Arc::clone(&store), Key::Tile(id.clone(), tile));
@@ -72,15 +67,16 @@ pub async fn stream(state: &AppState, id: PyramidId, cache: &'static str) -> Res
                     return;
                 }
             };
-            let name = format!("{id}/{id}_files/{}", tile.relative());
-            let entry = ZipEntryBuilder::new(name.into(), Compression::Stored);
-            if zip.write_entry_whole(entry, &bytes).await.is_err() {
+            if archive
+                .add(tile_entry(&name, &tile.relative()), &bytes)
+                .await
+                .is_err()
+            {
                 return; // the client went
             }
         }
-        let entry = ZipEntryBuilder::new(format!("{id}/{id}.dzi").into(), Compression::Stored);
-        if zip.write_entry_whole(entry, &dzi).await.is_ok() {
-            let _ = zip.close().await;
+        if archive.add(manifest_entry(&name), &dzi).await.is_ok() {
+            let _ = archive.finish().await;
         }
     });
     let body = Body::from_stream(tokio_util::io::ReaderStream::new(reader));
