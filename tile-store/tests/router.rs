@@ -812,12 +812,12 @@ async fn concurrent_uploads_and_commits_of_one_id_agree() {
     let upload = |app: axum::Router| {
         let (batch, xml, id) = (batch.clone(), xml.clone(), id.clone());
         tokio::spawn(async move {
-            let (status, _, _) = send(
+            let (status, _, body) = send(
                 &app,
                 request("POST", &format!("/pyramids/{id}/tiles"), Some(TOKEN), batch),
             )
             .await;
-            assert_eq!(status, StatusCode::OK);
+            assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
             let (status, _, body) = send(
                 &app,
                 request("PUT", &format!("/pyramids/{id}.dzi"), Some(TOKEN), xml),

@@ -271,10 +271,23 @@ impl Store for DiskStore {
     async fn put(&self, key: &Key, bytes: Bytes) -> Result<()> {
         let target = self.path(key);
         blocking(move || {
-            let temp = write_temp(&target, &bytes, false)?;
-            std::fs::rename(&temp, &target).inspect_err(|_| {
-                let _ = std::fs::remove_file(&temp);
-            })
+            let mut attempt = 1;
+            loop {
+                let temp = write_temp(&target, &bytes, false)?;
+                match std::fs::rename(&temp, &target) {
+                    Ok(()) => return Ok(()),
+                    // The folder was moved away meanwhile, with the temporary file in it
+                    // (a commit clearing the same writer's staging, a sweep): write again.
+                    Err(e) if e.kind() == ErrorKind::NotFound && attempt < CREATE_ATTEMPTS => {
+                        let _ = std::fs::remove_file(&temp);
+                        attempt += 1;
+                    }
+                    Err(e) => {
+                        let _ = std::fs::remove_file(&temp);
+                        return Err(e);
+                    }
+                }
+            }
         })
         .await
     }
