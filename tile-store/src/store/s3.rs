@@ -263,6 +263,32 @@ impl S3Store {
         Ok(removed)
     }
 
+    /// The object's bytes and ETag (when the server sends one), or `None` if absent.
+    async fn get_object(&self, key: &Key) -> Result<Option<(Bytes, Option<String>)>> {
+        let object_key = self.object_key(key);
+        let response = self
+            .client
+            .get_object()
+            .bucket(&self.settings.bucket)
+            .key(&object_key)
+            .send()
+            .await;
+        match response {
+            Ok(output) => {
+                let etag = output.e_tag().map(str::to_owned);
+                let body = output
+                    .body
+                    .collect()
+                    .await
+                    .map_err(|e| AppError::Unavailable(format!("S3 read {object_key}: {e}")))?;
+                Ok(Some((body.into_bytes(), etag)))
+            }
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
+            Err(e) if status_of(&e) == Some(404) => Ok(None),
+            Err(e) => Err(store_error("get", &object_key, e)),
+        }
+    }
+
     async fn put_object(&self, key: &Key, bytes: Bytes, if_none_match: bool) -> Result<()> {
         let object_key = self.object_key(key);
         let mut request = self
@@ -293,27 +319,7 @@ impl S3Store {
 impl Store for S3Store {
     #[tracing::instrument(level = "debug", skip(self), fields(key = %key.path()))]
     async fn get(&self, key: &Key) -> Result<Option<Bytes>> {
-        let object_key = self.object_key(key);
-        let response = self
-            .client
-            .get_object()
-            .bucket(&self.settings.bucket)
-            .key(&object_key)
-            .send()
-            .await;
-        match response {
-            Ok(output) => {
-                let body = output
-                    .body
-                    .collect()
-                    .await
-                    .map_err(|e| AppError::Unavailable(format!("S3 read {object_key}: {e}")))?;
-                Ok(Some(body.into_bytes()))
-            }
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
-            Err(e) if status_of(&e) == Some(404) => Ok(None),
-            Err(e) => Err(store_error("get", &object_key, e)),
-        }
+        Ok(self.get_object(key).await?.map(|(bytes, _)| bytes))
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(key = %key.path()))]
@@ -360,30 +366,13 @@ impl Store for S3Store {
 
     #[tracing::instrument(level = "debug", skip(self), fields(key = %key.path()))]
     async fn get_versioned(&self, key: &Key) -> Result<Option<(Bytes, Version)>> {
-        let object_key = self.object_key(key);
-        let response = self
-            .client
-            .get_object()
-            .bucket(&self.settings.bucket)
-            .key(&object_key)
-            .send()
-            .await;
-        match response {
-            Ok(output) => {
-                let etag = output.e_tag().map(str::to_owned).ok_or_else(|| {
-                    AppError::Store(format!("S3 read {object_key}: no ETag in the answer"))
-                })?;
-                let body = output
-                    .body
-                    .collect()
-                    .await
-                    .map_err(|e| AppError::Unavailable(format!("S3 read {object_key}: {e}")))?;
-                Ok(Some((body.into_bytes(), Version(etag))))
-            }
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
-            Err(e) if status_of(&e) == Some(404) => Ok(None),
-            Err(e) => Err(store_error("get", &object_key, e)),
-        }
+        let Some((bytes, etag)) = self.get_object(key).await? else {
+            return Ok(None);
+        };
+        let etag = etag.ok_or_else(|| {
+            AppError::Store(format!("S3 read {}: no ETag in the answer", key.path()))
+        })?;
+        Ok(Some((bytes, Version(etag))))
     }
 
     #[tracing::instrument(level = "debug", skip(self, bytes, version), fields(key = %key.path()))]
