@@ -39,6 +39,8 @@ const { CHROMIUM_ARGS, freePort } = await import('../tests/e2e/harness.mjs');
 const SIZES = { 24: [6000, 4000], 96: [12000, 8000], 400: [24496, 16330] };
 const VIEWPORT = { width: 1280, height: 800 };
 const TIMEOUT = 600_000;
+/** How long a worker's debugger may take to answer one message. */
+const WORKER_REPLY_MS = 5_000;
 const OSD_TIMEOUT = 180_000;
 // The app's viewer options (www/react/src/components/Viewer.tsx), so both draw the same way.
 const OSD_PAGE = `<!doctype html>
@@ -185,27 +187,45 @@ async function workerMemory(context, page) {
     pending.get(m.id)?.(m);
     pending.delete(m.id);
   });
+  // A worker that has ended (the preview worker closes once its picture is made) may never answer:
+  // each message gets WORKER_REPLY_MS, and such a worker is left out of the sum.
   const send = (sessionId, method, params = {}) =>
     new Promise((resolve, reject) => {
       const id = nextId++;
-      pending.set(id, (m) => (m.error ? reject(new Error(`${method}: ${m.error.message}`)) : resolve(m.result)));
-      cdp.send('Target.sendMessageToTarget', { sessionId, message: JSON.stringify({ id, method, params }) }).catch(reject);
+      const timer = setTimeout(() => {
+        pending.delete(id);
+        reject(new Error(`${method}: no answer in ${WORKER_REPLY_MS} ms`));
+      }, WORKER_REPLY_MS);
+      pending.set(id, (m) => {
+        clearTimeout(timer);
+        m.error ? reject(new Error(`${method}: ${m.error.message}`)) : resolve(m.result);
+      });
+      cdp.send('Target.sendMessageToTarget', { sessionId, message: JSON.stringify({ id, method, params }) }).catch((e) => {
+        clearTimeout(timer);
+        reject(e);
+      });
     });
   await cdp.send('Target.setAutoAttach', { autoAttach: true, waitForDebuggerOnStart: false, flatten: false });
   return {
     async wasmBytes() {
       let total = 0;
+      let answered = 0;
       for (const sid of workers) {
-        const proto = await send(sid, 'Runtime.evaluate', { expression: 'WebAssembly.Memory.prototype' });
-        const found = await send(sid, 'Runtime.queryObjects', { prototypeObjectId: proto.result.objectId });
-        const sizes = await send(sid, 'Runtime.callFunctionOn', {
-          objectId: found.objects.objectId,
-          functionDeclaration: 'function () { return this.map((m) => m.buffer.byteLength); }',
-          returnByValue: true,
-        });
-        total += sizes.result.value.reduce((a, b) => a + b, 0);
+        try {
+          const proto = await send(sid, 'Runtime.evaluate', { expression: 'WebAssembly.Memory.prototype' });
+          const found = await send(sid, 'Runtime.queryObjects', { prototypeObjectId: proto.result.objectId });
+          const sizes = await send(sid, 'Runtime.callFunctionOn', {
+            objectId: found.objects.objectId,
+            functionDeclaration: 'function () { return this.map((m) => m.buffer.byteLength); }',
+            returnByValue: true,
+          });
+          total += sizes.result.value.reduce((a, b) => a + b, 0);
+          answered += 1;
+        } catch {
+          // an ended worker: its memory is gone
+        }
       }
-      return workers.size ? total : null;
+      return answered ? total : null;
     },
   };
 }
