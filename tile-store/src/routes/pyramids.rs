@@ -315,14 +315,18 @@ async fn find_job(
         return Ok(Found::Here(job));
     }
     match state.tiling.board.read(&*state.store, &job_id).await? {
-        Some(_) => Ok(Found::Elsewhere(job_id)),
+        Some((record, _)) => {
+            let first = JobView::of(job_id.as_str(), record.snapshot());
+            Ok(Found::Elsewhere(job_id, Box::new(first)))
+        }
         None => Err(missing()),
     }
 }
 
 enum Found {
     Here(Arc<Job>),
-    Elsewhere(JobId),
+    /// Known from its record: its id, and its answer as read just now.
+    Elsewhere(JobId, Box<JobView>),
 }
 
 impl Found {
@@ -330,7 +334,7 @@ impl Found {
     async fn view(&self, state: &AppState) -> Result<Option<JobView>> {
         match self {
             Found::Here(job) => Ok(Some(JobView::of_job(job))),
-            Found::Elsewhere(id) => Ok(state
+            Found::Elsewhere(id, _) => Ok(state
                 .tiling
                 .board
                 .read(&*state.store, id)
@@ -348,11 +352,11 @@ pub async fn get_job(
     path: std::result::Result<Path<String>, PathRejection>,
 ) -> Result<Json<JobView>> {
     state.auth.authorize_read(&headers).await?;
-    let found = find_job(&state, path).await?;
-    let view = found
-        .view(&state)
-        .await?
-        .ok_or_else(|| AppError::NotFound("the job was forgotten meanwhile".into()))?;
+    // A job known only from its record was read once by `find_job`: that answer is used.
+    let view = match find_job(&state, path).await? {
+        Found::Here(job) => JobView::of_job(&job),
+        Found::Elsewhere(_, first) => *first,
+    };
     Ok(Json(view))
 }
 
@@ -369,7 +373,7 @@ pub async fn job_events(
     let found = find_job(&state, path).await?;
     let changes = match &found {
         Found::Here(job) => Some(job.subscribe()),
-        Found::Elsewhere(_) => None,
+        Found::Elsewhere(..) => None,
     };
     let events = futures::stream::unfold(
         Some((state, found, changes, String::new())),
