@@ -508,3 +508,131 @@ async fn delete_racing_commit_never_leaves_a_manifest_without_tiles() {
     }
     eprintln!("commit/delete outcomes: {outcomes:?}");
 }
+
+/// A request whose body sends `first` and then nothing until `release` fires (or is
+/// dropped): an upload in progress, held by the test.
+fn held_body_post(
+    uri: &str,
+    declared: u64,
+    first: Vec<u8>,
+    release: tokio::sync::oneshot::Receiver<()>,
+) -> Request<Body> {
+    use futures::StreamExt;
+    let head = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(first))]);
+    let rest = futures::stream::once(async move {
+        let _ = release.await;
+        Err(std::io::Error::other("the client went away"))
+    });
+    Request::builder()
+        .method("POST")
+        .uri(uri)
+        .header("content-type", "image/png")
+        .header("content-length", declared.to_string())
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .body(Body::from_stream(head.chain(rest)))
+        .unwrap()
+}
+
+/// The image-body attack: `POST /pyramids` with the image as the body read
+/// 16 × 256 MiB into memory past the upload gate. Bodies now take a turn at the gate
+/// (the same cap as tile uploads), and the bytes they declare are reserved from
+/// `--max-queued-source-bytes` before any is read, so a body that cannot fit is
+/// refused at once instead of held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_bodies_take_a_turn_at_the_upload_gate_and_the_source_budget() {
+    use tile_store::tiling::{Tiling, TilingSettings};
+    const MAX_SOURCE: u64 = 1 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let mut state = state(dir.path(), 1_000_000);
+    let mut settings = TilingSettings {
+        max_queued_source_bytes: 3 * MAX_SOURCE / 2,
+        ..TilingSettings::default()
+    };
+    settings.fetch.max_bytes = MAX_SOURCE;
+    state.tiling = Arc::new(Tiling::new(&settings, None).unwrap());
+    let gate = Arc::new(tile_store::gate::UploadGate::new(
+        2,
+        Duration::from_millis(300),
+    ));
+    state.uploads = Arc::clone(&gate);
+    let app = app(state);
+    // Waits (events, not a fixed sleep) until `n` uploads hold a turn at the gate.
+    let turns_taken = |n: usize| {
+        let gate = Arc::clone(&gate);
+        async move {
+            let deadline = tokio::time::Instant::now() + HANG;
+            while gate.in_use() != n {
+                assert!(tokio::time::Instant::now() < deadline, "{n} turns never taken");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    };
+
+    // One body declaring the largest source, held open: it holds a turn and the budget.
+    let (release_first, held) = tokio::sync::oneshot::channel();
+    let first = tokio::spawn({
+        let app = app.clone();
+        async move {
+            send(
+                &app,
+                held_body_post("/pyramids", MAX_SOURCE, vec![0x89; 1024], held),
+            )
+            .await
+        }
+    });
+    turns_taken(1).await;
+    // A second large body does not fit beside it: refused before its bytes are read.
+    let (_keep, never) = tokio::sync::oneshot::channel::<()>();
+    let (status, headers, body) = send_bounded(
+        &app,
+        held_body_post("/pyramids", MAX_SOURCE, vec![0x89; 1024], never),
+    )
+    .await;
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert!(headers.contains_key("retry-after"));
+    // A small body fits the budget and takes the gate's second turn (its source is
+    // held by the job until it ends); with both turns taken, a third body waits the
+    // gate's 300 ms and is told to retry.
+    let (release_small, small_held) = tokio::sync::oneshot::channel();
+    let small = tokio::spawn({
+        let app = app.clone();
+        async move {
+            send(
+                &app,
+                held_body_post("/pyramids", 4096, vec![0x89; 16], small_held),
+            )
+            .await
+        }
+    });
+    turns_taken(2).await;
+    let (_keep, never) = tokio::sync::oneshot::channel::<()>();
+    let (status, _, body) = send_bounded(
+        &app,
+        held_body_post("/pyramids", 16, vec![0x89; 1], never),
+    )
+    .await;
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert!(String::from_utf8_lossy(&body).contains("uploads are already in progress"));
+    // The clients go away: their turns and bytes are given back, and a whole image is
+    // then accepted.
+    drop(release_first);
+    drop(release_small);
+    let _ = first.await.unwrap();
+    let _ = small.await.unwrap();
+    let (status, _, body) = send_bounded(&app, post_image("/pyramids", png(300, 200, 7))).await;
+    assert!(
+        status == StatusCode::ACCEPTED || status == StatusCode::OK,
+        "{status} {}",
+        String::from_utf8_lossy(&body)
+    );
+}
