@@ -33,14 +33,9 @@ run: server web
 ## (the demo, and the Vite and webpack apps in tests/consumers/ installing dist/npm/*.tgz).
 ## Tests build in release: golden images decode fast, and `cargo test` leaves target/release/tile-store,
 ## the binary the end-to-end tests run (a separate `cargo build` would rebuild with other features).
+## scripts/test.sh runs the stages and prints the time each took.
 test:
-	scripts/setup.sh test
-	$(CARGO) test --release --workspace --all-targets
-	scripts/fuzz.sh 20
-	$(MAKE) web packages
-	scripts/test-wasm.sh
-	scripts/setup.sh npm tests/e2e
-	cd tests/e2e && node --test --test-concurrency=1
+	CARGO=$(CARGO) scripts/test.sh
 
 wasm:
 	scripts/setup.sh run

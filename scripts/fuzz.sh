@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the libFuzzer targets in fuzz/ with cargo-fuzz, on the stable toolchain:
 # RUSTC_BOOTSTRAP=1 lets stable accept the -Z flags cargo-fuzz passes, so no nightly is needed.
-#   scripts/fuzz.sh                 every target for FUZZ_SECONDS (default 20) each — `make test`
+#   scripts/fuzz.sh build           build the targets only (make test builds them beside its other build)
+#   scripts/fuzz.sh                 every target for FUZZ_SECONDS (default 20) each
+#   scripts/fuzz.sh 15              every target for 15 s each — `make test`
 #   scripts/fuzz.sh 1200            every target for 1200 s each — `make fuzz`
 #   scripts/fuzz.sh 600 dzi_parse   one target
 # New interesting inputs go to fuzz/corpus/<target> (not committed); crashes to
@@ -15,6 +17,7 @@ targets=("$@")
 export RUSTC_BOOTSTRAP=1
 # Safe Rust throughout (unsafe_code is forbidden in our crates), so no sanitizer: ~2× the executions.
 cargo fuzz build -s none
+[ "$seconds" = build ] && exit 0
 summary=()
 for target in "${targets[@]}"; do
   mkdir -p "corpus/$target"
