@@ -1,12 +1,12 @@
 // Large damage layers and exporting the view, in Chromium: 10,000 lines go onto one canvas that draws
-// them where the image has them and chooses the one clicked; "Export view" saves a PNG with the tiles,
+// them where the image has them (the view turned too) and chooses the one clicked; "Export view" saves a PNG with the tiles,
 // the damage layer and a scale bar, as the screen shows them.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
-import { gridLayer, QUAD } from './images.mjs';
+import { gridLayer, QUAD, QUADRANTS } from './images.mjs';
 import { moveView, near, pixel, toScreen, waitForSettled, waitForState } from './harness.mjs';
 import { setupWorkspace } from './workspace.mjs';
 
@@ -52,6 +52,26 @@ test('10,000 lines are drawn on one canvas, on their pixels; a click chooses the
   assert.ok(near(pixel(shot.png, onLine.x, onLine.y), DAMAGE, 40), `on the line: ${pixel(shot.png, onLine.x, onLine.y)}; see ${shot.path}`);
   assert.ok(!near(pixel(shot.png, beside.x, beside.y), DAMAGE, 60), `beside it: ${pixel(shot.png, beside.x, beside.y)}`);
   assert.ok(Number(await canvas.getAttribute('data-drawn')) < 10000, 'features off screen are skipped');
+
+  // OpenSeadragon's R key turns the view 90° clockwise about its centre: the lines turn with the tiles.
+  // Cells away from the centre, so a layer left unturned would be drawn elsewhere. Shift+R turns it back.
+  await t.page.locator('.openseadragon-canvas').first().focus();
+  await moveView(t.page, () => t.page.keyboard.press('r'));
+  const turned = await t.shot('grid-zoom4-turned');
+  const turn = ({ x, y }) => ({ x: box.width / 2 - (y - box.height / 2), y: box.height / 2 + (x - box.width / 2) });
+  for (const [r, c] of [
+    [47, 53],
+    [53, 46],
+    [48, 48],
+    [52, 52],
+  ]) {
+    const on = turn(cell(r, c, 0.5, 0.5));
+    const off = turn(cell(r, c, 0.1, 0.5));
+    assert.ok(near(pixel(turned.png, on.x, on.y), DAMAGE, 40), `turned, cell ${r},${c} on its line: ${pixel(turned.png, on.x, on.y)}; see ${turned.path}`);
+    const image = QUADRANTS[`${r < ROWS / 2 ? 'top' : 'bottom'}${c < COLS / 2 ? 'Left' : 'Right'}`];
+    assert.ok(near(pixel(turned.png, off.x, off.y), image, 30), `turned, cell ${r},${c} beside its line: ${pixel(turned.png, off.x, off.y)}, want ${image}`);
+  }
+  await moveView(t.page, () => t.page.keyboard.press('Shift+R'));
 
   // A click on that line chooses feature 50 × 100 + 50, and the list turns to its page.
   await t.page.mouse.click(box.x + onLine.x, box.y + onLine.y);

@@ -8,20 +8,46 @@ import type { DamageFeature, Geometry, Position } from '../geojson.js';
 import { imagePixelsPerScreenPixel } from './imageSpace.js';
 import { openSeadragon } from './load.js';
 
-/** Image pixels to CSS pixels of the viewer element: `screen = origin + image × scale`. */
+/**
+ * Image pixels to CSS pixels of the viewer element, an affine map (the view may be rotated or
+ * flipped): `screen = origin + x · xAxis + y · yAxis`.
+ */
 export interface ImageToScreen {
   originX: number;
   originY: number;
-  scale: number;
+  /** Where one image pixel along x moves on screen. */
+  xAxis: [number, number];
+  /** Where one image pixel along y moves on screen. */
+  yAxis: [number, number];
 }
 
 /** The viewer's current mapping (animation included), or null before the image has a size on screen. */
 export function imageToScreen(viewer: OpenSeadragon.Viewer, imageWidth: number): ImageToScreen | null {
-  const pxPerScreenPx = imagePixelsPerScreenPixel(viewer, imageWidth);
-  if (!(pxPerScreenPx > 0)) return null;
+  if (!(imageWidth > 0) || !(imagePixelsPerScreenPixel(viewer, imageWidth) > 0)) return null;
   const { Point } = openSeadragon();
-  const origin = viewer.viewport.pixelFromPoint(new Point(0, 0), true);
-  return { originX: origin.x, originY: origin.y, scale: 1 / pxPerScreenPx };
+  // Viewport coordinates are image pixels ÷ width (imageSpace); pixelFromPoint applies rotation and flip.
+  const at = (x: number, y: number) => viewer.viewport.pixelFromPoint(new Point(x / imageWidth, y / imageWidth), true);
+  const [o, x, y] = [at(0, 0), at(1, 0), at(0, 1)];
+  return { originX: o.x, originY: o.y, xAxis: [x.x - o.x, x.y - o.y], yAxis: [y.x - o.x, y.y - o.y] };
+}
+
+/** Screen pixels per image pixel (the same along both axes). */
+function scaleOf(t: ImageToScreen): number {
+  return Math.hypot(t.xAxis[0], t.xAxis[1]);
+}
+
+/** The image-pixel box covering the screen box `[0, w] × [0, h]` seen through `t`. */
+function visibleImageBox(t: ImageToScreen, w: number, h: number): [number, number, number, number] {
+  const [[a, b], [c, d]] = [t.xAxis, t.yAxis];
+  const det = a * d - b * c;
+  const toImage = (sx: number, sy: number): [number, number] => {
+    const [dx, dy] = [sx - t.originX, sy - t.originY];
+    return [(d * dx - c * dy) / det, (a * dy - b * dx) / det];
+  };
+  const corners = [toImage(0, 0), toImage(w, 0), toImage(0, h), toImage(w, h)];
+  const xs = corners.map((p) => p[0]);
+  const ys = corners.map((p) => p[1]);
+  return [Math.min(...xs), Math.min(...ys), Math.max(...xs), Math.max(...ys)];
 }
 
 /** Colours and sizes, in CSS pixels. */
@@ -40,7 +66,10 @@ export function featureStyle(element: Element): FeatureStyle {
 }
 
 function addGeometry(path: Path2D, g: Geometry, t: ImageToScreen, radius: number): void {
-  const at = (p: Position): [number, number] => [t.originX + p[0] * t.scale, t.originY + p[1] * t.scale];
+  const at = (p: Position): [number, number] => [
+    t.originX + p[0] * t.xAxis[0] + p[1] * t.yAxis[0],
+    t.originY + p[0] * t.xAxis[1] + p[1] * t.yAxis[1],
+  ];
   const line = (points: Position[], close: boolean) => {
     points.forEach((p, i) => {
       const [x, y] = at(p);
@@ -93,9 +122,9 @@ export function drawFeatures(
   style: FeatureStyle,
 ): number {
   // The visible rectangle in image pixels, with a margin for strokes and points.
-  const margin = (style.pointRadius + style.lineWidth) / t.scale;
-  const [x0, y0] = [(0 - t.originX) / t.scale - margin, (0 - t.originY) / t.scale - margin];
-  const [x1, y1] = [(viewWidth - t.originX) / t.scale + margin, (viewHeight - t.originY) / t.scale + margin];
+  const margin = (style.pointRadius + style.lineWidth) / scaleOf(t);
+  const box = visibleImageBox(t, viewWidth, viewHeight);
+  const [x0, y0, x1, y1] = [box[0] - margin, box[1] - margin, box[2] + margin, box[3] + margin];
   const areas = new Path2D();
   const lines = new Path2D();
   const points = new Path2D();
