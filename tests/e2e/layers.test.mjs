@@ -67,9 +67,15 @@ test('10,000 lines are drawn on one canvas, on their pixels; a click chooses the
   ]) {
     const on = turn(cell(r, c, 0.5, 0.5));
     const off = turn(cell(r, c, 0.1, 0.5));
-    assert.ok(near(pixel(turned.png, on.x, on.y), DAMAGE, 40), `turned, cell ${r},${c} on its line: ${pixel(turned.png, on.x, on.y)}; see ${turned.path}`);
+    assert.ok(
+      near(pixel(turned.png, on.x, on.y), DAMAGE, 40),
+      `turned, cell ${r},${c} on its line: ${pixel(turned.png, on.x, on.y)}; see ${turned.path}`,
+    );
     const image = QUADRANTS[`${r < ROWS / 2 ? 'top' : 'bottom'}${c < COLS / 2 ? 'Left' : 'Right'}`];
-    assert.ok(near(pixel(turned.png, off.x, off.y), image, 30), `turned, cell ${r},${c} beside its line: ${pixel(turned.png, off.x, off.y)}, want ${image}`);
+    assert.ok(
+      near(pixel(turned.png, off.x, off.y), image, 30),
+      `turned, cell ${r},${c} beside its line: ${pixel(turned.png, off.x, off.y)}, want ${image}`,
+    );
   }
   await moveView(t.page, () => t.page.keyboard.press('Shift+R'));
 
