@@ -562,7 +562,10 @@ async fn image_bodies_take_a_turn_at_the_upload_gate_and_the_source_budget() {
         async move {
             let deadline = tokio::time::Instant::now() + HANG;
             while gate.in_use() != n {
-                assert!(tokio::time::Instant::now() < deadline, "{n} turns never taken");
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{n} turns never taken"
+                );
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         }
@@ -611,11 +614,8 @@ async fn image_bodies_take_a_turn_at_the_upload_gate_and_the_source_budget() {
     });
     turns_taken(2).await;
     let (_keep, never) = tokio::sync::oneshot::channel::<()>();
-    let (status, _, body) = send_bounded(
-        &app,
-        held_body_post("/pyramids", 16, vec![0x89; 1], never),
-    )
-    .await;
+    let (status, _, body) =
+        send_bounded(&app, held_body_post("/pyramids", 16, vec![0x89; 1], never)).await;
     assert_eq!(
         (status, error_code(&body).as_str()),
         (StatusCode::SERVICE_UNAVAILABLE, "busy"),

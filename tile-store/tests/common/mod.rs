@@ -3,6 +3,7 @@
 
 pub mod moto;
 pub mod procs;
+pub mod s3_endpoint;
 pub mod s3s_fs;
 
 use axum::body::Body;

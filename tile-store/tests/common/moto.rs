@@ -3,12 +3,12 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use super::procs::free_port;
-use aws_config::{BehaviorVersion, SdkConfig};
-use aws_sdk_s3::config::{Credentials, Region, SharedCredentialsProvider};
+use super::s3_endpoint::S3Endpoint;
+use aws_config::SdkConfig;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use tile_store::store::s3::{S3Settings, S3Store};
+use tile_store::store::s3::S3Store;
 
 pub const BUCKET: &str = "tessera-moto";
 
@@ -70,37 +70,28 @@ impl Moto {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// The endpoint, its credentials and the bucket.
+    pub fn endpoint_of(&self) -> S3Endpoint<'static> {
+        S3Endpoint {
+            url: self.endpoint(),
+            access_key: "moto",
+            secret_key: "moto",
+            bucket: BUCKET,
+        }
+    }
+
     pub fn sdk_config(&self) -> SdkConfig {
-        SdkConfig::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .endpoint_url(self.endpoint())
-            .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-                "moto", "moto", None, None, "tests",
-            )))
-            .http_client(tile_store::store::s3::http_client())
-            .build()
+        self.endpoint_of().sdk_config()
     }
 
     /// A plain SDK client, to look at the bucket behind tile-store's back.
     pub fn client(&self) -> aws_sdk_s3::Client {
-        let config = aws_sdk_s3::config::Builder::from(&self.sdk_config())
-            .force_path_style(true)
-            .build();
-        aws_sdk_s3::Client::from_conf(config)
+        self.endpoint_of().client()
     }
 
     /// tile-store's S3 store on the bucket, under `prefix`.
     pub fn store(&self, prefix: &str) -> S3Store {
-        S3Store::from_sdk_config(
-            &self.sdk_config(),
-            S3Settings {
-                bucket: BUCKET.into(),
-                prefix: prefix.into(),
-                path_style: true,
-                timeout: Duration::from_secs(20),
-            },
-        )
+        self.endpoint_of().store(prefix)
     }
 }
 

@@ -3,12 +3,11 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use super::procs::{free_port, wait_for_port};
-use aws_config::{BehaviorVersion, SdkConfig};
-use aws_sdk_s3::config::{Credentials, Region, SharedCredentialsProvider};
+use super::s3_endpoint::S3Endpoint;
+use aws_config::SdkConfig;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-use tile_store::store::s3::{S3Settings, S3Store};
+use tile_store::store::s3::S3Store;
 
 pub const ACCESS_KEY: &str = "tessera-test-key";
 pub const SECRET_KEY: &str = "tessera-test-secret";
@@ -81,37 +80,28 @@ impl S3sFs {
         std::fs::read(self.data.path().join(BUCKET).join(key)).ok()
     }
 
+    /// The endpoint, its credentials and the bucket.
+    pub fn endpoint_of(&self) -> S3Endpoint<'static> {
+        S3Endpoint {
+            url: self.endpoint(),
+            access_key: ACCESS_KEY,
+            secret_key: SECRET_KEY,
+            bucket: BUCKET,
+        }
+    }
+
     pub fn sdk_config(&self) -> SdkConfig {
-        SdkConfig::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .endpoint_url(self.endpoint())
-            .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-                ACCESS_KEY, SECRET_KEY, None, None, "tests",
-            )))
-            .http_client(tile_store::store::s3::http_client())
-            .build()
+        self.endpoint_of().sdk_config()
     }
 
     /// A plain SDK client, to look at the bucket behind tile-store's back.
     pub fn client(&self) -> aws_sdk_s3::Client {
-        let config = aws_sdk_s3::config::Builder::from(&self.sdk_config())
-            .force_path_style(true)
-            .build();
-        aws_sdk_s3::Client::from_conf(config)
+        self.endpoint_of().client()
     }
 
     /// tile-store's S3 store on this server's bucket, under `prefix`.
     pub fn store(&self, prefix: &str) -> S3Store {
-        S3Store::from_sdk_config(
-            &self.sdk_config(),
-            S3Settings {
-                bucket: BUCKET.into(),
-                prefix: prefix.into(),
-                path_style: true,
-                timeout: Duration::from_secs(20),
-            },
-        )
+        self.endpoint_of().store(prefix)
     }
 }
 
