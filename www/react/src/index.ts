@@ -32,7 +32,8 @@ export type { EditHistory } from './hooks/useEditHistory.js';
 export type { EnhanceControlsProps } from './components/EnhanceControls.js';
 export type { ScaleBarProps } from './components/ScaleBar.js';
 
-export { useTilingImage, loadTileSources } from './hooks/useTilingImage.js';
+export { useTilingImage } from './hooks/useTilingImage.js';
+export { loadTileSources } from './osd/load.js';
 export type { TilingStatus, TilingPhase, TilingSettings, ImageHint, ImageInput, ImageTileSource } from './hooks/useTilingImage.js';
 export type { WorkerTileSource, StoreTileSource } from './osd/tileSources.js';
 export { loadOpenSeadragon } from './osd/load.js';

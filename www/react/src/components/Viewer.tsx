@@ -6,7 +6,7 @@
 import { useEffect, useLayoutEffect, useRef, useState } from 'react';
 import type { CSSProperties, ReactNode, RefObject } from 'react';
 import type OpenSeadragon from 'openseadragon';
-import { loadOpenSeadragon } from '../osd/load.js';
+import { loadOpenSeadragon, loadTileSources } from '../osd/load.js';
 import { IMAGE_PLACEMENT, showView } from '../osd/imageSpace.js';
 import type { ImageView } from '../osd/imageSpace.js';
 import { decodeCount } from '../hooks/useTilingImage.js';
@@ -72,6 +72,9 @@ export function Viewer({ tileSource, status, onViewer, children, initialView = n
     if (!el) return;
     let live = true;
     let created: OpenSeadragon.Viewer | null = null;
+    // The tile sources' chunk too, beside OpenSeadragon's, so that an image set at mount (a stored
+    // pyramid's tiles in one round trip) does not wait for it after; a failure is reported where it is used.
+    loadTileSources().catch(() => {});
     loadOpenSeadragon().then(
       (OSD) => {
         if (live) created = createViewer(OSD, el);

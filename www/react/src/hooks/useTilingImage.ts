@@ -18,6 +18,7 @@ import type {
   WorkerSettings,
 } from '../worker/client.js';
 import type { StoreTileSource, WorkerTileSource } from '../osd/tileSources.js';
+import { loadTileSources } from '../osd/load.js';
 import { TileStoreClient, isPyramidId } from '../api/tileStore.js';
 import type { StoreSettings } from '../api/tileStore.js';
 
@@ -128,12 +129,6 @@ export type ImageInput = string | File | Blob | null;
 
 /** A tile source for the hook's image: made in the worker, or read from the store. */
 export type ImageTileSource = WorkerTileSource | StoreTileSource;
-
-/**
- * The tile source classes. They extend OpenSeadragon's, and OpenSeadragon needs a DOM when it is
- * imported, so they are loaded on first use in the browser (a separate chunk), never on import.
- */
-export const loadTileSources = (): Promise<typeof import('../osd/tileSources.js')> => import('../osd/tileSources.js');
 
 function failedToLoad(e: unknown): TilerFailure {
   return { code: 'worker', message: `Could not load the viewer's tile sources: ${(e as Error).message}` };

@@ -24,3 +24,9 @@ export function openSeadragon(): OpenSeadragonModule {
   if (!loaded) throw new Error('OpenSeadragon is not loaded yet (loadOpenSeadragon)');
   return loaded;
 }
+
+/**
+ * The tile source classes. They extend OpenSeadragon's, so they load with it, on first use in the
+ * browser (a separate chunk), never on import.
+ */
+export const loadTileSources = (): Promise<typeof import('./tileSources.js')> => import('./tileSources.js');
