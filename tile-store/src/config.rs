@@ -159,10 +159,17 @@ pub struct ServeConfig {
     pub max_source_bytes: u64,
 
     /// Bytes of source images held at once by tiling jobs (bodies of `POST /pyramids`
-    /// and fetched images); past it, `503` for bodies, and fetching jobs wait.
+    /// in memory, fetched images in --spool-dir); past it, `503` for bodies, and
+    /// fetching jobs wait.
     #[arg(long, env = "TILE_STORE_MAX_QUEUED_SOURCE_BYTES",
           default_value_t = crate::tiling::DEFAULT_MAX_QUEUED_SOURCE_BYTES)]
     pub max_queued_source_bytes: u64,
+
+    /// Folder fetched sources (URLs, S3 objects) are written to while their jobs run,
+    /// rather than memory: a TIFF/BigTIFF then tiles in memory bounded by its width.
+    /// Default: the system's temporary folder.
+    #[arg(long, env = "TILE_STORE_SPOOL_DIR")]
+    pub spool_dir: Option<std::path::PathBuf>,
 
     /// Seconds allowed to connect to a source URL.
     #[arg(long, env = "TILE_STORE_FETCH_CONNECT_TIMEOUT", default_value_t = 10)]

@@ -13,7 +13,8 @@
 pub mod policy;
 
 use crate::error::{AppError, Result};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use policy::{AddressPolicy, Refused};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::Url;
@@ -101,10 +102,22 @@ impl Fetcher {
         Ok(url)
     }
 
-    /// Downloads `url` whole, at most [`Fetcher::max_bytes`] (413 past it, from the
-    /// `Content-Length` or while streaming); `progress(received, expected)` is called
-    /// as bytes arrive.
+    /// Downloads `url` whole into memory; see [`Fetcher::fetch_into`].
     pub async fn fetch(&self, url: &Url, progress: impl Fn(u64, Option<u64>)) -> Result<Bytes> {
+        let mut body = Vec::new();
+        self.fetch_into(url, progress, &mut body).await?;
+        Ok(Bytes::from(body))
+    }
+
+    /// Downloads `url` into `sink`, at most [`Fetcher::max_bytes`] (413 past it, from
+    /// the `Content-Length` or while streaming); `progress(received, expected)` is
+    /// called as bytes arrive. Returns the length.
+    pub async fn fetch_into(
+        &self,
+        url: &Url,
+        progress: impl Fn(u64, Option<u64>),
+        sink: &mut (impl AsyncWrite + Unpin),
+    ) -> Result<u64> {
         check_url(&self.policy, url).map_err(into_app_error)?;
         let mut response = self
             .client
@@ -129,18 +142,23 @@ impl Fetcher {
         if let Some(n) = expected.filter(|&n| n > self.max_bytes) {
             return Err(too_large(format!("{n} bytes")));
         }
-        let capacity = usize::try_from(expected.unwrap_or(0).min(self.max_bytes)).unwrap_or(0);
-        let mut body = BytesMut::with_capacity(capacity);
+        let mut received: u64 = 0;
         progress(0, expected);
         while let Some(chunk) = response.chunk().await.map_err(|e| request_error(url, &e))? {
-            if (body.len() + chunk.len()) as u64 > self.max_bytes {
-                return Err(too_large("larger than that".into()));
-            }
-            body.extend_from_slice(&chunk);
-            progress(body.len() as u64, expected);
+            received = received
+                .checked_add(chunk.len() as u64)
+                .filter(|&n| n <= self.max_bytes)
+                .ok_or_else(|| too_large("larger than that".into()))?;
+            sink.write_all(&chunk).await.map_err(sink_error)?;
+            progress(received, expected);
         }
-        Ok(body.freeze())
+        Ok(received)
     }
+}
+
+/// A source that could not be kept as it arrived (the spool folder full, say).
+pub(crate) fn sink_error(e: std::io::Error) -> AppError {
+    AppError::Internal(format!("keeping the source as it arrives: {e}"))
 }
 
 /// Only `http` and `https`; IP-literal hosts checked against the policy.

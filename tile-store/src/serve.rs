@@ -122,6 +122,7 @@ fn tiling_settings(config: &ServeConfig) -> TilingSettings {
         max_jobs: config.max_jobs,
         s3_source_prefixes: config.s3_source_prefix.clone(),
         max_queued_source_bytes: config.max_queued_source_bytes,
+        spool_dir: config.spool_dir.clone().unwrap_or_else(std::env::temp_dir),
         board: BoardSettings {
             instance: config.instance_id.clone(),
             lease: Duration::from_secs(config.job_lease),

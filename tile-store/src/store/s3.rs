@@ -493,13 +493,15 @@ impl S3Store {
     /// Reads a source image for server-side tiling: the object `key` of the store's
     /// bucket, as given (the pyramid prefix does not apply), at most `max_bytes` —
     /// checked from the object's size first and again while streaming (413 past it).
-    #[tracing::instrument(level = "debug", skip(self, progress))]
+    /// The bytes go to `sink` as they arrive; returns the length.
+    #[tracing::instrument(level = "debug", skip(self, progress, sink))]
     pub async fn get_source(
         &self,
         key: &str,
         max_bytes: u64,
         progress: impl Fn(u64, Option<u64>),
-    ) -> Result<Bytes> {
+        sink: &mut (impl tokio::io::AsyncWrite + Unpin),
+    ) -> Result<u64> {
         let bucket = &self.settings.bucket;
         let response = self
             .client
@@ -527,19 +529,20 @@ impl S3Store {
         if let Some(n) = expected.filter(|&n| n > max_bytes) {
             return Err(too_large(format!("{n} bytes")));
         }
-        let mut body = bytes::BytesMut::with_capacity(
-            usize::try_from(expected.unwrap_or(0).min(max_bytes)).unwrap_or(0),
-        );
+        let mut received: u64 = 0;
         progress(0, expected);
         while let Some(chunk) = output.body.next().await {
             let chunk =
                 chunk.map_err(|e| AppError::Store(format!("S3 read s3://{bucket}/{key}: {e}")))?;
-            if (body.len() + chunk.len()) as u64 > max_bytes {
-                return Err(too_large("larger than that".into()));
-            }
-            body.extend_from_slice(&chunk);
-            progress(body.len() as u64, expected);
+            received = received
+                .checked_add(chunk.len() as u64)
+                .filter(|&n| n <= max_bytes)
+                .ok_or_else(|| too_large("larger than that".into()))?;
+            tokio::io::AsyncWriteExt::write_all(sink, &chunk)
+                .await
+                .map_err(crate::fetch::sink_error)?;
+            progress(received, expected);
         }
-        Ok(body.freeze())
+        Ok(received)
     }
 }

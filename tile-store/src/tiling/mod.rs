@@ -14,6 +14,7 @@ pub mod jobs;
 pub mod pipeline;
 pub mod record;
 pub mod runner;
+pub mod spool;
 
 use crate::error::{AppError, Result};
 use crate::fetch::{FetchSettings, Fetcher};
@@ -44,6 +45,8 @@ pub struct TilingSettings {
     pub max_queued_source_bytes: u64,
     /// This instance's name, the job lease and how long ended jobs are kept.
     pub board: BoardSettings,
+    /// Where fetched sources are written while their jobs run ([`spool`]).
+    pub spool_dir: std::path::PathBuf,
 }
 
 /// Default of `--max-queued-source-bytes`: 1 GiB.
@@ -57,6 +60,7 @@ impl Default for TilingSettings {
             s3_source_prefixes: Vec::new(),
             max_queued_source_bytes: DEFAULT_MAX_QUEUED_SOURCE_BYTES,
             board: BoardSettings::default(),
+            spool_dir: std::env::temp_dir(),
         }
     }
 }
@@ -139,6 +143,7 @@ pub struct Tiling {
     source_budget: Arc<Semaphore>,
     /// Images tiled at once ([`IMAGES_AT_ONCE`]).
     slots: Semaphore,
+    spool_dir: std::path::PathBuf,
 }
 
 impl Tiling {
@@ -166,6 +171,12 @@ impl Tiling {
                 settings.max_queued_source_bytes, settings.fetch.max_bytes
             )));
         }
+        std::fs::create_dir_all(&settings.spool_dir).map_err(|e| {
+            AppError::Config(format!(
+                "--spool-dir {} cannot be made: {e}",
+                settings.spool_dir.display()
+            ))
+        })?;
         Ok(Tiling {
             source_budget: budget(settings.max_queued_source_bytes),
             s3_source_prefixes: settings.s3_source_prefixes.clone(),
@@ -175,6 +186,7 @@ impl Tiling {
             s3,
             max_source_bytes: settings.fetch.max_bytes,
             slots: Semaphore::new(IMAGES_AT_ONCE),
+            spool_dir: settings.spool_dir.clone(),
         })
     }
 
@@ -191,6 +203,7 @@ impl Tiling {
             s3_source_prefixes: Vec::new(),
             source_budget: budget(settings.max_queued_source_bytes),
             slots: Semaphore::new(IMAGES_AT_ONCE),
+            spool_dir: settings.spool_dir,
         }
     }
 

@@ -1,8 +1,10 @@
-//! A job's work from source to committed pyramid: fetch → hash (the pyramid id, as
-//! the browser computes it) → tile on every core → store the tiles under their final
-//! keys → the one commit ([`crate::commit::commit`]), which writes the `.dzi` last.
+//! A job's work from source to committed pyramid: fetch (spooled to a file, hashed on
+//! the way: the pyramid id, as the browser computes it) → tile on every core → store
+//! the tiles under their final keys → the one commit ([`crate::commit::commit`]), which
+//! writes the `.dzi` last.
 
 use super::jobs::{Job, JobError, JobState};
+use super::spool::{Spool, Spooled};
 use super::{shrink, Source};
 use crate::commit::{self, check_tile_cap, is_committed_now, TileSource};
 use crate::error::{AppError, Result};
@@ -87,10 +89,13 @@ async fn work(
         job.bytes_total
             .store(expected.unwrap_or(0), Ordering::Relaxed);
     };
-    let bytes = match source {
+    let held = match source {
         Source::Url(url) => {
             job.set_state(JobState::Fetching);
-            tiling.fetcher()?.fetch(&url, progress).await?
+            let fetcher = tiling.fetcher()?;
+            let mut spool = Spool::create(&tiling.spool_dir)?;
+            fetcher.fetch_into(&url, progress, &mut spool).await?;
+            Held::Spooled(spool.finish().await?)
         }
         Source::S3Key(key) => {
             job.set_state(JobState::Fetching);
@@ -98,20 +103,34 @@ async fn work(
             let s3 = tiling.s3.as_ref().ok_or_else(|| {
                 AppError::bad_request("no_s3", "s3Key needs the S3 store (--store s3)")
             })?;
-            s3.get_source(&key, tiling.max_source_bytes, progress)
-                .await?
+            let mut spool = Spool::create(&tiling.spool_dir)?;
+            s3.get_source(&key, tiling.max_source_bytes, progress, &mut spool)
+                .await?;
+            Held::Spooled(spool.finish().await?)
         }
-        Source::Bytes(bytes) => bytes,
+        Source::Bytes(bytes) => Held::Bytes(bytes),
     };
-    shrink(&mut budget, bytes.len());
-    check_tile_count(&bytes, &options, state.limits.max_tiles_per_pyramid)?;
+    let len = match &held {
+        Held::Bytes(bytes) => bytes.len(),
+        Held::Spooled(spooled) => usize::try_from(spooled.len).unwrap_or(usize::MAX),
+    };
+    shrink(&mut budget, len);
+    // A spooled source's size is checked once the tiler has read its header (a TIFF's
+    // may be anywhere in the file).
+    if let Held::Bytes(bytes) = &held {
+        check_tile_count(bytes, &options, state.limits.max_tiles_per_pyramid)?;
+    }
     let fetched = started.elapsed();
-    let (id, bytes) = match known_id {
-        Some(id) => (id, bytes),
-        None => {
-            let (id, bytes) = hash(bytes, options).await?;
+    let id = match (known_id, &held) {
+        (Some(id), _) => id,
+        (None, held) => {
+            let id = match held {
+                Held::Bytes(bytes) => hash(bytes.clone(), options).await?,
+                // Hashed as it was spooled.
+                Held::Spooled(spooled) => PyramidId::parse(&spooled.pyramid_id(&options))?,
+            };
             tracing::info!(
-                job = job.id(), %id, bytes = bytes.len(),
+                job = job.id(), %id, bytes = len,
                 fetch_ms = fetched.as_millis(),
                 hash_ms = (started.elapsed() - fetched).as_millis(),
                 "source read and hashed"
@@ -120,10 +139,10 @@ async fn work(
                 job.set_state(JobState::Queued);
                 return Ok(Done::Followed(leader));
             }
-            (id, bytes)
+            id
         }
     };
-    make_pyramid(state, job, id, bytes, options, committer).await?;
+    make_pyramid(state, job, id, held, options, committer).await?;
     Ok(Done::Made)
 }
 
@@ -142,12 +161,54 @@ pub fn check_tile_count(bytes: &[u8], options: &Options, max_tiles: u64) -> Resu
 }
 
 /// The pyramid id of `bytes` tiled with `options`, hashed off the async threads.
-async fn hash(bytes: Bytes, options: Options) -> Result<(PyramidId, Bytes)> {
-    let (id, bytes) =
-        tokio::task::spawn_blocking(move || (tiler_wasm::pyramid_id(&bytes, &options), bytes))
-            .await
-            .map_err(|e| AppError::Internal(format!("hashing task: {e}")))?;
-    Ok((PyramidId::parse(&id)?, bytes))
+async fn hash(bytes: Bytes, options: Options) -> Result<PyramidId> {
+    let id = tokio::task::spawn_blocking(move || tiler_wasm::pyramid_id(&bytes, &options))
+        .await
+        .map_err(|e| AppError::Internal(format!("hashing task: {e}")))?;
+    PyramidId::parse(&id)
+}
+
+/// A job's source in hand: a request body in memory, or a fetched source in a file.
+enum Held {
+    Bytes(Bytes),
+    Spooled(Spooled),
+}
+
+/// What the tiler reads a source through (a body in memory, a spooled file).
+trait SourceReader: std::io::Read + std::io::Seek + Send {}
+impl<R: std::io::Read + std::io::Seek + Send> SourceReader for R {}
+
+impl Held {
+    /// The walk of the source: TIFF and BigTIFF streamed from it in memory bounded by the
+    /// width; any other format decoded whole (a spooled one read into memory first,
+    /// within `--max-source-bytes`, and its size checked against `max_tiles` from its
+    /// header before it is decoded).
+    fn walk(self, options: &Options, max_tiles: u64) -> Result<Walk<Box<dyn SourceReader>>> {
+        let reader: Box<dyn SourceReader> = match &self {
+            Held::Bytes(bytes) => Box::new(std::io::Cursor::new(bytes.clone())),
+            Held::Spooled(spooled) => Box::new(std::io::BufReader::with_capacity(
+                1 << 20,
+                std::fs::File::open(&spooled.path).map_err(|e| {
+                    AppError::Internal(format!("reading the spooled source: {e}"))
+                })?,
+            )),
+        };
+        if let Some(streamed) = Walk::streamed(reader, options)? {
+            // The spooled file goes when the walk ends (Linux keeps an open file readable).
+            return Ok(streamed);
+        }
+        let bytes = match self {
+            Held::Bytes(bytes) => bytes,
+            Held::Spooled(spooled) => {
+                let bytes = std::fs::read(&spooled.path).map_err(|e| {
+                    AppError::Internal(format!("reading the spooled source: {e}"))
+                })?;
+                check_tile_count(&bytes, options, max_tiles)?;
+                Bytes::from(bytes)
+            }
+        };
+        Ok(Walk::whole(&bytes, options)?)
+    }
 }
 
 /// Tiles, stores and commits, unless the pyramid is committed already.
@@ -155,7 +216,7 @@ async fn make_pyramid(
     state: &AppState,
     job: &Arc<Job>,
     id: PyramidId,
-    bytes: Bytes,
+    held: Held,
     options: Options,
     committer: &str,
 ) -> Result<()> {
@@ -183,7 +244,7 @@ async fn make_pyramid(
     } else {
         HashSet::new()
     };
-    let dzi = tile_and_store(state, job, &id, bytes, options, stored).await?;
+    let dzi = tile_and_store(state, job, &id, held, options, stored).await?;
     tracing::info!(
         job = job.id(), %id, tiles = job.tiles.load(Ordering::Relaxed),
         tile_and_store_ms = tiling_started.elapsed().as_millis(),
@@ -203,7 +264,7 @@ async fn tile_and_store(
     state: &AppState,
     job: &Arc<Job>,
     id: &PyramidId,
-    bytes: Bytes,
+    held: Held,
     options: Options,
     stored: HashSet<TileName>,
 ) -> Result<Dzi> {
@@ -211,13 +272,7 @@ async fn tile_and_store(
     let tiling_job = Arc::clone(job);
     let max_tiles = state.limits.max_tiles_per_pyramid;
     let tiler = tokio::task::spawn_blocking(move || -> Result<Dzi> {
-        // TIFF and BigTIFF stream from the source bytes in memory bounded by the width (the
-        // compressed source stays held, within the source budget); anything else is decoded whole.
-        let tiler = match Walk::streamed(std::io::Cursor::new(bytes.clone()), &options)? {
-            Some(streamed) => streamed,
-            None => Walk::whole(&bytes, &options)?,
-        };
-        drop(bytes);
+        let tiler = held.walk(&options, max_tiles)?;
         check_tile_cap(tiler.layout().tile_count(), max_tiles)?;
         tiling_job
             .tiles_total
