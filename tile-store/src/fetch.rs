@@ -14,13 +14,13 @@ pub mod policy;
 
 use crate::error::{AppError, Result};
 use bytes::Bytes;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
 use policy::{AddressPolicy, Refused};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::Url;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 /// Most redirects followed.
 const MAX_REDIRECTS: usize = 5;

@@ -188,9 +188,8 @@ impl Held {
             Held::Bytes(bytes) => Box::new(std::io::Cursor::new(bytes.clone())),
             Held::Spooled(spooled) => Box::new(std::io::BufReader::with_capacity(
                 1 << 20,
-                std::fs::File::open(&spooled.path).map_err(|e| {
-                    AppError::Internal(format!("reading the spooled source: {e}"))
-                })?,
+                std::fs::File::open(&spooled.path)
+                    .map_err(|e| AppError::Internal(format!("reading the spooled source: {e}")))?,
             )),
         };
         if let Some(streamed) = Walk::streamed(reader, options)? {
@@ -200,9 +199,8 @@ impl Held {
         let bytes = match self {
             Held::Bytes(bytes) => bytes,
             Held::Spooled(spooled) => {
-                let bytes = std::fs::read(&spooled.path).map_err(|e| {
-                    AppError::Internal(format!("reading the spooled source: {e}"))
-                })?;
+                let bytes = std::fs::read(&spooled.path)
+                    .map_err(|e| AppError::Internal(format!("reading the spooled source: {e}")))?;
                 check_tile_count(&bytes, options, max_tiles)?;
                 Bytes::from(bytes)
             }
