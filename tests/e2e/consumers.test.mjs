@@ -7,8 +7,8 @@ import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { damageLayer, makeImages, ORIENTED, QUAD, quadrantColour } from './images.mjs';
-import { near, pixel, ROOT, setup, toScreen, waitForSettled, waitForState } from './harness.mjs';
+import { damageLayer, makeImages, QUAD } from './images.mjs';
+import { assertOrientedUpright, near, pixel, ROOT, setup, toScreen, waitForSettled, waitForState } from './harness.mjs';
 
 const TARBALLS = join(ROOT, 'dist/npm');
 
@@ -67,28 +67,7 @@ for (const app of ['vite-app', 'webpack-app']) {
       if (work) rmSync(work, { recursive: true, force: true });
     });
 
-    test('EXIF orientation 6 is upright at its size, quadrant colours', async () => {
-      await t.open({ src: `/e2e/${t.files.oriented}` });
-      const attrs = await waitForState(t.page, ['ready', 'error']);
-      assert.equal(attrs['data-state'], 'ready', attrs['data-error']);
-      assert.equal(Number(attrs['data-width']), ORIENTED.width);
-      assert.equal(Number(attrs['data-height']), ORIENTED.height);
-      await waitForSettled(t.page);
-      const box = await t.page.getByTestId('viewer').boundingBox();
-      const shot = await t.shot('upright');
-      const { width: W, height: H } = ORIENTED;
-      for (const [x, y] of [
-        [W / 4, H / 4],
-        [(3 * W) / 4, H / 4],
-        [W / 4, (3 * H) / 4],
-        [(3 * W) / 4, (3 * H) / 4],
-      ]) {
-        const at = toScreen(box, ORIENTED, 1, x, y);
-        const want = quadrantColour(x, y, W, H);
-        const got = pixel(shot.png, at.x, at.y);
-        assert.ok(near(got, want), `(${x}, ${y}): got ${got}, want ${want}; see ${shot.path}`);
-      }
-    });
+    test('EXIF orientation 6 is upright at its size, quadrant colours', () => assertOrientedUpright(t));
 
     test('the vector overlay is drawn over the image', async () => {
       await t.open({ src: `/e2e/${t.files.quadrants}`, vectorSrc: `/e2e/${t.files.damage}` });

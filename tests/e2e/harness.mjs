@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
 import { PNG } from 'pngjs';
+import { ORIENTED, quadrantColour } from './images.mjs';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const ARTIFACTS = join(ROOT, 'tests/artifacts');
@@ -344,4 +345,31 @@ export async function waitForAttribute(page, attribute, timeout = 120_000) {
     { timeout, polling: 20 },
   );
   return page.getByTestId('viewer').evaluate((el) => Object.fromEntries([...el.attributes].map((a) => [a.name, a.value])));
+}
+
+/**
+ * Opens the EXIF orientation 6 test image (stored 800 × 1200) in `t` and checks it is shown upright:
+ * 1200 × 800, each quadrant's colour where the upright image has it.
+ */
+export async function assertOrientedUpright(t) {
+  await t.open({ src: `/e2e/${t.files.oriented}` });
+  const attrs = await waitForState(t.page, ['ready', 'error']);
+  assert.equal(attrs['data-state'], 'ready', attrs['data-error']);
+  assert.equal(Number(attrs['data-width']), ORIENTED.width);
+  assert.equal(Number(attrs['data-height']), ORIENTED.height);
+  await waitForSettled(t.page);
+  const box = await t.page.getByTestId('viewer').boundingBox();
+  const shot = await t.shot('upright');
+  const { width: W, height: H } = ORIENTED;
+  for (const [x, y] of [
+    [W / 4, H / 4],
+    [(3 * W) / 4, H / 4],
+    [W / 4, (3 * H) / 4],
+    [(3 * W) / 4, (3 * H) / 4],
+  ]) {
+    const at = toScreen(box, ORIENTED, 1, x, y);
+    const want = quadrantColour(x, y, W, H);
+    const got = pixel(shot.png, at.x, at.y);
+    assert.ok(near(got, want), `upright (${x}, ${y}): got ${got}, want ${want}; see ${shot.path}`);
+  }
 }
