@@ -53,7 +53,7 @@ finish "fuzz targets, $fuzz_seconds s each" $fuzz "$logs/fuzz" "$t"
 cat "$logs/fuzz"
 
 stage "end-to-end tests (Chromium, consumers, parity)" \
-  bash -c 'scripts/setup.sh npm tests/e2e && cd tests/e2e && node --test --test-concurrency=1'
+  bash -c 'scripts/setup.sh npm tests/e2e && cd tests/e2e && node --test --test-concurrency=1 --test-timeout=600000'
 
 rm -rf "$logs"
 say "every test passed in $(($(date +%s) - started)) s"

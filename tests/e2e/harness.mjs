@@ -298,13 +298,23 @@ export function assertBoxNear(got, want, what, tolerance = 2) {
 /**
  * Holds the first request matching `pattern` (a playwright URL glob) until `release()`, as a
  * deterministic brake: the page cannot get past that request while the test waits for an event.
- * `requested` resolves when the request arrives; `release()` lets it through unchanged and resolves
- * to whether the requester was still waiting for it (false if it gave up meanwhile: a timeout, or
- * its worker was terminated).
+ * `requested` resolves when the request arrives (and rejects if none has within `timeout`);
+ * `release()` lets it through unchanged and resolves to whether the requester was still waiting for
+ * it (false if it gave up meanwhile: a timeout, or its worker was terminated).
  */
-export async function holdRequest(page, pattern, { method = 'GET' } = {}) {
+export async function holdRequest(page, pattern, { method = 'GET', timeout = 60_000 } = {}) {
   let arrived;
-  const requested = new Promise((r) => (arrived = r));
+  let timer;
+  // A request that never comes fails the test (with the pattern named) instead of hanging it.
+  const requested = new Promise((resolve, reject) => {
+    arrived = (url) => {
+      clearTimeout(timer);
+      resolve(url);
+    };
+    timer = setTimeout(() => reject(new Error(`no ${method} ${pattern} request within ${timeout} ms`)), timeout);
+    timer.unref();
+  });
+  requested.catch(() => {});
   let letGo;
   const released = new Promise((r) => (letGo = r));
   let held = null;
@@ -326,6 +336,7 @@ export async function holdRequest(page, pattern, { method = 'GET' } = {}) {
   return {
     requested,
     async release() {
+      clearTimeout(timer);
       const waiting = !abandoned;
       letGo();
       page.off('requestfailed', onFailed);
