@@ -233,7 +233,8 @@ fn decode_jpeg(bytes: &[u8], out: ColorSpace, limits: &Limits) -> Result<Bitmap>
     color::to_srgb8(image, icc.as_deref())
 }
 
-/// Decodes a CMYK or YCCK JPEG to sRGB with its embedded profile if it has one.
+/// Decodes a CMYK or YCCK JPEG to sRGB with its embedded profile, or without a usable one
+/// with libvips's default CMYK profile ([`color::DEFAULT_CMYK_PROFILE`]).
 ///
 /// Like libjpeg and Photoshop, CMYK JPEGs are taken to store inverted values
 /// (255 = no ink), which is what every Adobe-marked file does.
