@@ -112,7 +112,7 @@ fmt:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) clippy -p tiler-wasm --target wasm32-unknown-unknown --all-targets -- -D warnings
+	$(CARGO) clippy -p tiler-wasm --target wasm32-unknown-unknown --no-default-features --all-targets -- -D warnings
 	scripts/setup.sh npm www
 	www/node_modules/.bin/biome check
 	cd www && npm run typecheck

@@ -15,7 +15,8 @@ if [ "$pinned" != "$have" ]; then
   exit 1
 fi
 
-cargo build --manifest-path "$root/Cargo.toml" -p tiler-wasm --release --target wasm32-unknown-unknown
+# Without default features: JPEG XL (jxl-oxide, ~500 KiB gzip) is left to the server.
+cargo build --manifest-path "$root/Cargo.toml" -p tiler-wasm --release --target wasm32-unknown-unknown --no-default-features
 rm -rf "$out"
 wasm-bindgen --target web --out-dir "$out" \
   "$target_dir/wasm32-unknown-unknown/release/tiler_wasm.wasm"

@@ -6,4 +6,4 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
-cargo test --release -p tiler-wasm --target wasm32-unknown-unknown --test wasm_bindings
+cargo test --release -p tiler-wasm --target wasm32-unknown-unknown --no-default-features --test wasm_bindings

@@ -83,11 +83,11 @@ async function waitForHttp(url, child, log) {
   throw new Error(`tile-store did not answer ${url}:\n${log()}`);
 }
 
-/** `tile-store serve` with the built app plus `files` (name → contents) under /e2e/. */
-async function tileStore(webDir, dataDir) {
+/** `tile-store serve` with the built app plus `files` (name → contents) under /e2e/, and `args`. */
+async function tileStore(webDir, dataDir, args = []) {
   const port = await freePort();
   let output = '';
-  const child = spawn(TILE_STORE, ['serve', '--listen', `127.0.0.1:${port}`, '--web-dir', webDir, '--data-dir', dataDir], {
+  const child = spawn(TILE_STORE, ['serve', '--listen', `127.0.0.1:${port}`, '--web-dir', webDir, '--data-dir', dataDir, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
   });
@@ -109,10 +109,10 @@ async function tileStore(webDir, dataDir) {
 
 /**
  * Everything a scenario needs. `prepare(imagesDir)` writes test files, served at `/e2e/`; `dist` is
- * the built app to serve (default: the demo).
+ * the built app to serve (default: the demo); `serveArgs` go to `tile-store serve`.
  * Returns `{ app, foreign, open, shot, close }`.
  */
-export async function setup(name, prepare, { dist: DIST = DEMO_DIST } = {}) {
+export async function setup(name, prepare, { dist: DIST = DEMO_DIST, serveArgs = [] } = {}) {
   if (!existsSync(join(DIST, 'index.html'))) throw new Error(`no built app at ${DIST}; run \`make web\` first`);
   mkdirSync(ARTIFACTS, { recursive: true });
   const work = mkdtempSync(join(tmpdir(), `tessera-e2e-${name}-`));
@@ -125,7 +125,7 @@ export async function setup(name, prepare, { dist: DIST = DEMO_DIST } = {}) {
   mkdirSync(dataDir);
 
   let app;
-  if (existsSync(TILE_STORE)) app = await tileStore(webDir, dataDir);
+  if (existsSync(TILE_STORE)) app = await tileStore(webDir, dataDir, serveArgs);
   else if (process.env.TESSERA_E2E_STATIC === '1') app = { ...(await staticServer(webDir)), kind: 'static' };
   else throw new Error(`no tile-store binary at ${TILE_STORE}; run \`make server\` (or TESSERA_E2E_STATIC=1)`);
 

@@ -323,3 +323,54 @@ fn writes_a_szi_archive_as_vips_does() {
     assert_eq!(our_dzi, their_dzi);
     assert!(ours.contains("photo/photo_files/10/2_1.jpeg"), "{ours:?}");
 }
+
+/// A lossless JPEG XL (`vips jxlsave`, libjxl) tiles through the CLI into the pyramid `vips
+/// dzsave` makes of it: the same `.dzi`, the same tiles, every pixel identical.
+#[cfg(feature = "jxl")]
+#[test]
+fn tiles_a_jpeg_xl_as_vips_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("photo.png");
+    write_source(&png, 700, 300);
+    let jxl = dir.path().join("photo.jxl");
+    let vips = |args: &[&std::ffi::OsStr]| {
+        let status = Command::new("vips").args(args).status();
+        let status = status.unwrap_or_else(|e| panic!("`vips` is needed for this test: {e}"));
+        assert!(status.success(), "vips {args:?}");
+    };
+    let target = format!("{}[lossless]", jxl.display());
+    vips(&["copy".as_ref(), png.as_os_str(), target.as_ref()]);
+    let ours = dir.path().join("ours");
+    let output = tile_store()
+        .arg("tile")
+        .arg(&jxl)
+        .arg(&ours)
+        .args(["--format", "png"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let theirs = dir.path().join("vips");
+    vips(&[
+        "dzsave".as_ref(),
+        jxl.as_os_str(),
+        theirs.as_os_str(),
+        "--suffix".as_ref(),
+        ".png".as_ref(),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(ours.with_extension("dzi")).unwrap(),
+        std::fs::read_to_string(theirs.with_extension("dzi")).unwrap()
+    );
+    let (ours, theirs) = (dir.path().join("ours_files"), dir.path().join("vips_files"));
+    let files = files_under(&ours);
+    assert_eq!(files, files_under(&theirs));
+    for file in &files {
+        let a = image::open(ours.join(file)).unwrap().into_rgba8();
+        let b = image::open(theirs.join(file)).unwrap().into_rgba8();
+        assert!(a == b, "{file} differs from vips's");
+    }
+}

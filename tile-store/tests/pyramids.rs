@@ -198,6 +198,32 @@ async fn a_tiled_jpeg_bigtiff_is_streamed_into_the_pyramid_vips_makes() {
     assert_eq!(ours, theirs);
 }
 
+/// A JPEG XL posted as the body is tiled (jxl-oxide, the `jxl` feature) into what the core
+/// makes natively; the browser's build leaves such images to this route.
+#[cfg(feature = "jxl")]
+#[tokio::test]
+async fn a_jpeg_xl_body_is_tiled() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let jpeg = work.path().join("photo.jpg");
+    std::fs::write(&jpeg, photo_jpeg(500, 300, 9)).unwrap();
+    let jxl = work.path().join("photo.jxl");
+    let status = std::process::Command::new("vips")
+        .arg("copy")
+        .arg(&jpeg)
+        .arg(format!("{}[lossless]", jxl.display()))
+        .status()
+        .expect("the tests need vips (libvips-tools)");
+    assert!(status.success());
+    let source = std::fs::read(&jxl).unwrap();
+    let app = app(state(dir.path(), &[], 4));
+    let (status, _, view) = post_image(&app, source.clone()).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{view}");
+    let done = finished_job(&app, view["job"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "ready", "{done}");
+    assert_same_as_native(dir.path(), &done, &source);
+}
+
 #[tokio::test]
 async fn a_committed_pyramid_is_ready_at_once_without_tiling_again() {
     let dir = tempfile::tempdir().unwrap();

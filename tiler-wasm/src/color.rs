@@ -14,7 +14,7 @@
 //! also keeps such images' pixels exactly as libvips reads them.
 
 use crate::bitmap::Bitmap;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use image::DynamicImage;
 use moxcms::{ColorProfile, DataColorSpace, Layout, TransformOptions};
 
@@ -54,28 +54,26 @@ pub fn to_srgb8(image: DynamicImage, icc: Option<&[u8]>) -> Result<Bitmap> {
     Bitmap::new(width, height, out_channels, data)
 }
 
-/// Ink-value CMYK (0 = no ink) → sRGB, through `icc` when it is a usable CMYK
-/// profile and otherwise with the plain `(1−C)(1−K)` formula.
+/// libvips's built-in CMYK profile (Argyll CMS's "Chemical proof", public domain), which vips
+/// applies to CMYK images without a usable profile of their own: cut to the header and the tags a
+/// CMYK → sRGB conversion reads (`scripts/cmyk-profile.py`).
+pub const DEFAULT_CMYK_PROFILE: &[u8] = include_bytes!("../profiles/cmyk.icc");
+
+/// Ink-value CMYK (0 = no ink) → sRGB, through `icc` when it is a usable CMYK profile and
+/// otherwise through [`DEFAULT_CMYK_PROFILE`], as libvips does.
 pub fn cmyk_to_srgb8(width: u32, height: u32, cmyk: &[u8], icc: Option<&[u8]>) -> Result<Bitmap> {
-    let profile = icc
+    let embedded = icc
         .and_then(|bytes| ColorProfile::new_from_slice(bytes).ok())
-        .filter(|p| p.color_space == DataColorSpace::Cmyk);
-    if let Some(converted) = profile
-        .as_ref()
-        .and_then(|p| transform(p, cmyk, Layout::Rgba, Layout::Rgb))
-    {
-        return Bitmap::new(width, height, 3, converted);
-    }
-    let mut rgb = Vec::with_capacity(cmyk.len() / 4 * 3);
-    for px in cmyk.chunks_exact(4) {
-        let white = 255 - u32::from(px[3]);
-        rgb.extend(
-            px[..3]
-                .iter()
-                .map(|&ink| (((255 - u32::from(ink)) * white + 127) / 255) as u8),
-        );
-    }
-    Bitmap::new(width, height, 3, rgb)
+        .filter(|p| p.color_space == DataColorSpace::Cmyk)
+        .and_then(|p| transform(&p, cmyk, Layout::Rgba, Layout::Rgb));
+    let converted = match embedded {
+        Some(converted) => converted,
+        None => ColorProfile::new_from_slice(DEFAULT_CMYK_PROFILE)
+            .ok()
+            .and_then(|p| transform(&p, cmyk, Layout::Rgba, Layout::Rgb))
+            .ok_or_else(|| Error::Decode("the default CMYK profile cannot be applied".into()))?,
+    };
+    Bitmap::new(width, height, 3, converted)
 }
 
 fn transform(profile: &ColorProfile, src: &[u8], from: Layout, to: Layout) -> Option<Vec<u8>> {
@@ -422,9 +420,26 @@ mod tests {
     }
 
     #[test]
-    fn cmyk_without_profile_uses_the_plain_formula() {
-        let out = cmyk_to_srgb8(2, 1, &[0, 0, 0, 0, 255, 0, 128, 64], None).expect("converts");
-        // (255−255)·191/255 = 0; 191; (127·191)/255 = 95.1 → 95.
-        assert_eq!(out.data(), &[255, 255, 255, 0, 191, 95]);
+    fn default_cmyk_profile_is_used_without_a_usable_one() {
+        let profile = ColorProfile::new_from_slice(DEFAULT_CMYK_PROFILE).expect("parses");
+        assert_eq!(profile.color_space, DataColorSpace::Cmyk);
+        // Ink values and the sRGB `vips icc_transform … srgb --input-profile cmyk` makes of them
+        // (libvips 8.14, lcms2): paper, black ink only, cyan, cyan + magenta.
+        let cmyk = [0, 0, 0, 0, 0, 0, 0, 255, 255, 0, 0, 0, 255, 255, 0, 0];
+        let vips = [255, 255, 255, 41, 35, 43, 0, 156, 228, 48, 36, 123];
+        let none = cmyk_to_srgb8(4, 1, &cmyk, None).expect("converts");
+        for (ours, theirs) in none.data().iter().zip(vips) {
+            assert!(
+                ours.abs_diff(theirs) <= 1,
+                "{:?} against {vips:?}",
+                none.data()
+            );
+        }
+        // A broken or non-CMYK profile is not used: the default is.
+        let broken = cmyk_to_srgb8(4, 1, &cmyk, Some(b"not a profile")).expect("converts");
+        let rgb = ColorProfile::new_srgb().encode().expect("encodes");
+        let wrong = cmyk_to_srgb8(4, 1, &cmyk, Some(&rgb)).expect("converts");
+        assert_eq!(none.data(), broken.data());
+        assert_eq!(none.data(), wrong.data());
     }
 }

@@ -38,10 +38,16 @@ fn decode_unguarded(bytes: &[u8], limits: &Limits) -> Result<(Metadata, Bitmap)>
     let complete = match header.metadata.format {
         SourceFormat::Jpeg => jpeg_has_end(bytes),
         SourceFormat::Webp => riff_is_complete(bytes),
-        SourceFormat::Png | SourceFormat::Tiff => true,
+        // jxl-oxide refuses a truncated file itself (no complete frame).
+        SourceFormat::Png | SourceFormat::Tiff | SourceFormat::Jxl => true,
     };
     if !complete {
         return Err(Error::Decode("the image file is truncated".into()));
+    }
+    #[cfg(feature = "jxl")]
+    if header.metadata.format == SourceFormat::Jxl {
+        // Decoded upright: JPEG XL's orientation is in its header, applied by jxl-oxide.
+        return Ok((header.metadata, crate::jxl::decode(bytes, limits)?));
     }
     let stored = match header.jpeg_space {
         Some(space @ (ColorSpace::CMYK | ColorSpace::YCCK)) => {
@@ -70,6 +76,9 @@ impl Header {
         let format = SourceFormat::sniff(bytes).ok_or_else(|| {
             SourceFormat::refused(bytes).map_or(Error::UnknownFormat, Error::UnsupportedFormat)
         })?;
+        if format == SourceFormat::Jxl {
+            return Self::read_jxl(bytes, limits);
+        }
         let (width, height, has_alpha, jpeg_space) = match jpeg_header(bytes, format, limits)? {
             Some((w, h, space)) => (
                 w,
@@ -98,6 +107,37 @@ impl Header {
             },
             jpeg_space,
         })
+    }
+}
+
+impl Header {
+    /// A JPEG XL header, checked against the limits before anything is decoded or allocated.
+    #[cfg(feature = "jxl")]
+    fn read_jxl(bytes: &[u8], limits: &Limits) -> Result<Self> {
+        let jxl = crate::jxl::header(bytes)?;
+        check_size(
+            jxl.width,
+            jxl.height,
+            jxl.channels * crate::jxl::BYTES_PER_SAMPLE,
+            limits,
+        )?;
+        Ok(Header {
+            metadata: Metadata {
+                format: SourceFormat::Jxl,
+                width: jxl.width,
+                height: jxl.height,
+                orientation: jxl.orientation,
+                has_alpha: jxl.has_alpha,
+                exif: crate::meta::Exif::default(),
+            },
+            jpeg_space: None,
+        })
+    }
+
+    /// Without the `jxl` feature (the browser's build), JPEG XL is left to the server.
+    #[cfg(not(feature = "jxl"))]
+    fn read_jxl(_bytes: &[u8], _limits: &Limits) -> Result<Self> {
+        Err(Error::ServerOnly("JPEG XL"))
     }
 }
 
@@ -149,7 +189,10 @@ fn image_decoder<'a>(
     format: SourceFormat,
     limits: &Limits,
 ) -> Result<impl ImageDecoder + 'a> {
-    let mut reader = image::ImageReader::with_format(Cursor::new(bytes), format.image_format());
+    let format = format
+        .image_format()
+        .ok_or_else(|| Error::Unsupported(format!("{format:?} is not decoded here")))?;
+    let mut reader = image::ImageReader::with_format(Cursor::new(bytes), format);
     reader.limits(image_limits(limits));
     Ok(reader.into_decoder()?)
 }
@@ -233,7 +276,8 @@ fn decode_jpeg(bytes: &[u8], out: ColorSpace, limits: &Limits) -> Result<Bitmap>
     color::to_srgb8(image, icc.as_deref())
 }
 
-/// Decodes a CMYK or YCCK JPEG to sRGB with its embedded profile if it has one.
+/// Decodes a CMYK or YCCK JPEG to sRGB with its embedded profile, or without a usable one
+/// with libvips's default CMYK profile ([`color::DEFAULT_CMYK_PROFILE`]).
 ///
 /// Like libjpeg and Photoshop, CMYK JPEGs are taken to store inverted values
 /// (255 = no ink), which is what every Adobe-marked file does.
@@ -338,8 +382,6 @@ mod tests {
             (ftyp(b"heic\0\0\0\0mif1heic"), "HEIC"),
             (ftyp(b"mif1\0\0\0\0mif1avif"), "AVIF"),
             (ftyp(b"avif\0\0\0\0"), "AVIF"),
-            (b"\xff\x0a\xfa\x7f".to_vec(), "JPEG XL"),
-            (b"\0\0\0\x0cJXL \r\n\x87\n\0\0".to_vec(), "JPEG XL"),
             (b"\0\0\0\x0cjP  \r\n\x87\n\0\0".to_vec(), "JPEG 2000"),
             (b"GIF89a\x01\0\x01\0".to_vec(), "GIF"),
         ] {
@@ -354,6 +396,27 @@ mod tests {
             Err(Error::UnknownFormat)
         ));
         assert_eq!(Error::UnsupportedFormat("HEIC").code(), "unsupported");
+    }
+
+    /// JPEG XL is decoded where `jxl-oxide` is built in and left to the server elsewhere; either
+    /// way a broken file is a typed error.
+    #[test]
+    fn jpeg_xl_is_decoded_or_left_to_the_server() {
+        let limits = Limits::default();
+        for bytes in [
+            b"\xff\x0a\xfa\x7f".to_vec(),
+            b"\0\0\0\x0cJXL \r\n\x87\n\0\0".to_vec(),
+        ] {
+            assert_eq!(SourceFormat::sniff(&bytes), Some(SourceFormat::Jxl));
+            match decode(&bytes, &limits) {
+                #[cfg(feature = "jxl")]
+                Err(Error::Decode(_)) => {}
+                #[cfg(not(feature = "jxl"))]
+                Err(Error::ServerOnly(name)) => assert_eq!(name, "JPEG XL"),
+                other => panic!("{:?}", other.map(|_| ())),
+            }
+        }
+        assert_eq!(Error::ServerOnly("JPEG XL").code(), "server_only");
     }
 
     #[test]

@@ -13,6 +13,11 @@ pub enum Error {
     /// built in. Its code is `unsupported`; the message names the format.
     #[error("{0} images are not supported: convert to JPEG, PNG, WebP or TIFF")]
     UnsupportedFormat(&'static str),
+    /// A format this build does not decode but tile-store's does (JPEG XL in the browser's build,
+    /// which leaves out `jxl-oxide` for its size): the image must be tiled on the server. Its
+    /// code is `server_only`; the message names the format.
+    #[error("{0} images are decoded only on the server: tile it there (POST /pyramids or `tile-store tile`)")]
+    ServerOnly(&'static str),
     /// The format is recognised but this variant of it is not supported.
     #[error("unsupported image: {0}")]
     Unsupported(String),
@@ -77,6 +82,8 @@ pub enum ErrorCode {
     UnknownFormat,
     /// A recognised format in a variant that is not supported.
     Unsupported,
+    /// A format only the server decodes: the image must be tiled there.
+    ServerOnly,
     /// A damaged image: truncated, corrupt or inconsistent.
     Decode,
     /// An image larger than the limits allow.
@@ -101,9 +108,10 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for tests and documentation.
-    pub const ALL: [ErrorCode; 12] = [
+    pub const ALL: [ErrorCode; 13] = [
         ErrorCode::UnknownFormat,
         ErrorCode::Unsupported,
+        ErrorCode::ServerOnly,
         ErrorCode::Decode,
         ErrorCode::Limits,
         ErrorCode::InvalidOption,
@@ -121,6 +129,7 @@ impl ErrorCode {
         match self {
             ErrorCode::UnknownFormat => "unknown_format",
             ErrorCode::Unsupported => "unsupported",
+            ErrorCode::ServerOnly => "server_only",
             ErrorCode::Decode => "decode",
             ErrorCode::Limits => "limits",
             ErrorCode::InvalidOption => "invalid_option",
@@ -141,6 +150,7 @@ impl Error {
         match self {
             Error::UnknownFormat => ErrorCode::UnknownFormat,
             Error::Unsupported(_) | Error::UnsupportedFormat(_) => ErrorCode::Unsupported,
+            Error::ServerOnly(_) => ErrorCode::ServerOnly,
             Error::Decode(_) => ErrorCode::Decode,
             Error::Limits(_) => ErrorCode::Limits,
             Error::InvalidOption(_) => ErrorCode::InvalidOption,

@@ -4,6 +4,9 @@
 use serde::{Deserialize, Serialize};
 use std::io::Cursor;
 
+/// The JPEG XL container's signature box.
+const JXL_BOX: &[u8] = b"\0\0\0\x0cJXL \r\n\x87\n";
+
 /// The container format of a source image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
@@ -17,6 +20,8 @@ pub enum SourceFormat {
     Webp,
     /// TIFF or BigTIFF.
     Tiff,
+    /// JPEG XL, bare codestream or container; decoded only where the `jxl` feature is built in.
+    Jxl,
 }
 
 impl SourceFormat {
@@ -28,6 +33,8 @@ impl SourceFormat {
             Some(SourceFormat::Png)
         } else if bytes.len() >= 12 && &bytes[0..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
             Some(SourceFormat::Webp)
+        } else if bytes.starts_with(&[0xFF, 0x0A]) || bytes.starts_with(JXL_BOX) {
+            Some(SourceFormat::Jxl)
         } else if [b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"]
             .iter()
             .any(|magic| bytes.starts_with(*magic))
@@ -40,14 +47,10 @@ impl SourceFormat {
     }
 
     /// The name of an image format recognised from its first bytes only to be refused, because
-    /// no decoder for it is built in (HEIC, AVIF, JPEG XL, JPEG 2000, GIF), so that the error can
-    /// name it rather than call the file unknown.
+    /// no decoder for it is built in (HEIC, AVIF, JPEG 2000, GIF), so that the error can name it
+    /// rather than call the file unknown.
     pub fn refused(bytes: &[u8]) -> Option<&'static str> {
-        const JXL_BOX: &[u8] = b"\0\0\0\x0cJXL \r\n\x87\n";
         const JP2_BOX: &[u8] = b"\0\0\0\x0cjP  \r\n\x87\n";
-        if bytes.starts_with(&[0xFF, 0x0A]) || bytes.starts_with(JXL_BOX) {
-            return Some("JPEG XL");
-        }
         if bytes.starts_with(JP2_BOX) || bytes.starts_with(&[0xFF, 0x4F, 0xFF, 0x51]) {
             return Some("JPEG 2000");
         }
@@ -78,13 +81,14 @@ impl SourceFormat {
         }
     }
 
-    /// The `image` crate's name for this format.
-    pub(crate) fn image_format(self) -> image::ImageFormat {
+    /// The `image` crate's name for this format; `None` for JPEG XL, which it does not decode.
+    pub(crate) fn image_format(self) -> Option<image::ImageFormat> {
         match self {
-            SourceFormat::Jpeg => image::ImageFormat::Jpeg,
-            SourceFormat::Png => image::ImageFormat::Png,
-            SourceFormat::Webp => image::ImageFormat::WebP,
-            SourceFormat::Tiff => image::ImageFormat::Tiff,
+            SourceFormat::Jpeg => Some(image::ImageFormat::Jpeg),
+            SourceFormat::Png => Some(image::ImageFormat::Png),
+            SourceFormat::Webp => Some(image::ImageFormat::WebP),
+            SourceFormat::Tiff => Some(image::ImageFormat::Tiff),
+            SourceFormat::Jxl => None,
         }
     }
 }

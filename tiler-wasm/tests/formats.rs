@@ -257,10 +257,61 @@ fn cmyk_jpeg_is_converted_with_its_profile() {
     println!("cmyk: vs vips icc_transform {vs_vips:.2} dB, vs original {vs_original:.2} dB");
     assert!(vs_vips >= 30.0, "CMYK: {vs_vips:.2} dB against lcms2");
 
-    // Without its profile the plain formula still gives a recognisable image.
-    let stripped = convert(&f, &cmyk, "copy", "cmyk_noprofile.jpg[strip,Q=95]", &[]);
-    let plain = ours(&stripped);
-    let db = psnr_of(&plain, &original, false);
-    println!("cmyk without profile: vs original {db:.2} dB");
-    assert!(db >= 15.0, "CMYK fallback: {db:.2} dB");
+    // The same JPEG data without the profile gets vips's default one, which is the same profile:
+    // the same pixels.
+    let stripped = convert(
+        &f,
+        &f.rgb,
+        "icc_export",
+        "cmyk_noprofile.jpg[Q=95,strip]",
+        &["--output-profile", "cmyk"],
+    );
+    assert_eq!(ours(&stripped).2, converted.2, "default CMYK profile");
+}
+
+/// The ICC tags of a profile, by signature.
+fn icc_tags(profile: &[u8]) -> std::collections::BTreeMap<[u8; 4], &[u8]> {
+    let be = |at: usize| u32::from_be_bytes(profile[at..at + 4].try_into().unwrap()) as usize;
+    (0..be(128))
+        .map(|i| {
+            let entry = 132 + 12 * i;
+            let sig = profile[entry..entry + 4].try_into().unwrap();
+            let (offset, size) = (be(entry + 4), be(entry + 8));
+            (sig, &profile[offset..offset + size])
+        })
+        .collect()
+}
+
+/// The built-in CMYK profile is libvips's own, cut to the tags a conversion from CMYK reads.
+#[test]
+fn default_cmyk_profile_is_vips_own() {
+    let f = fixture("formats-cmyk-profile");
+    let tif = convert(&f, &f.rgb, "icc_transform", "cmyk.tif", &["cmyk"]);
+    let file = std::io::BufReader::new(std::fs::File::open(&tif).unwrap());
+    let mut decoder = image::codecs::tiff::TiffDecoder::new(file).unwrap();
+    let vips = image::ImageDecoder::icc_profile(&mut decoder)
+        .unwrap()
+        .expect("vips attaches its profile");
+    let ours = tiler_wasm::color::DEFAULT_CMYK_PROFILE;
+    println!("vips's profile {} bytes, ours {}", vips.len(), ours.len());
+    assert_eq!(&ours[4..128], &vips[4..128], "header");
+    assert_eq!(
+        u32::from_be_bytes(ours[..4].try_into().unwrap()) as usize,
+        ours.len()
+    );
+    let (ours, vips) = (icc_tags(ours), icc_tags(&vips));
+    let kept: Vec<&[u8; 4]> = ours.keys().collect();
+    assert_eq!(
+        kept,
+        [b"A2B0", b"A2B1", b"A2B2", b"bkpt", b"cprt", b"desc", b"wtpt"],
+        "tags"
+    );
+    for (sig, bytes) in &ours {
+        assert_eq!(
+            Some(bytes),
+            vips.get(sig),
+            "{}",
+            String::from_utf8_lossy(sig)
+        );
+    }
 }

@@ -70,6 +70,33 @@ export type CommitResult =
   /** 409 `missing_tiles`: `tiles` are the first (up to 1000) missing, as `level/col_row.ext`. */
   | { kind: 'missing'; count: number; tiles: string[] };
 
+/** A server-side tiling job (`POST /pyramids`, `GET /jobs/{job}`), as far as the page needs it. */
+export interface ServerJob {
+  /** The pyramid id; null until the server has read the source. */
+  id: string | null;
+  /** `fetching`, `queued`, `tiling`, `storing`, `ready` or `failed`. */
+  status: string;
+  /** The job to poll; null when the pyramid was already committed (`200`). */
+  job: string | null;
+  /** Why a `failed` job failed: the core's code and message. */
+  error: { code: string; message: string } | null;
+}
+
+/** How often a server job is asked about. */
+const JOB_POLL_MS = 500;
+
+function serverJob(body: unknown): ServerJob {
+  const b = body as { id?: unknown; status?: unknown; job?: unknown; error?: { code?: unknown; message?: unknown } | null };
+  const id = typeof b?.id === 'string' && isPyramidId(b.id) ? b.id : null;
+  if (typeof b?.status !== 'string' || (b.status === 'ready' && id === null))
+    throw protocol('a tiling job answer without its status or id');
+  const error =
+    b.error && typeof b.error.code === 'string' && typeof b.error.message === 'string'
+      ? { code: b.error.code, message: b.error.message }
+      : null;
+  return { id, status: b.status, job: typeof b.job === 'string' ? b.job : null, error };
+}
+
 export interface TileListing {
   committed: boolean;
   /** Stored tiles as `level/col_row.ext`. */
@@ -192,6 +219,29 @@ export class TileStoreClient {
       status: 409,
       message: body.error?.message ?? 'the store refused the commit (409)',
     } satisfies StoreFailure;
+  }
+
+  /** Asks tile-store to fetch `src` (an absolute http(s) URL it may reach) and tile it itself (`POST /pyramids`). */
+  async tileOnServer(src: string, policy: RetryPolicy = UPLOAD_RETRY): Promise<ServerJob> {
+    const response = await this.request(
+      `${this.base}/pyramids`,
+      { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ src }) },
+      policy,
+    );
+    return serverJob(await readJson(response));
+  }
+
+  /** Polls a job from `tileOnServer` until it is `ready` or `failed`; `signal` stops waiting. */
+  async finishedJob(job: ServerJob, signal?: AbortSignal, policy: RetryPolicy = UPLOAD_RETRY): Promise<ServerJob> {
+    let current = job;
+    while (current.status !== 'ready' && current.status !== 'failed') {
+      if (!current.job) throw protocol('an unfinished tiling job without its job id');
+      await sleep(JOB_POLL_MS);
+      signal?.throwIfAborted();
+      const response = await this.request(`${this.base}/jobs/${encodeURIComponent(current.job)}`, { method: 'GET' }, policy);
+      current = { ...serverJob(await readJson(response)), job: current.job };
+    }
+    return current;
   }
 
   /**

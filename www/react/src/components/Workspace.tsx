@@ -21,6 +21,7 @@ import { saveFile } from '../saveFile.js';
 import { MetadataPanel } from './MetadataPanel.js';
 import { DamageList } from './DamageList.js';
 import { StorePanel } from './StorePanel.js';
+import { ServerTiling, needsServer } from './ServerTiling.js';
 import { MeasureTools } from './MeasureTools.js';
 import { ScaleBar } from './ScaleBar.js';
 import { EnhanceControls } from './EnhanceControls.js';
@@ -250,6 +251,9 @@ export function Workspace({
     <div ref={root} className={narrow ? 'workspace narrow' : 'workspace'} data-layout={narrow ? 'narrow' : 'wide'}>
       <div className={compareSrc ? 'viewers compare' : 'viewers'}>
         <Viewer tileSource={tileSource} status={status} onViewer={setViewer} initialView={view} name="main">
+          {store && typeof src === 'string' && needsServer(status.error) && (
+            <ServerTiling key={src} src={src} store={store} token={token} onReady={(id) => setImageSrc(src, { pyramidId: id })} />
+          )}
           {size && !onCanvas && (
             <VectorOverlay
               viewer={viewer}
