@@ -1,14 +1,14 @@
 //! The pyramid id: a content address shared by the browser, the server and the store.
 //!
-//! Recipe (version 1), documented in the README:
-//! `id = hex(SHA-256("tessera-pyramid-v1;format=F;quality=Q;tile_size=T;overlap=O;source=" + hex(SHA-256(source bytes))))`
+//! Recipe (version 2), documented in docs/pyramid-format.md:
+//! `id = hex(SHA-256("tessera-pyramid-v2;format=F;quality=Q;tile_size=T;overlap=O;source=" + hex(SHA-256(source bytes))))`
 //! where `F` is `auto`, `jpeg`, `png` or `webp` as requested, and `Q` the JPEG/WebP quality.
 
 use crate::Options;
 use sha2::{Digest, Sha256};
 
 /// Bumped whenever the pixels a pyramid holds for the same source and settings could change.
-pub const ID_VERSION: u32 = 1;
+pub const ID_VERSION: u32 = 2;
 
 /// Hashes source bytes as they arrive, so the id is ready when the download ends.
 #[derive(Default, Clone)]
@@ -62,11 +62,11 @@ mod tests {
     const VECTORS: &[(&[u8], &str)] = &[
         (
             b"hello",
-            "2069203e2de80a9d6917afbceee40d78bf43e6872aaa114a06c14e38897739bc",
+            "9f4ee70e550bd09048ea884ee11c0160debc93a9301b117f97aa34be8a0f9326",
         ),
         (
             b"",
-            "366473c8ce462c80895489b52da954c89399a8bb9234f5e0143aa86480544301",
+            "2a20cc60a85d4144b3a1cb4600d6b2d2d963a5961a4d5dec1e50065458374604",
         ),
     ];
 
@@ -85,7 +85,7 @@ mod tests {
         };
         assert_eq!(
             pyramid_id(b"hello", &q90),
-            "e650399f1f5311ffd6ee9d17c08abf3e0ede76fea9f68d823b9533087bafd3bf"
+            "4cbd98be746b90c6c16400b338ff706080bc36d52fbeca6b18425bde1ab4433a"
         );
         let png = Options {
             format: Some(TileFormat::Png),
@@ -95,7 +95,7 @@ mod tests {
         };
         assert_eq!(
             pyramid_id(b"hello", &png),
-            "aba0c0d98d9ecfe82abc416c1f783d0a83483cbaf9253f119397bf808e9b90ac"
+            "4ba1110b476c19b070edde39e0070fd1b3cbabdc39913b0f5965406c472a2b88"
         );
         // From the source's digest, as the store and the streaming hasher compute it.
         assert_eq!(
@@ -103,7 +103,7 @@ mod tests {
                 "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
                 &png
             ),
-            "aba0c0d98d9ecfe82abc416c1f783d0a83483cbaf9253f119397bf808e9b90ac"
+            "4ba1110b476c19b070edde39e0070fd1b3cbabdc39913b0f5965406c472a2b88"
         );
     }
 
