@@ -15,6 +15,7 @@
 //! # let _ = jpeg; Ok(()) }
 //! ```
 
+pub mod band;
 pub mod batch;
 pub mod bitmap;
 pub mod color;
@@ -36,6 +37,7 @@ mod tiler;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
 
+pub use band::TileBand;
 pub use bitmap::Bitmap;
 pub use decode::probe;
 pub use dzi::{Dzi, TileFormat};
