@@ -12,7 +12,7 @@ import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writ
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { ARTIFACTS, CHROMIUM_ARGS, DEMO_DIST, TILE_STORE, holdRequest } from './harness.mjs';
+import { ARTIFACTS, CHROMIUM_ARGS, DEMO_DIST, TILE_STORE } from './harness.mjs';
 import { tileStore } from './servers.mjs';
 
 /** 12 × 8 full-resolution tiles: enough rows for two helpers. */
@@ -185,38 +185,47 @@ describe('several tiler workers', () => {
     }
   });
 
-  test('a helper that fails fails the image with its reason', async () => {
+  /**
+   * Opens the photo with two workers after `breakHelper` (page source, run before the app) has
+   * wrapped `Worker.prototype.postMessage` to change what the helper is told; returns the viewer's
+   * attributes once the image has failed (or after 30 s).
+   */
+  async function withBrokenHelper(name, breakHelper) {
     const server = await serve();
     try {
-      await inBrowser('failing-helper', async (page, log) => {
-        // The image waits while a helper worker breaks; the decoding worker never gets to tile.
-        const held = await holdRequest(page, '**/e2e/photo.jpg');
+      return await inBrowser(name, async (page) => {
+        await page.addInitScript(`(() => {
+          const post = Worker.prototype.postMessage;
+          Worker.prototype.postMessage = function (message, transfer) {
+            if (message && message.type === 'helper') return (${breakHelper})(post.bind(this), message, transfer);
+            return post.call(this, message, transfer);
+          };
+        })()`);
         await page.goto(`${server.url}/?${new URLSearchParams({ src: '/e2e/photo.jpg', workers: '2' })}`);
-        await held.requested;
-        // Two tiler workers (the preview worker runs another script): the decoding one is started
-        // first, then its helper, so the helper's clock starts later.
-        let tilers = [];
-        for (let i = 0; i < 200 && tilers.length < 2; i++) {
-          tilers = page.workers().filter((w) => /tiler\.worker/.test(w.url()));
-          await new Promise((r) => setTimeout(r, 50));
-        }
-        assert.equal(tilers.length, 2, 'two tiler workers');
-        const origins = await Promise.all(tilers.map((w) => w.evaluate(() => performance.timeOrigin)));
-        assert.notEqual(origins[0], origins[1]);
-        const helper = origins[0] > origins[1] ? tilers[0] : tilers[1];
-        await helper.evaluate(() =>
-          setTimeout(() => {
-            throw new Error('helper broke on purpose');
-          }),
-        );
-        await held.release();
-        const a = await viewerWhen(page, () => false, 30_000);
-        assert.equal(a['data-state'], 'error', log.join('\n'));
-        assert.equal(a['data-error-code'], 'worker');
-        assert.match(a['data-error'], /helper worker 1.*helper broke on purpose/);
+        return viewerWhen(page, () => false, 30_000);
       });
     } finally {
       await server.stop();
     }
+  }
+
+  test('a helper that throws fails the image with its reason', async () => {
+    // A message it has no handler for: an uncaught error in the helper.
+    const a = await withBrokenHelper('helper-throws', (post, message, transfer) => {
+      post(message, transfer);
+      post({ type: 'no-such-message' });
+    });
+    assert.equal(a['data-state'], 'error');
+    assert.equal(a['data-error-code'], 'worker');
+    assert.match(a['data-error'], /^Tiler helper worker 1: /);
+  });
+
+  test('a helper that cannot load the module fails the image, which never hangs', async () => {
+    const a = await withBrokenHelper('helper-no-wasm', (post, message, transfer) =>
+      post({ ...message, wasmUrl: new URL('/no-such-tiler.wasm', location.href).href }, transfer),
+    );
+    assert.equal(a['data-state'], 'error');
+    assert.equal(a['data-error-code'], 'wasm_load');
+    assert.match(a['data-error'], /^Tiler helper worker 1 failed: Could not load the tiler/);
   });
 });
