@@ -396,7 +396,8 @@ function step(s: WorkerState): void {
 /**
  * The work of the lower levels (about a third of the full-resolution level's pixels, ¼ + ¹⁄₁₆ + …, plus
  * the shrinks) and of copying rows out, in units of the full-resolution level's encoding: measured
- * with node on the 24 MP bench photo (shrinks and lower levels 0.54 of it, copies about 0.1).
+ * by `bench/wasm-phases.mjs` on the 24 MP bench photo (shrinks and lower levels about half of it, copying
+ * every row out about an eighth), with some room for answering the viewer's requests first.
  */
 const LOWER_LEVELS_SHARE = 0.6;
 /** Slots per helper: one being filled here while the helper reads the other. */
