@@ -166,6 +166,17 @@ describe('several tiler workers', () => {
       assertNative(made, 'two workers, shared memory');
       assert.ok(one, 'the one-worker pyramid was made');
       for (const [tile, bytes] of one.tiles) assert.ok(made.tiles.get(tile).equals(bytes), `${tile}: one worker against two`);
+      // Under COEP require-corp, OpenSeadragon still draws the store's own tiles (same origin).
+      await inBrowser('shared-reopen', async (page, log) => {
+        const tiles = [];
+        page.on('response', (r) => r.url().includes('_files/') && tiles.push(r.status()));
+        await page.goto(`${server.url}/?${new URLSearchParams({ src: '/e2e/photo.jpg', store: '/' })}`);
+        const a = await viewerWhen(page, (x) => x['data-state'] === 'ready');
+        assert.equal(a['data-state'], 'ready', `${a['data-error']}\n${log.join('\n')}`);
+        assert.equal(a['data-source'], 'store');
+        assert.equal(await page.evaluate(() => self.crossOriginIsolated), true);
+        assert.ok(tiles.length > 0 && tiles.every((status) => status === 200), `store tiles: ${tiles}`);
+      });
     } finally {
       await server.stop();
     }
