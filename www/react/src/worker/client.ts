@@ -75,7 +75,8 @@ export interface WorkerSettings {
    * How many workers make the pyramid: the one that decodes the image, and helpers that encode
    * some of the full-resolution tiles (with the same bytes). Default: `navigator.hardwareConcurrency`,
    * at most 4; `1` makes every tile in one worker. Helpers get their pixels through a
-   * `SharedArrayBuffer` on a cross-origin isolated page, else through transferred buffers.
+   * `SharedArrayBuffer` on a cross-origin isolated page, else through transferred buffers. An image
+   * opened with a known pyramid id (which the store is expected to have) starts no helpers.
    */
   tilerWorkers?: number;
 }
@@ -164,7 +165,11 @@ export class TilerClient {
     // id, which the store is asked for first so that the image need not be downloaded at all.
     const earlyResponse = resolved.kind === 'url' && !target?.pyramidId;
     const previewDecoder = workers?.previewDecoder ?? 'browser';
-    const helpers = this.startHelpers(createWorker, tilerWorkerCount(workers?.tilerWorkers) - 1, wasmUrl);
+    // Helpers start now, so that their module loads while the image downloads; not with a known id,
+    // which the store most likely has (nothing is tiled then: the stored pyramid's first view should
+    // not share the cores with workers that would go unused), so a missed hint tiles in one worker.
+    const helperCount = target?.pyramidId ? 0 : tilerWorkerCount(workers?.tilerWorkers) - 1;
+    const helpers = this.startHelpers(createWorker, helperCount, wasmUrl);
     // The tiler worker hands a large image's bytes straight to the preview worker, which answers here.
     const channel = new MessageChannel();
     const preview = startWorker(createWorker, 'preview');
