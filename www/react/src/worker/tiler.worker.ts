@@ -264,6 +264,8 @@ class WorkerState {
   readonly helpers = new Set<Helper>();
   /** Set once `pyramidDone` is posted. */
   done = false;
+  /** Hands rows to the helpers; called once, when the background reaches the full-resolution level. */
+  startHelpers: (() => void) | null = null;
   /** The page's response to the image's request, when it makes it (`open`'s `earlyResponse`). */
   early: Promise<EarlyResponse> | null = null;
   answerEarly: (response: EarlyResponse) => void = () => undefined;
@@ -364,6 +366,18 @@ function step(s: WorkerState): void {
       return;
     }
     const addr = n.value;
+    // Every lower level is made (the first view's tiles among them): the helpers join now, so that
+    // on few cores they do not compete with the viewer's first tiles and the page drawing them.
+    if (addr.level === t.maxLevel && s.startHelpers) {
+      const start = s.startHelpers;
+      s.startHelpers = null;
+      try {
+        start();
+      } catch (e) {
+        fail(s, e);
+        return;
+      }
+    }
     const name = t.tileName(addr.level, addr.col, addr.row);
     if (s.made.has(name) || s.delegated.has(name)) continue;
     try {
@@ -394,12 +408,12 @@ function step(s: WorkerState): void {
 // depend only on its pixels, so they are the ones this worker would make.
 
 /**
- * The work of the lower levels (about a third of the full-resolution level's pixels, ¼ + ¹⁄₁₆ + …, plus
- * the shrinks) and of copying rows out, in units of the full-resolution level's encoding: measured
- * by `bench/wasm-phases.mjs` on the 24 MP bench photo (shrinks and lower levels about half of it, copying
- * every row out about an eighth), with some room for answering the viewer's requests first.
+ * The cost of copying rows out for the helpers, in units of encoding the same rows: measured by
+ * `bench/wasm-phases.mjs` on the 24 MP bench photo (copying every full-resolution row out takes about
+ * an eighth of encoding them). The helpers start once the lower levels are made, so only the
+ * full-resolution level is shared, evenly but for this.
  */
-const LOWER_LEVELS_SHARE = 0.6;
+const COPY_SHARE = 0.13;
 /** Slots per helper: one being filled here while the helper reads the other. */
 const SLOTS = 2;
 
@@ -440,16 +454,15 @@ class Helper {
 }
 
 /**
- * Tile rows of the top level for each helper, bottom first: shares of the work by pixel area, so
- * that this worker's share of the top level plus every lower level (and answering the viewer)
- * is about what each helper gets. An empty list when there is nothing to split.
+ * Tile rows of the top level for each helper, bottom first: so that this worker's share of the top
+ * level plus the copies it makes is about what each helper gets. An empty list when there is
+ * nothing to split.
  */
 function helperRows(rows: number, helpers: number): Array<[number, number]> {
   if (helpers === 0 || rows < 2) return [];
-  const workers = helpers + 1;
-  const perWorker = (1 + LOWER_LEVELS_SHARE) / workers;
-  const mineOfTop = Math.max(0, perWorker - LOWER_LEVELS_SHARE);
-  const given = Math.min(rows - 1, Math.max(1, Math.round(rows * (1 - mineOfTop))));
+  // This worker copies what the helpers get: for x, the helpers' share, 1 - x + COPY_SHARE·x = x / helpers.
+  const share = 1 / (1 + 1 / helpers - COPY_SHARE);
+  const given = Math.min(rows - 1, Math.max(1, Math.round(rows * share)));
   const used = Math.min(helpers, given);
   const bands: Array<[number, number]> = [];
   let end = rows;
@@ -746,7 +759,7 @@ async function open(
     s.background = backgroundOrder(t);
     post({ type: 'opened', info, metadata: t.metadata() });
     post({ type: 'progress', progress: { phase: 'tiles', done: 0, total: s.totalTiles, level: 0 } });
-    startHelpers(s, t, info, options, helpers);
+    s.startHelpers = () => startHelpers(s, t, info, options, helpers);
     schedule(s);
     if (store) startUpload(s, store, info, target?.batchBytes);
   } catch (e) {
