@@ -8,7 +8,8 @@
 // Both pages are served by the real `tile-store serve` from a temporary copy of www/demo/dist on
 // 127.0.0.1, with the images beside them (same origin). Every run gets a fresh Chromium profile.
 // Times are milliseconds on the page's clock:
-// - Tessera: the viewer's data-ms-preview (setImageSrc → two frames after a large image's
+// - Tessera, with one tiler worker (`?workers=1`) and with the app's default (all cores, at most 4;
+//   the page is cross-origin isolated by tile-store, so helpers share memory): the viewer's data-ms-preview (setImageSrc → two frames after a large image's
 //   low-resolution preview is fully loaded; decoded by the browser's own decoder, and in a second
 //   page load with `?previewDecoder=wasm`, by tiler-wasm's, the fallback), data-ms-first-view (→ two frames after the first
 //   fully-loaded-change=true of the pyramid's tiles) and data-ms-pyramid (→ the worker's last
@@ -269,10 +270,12 @@ async function measure(work, url, done, timeout = TIMEOUT) {
   }
 }
 
-async function tessera(work, app, img) {
+/** Tessera's page with `workers` tiler workers (`?workers=`; default: the app's, all cores bounded). */
+async function tessera(work, app, img, workers) {
+  const params = { src: `/bench/${img.name}`, ...(workers ? { workers: String(workers) } : {}) };
   const a = await measure(
     work,
-    `${app.url}/?${new URLSearchParams({ src: `/bench/${img.name}` })}`,
+    `${app.url}/?${new URLSearchParams(params)}`,
     (x) => x['data-state'] === 'error' || (x['data-ms-first-view'] !== undefined && x['data-ms-pyramid'] !== undefined),
   );
   if (a['data-state'] === 'error') throw new Error(`Tessera failed on ${img.name}: ${a['data-error']}`);
@@ -283,6 +286,8 @@ async function tessera(work, app, img) {
     previewDecoder: a['data-preview-decoder'] ?? null,
     firstView: Number(a['data-ms-first-view']),
     pyramid: Number(a['data-ms-pyramid']),
+    workers: Number(a['data-tiler-workers']),
+    memory: a['data-tiler-memory'] ?? null,
     peakMiB: a.peakMiB,
     wasmMiB: a.wasmMiB,
   };
@@ -376,9 +381,10 @@ async function main() {
       // Every run's figures for the driver, which measures vips itself.
       const out = {};
       for (const img of images) {
-        out[img.path] = { tessera: [], tesseraWasmPreview: [], osdImage: [] };
+        out[img.path] = { tessera: [], tesseraOneWorker: [], tesseraWasmPreview: [], osdImage: [] };
         for (let i = 0; i < runs; i++) {
           out[img.path].tessera.push(await tessera(work, app, img));
+          out[img.path].tesseraOneWorker.push(await tessera(work, app, img, 1));
           out[img.path].tesseraWasmPreview.push(await tesseraWasmPreview(work, app, img));
           out[img.path].osdImage.push(await osdImage(work, app, img));
           const t = out[img.path].tessera.at(-1);
@@ -394,18 +400,21 @@ async function main() {
     const rows = [];
     for (const img of images) {
       const t = [];
+      const t1 = [];
       const w = [];
       const o = [];
       const v = [];
       for (let i = 0; i < runs; i++) {
         // Alternating, so a busy spell of the machine does not land on one tool only.
         t.push(await tessera(work, app, img));
+        t1.push(await tessera(work, app, img, 1));
         w.push(await tesseraWasmPreview(work, app, img));
         o.push(await osdImage(work, app, img));
         v.push(vips(img));
         const last = t.at(-1);
         console.error(
           `${img.name} run ${i + 1}/${runs}: tessera preview ${last.preview} (${last.previewDecoder}; wasm's ${w.at(-1).preview}) opened ${last.opened} first view ${last.firstView} pyramid ${last.pyramid} ms` +
+            ` with ${last.workers} workers (${last.memory}), ${t1.at(-1).pyramid} ms with 1 (opened ${t1.at(-1).opened})` +
             ` (renderer ${fmt(last.peakMiB)} MiB, wasm ${fmt(last.wasmMiB)} MiB); osd-image first view ${o.at(-1).firstView} ms (${fmt(o.at(-1).peakMiB)} MiB); vips ${fmt(v.at(-1))} ms`,
         );
       }
@@ -414,9 +423,24 @@ async function main() {
       const tPyramid = median(t.map((r) => r.pyramid));
       const vipsMs = median(v);
       const label = img.label;
+      const workers = t.at(-1).workers;
+      const memory = t.at(-1).memory;
+      const tPyramid1 = median(t1.map((r) => r.pyramid));
       rows.push({
         image: label,
-        tool: 'tessera (wasm worker)',
+        tool: 'tessera, 1 worker',
+        'decoded ms': fmt(median(t1.map((r) => r.opened))),
+        'preview ms': fmt(median(t1.map((r) => r.preview))),
+        'first view ms': fmt(median(t1.map((r) => r.firstView))),
+        'whole pyramid ms': fmt(tPyramid1),
+        'first view ÷ osd-image': oFirst ? fmt(median(t1.map((r) => r.firstView)) / oFirst, 2) : '—',
+        'pyramid ÷ vips': fmt(tPyramid1 / vipsMs, 2),
+        'peak wasm MiB': fmt(median(t1.map((r) => r.wasmMiB))),
+        'peak renderer RSS MiB': fmt(median(t1.map((r) => r.peakMiB))),
+      });
+      rows.push({
+        image: label,
+        tool: `tessera, ${workers} workers (${memory})`,
         'decoded ms': fmt(median(t.map((r) => r.opened))),
         'preview ms': fmt(median(t.map((r) => r.preview))),
         'first view ms': fmt(tFirst),

@@ -70,6 +70,14 @@ pub struct ServeConfig {
     #[arg(long, env = "TILE_STORE_WEB_DIR")]
     pub web_dir: Option<PathBuf>,
 
+    /// Send `Cross-Origin-Opener-Policy: same-origin` and `Cross-Origin-Embedder-Policy:
+    /// require-corp` with the web app (`--web-dir`), so its page is cross-origin isolated and
+    /// its tiler workers share `SharedArrayBuffer`s; `false` for an app that embeds resources of
+    /// other origins that send neither CORS nor `Cross-Origin-Resource-Policy` headers.
+    #[arg(long, env = "TILE_STORE_CROSS_ORIGIN_ISOLATION", action = clap::ArgAction::Set,
+          default_value_t = true, num_args = 0..=1, default_missing_value = "true")]
+    pub cross_origin_isolation: bool,
+
     /// Origins allowed by CORS (comma-separated, or `*`); none by default.
     #[arg(long, env = "TILE_STORE_CORS_ORIGIN", value_delimiter = ',')]
     pub cors_origin: Vec<String>,

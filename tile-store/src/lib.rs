@@ -64,6 +64,8 @@ pub struct AppState {
     pub cors_origins: Vec<String>,
     /// The built web app served at `/`, if any.
     pub web_dir: Option<PathBuf>,
+    /// Whether the web app is served with COOP `same-origin` and COEP `require-corp`.
+    pub cross_origin_isolation: bool,
     /// Ids known to be committed, so tile reads need no manifest lookup.
     pub committed: Arc<CommittedIds>,
     /// Server-side tiling: jobs, fetching, the S3 source.
@@ -95,6 +97,7 @@ impl AppState {
             limits: UploadLimits::default(),
             cors_origins: Vec::new(),
             web_dir: None,
+            cross_origin_isolation: true,
             committed: Arc::new(CommittedIds::default()),
             tiling: Arc::new(tiling::Tiling::with_defaults()),
             uploads: Arc::new(gate::UploadGate::default()),

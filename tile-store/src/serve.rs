@@ -104,6 +104,7 @@ pub async fn state_from_config(config: &ServeConfig) -> Result<AppState> {
     };
     state.cors_origins = config.cors_origin.clone();
     state.web_dir = config.web_dir.clone();
+    state.cross_origin_isolation = config.cross_origin_isolation;
     state.committed = Arc::new(crate::CommittedIds::new(Duration::from_secs(
         config.committed_ttl,
     )));

@@ -22,6 +22,7 @@ compile_error!(
     "the wasm build leaves JPEG XL to the server: build tiler-wasm with --no-default-features"
 );
 
+pub mod band;
 pub mod batch;
 pub mod bitmap;
 pub mod color;
@@ -45,6 +46,7 @@ mod tiler;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
 
+pub use band::TileBand;
 pub use bitmap::Bitmap;
 pub use decode::probe;
 pub use dzi::{Dzi, TileFormat};

@@ -20,6 +20,7 @@ pub struct Tiler {
     metadata: Metadata,
     format: TileFormat,
     quality: u8,
+    channels: usize,
     pyramid: Pyramid,
 }
 
@@ -41,6 +42,7 @@ impl Tiler {
             metadata,
             format: encoding.format,
             quality: encoding.quality,
+            channels: pixels.channels(),
             pyramid: Pyramid::new(pixels, layout)?,
         })
     }
@@ -70,6 +72,37 @@ impl Tiler {
         let rect = self.layout().tile_rect(level, col, row)?;
         let pixels = self.pyramid.level(level)?.crop(rect)?;
         encode::encode(&pixels, self.format, self.quality)
+    }
+
+    /// Bytes per pixel of every level: 3 (RGB) or 4 (RGBA).
+    pub fn channels(&self) -> usize {
+        self.channels
+    }
+
+    /// The pixel rows `y0..y1` of `level` that tile rows `row0..row1` cover, overlap included:
+    /// what a [`crate::TileBand`] needs to make those tiles.
+    pub fn band_rows(&self, level: u32, row0: u32, row1: u32) -> Result<(u32, u32)> {
+        if row0 >= row1 {
+            return Err(Error::InvalidOption(format!(
+                "tile rows {row0}..{row1} are empty"
+            )));
+        }
+        let first = self.layout().tile_rect(level, 0, row0)?;
+        let last = self.layout().tile_rect(level, 0, row1 - 1)?;
+        Ok((first.y, last.y + last.height))
+    }
+
+    /// The packed pixel rows `y0..y1` of `level`, building the level if needed.
+    pub fn level_rows(&mut self, level: u32, y0: u32, y1: u32) -> Result<&[u8]> {
+        let bitmap = self.pyramid.level(level)?;
+        if y0 >= y1 || y1 > bitmap.height() {
+            return Err(Error::InvalidOption(format!(
+                "rows {y0}..{y1} outside level {level} ({} rows)",
+                bitmap.height()
+            )));
+        }
+        let stride = bitmap.stride();
+        Ok(&bitmap.data()[y0 as usize * stride..y1 as usize * stride])
     }
 
     /// Produces every tile, level 0 first and row by row within a level, handing

@@ -230,6 +230,84 @@ impl WasmTiler {
     pub fn tile(&mut self, level: u32, col: u32, row: u32) -> Result<Vec<u8>, JsValue> {
         self.0.tile(level, col, row).map_err(core_error)
     }
+
+    /// Bytes per pixel of the levels: 3 (RGB) or 4 (RGBA).
+    #[wasm_bindgen(getter)]
+    pub fn channels(&self) -> u32 {
+        self.0.channels() as u32
+    }
+
+    /// `[y0, y1]`: the pixel rows of `level` that tile rows `row0..row1` cover, overlap included.
+    #[wasm_bindgen(js_name = bandRows, unchecked_return_type = "[number, number]")]
+    pub fn band_rows(&self, level: u32, row0: u32, row1: u32) -> Result<Vec<u32>, JsValue> {
+        let (y0, y1) = self.0.band_rows(level, row0, row1).map_err(core_error)?;
+        Ok(vec![y0, y1])
+    }
+
+    /// Copies pixel rows `y0..y1` of `level` (built if needed) into `out`, which must hold
+    /// exactly those rows: one copy out of this instance's memory, into a `SharedArrayBuffer`
+    /// or an `ArrayBuffer` another worker gets (`TileBand` there).
+    #[wasm_bindgen(js_name = copyRows)]
+    pub fn copy_rows(
+        &mut self,
+        level: u32,
+        y0: u32,
+        y1: u32,
+        out: &js_sys::Uint8Array,
+    ) -> Result<(), JsValue> {
+        let rows = self.0.level_rows(level, y0, y1).map_err(core_error)?;
+        if rows.len() != out.length() as usize {
+            return Err(to_js_error(
+                TilerErrorCode::Binding(BindingErrorCode::InvalidArgument),
+                format!(
+                    "rows {y0}..{y1} of level {level} are {} bytes, the array holds {}",
+                    rows.len(),
+                    out.length()
+                ),
+            ));
+        }
+        out.copy_from(rows);
+        Ok(())
+    }
+}
+
+/// Whole tile rows of one level, copied from another worker's `Tiler` (`bandRows`,
+/// `copyRows`): encodes those tiles with the bytes that `Tiler.tile` makes.
+#[wasm_bindgen(js_name = TileBand)]
+pub struct WasmTileBand(crate::TileBand);
+
+#[wasm_bindgen(js_class = TileBand)]
+impl WasmTileBand {
+    /// Rows `firstRow..` of `level` of a `width`×`height` image tiled with `options`, packed with
+    /// `channels` bytes per pixel; `pixels` is copied into this instance.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        width: u32,
+        height: u32,
+        level: u32,
+        #[wasm_bindgen(js_name = firstRow)] first_row: u32,
+        channels: u32,
+        pixels: &[u8],
+        #[wasm_bindgen(unchecked_param_type = "Options | undefined")] options: JsValue,
+    ) -> Result<WasmTileBand, JsValue> {
+        let options: Options = from_js_or_default(options)?;
+        crate::TileBand::new(
+            width,
+            height,
+            level,
+            first_row,
+            channels as usize,
+            pixels.to_vec(),
+            &options,
+        )
+        .map(WasmTileBand)
+        .map_err(core_error)
+    }
+
+    /// The encoded tile at `col`, `row` of the band's level; throws unless its pixels are in the band.
+    pub fn tile(&self, col: u32, row: u32) -> Result<Vec<u8>, JsValue> {
+        self.0.tile(col, row).map_err(core_error)
+    }
 }
 
 /// The pyramid id of a source fed in chunks as it downloads.

@@ -4,7 +4,8 @@
 
 use serde_json::{json, Value};
 use tiler_wasm::wasm::{
-    parse_dzi, parse_tile_name, probe, pyramid_id_from_sha256, WasmIdHasher, WasmLayout, WasmTiler,
+    parse_dzi, parse_tile_name, probe, pyramid_id_from_sha256, WasmIdHasher, WasmLayout,
+    WasmTileBand, WasmTiler,
 };
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::wasm_bindgen_test;
@@ -100,6 +101,33 @@ fn opens_an_image_and_makes_tiles() {
     let (code, message) = thrown(tiler.tile(9, 5, 0));
     assert_eq!(code, "no_such_tile");
     assert!(message.contains("level 9"), "{message}");
+}
+
+#[wasm_bindgen_test]
+fn a_band_copied_out_makes_the_tilers_tiles() {
+    let options = js(json!({ "tileSize": 64 }));
+    let mut tiler = WasmTiler::open(&png(300, 200, true), options.clone()).unwrap();
+    assert_eq!(tiler.channels(), 4);
+    let top = tiler.max_level();
+    // Tile rows 1..3 of a 64-pixel grid with overlap 1: pixel rows 63..193.
+    assert_eq!(tiler.band_rows(top, 1, 3).unwrap(), vec![63, 193]);
+    let out = js_sys::Uint8Array::new_with_length(130 * 300 * 4);
+    tiler.copy_rows(top, 63, 193, &out).unwrap();
+    let band = WasmTileBand::new(300, 200, top, 63, 4, &out.to_vec(), options).unwrap();
+    for row in 1..3 {
+        for col in 0..5 {
+            assert_eq!(
+                band.tile(col, row).unwrap(),
+                tiler.tile(top, col, row).unwrap()
+            );
+        }
+    }
+    let (code, _) = thrown(band.tile(0, 0));
+    assert_eq!(code, "invalid_option");
+    let short = js_sys::Uint8Array::new_with_length(10);
+    let (code, message) = thrown(tiler.copy_rows(top, 63, 193, &short));
+    assert_eq!(code, "invalid_argument");
+    assert!(message.contains("holds 10"), "{message}");
 }
 
 #[wasm_bindgen_test]

@@ -41,6 +41,7 @@ use tower_http::trace::TraceLayer;
 pub fn router(state: AppState) -> Router {
     let cors = cors_layer(&state.cors_origins);
     let web_dir = state.web_dir.clone();
+    let isolated = state.cross_origin_isolation;
     let mut router = Router::new()
         .route(
             "/pyramids/{name}",
@@ -67,12 +68,15 @@ pub fn router(state: AppState) -> Router {
             let web_app = WebApp {
                 files: ServeDir::new(&dir),
                 index: ServeFile::new(dir.join("index.html")),
+                isolated,
             };
             router.fallback(move |request: Request| serve_web_app(web_app.clone(), request))
         }
         None => router.fallback(no_such_route),
     };
-    let router = router.layer(TraceLayer::new_for_http());
+    let router = router
+        .layer(axum::middleware::from_fn(pyramids_embeddable))
+        .layer(TraceLayer::new_for_http());
     let router = match cors {
         Some(cors) => router.layer(cors),
         None => router,
@@ -98,11 +102,28 @@ async fn no_such_route() -> AppError {
     AppError::NotFound("no such route".into())
 }
 
-/// The built web app: its files, and `index.html` for the app's own routes.
+/// `Cross-Origin-Resource-Policy: cross-origin` on everything under `/pyramids/`: manifests and
+/// tiles are public, and a cross-origin isolated page (COEP `require-corp`) of another origin
+/// may show them with a plain `<img>`, as stock OpenSeadragon does without `crossOriginPolicy`.
+async fn pyramids_embeddable(request: Request, next: axum::middleware::Next) -> Response {
+    let pyramids = request.uri().path().starts_with("/pyramids/");
+    let mut response = next.run(request).await;
+    if pyramids {
+        response.headers_mut().insert(
+            HeaderName::from_static("cross-origin-resource-policy"),
+            HeaderValue::from_static("cross-origin"),
+        );
+    }
+    response
+}
+
+/// The built web app: its files, `index.html` for the app's own routes, and whether its
+/// responses make the page cross-origin isolated.
 #[derive(Clone)]
 struct WebApp {
     files: ServeDir,
     index: ServeFile,
+    isolated: bool,
 }
 
 /// The web app for every path the API does not claim; unknown API paths stay JSON 404s.
@@ -123,10 +144,25 @@ async fn serve_web_app(web_app: WebApp, request: Request) -> Response {
     } else {
         web_app.files.fallback(web_app.index).oneshot(request).await
     };
-    match response {
+    let mut response = match response {
         Ok(response) => response.map(Body::new),
         Err(infallible) => match infallible {},
+    };
+    if web_app.isolated {
+        // Cross-origin isolation: the page (and its workers, whose scripts come from here too)
+        // may use SharedArrayBuffer. Everything the app loads from this origin needs nothing
+        // more; other origins must allow it by CORS or Cross-Origin-Resource-Policy.
+        let headers = response.headers_mut();
+        headers.insert(
+            HeaderName::from_static("cross-origin-opener-policy"),
+            HeaderValue::from_static("same-origin"),
+        );
+        headers.insert(
+            HeaderName::from_static("cross-origin-embedder-policy"),
+            HeaderValue::from_static("require-corp"),
+        );
     }
+    response
 }
 
 fn cors_layer(origins: &[String]) -> Option<CorsLayer> {

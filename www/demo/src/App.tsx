@@ -6,7 +6,7 @@
  * `?compareVectorSrc=` and `?alignment=` a second inspection beside the first; `#view=` the view
  * to open at (kept up to date as the view changes); `?geometry=` the known pyramid's geometry (the JSON
  * of tiler-wasm's `Geometry`, as `status.info` has it), so its tiles are asked for at once; `?previewDecoder=wasm` makes a large image's
- * first picture with tiler-wasm's decoder instead of the browser's.
+ * first picture with tiler-wasm's decoder instead of the browser's; `?workers=N` how many workers make the pyramid.
  */
 import { useCallback, useEffect, useMemo, useState } from 'react';
 import type { DragEvent, FormEvent } from 'react';
@@ -28,6 +28,8 @@ interface Sources {
   compareVectorSrc: string | null;
   alignment: Alignment | null;
   previewDecoder: 'browser' | 'wasm';
+  /** `?workers=N`: how many workers make the pyramid (default: the cores, at most 4). */
+  tilerWorkers: number | undefined;
 }
 
 function fromLocation(): Sources {
@@ -49,6 +51,7 @@ function fromLocation(): Sources {
     compareVectorSrc: q.get('compareVectorSrc') || null,
     alignment: parseAlignment(q.get('alignment')),
     previewDecoder: q.get('previewDecoder') === 'wasm' ? 'wasm' : 'browser',
+    tilerWorkers: Number(q.get('workers')) || undefined,
   };
 }
 
@@ -83,7 +86,10 @@ export function App() {
   /** The damage layer as last edited here, and which layer it was (edits are not saved anywhere: Download keeps them). */
   const [edits, setEdits] = useState<{ vectorSrc: string | null; layer: FeatureCollection } | null>(null);
   const edited = edits && edits.vectorSrc === sources.vectorSrc ? edits.layer : null;
-  const workers = useMemo(() => ({ previewDecoder: sources.previewDecoder }), [sources.previewDecoder]);
+  const workers = useMemo(
+    () => ({ previewDecoder: sources.previewDecoder, tilerWorkers: sources.tilerWorkers }),
+    [sources.previewDecoder, sources.tilerWorkers],
+  );
   const [urlInput, setUrlInput] = useState(() => (typeof sources.src === 'string' ? sources.src : ''));
 
   useEffect(() => {

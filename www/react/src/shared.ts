@@ -2,7 +2,7 @@
  * What both entries export: the worker client, the tile-store client, the vector layer parser, the
  * measurement maths and the tiler's types. Nothing here imports OpenSeadragon or touches the DOM.
  */
-export { TilerClient } from './worker/client.js';
+export { TilerClient, tilerWorkerCount, MAX_DEFAULT_TILER_WORKERS } from './worker/client.js';
 export type {
   TilerEvents,
   TileRequest,
@@ -15,6 +15,7 @@ export type {
   PyramidInfo,
   StoreTarget,
   TilerFailure,
+  TilerMemory,
   UploadProgress,
   UploadState,
 } from './worker/client.js';

@@ -266,6 +266,8 @@ export function Viewer({ tileSource, status, onViewer, children, initialView = n
         data-ms-preview={since(previewAt)}
         data-preview-decoder={status.previewDecoder ?? undefined}
         data-ms-pyramid={since(status.doneAt)}
+        data-tiler-workers={status.tilers?.workers}
+        data-tiler-memory={status.tilers?.memory}
         data-ms-saved={since(status.savedAt)}
       />
       {viewer && (

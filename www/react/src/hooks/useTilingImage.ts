@@ -14,6 +14,7 @@ import type {
   PyramidGeometry,
   StoreTarget,
   TilerFailure,
+  TilerMemory,
   UploadProgress,
   WorkerSettings,
 } from '../worker/client.js';
@@ -46,6 +47,12 @@ export interface TilingStatus {
   preview: string | null;
   /** Which decoder made `preview`: the browser's (`createImageBitmap`) or tiler-wasm's. */
   previewDecoder: PreviewDecoder | null;
+  /**
+   * The workers making the pyramid here (`WorkerSettings.tilerWorkers`), and how the helpers got
+   * their pixels: a `SharedArrayBuffer` (`shared`, cross-origin isolated page) or transferred
+   * buffers (`transfer`); `single` for one worker. Null until the image is decoded.
+   */
+  tilers: { workers: number; memory: TilerMemory } | null;
   /** `performance.now()` at `setImageSrc`, at decode end (or store open), at the last tile and at the commit; for figures. */
   startedAt: number | null;
   openedAt: number | null;
@@ -119,6 +126,7 @@ const IDLE: TilingStatus = {
   upload: NO_UPLOAD,
   preview: null,
   previewDecoder: null,
+  tilers: null,
   startedAt: null,
   openedAt: null,
   doneAt: null,
@@ -256,6 +264,7 @@ export function useTilingImage(
           );
           setStatus((s) => ({ ...s, phase: 'tiling', info, metadata, tilesTotal: info.tileCount, openedAt: performance.now() }));
         },
+        onWorkers: (workers, memory) => mine() && setStatus((s) => ({ ...s, tilers: { workers, memory } })),
         onPyramidDone: (tiles) => mine() && setStatus((s) => ({ ...s, phase: 'done', tilesDone: tiles, doneAt: performance.now() })),
         onStored: (info, metadata) => {
           if (!mine()) return;

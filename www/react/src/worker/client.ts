@@ -11,6 +11,7 @@ import type {
   PyramidInfo,
   StoreTarget,
   TilerFailure,
+  TilerMemory,
   ToWorker,
   UploadProgress,
 } from './protocol.js';
@@ -23,6 +24,7 @@ export type {
   PyramidInfo,
   StoreTarget,
   TilerFailure,
+  TilerMemory,
   UploadProgress,
   UploadState,
 } from './protocol.js';
@@ -37,6 +39,8 @@ export interface TilerEvents {
   onOpened?: (info: PyramidInfo, metadata: Metadata) => void;
   /** Every tile of the pyramid is made. */
   onPyramidDone?: (tiles: number, bytes: number) => void;
+  /** How many workers make the pyramid (after `onOpened`), and how the helpers get their pixels. */
+  onWorkers?: (workers: number, memory: TilerMemory) => void;
   /** The store has the pyramid committed; nothing was decoded. */
   onStored?: (info: PyramidInfo, metadata: Metadata | null) => void;
   /** Progress of the upload to the store. */
@@ -67,6 +71,24 @@ export interface WorkerSettings {
    * (`createImageBitmap`), falling back to tiler-wasm's when it cannot; `wasm` uses tiler-wasm's only.
    */
   previewDecoder?: PreviewDecoder;
+  /**
+   * How many workers make the pyramid: the one that decodes the image, and helpers that encode
+   * some of the full-resolution tiles (with the same bytes). Default: `navigator.hardwareConcurrency`,
+   * at most 4; `1` makes every tile in one worker. Helpers get their pixels through a
+   * `SharedArrayBuffer` on a cross-origin isolated page, else through transferred buffers. An image
+   * opened with a known pyramid id (which the store is expected to have) starts no helpers.
+   */
+  tilerWorkers?: number;
+}
+
+/** At most this many tiler workers by default: past it, copying rows costs more than it saves. */
+export const MAX_DEFAULT_TILER_WORKERS = 4;
+
+/** The tiler workers to start: `asked` if given (at least 1), else the cores, bounded. */
+export function tilerWorkerCount(asked: number | undefined): number {
+  if (asked !== undefined && Number.isFinite(asked)) return Math.max(1, Math.floor(asked));
+  const cores = typeof navigator !== 'undefined' ? navigator.hardwareConcurrency : undefined;
+  return Math.max(1, Math.min(MAX_DEFAULT_TILER_WORKERS, Number.isInteger(cores) ? (cores as number) : 1));
 }
 
 /** The default workers: module workers bundlers find by their `new URL(…, import.meta.url)`. */
@@ -102,6 +124,8 @@ export class TilerClient {
   private readonly worker: Worker | null;
   /** Decodes a preview on the other core while `worker` decodes the image; gone once not needed. */
   private preview: Worker | null;
+  /** Tiler workers helping `worker` make the pyramid (see `WorkerSettings.tilerWorkers`); gone once done. */
+  private helpers: Worker[] = [];
   private readonly waiters = new Map<number, Waiter>();
   private nextId = 1;
   private failed: TilerFailure | null = null;
@@ -141,13 +165,18 @@ export class TilerClient {
     // id, which the store is asked for first so that the image need not be downloaded at all.
     const earlyResponse = resolved.kind === 'url' && !target?.pyramidId;
     const previewDecoder = workers?.previewDecoder ?? 'browser';
+    // Helpers start now, so that their module loads while the image downloads; not with a known id,
+    // which the store most likely has (nothing is tiled then: the stored pyramid's first view should
+    // not share the cores with workers that would go unused), so a missed hint tiles in one worker.
+    const helperCount = target?.pyramidId ? 0 : tilerWorkerCount(workers?.tilerWorkers) - 1;
+    const helpers = this.startHelpers(createWorker, helperCount, wasmUrl);
     // The tiler worker hands a large image's bytes straight to the preview worker, which answers here.
     const channel = new MessageChannel();
     const preview = startWorker(createWorker, 'preview');
     // A preview is optional: without its worker, the tiles still come.
     this.preview = preview instanceof Worker ? preview : null;
     if (!this.preview) {
-      this.send({ type: 'open', source: resolved, options, target, wasmUrl, earlyResponse });
+      this.send({ type: 'open', source: resolved, options, target, wasmUrl, earlyResponse, helpers }, helpers);
     } else {
       this.preview.onmessage = (e: MessageEvent<FromPreviewWorker>) => this.receivePreview(e.data);
       // A preview is optional: if its worker fails, the tiles still come.
@@ -157,11 +186,45 @@ export class TilerClient {
       };
       const port: PreviewPort = { type: 'port', port: channel.port2, wasmUrl };
       this.preview.postMessage(port, [channel.port2]);
-      this.send({ type: 'open', source: resolved, options, target, previewPort: channel.port1, previewDecoder, wasmUrl, earlyResponse }, [
-        channel.port1,
-      ]);
+      this.send(
+        { type: 'open', source: resolved, options, target, previewPort: channel.port1, previewDecoder, wasmUrl, earlyResponse, helpers },
+        [channel.port1, ...helpers],
+      );
     }
     if (earlyResponse && resolved.kind === 'url') this.fetchEarly(resolved.url);
+  }
+
+  /**
+   * Starts `count` helper tiler workers, each told to serve the port whose other end is returned
+   * (for the main tiler worker). A helper that cannot start is left out; one that stops fails the
+   * image, as the main worker's would.
+   */
+  private startHelpers(create: (kind: WorkerKind) => Worker, count: number, wasmUrl: string | undefined): MessagePort[] {
+    const ports: MessagePort[] = [];
+    for (let i = 0; i < count; i++) {
+      const helper = startWorker(create, 'tiler');
+      if (!(helper instanceof Worker)) break;
+      const index = i + 1;
+      helper.onerror = (e) => {
+        e.preventDefault();
+        this.fail({ code: 'worker', message: `Tiler helper worker ${index} stopped: ${e.message || 'it could not start'}.` });
+      };
+      helper.onmessage = (e: MessageEvent<FromWorker>) => {
+        if (e.data.type === 'error') this.fail({ ...e.data.error, message: `Tiler helper worker ${index}: ${e.data.error.message}` });
+      };
+      helper.onmessageerror = () =>
+        this.fail({ code: 'worker', message: `A message from tiler helper worker ${index} could not be read.` });
+      const channel = new MessageChannel();
+      helper.postMessage({ type: 'helper', port: channel.port2, wasmUrl } satisfies ToWorker, [channel.port2]);
+      ports.push(channel.port1);
+      this.helpers.push(helper);
+    }
+    return ports;
+  }
+
+  private stopHelpers(): void {
+    for (const h of this.helpers) h.terminate();
+    this.helpers = [];
   }
 
   /** Requests a URL source from the page and hands the answer to the worker (see `EarlyResponse`). */
@@ -216,6 +279,7 @@ export class TilerClient {
     this.download.abort();
     this.worker?.terminate();
     this.stopPreview();
+    this.stopHelpers();
     for (const w of this.waiters.values()) w.reject({ code: 'aborted', message: 'The image was replaced.' });
     this.waiters.clear();
   }
@@ -239,6 +303,7 @@ export class TilerClient {
     if (this.failed || this.terminated) return;
     this.failed = error;
     this.stopPreview();
+    this.stopHelpers();
     for (const w of this.waiters.values()) w.reject(error);
     this.waiters.clear();
     this.events.onError?.(error);
@@ -270,12 +335,20 @@ export class TilerClient {
         w?.reject(msg.error);
         return;
       }
+      case 'workers':
+        // Helpers that got no rows have nothing to do.
+        if (msg.memory === 'single') this.stopHelpers();
+        this.events.onWorkers?.(msg.workers, msg.memory);
+        return;
       case 'pyramidDone':
+        // The helpers' tiles are all in; their memory goes with them.
+        this.stopHelpers();
         this.events.onPyramidDone?.(msg.tiles, msg.bytes);
         return;
       case 'stored':
         // Nothing is decoded: the store's own tiles come at once.
         this.stopPreview();
+        this.stopHelpers();
         this.events.onStored?.(msg.info, msg.metadata);
         return;
       case 'upload':

@@ -79,7 +79,14 @@ export type ToWorker =
       previewDecoder?: PreviewDecoder;
       wasmUrl?: string;
       earlyResponse?: boolean;
+      /** Ports to the helper workers (`helper` messages), which encode some of the full-resolution tiles. */
+      helpers?: MessagePort[];
     }
+  /**
+   * Makes this worker a helper of another tiler worker (see `TilerHelpers`): it encodes the tile
+   * rows that worker sends through `port`. `wasmUrl` as for `open`.
+   */
+  | { type: 'helper'; port: MessagePort; wasmUrl?: string }
   | { type: 'response'; response: EarlyResponse }
   | { type: 'tile'; id: number; level: number; col: number; row: number }
   | { type: 'cancelTile'; id: number };
@@ -107,8 +114,44 @@ export type Progress =
   | { phase: 'decode'; bytes: number }
   | { phase: 'tiles'; done: number; total: number; level: number };
 
+/**
+ * How the pyramid is made: by this one worker (`single`), or with helper workers that got their
+ * rows of the full-resolution image in one `SharedArrayBuffer` (`shared`, on a cross-origin
+ * isolated page) or each in its own transferred `ArrayBuffer` (`transfer`).
+ */
+export type TilerMemory = 'single' | 'shared' | 'transfer';
+
+/**
+ * Tiler worker → helper worker: encode every tile of tile row `row` of `level`. The pixels are the
+ * rows those tiles cover, in one of the helper's two slots: a view of a `SharedArrayBuffer` both
+ * workers hold (`shared`), or a transferred `ArrayBuffer` the helper sends back (`transfer`).
+ */
+export interface RowRequest {
+  type: 'row';
+  /** The upright full-resolution image's size, and the tiling options: the pyramid's layout. */
+  width: number;
+  height: number;
+  options?: Options;
+  level: number;
+  row: number;
+  columns: number;
+  /** Pixel rows `firstRow..` of `level`, `channels` bytes a pixel. */
+  firstRow: number;
+  channels: number;
+  pixels: Uint8Array;
+  slot: number;
+}
+
+/** Helper worker → tiler worker: a tile made, a slot read (its buffer back, when transferred), or why it failed. */
+export type FromHelper =
+  | { type: 'tile'; level: number; col: number; row: number; bytes: ArrayBuffer }
+  | { type: 'free'; slot: number; buffer: ArrayBuffer | null }
+  | { type: 'error'; error: TilerFailure };
+
 export type FromWorker =
   | { type: 'progress'; progress: Progress }
+  /** How many workers make the pyramid, and how the helpers got their pixels. */
+  | { type: 'workers'; workers: number; memory: TilerMemory }
   | { type: 'metadata'; metadata: Metadata }
   | { type: 'opened'; info: PyramidInfo; metadata: Metadata }
   | { type: 'tile'; id: number; bytes: ArrayBuffer }

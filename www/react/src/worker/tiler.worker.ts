@@ -4,15 +4,17 @@
  * requests first and makes the rest of the pyramid in the background. One worker per image: the
  * page terminates it to cancel, so nothing here needs to be cancellable.
  */
-import init, { IdHasher, Tiler, parseDzi, probe, pyramidIdFromSha256 } from '@tessera/tiler-wasm';
+import init, { IdHasher, TileBand, Tiler, parseDzi, probe, pyramidIdFromSha256 } from '@tessera/tiler-wasm';
 import type {
   EarlyResponse,
   FailureCode,
+  FromHelper,
   FromWorker,
   ImageSource,
   PreviewDecoder,
   PreviewRequest,
   PyramidInfo,
+  RowRequest,
   TilerFailure,
   ToWorker,
   UploadProgress,
@@ -28,6 +30,8 @@ declare const self: DedicatedWorkerGlobalScope;
 const PROGRESS_EVERY = 16;
 /** An image whose longer side is at least twice this gets a preview this big, made by the preview worker. */
 const PREVIEW_SIDE = 1280;
+/** A helper worker silent this long (no tile, no answer) fails the image: no wait is unbounded. */
+const HELPER_SILENCE_MS = 30_000;
 
 function post(message: FromWorker, transfer: Transferable[] = []): void {
   self.postMessage(message, transfer);
@@ -254,6 +258,14 @@ class WorkerState {
   uploader: PyramidUploader | null = null;
   /** Whether a step is queued on `turn`. */
   scheduled = false;
+  /** Store names of the tiles given to helper workers and not received yet; the background skips them. */
+  readonly delegated = new Set<string>();
+  /** Helper workers still encoding their rows. */
+  readonly helpers = new Set<Helper>();
+  /** Set once `pyramidDone` is posted. */
+  done = false;
+  /** Hands rows to the helpers; called once, when the background reaches the full-resolution level. */
+  startHelpers: (() => void) | null = null;
   /** The page's response to the image's request, when it makes it (`open`'s `earlyResponse`). */
   early: Promise<EarlyResponse> | null = null;
   answerEarly: (response: EarlyResponse) => void = () => undefined;
@@ -271,21 +283,39 @@ function* backgroundOrder(t: Tiler): Generator<TileAddr> {
   }
 }
 
-/** The tile's bytes, made now unless already made. */
-function make(s: WorkerState, t: Tiler, { level, col, row }: TileAddr): Uint8Array {
-  const name = t.tileName(level, col, row);
-  const cached = s.made.get(name);
-  if (cached) return cached.bytes;
-  const bytes: Uint8Array = t.tile(level, col, row);
+/** Keeps a made tile (here or by a helper) for the page's requests and the upload. */
+function remember(s: WorkerState, name: string, { level, col, row }: TileAddr, bytes: Uint8Array): void {
   s.made.set(name, { level, col, row, bytes });
   s.madeOrder.push(name);
   s.madeBytes += bytes.byteLength;
+  s.delegated.delete(name);
   s.uploader?.notify();
+}
+
+/** The tile's bytes, made now unless already made. */
+function make(s: WorkerState, t: Tiler, addr: TileAddr): Uint8Array {
+  const name = t.tileName(addr.level, addr.col, addr.row);
+  const cached = s.made.get(name);
+  if (cached) return cached.bytes;
+  const bytes: Uint8Array = t.tile(addr.level, addr.col, addr.row);
+  remember(s, name, addr, bytes);
   return bytes;
 }
 
+/** Posts `pyramidDone` once this worker's tiles and every helper's are in. */
+function finishIfDone(s: WorkerState, t: Tiler): void {
+  if (s.done || s.fatal || s.background !== null || s.helpers.size > 0) return;
+  s.done = true;
+  post({ type: 'progress', progress: { phase: 'tiles', done: s.made.size, total: s.totalTiles, level: t.maxLevel } });
+  post({ type: 'pyramidDone', tiles: s.made.size, bytes: s.madeBytes });
+  s.uploader?.notify();
+}
+
 function fail(s: WorkerState, e: unknown): void {
+  if (s.fatal) return;
   s.fatal = toFailure(e);
+  for (const h of s.helpers) h.stop();
+  s.helpers.clear();
   post({ type: 'error', error: s.fatal });
   for (const id of s.requests.keys()) post({ type: 'tileError', id, error: s.fatal });
   s.requests.clear();
@@ -332,13 +362,24 @@ function step(s: WorkerState): void {
     const n = s.background.next();
     if (n.done) {
       s.background = null;
-      post({ type: 'progress', progress: { phase: 'tiles', done: s.made.size, total: s.totalTiles, level: t.maxLevel } });
-      post({ type: 'pyramidDone', tiles: s.made.size, bytes: s.madeBytes });
-      s.uploader?.notify();
+      finishIfDone(s, t);
       return;
     }
     const addr = n.value;
-    if (s.made.has(t.tileName(addr.level, addr.col, addr.row))) continue;
+    // Every lower level is made (the first view's tiles among them): the helpers join now, so that
+    // on few cores they do not compete with the viewer's first tiles and the page drawing them.
+    if (addr.level === t.maxLevel && s.startHelpers) {
+      const start = s.startHelpers;
+      s.startHelpers = null;
+      try {
+        start();
+      } catch (e) {
+        fail(s, e);
+        return;
+      }
+    }
+    const name = t.tileName(addr.level, addr.col, addr.row);
+    if (s.made.has(name) || s.delegated.has(name)) continue;
     try {
       make(s, t, addr);
     } catch (e) {
@@ -353,6 +394,226 @@ function step(s: WorkerState): void {
     schedule(s);
     return;
   }
+}
+
+// ---- helper workers: several workers make one pyramid ----------------------------------------
+//
+// This worker decodes the image; tiles are then independent, so the bottom tile rows of the
+// full-resolution level go to helper workers (more instances of this script, see `helperRole`).
+// wasm instances share no memory without wasm threads, so each helper gets a copy of the pixel
+// rows of one tile row at a time, in one of two slots (one is filled while the other is read):
+// on a cross-origin isolated page the slots are a SharedArrayBuffer both workers hold; otherwise
+// two ArrayBuffers that are transferred (moved, never cloned) to the helper and back. Either way
+// the rows are copied once out of this instance and once into the helper's. A tile's bytes
+// depend only on its pixels, so they are the ones this worker would make.
+
+/**
+ * The cost of copying rows out for the helpers, in units of encoding the same rows: measured by
+ * `bench/wasm-phases.mjs` on the 24 MP bench photo (copying every full-resolution row out takes about
+ * an eighth of encoding them). The helpers start once the lower levels are made, so only the
+ * full-resolution level is shared, evenly but for this.
+ */
+const COPY_SHARE = 0.13;
+/** Slots per helper: one being filled here while the helper reads the other. */
+const SLOTS = 2;
+
+/** One helper worker, through its port: the rows it is sent, the tiles it owes, a deadline for the next word. */
+class Helper {
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  /** Tiles sent for and not received yet. */
+  owed = 0;
+  /** Slots free for the next row: their index, and (transfer) the buffer to fill. */
+  readonly free: Array<{ slot: number; buffer: ArrayBuffer | SharedArrayBuffer }> = [];
+
+  constructor(
+    readonly port: MessagePort,
+    readonly index: number,
+    /** The next tile row to send, and the end of its rows. */
+    public next: number,
+    readonly end: number,
+    /** The slots, when shared; null when each slot is its own transferred buffer. */
+    readonly memory: SharedArrayBuffer | null,
+  ) {}
+
+  get finished(): boolean {
+    return this.next >= this.end && this.owed === 0;
+  }
+
+  /** Starts (or restarts) the silence deadline. */
+  heard(onSilence: () => void): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = setTimeout(onSilence, HELPER_SILENCE_MS);
+  }
+
+  stop(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    this.port.onmessage = null;
+    this.port.close();
+  }
+}
+
+/**
+ * Tile rows of the top level for each helper, bottom first: so that this worker's share of the top
+ * level plus the copies it makes is about what each helper gets. An empty list when there is
+ * nothing to split.
+ */
+function helperRows(rows: number, helpers: number): Array<[number, number]> {
+  if (helpers === 0 || rows < 2) return [];
+  // This worker copies what the helpers get: for x, the helpers' share, 1 - x + COPY_SHARE·x = x / helpers.
+  const share = 1 / (1 + 1 / helpers - COPY_SHARE);
+  const given = Math.min(rows - 1, Math.max(1, Math.round(rows * share)));
+  const used = Math.min(helpers, given);
+  const bands: Array<[number, number]> = [];
+  let end = rows;
+  for (let i = 0; i < used; i++) {
+    const n = Math.floor(given / used) + (i < given % used ? 1 : 0);
+    bands.push([end - n, end]);
+    end -= n;
+  }
+  return bands;
+}
+
+/** Hands the bottom tile rows of the full-resolution level to the helpers; closes unused ports. */
+function startHelpers(s: WorkerState, t: Tiler, info: PyramidInfo, options: Options | undefined, ports: MessagePort[]): void {
+  const top = t.maxLevel;
+  const grid = t.grid(top);
+  const bands = grid ? helperRows(grid[1], ports.length) : [];
+  for (const p of ports.slice(bands.length)) p.close();
+  if (!grid || bands.length === 0) {
+    post({ type: 'workers', workers: 1, memory: 'single' });
+    return;
+  }
+  const columns = grid[0];
+  const channels = t.channels;
+  const stride = info.width * channels;
+  // The most rows one tile row covers: the tile size and the overlap on both sides.
+  const slotBytes = Math.min(info.height, info.tileSize + 2 * info.overlap) * stride;
+  const shared = self.crossOriginIsolated === true && typeof SharedArrayBuffer === 'function';
+
+  /** Copies the helper's next tile row into a free slot and sends it, while both remain. */
+  const feed = (helper: Helper) => {
+    while (!s.fatal && helper.next < helper.end && helper.free.length > 0) {
+      const { slot, buffer } = helper.free.shift() as { slot: number; buffer: ArrayBuffer | SharedArrayBuffer };
+      const row = helper.next++;
+      const [y0, y1] = t.bandRows(top, row, row + 1) as [number, number];
+      const pixels = new Uint8Array(buffer, shared ? slot * slotBytes : 0, (y1 - y0) * stride);
+      t.copyRows(top, y0, y1, pixels);
+      for (let col = 0; col < columns; col++) s.delegated.add(t.tileName(top, col, row));
+      helper.owed += columns;
+      const request: RowRequest = {
+        type: 'row',
+        width: info.width,
+        height: info.height,
+        options,
+        level: top,
+        row,
+        columns,
+        firstRow: y0,
+        channels,
+        pixels,
+        slot,
+      };
+      helper.port.postMessage(request, shared ? [] : [buffer as ArrayBuffer]);
+    }
+  };
+
+  bands.forEach(([row0, row1], i) => {
+    const helper = new Helper(ports[i] as MessagePort, i + 1, row0, row1, shared ? new SharedArrayBuffer(SLOTS * slotBytes) : null);
+    if (helper.memory) {
+      for (let slot = 0; slot < SLOTS; slot++) helper.free.push({ slot, buffer: helper.memory });
+    } else {
+      for (let slot = 0; slot < SLOTS; slot++) helper.free.push({ slot, buffer: new ArrayBuffer(slotBytes) });
+    }
+    s.helpers.add(helper);
+    const silence = () =>
+      fail(
+        s,
+        failure(
+          'worker',
+          `Tiler helper worker ${helper.index} sent nothing for ${HELPER_SILENCE_MS / 1000} s (it may have run out of memory); the pyramid cannot be finished.`,
+        ),
+      );
+    helper.port.onmessage = (e: MessageEvent<FromHelper>) => {
+      if (s.fatal) return;
+      const msg = e.data;
+      helper.heard(silence);
+      switch (msg.type) {
+        case 'tile': {
+          const name = t.tileName(msg.level, msg.col, msg.row);
+          if (!s.made.has(name)) remember(s, name, msg, new Uint8Array(msg.bytes));
+          helper.owed -= 1;
+          if (s.made.size % PROGRESS_EVERY === 0) {
+            post({ type: 'progress', progress: { phase: 'tiles', done: s.made.size, total: s.totalTiles, level: msg.level } });
+          }
+          if (helper.finished) {
+            helper.stop();
+            s.helpers.delete(helper);
+            finishIfDone(s, t);
+          }
+          return;
+        }
+        case 'free': {
+          const buffer = helper.memory ?? msg.buffer;
+          if (!buffer) {
+            fail(s, failure('worker', `Tiler helper worker ${helper.index} kept a transferred slot.`));
+            return;
+          }
+          try {
+            helper.free.push({ slot: msg.slot, buffer });
+            feed(helper);
+          } catch (err) {
+            fail(s, err);
+          }
+          return;
+        }
+        case 'error':
+          fail(s, failure(msg.error.code, `Tiler helper worker ${helper.index} failed: ${msg.error.message}`));
+          return;
+      }
+    };
+    helper.port.onmessageerror = () => fail(s, failure('worker', `A message from tiler helper worker ${helper.index} could not be read.`));
+    helper.heard(silence);
+    feed(helper);
+  });
+  post({ type: 'workers', workers: bands.length + 1, memory: shared ? 'shared' : 'transfer' });
+}
+
+/**
+ * The helper's side: loads the module at once (while the image downloads and decodes in the
+ * main tiler worker), then for each tile row it is sent copies the pixels in, frees the slot and
+ * encodes the row's tiles, posting each as it is made.
+ */
+function helperRole(port: MessagePort, wasmUrl: string | undefined): void {
+  const wasm = loadWasm(wasmUrl);
+  wasm.catch(() => undefined);
+  const answer = (msg: FromHelper, transfer: Transferable[] = []) => port.postMessage(msg, transfer);
+  let failed = false;
+  port.onmessage = (e: MessageEvent<RowRequest>) => {
+    const m = e.data;
+    wasm
+      .then(() => {
+        if (failed) return;
+        const band = new TileBand(m.width, m.height, m.level, m.firstRow, m.channels, m.pixels, m.options);
+        try {
+          // Copied into this instance: the slot can be filled again while the tiles are encoded.
+          const buffer = m.pixels.buffer;
+          if (buffer instanceof ArrayBuffer) answer({ type: 'free', slot: m.slot, buffer }, [buffer]);
+          else answer({ type: 'free', slot: m.slot, buffer: null });
+          for (let col = 0; col < m.columns; col++) {
+            const bytes: Uint8Array = band.tile(col, m.row);
+            const out = bytes.buffer as ArrayBuffer;
+            answer({ type: 'tile', level: m.level, col, row: m.row, bytes: out }, [out]);
+          }
+        } finally {
+          band.free();
+        }
+      })
+      .catch((err) => {
+        failed = true;
+        answer({ type: 'error', error: toFailure(err) });
+      });
+  };
 }
 
 /**
@@ -436,7 +697,7 @@ type OpenMessage = Extract<ToWorker, { type: 'open' }>;
 
 async function open(
   s: WorkerState,
-  { source, options, target, previewPort, previewDecoder = 'browser', wasmUrl }: OpenMessage,
+  { source, options, target, previewPort, previewDecoder = 'browser', wasmUrl, helpers = [] }: OpenMessage,
 ): Promise<void> {
   // The module compiles while the first request (the manifest, or the image) is on its way.
   const wasm = loadWasm(wasmUrl);
@@ -447,6 +708,7 @@ async function open(
     const stored = await storedPyramid(store, target.pyramidId, wasm);
     if (stored) {
       previewPort?.close();
+      for (const p of helpers) p.close();
       post({ type: 'stored', info: stored, metadata: null });
       return;
     }
@@ -483,6 +745,7 @@ async function open(
   const pyramidId = await identify;
   const stored = store && pyramidId !== target?.pyramidId ? await storedPyramid(store, pyramidId, wasm) : null;
   if (stored) {
+    for (const p of helpers) p.close();
     post({ type: 'stored', info: stored, metadata });
     return;
   }
@@ -496,6 +759,7 @@ async function open(
     s.background = backgroundOrder(t);
     post({ type: 'opened', info, metadata: t.metadata() });
     post({ type: 'progress', progress: { phase: 'tiles', done: 0, total: s.totalTiles, level: 0 } });
+    s.startHelpers = () => startHelpers(s, t, info, options, helpers);
     schedule(s);
     if (store) startUpload(s, store, info, target?.batchBytes);
   } catch (e) {
@@ -513,6 +777,14 @@ const handlers: { [K in ToWorker['type']]: (s: WorkerState, msg: Extract<ToWorke
     s.opened = true;
     if (msg.earlyResponse) s.early = new Promise((resolve) => (s.answerEarly = resolve));
     open(s, msg).catch((e) => fail(s, e));
+  },
+  helper(s, { port, wasmUrl }) {
+    if (s.opened) {
+      post({ type: 'error', error: failure('worker', 'This worker already holds an image; start a new one.') });
+      return;
+    }
+    s.opened = true;
+    helperRole(port, wasmUrl);
   },
   tile(s, { id, level, col, row }) {
     if (s.fatal) {
