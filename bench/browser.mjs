@@ -8,7 +8,7 @@
 // Both pages are served by the real `tile-store serve` from a temporary copy of www/demo/dist on
 // 127.0.0.1, with the images beside them (same origin). Every run gets a fresh Chromium profile.
 // Times are milliseconds on the page's clock:
-// - Tessera, with one tiler worker (`?workers=1`) and with the app's default (all cores, at most 4;
+// - Tessera, with one tiler worker (`?workers=1`) and with one per core (`?workers=` the cores, at most 4;
 //   the page is cross-origin isolated by tile-store, so helpers share memory): the viewer's data-ms-preview (setImageSrc → two frames after a large image's
 //   low-resolution preview is fully loaded; decoded by the browser's own decoder, and in a second
 //   page load with `?previewDecoder=wasm`, by tiler-wasm's, the fallback), data-ms-first-view (→ two frames after the first
@@ -20,7 +20,7 @@
 // workers and their wasm memory; the same measure for both tools.
 import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -270,7 +270,10 @@ async function measure(work, url, done, timeout = TIMEOUT) {
   }
 }
 
-/** Tessera's page with `workers` tiler workers (`?workers=`; default: the app's, all cores bounded). */
+/** One tiler worker per core, as many as the app takes by default at most (the app's default keeps a core for the page). */
+const ALL_CORES = Math.min(4, availableParallelism());
+
+/** Tessera's page with `workers` tiler workers (`?workers=`; default: the app's). */
 async function tessera(work, app, img, workers) {
   const params = { src: `/bench/${img.name}`, ...(workers ? { workers: String(workers) } : {}) };
   const a = await measure(
@@ -383,7 +386,7 @@ async function main() {
       for (const img of images) {
         out[img.path] = { tessera: [], tesseraOneWorker: [], tesseraWasmPreview: [], osdImage: [] };
         for (let i = 0; i < runs; i++) {
-          out[img.path].tessera.push(await tessera(work, app, img));
+          out[img.path].tessera.push(await tessera(work, app, img, ALL_CORES));
           out[img.path].tesseraOneWorker.push(await tessera(work, app, img, 1));
           out[img.path].tesseraWasmPreview.push(await tesseraWasmPreview(work, app, img));
           out[img.path].osdImage.push(await osdImage(work, app, img));
@@ -406,7 +409,7 @@ async function main() {
       const v = [];
       for (let i = 0; i < runs; i++) {
         // Alternating, so a busy spell of the machine does not land on one tool only.
-        t.push(await tessera(work, app, img));
+        t.push(await tessera(work, app, img, ALL_CORES));
         t1.push(await tessera(work, app, img, 1));
         w.push(await tesseraWasmPreview(work, app, img));
         o.push(await osdImage(work, app, img));

@@ -29,8 +29,9 @@ test('a new src cancels the work in flight', { timeout: 60_000 }, async () => {
   assert.equal(await t.page.locator('[data-field="orientation"] dd').innerText(), '6 (rotated 90° CW)');
 
   // Each image has its tiler workers (the one that decodes, and its helpers: as many in all as the
-  // cores, at most 4, by default), and a preview worker that is gone once the image is decoded.
-  const perImage = await t.page.evaluate(() => Math.max(1, Math.min(4, navigator.hardwareConcurrency)));
+  // viewer says it started), and a preview worker that is gone once the image is decoded.
+  const perImage = Number(attrs['data-tiler-workers']);
+  assert.ok(perImage >= 1, `data-tiler-workers: ${attrs['data-tiler-workers']}`);
   const tilers = workers.filter((w) => w.worker.url().includes('tiler.worker'));
   const previews = workers.filter((w) => w.worker.url().includes('preview.worker'));
   assert.equal(tilers.length, 2 * perImage, `${perImage} tiler workers per image`);

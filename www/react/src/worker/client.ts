@@ -73,8 +73,9 @@ export interface WorkerSettings {
   previewDecoder?: PreviewDecoder;
   /**
    * How many workers make the pyramid: the one that decodes the image, and helpers that encode
-   * some of the full-resolution tiles (with the same bytes). Default: `navigator.hardwareConcurrency`,
-   * at most 4; `1` makes every tile in one worker. Helpers get their pixels through a
+   * some of the full-resolution tiles (with the same bytes). Default: one fewer than
+   * `navigator.hardwareConcurrency` (a core stays with the page, which draws the first view), from 1 to
+   * 4; `1` makes every tile in one worker. Helpers get their pixels through a
    * `SharedArrayBuffer` on a cross-origin isolated page, else through transferred buffers. An image
    * opened with a known pyramid id (which the store is expected to have) starts no helpers.
    */
@@ -84,11 +85,16 @@ export interface WorkerSettings {
 /** At most this many tiler workers by default: past it, copying rows costs more than it saves. */
 export const MAX_DEFAULT_TILER_WORKERS = 4;
 
-/** The tiler workers to start: `asked` if given (at least 1), else the cores, bounded. */
+/**
+ * The tiler workers to start: `asked` if given (at least 1), else one fewer than the cores, bounded.
+ * On two cores that is one worker: measured there, a helper competed with the page drawing the first
+ * view and the decode, and the pyramid was no sooner (docs/benchmarks.md).
+ */
 export function tilerWorkerCount(asked: number | undefined): number {
   if (asked !== undefined && Number.isFinite(asked)) return Math.max(1, Math.floor(asked));
   const cores = typeof navigator !== 'undefined' ? navigator.hardwareConcurrency : undefined;
-  return Math.max(1, Math.min(MAX_DEFAULT_TILER_WORKERS, Number.isInteger(cores) ? (cores as number) : 1));
+  const spare = Number.isInteger(cores) ? (cores as number) - 1 : 1;
+  return Math.max(1, Math.min(MAX_DEFAULT_TILER_WORKERS, spare));
 }
 
 /** The default workers: module workers bundlers find by their `new URL(…, import.meta.url)`. */
