@@ -274,37 +274,6 @@ async fn server_jobs_are_refused_before_any_work() {
     );
 }
 
-/// Uploads every tile of `pyramid` to `id` and commits it with `token`.
-async fn upload_and_commit(
-    app: &axum::Router,
-    id: &str,
-    pyramid: &Pyramid,
-    token: Option<&str>,
-) -> StatusCode {
-    let (status, _, body) = send(
-        app,
-        request(
-            "POST",
-            &format!("/pyramids/{id}/tiles"),
-            token,
-            pyramid.batch(&[]),
-        ),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
-    let (status, _, _) = send(
-        app,
-        request(
-            "PUT",
-            &format!("/pyramids/{id}.dzi"),
-            token,
-            pyramid.dzi.to_xml(),
-        ),
-    )
-    .await;
-    status
-}
-
 #[tokio::test]
 async fn protected_reads_are_private_and_every_answer_is_nosniff() {
     let dir = tempfile::tempdir().unwrap();

@@ -70,28 +70,9 @@ async fn the_web_app_is_cross_origin_isolated_and_pyramids_embeddable() {
     // A committed pyramid: its manifest and tiles may be embedded by any (isolated) page.
     let id = test_id("isolation");
     let pyramid = Pyramid::new(300, 200);
-    let (status, _, body) = send(
-        &app,
-        request(
-            "POST",
-            &format!("/pyramids/{id}/tiles"),
-            Some(TOKEN),
-            pyramid.batch(&[]),
-        ),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
-    let (status, _, body) = send(
-        &app,
-        request(
-            "PUT",
-            &format!("/pyramids/{id}.dzi"),
-            Some(TOKEN),
-            pyramid.dzi.to_xml(),
-        ),
-    )
-    .await;
-    assert!(status.is_success(), "{}", String::from_utf8_lossy(&body));
+    assert!(upload_and_commit(&app, &id, &pyramid, Some(TOKEN))
+        .await
+        .is_success());
     let (tile, bytes) = &pyramid.tiles[0];
     let tile_path = format!(
         "/pyramids/{id}_files/{}/{}_{}.png",

@@ -106,6 +106,37 @@ pub fn request(
     builder.body(body.into()).expect("request")
 }
 
+/// Uploads every tile of `pyramid` to `id` and commits it with `token`.
+pub async fn upload_and_commit(
+    app: &Router,
+    id: &str,
+    pyramid: &Pyramid,
+    token: Option<&str>,
+) -> StatusCode {
+    let (status, _, body) = send(
+        app,
+        request(
+            "POST",
+            &format!("/pyramids/{id}/tiles"),
+            token,
+            pyramid.batch(&[]),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let (status, _, _) = send(
+        app,
+        request(
+            "PUT",
+            &format!("/pyramids/{id}.dzi"),
+            token,
+            pyramid.dzi.to_xml(),
+        ),
+    )
+    .await;
+    status
+}
+
 /// The `error.code` of a JSON error body.
 pub fn error_code(body: &[u8]) -> String {
     let v: serde_json::Value = serde_json::from_slice(body)
