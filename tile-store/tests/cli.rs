@@ -11,6 +11,14 @@ fn tile_store() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tile-store"))
 }
 
+/// Runs `vips` with `args` (the reference tool; Debian: libvips-tools) and checks it succeeded.
+fn vips<S: AsRef<std::ffi::OsStr>>(args: &[S]) {
+    let status = Command::new("vips").args(args).status();
+    let status =
+        status.unwrap_or_else(|e| panic!("`vips` is needed for this test (libvips-tools): {e}"));
+    assert!(status.success(), "vips failed");
+}
+
 /// A photo-like RGB PNG (gradients plus texture).
 fn write_source(path: &Path, width: u32, height: u32) {
     let img = image::RgbImage::from_fn(width, height, |x, y| {
@@ -87,14 +95,11 @@ fn writes_a_pyramid_where_vips_dzsave_does() {
 
     let vips_prefix = dir.path().join("vips/photo");
     std::fs::create_dir_all(vips_prefix.parent().unwrap()).unwrap();
-    let vips = Command::new("vips")
-        .arg("dzsave")
-        .arg(&source)
-        .arg(&vips_prefix)
-        .status();
-    let vips = vips
-        .unwrap_or_else(|e| panic!("`vips` is needed for this test (Debian: libvips-tools): {e}"));
-    assert!(vips.success());
+    vips(&[
+        "dzsave".as_ref(),
+        source.as_os_str(),
+        vips_prefix.as_os_str(),
+    ]);
     assert_eq!(
         std::fs::read_to_string(dir.path().join("vips/photo.dzi")).unwrap(),
         xml
@@ -215,17 +220,17 @@ fn streams_a_tiled_bigtiff_in_memory_bounded_by_its_width() {
     let cell = dir.path().join("cell.png");
     write_source(&cell, 1200, 900);
     let source = dir.path().join("ortho.tif");
-    let status = Command::new("vips")
-        .arg("replicate")
-        .arg(&cell)
-        .arg(format!(
-            "{}[tile,bigtiff,compression=jpeg,tile-width=256,tile-height=256]",
-            source.display()
-        ))
-        .args(["10", "10"])
-        .status()
-        .expect("the tests need vips (libvips-tools)");
-    assert!(status.success());
+    let target = format!(
+        "{}[tile,bigtiff,compression=jpeg,tile-width=256,tile-height=256]",
+        source.display()
+    );
+    vips(&[
+        "replicate".as_ref(),
+        cell.as_os_str(),
+        target.as_ref(),
+        "10".as_ref(),
+        "10".as_ref(),
+    ]);
     let (width, height) = (12_000u64, 9_000u64);
     let whole = width * height * 3;
 
@@ -246,13 +251,11 @@ fn streams_a_tiled_bigtiff_in_memory_bounded_by_its_width() {
         "peak RSS {peak} bytes is not well below the {whole} bytes of a whole decode"
     );
 
-    let status = Command::new("vips")
-        .arg("dzsave")
-        .arg(&source)
-        .arg(dir.path().join("vips"))
-        .status()
-        .unwrap();
-    assert!(status.success());
+    vips(&[
+        "dzsave".as_ref(),
+        source.as_os_str(),
+        dir.path().join("vips").as_os_str(),
+    ]);
     assert_eq!(
         std::fs::read_to_string(dir.path().join("ours/ortho.dzi")).unwrap(),
         std::fs::read_to_string(dir.path().join("vips.dzi")).unwrap()
@@ -306,13 +309,11 @@ fn writes_a_szi_archive_as_vips_does() {
         .output()
         .unwrap();
     assert!(output.status.success(), "{output:?}");
-    let status = Command::new("vips")
-        .arg("dzsave")
-        .arg(&source)
-        .arg(dir.path().join("photo.szi"))
-        .status()
-        .unwrap();
-    assert!(status.success());
+    vips(&[
+        "dzsave".as_ref(),
+        source.as_os_str(),
+        dir.path().join("photo.szi").as_os_str(),
+    ]);
     let (ours, our_dzi) = zip_listing(&dir.path().join("ours/photo.szi"), "photo/photo.dzi");
     let (theirs, their_dzi) = zip_listing(&dir.path().join("photo.szi"), "photo/photo.dzi");
     let theirs: BTreeSet<String> = theirs
@@ -333,11 +334,6 @@ fn tiles_a_jpeg_xl_as_vips_does() {
     let png = dir.path().join("photo.png");
     write_source(&png, 700, 300);
     let jxl = dir.path().join("photo.jxl");
-    let vips = |args: &[&std::ffi::OsStr]| {
-        let status = Command::new("vips").args(args).status();
-        let status = status.unwrap_or_else(|e| panic!("`vips` is needed for this test: {e}"));
-        assert!(status.success(), "vips {args:?}");
-    };
     let target = format!("{}[lossless]", jxl.display());
     vips(&["copy".as_ref(), png.as_os_str(), target.as_ref()]);
     let ours = dir.path().join("ours");
