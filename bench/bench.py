@@ -17,7 +17,7 @@ Images (generated once into bench/out): photo-like JPEGs of 24 and 96 MP (`bench
 PNG with alpha (`photo.py --alpha`; PNG tiles for every tool, as Tessera picks for alpha) and, with
 `--with-400`, a 400 MP JPEG (the 96 MP one mirror-extended by `vips embed`).
 
-Usage: `make bench` = `python3 bench/bench.py [--with-400] [--runs 3] [--places shm,disk] [--cores all,1] [--no-browser]`.
+Usage: `make bench` = `python3 bench/bench.py [--with-400] [--with-gigapixel] [--runs 3] [--places shm,disk] [--cores all,1] [--no-browser]`.
 """
 import argparse
 import json
@@ -143,6 +143,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--images", default="24,96,24a", help="comma-separated: 24, 96, 24a (PNG with alpha), 400")
     p.add_argument("--with-400", action="store_true", help="add the 400 MP JPEG (slow: minutes per run)")
+    p.add_argument("--with-gigapixel", action="store_true",
+                   help="then bench/gigapixel.py: a 2 GP tiled BigTIFF, Tessera against vips (generated once, GiBs)")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--places", default="shm", help="where native tools write: shm, disk")
     p.add_argument("--cores", default="all,1", help="comma-separated core counts for the native tools: all, or a number")
@@ -255,6 +257,9 @@ def main():
           "VIPS_CONCURRENCY=N; time ÷ vips compares with vips on as many cores.")
     for n in notes:
         print(n)
+    if a.with_gigapixel:
+        print()
+        subprocess.run([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "gigapixel.py")], check=True)
 
 
 if __name__ == "__main__":
