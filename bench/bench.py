@@ -259,7 +259,7 @@ def main():
         print(n)
     if a.with_gigapixel:
         print()
-        subprocess.run([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "gigapixel.py")], check=True)
+        subprocess.run([sys.executable, os.path.join(ROOT, "bench", "gigapixel.py")], check=True)
 
 
 if __name__ == "__main__":
