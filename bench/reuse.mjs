@@ -16,6 +16,8 @@
 //   5. reused, known id + geometry: `?src=&store=/&pyramid={id}&geometry={json}` (the geometry the
 //      store's manifest describes, as an app records `status.info`): the tiles are requested at once,
 //      the manifest request goes beside them;
+//   6. 4 and 5 again on a page that has loaded: `?store=/` first, then, once the viewer is up, the
+//      address changes as an app's link would (history + popstate), so app and viewer start-up are not counted;
 // then the pyramid is deleted so the next run uploads again.
 // Times are the viewer's data-ms-* attributes (milliseconds on the page clock from setImageSrc).
 import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -53,8 +55,12 @@ function image(mp) {
   return { mp, path, name: `photo-${mp}mp.jpg`, width: w, height: h };
 }
 
-/** One page load in a fresh browser profile, until `done(attrs)`; the viewer's attributes. */
-async function measure(work, url, done) {
+/**
+ * One page load in a fresh browser profile, until `done(attrs)`; the viewer's attributes. With `warm`,
+ * the page first loads `warm` (no image) and, once its viewer exists, is sent to `url` as a link in an
+ * app would (history + popstate): the image is set on a page that has loaded.
+ */
+async function measure(work, url, done, warm = null) {
   const profile = mkdtempSync(join(work, 'chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
@@ -65,7 +71,14 @@ async function measure(work, url, done) {
   });
   try {
     const page = context.pages()[0] ?? (await context.newPage());
-    await page.goto(url);
+    if (warm) {
+      await page.goto(warm);
+      await page.waitForSelector('.viewer-controls', { timeout: TIMEOUT });
+      await page.evaluate((to) => {
+        history.pushState(null, '', to);
+        dispatchEvent(new PopStateEvent('popstate'));
+      }, url);
+    } else await page.goto(url);
     const handle = await page.waitForFunction(
       (doneSrc) => {
         const el = document.querySelector('[data-testid="viewer"]');
@@ -108,7 +121,7 @@ async function main() {
     for (const img of images) {
       const src = `/bench/${img.name}`;
       const page = (params) => `${app.url}/?${new URLSearchParams({ src, ...params })}`;
-      const r = { browser: [], upload: [], reused: [], known: [], geometry: [] };
+      const r = { browser: [], upload: [], reused: [], known: [], geometry: [], warmKnown: [], warmGeometry: [] };
       for (let i = 0; i < runs; i++) {
         const b = await measure(work, page({}), (a) => a['data-state'] === 'error' || (a['data-ms-first-view'] && a['data-ms-pyramid']));
         r.browser.push({ first: num(b, 'data-ms-first-view'), pyramid: num(b, 'data-ms-pyramid') });
@@ -152,12 +165,23 @@ async function main() {
           throw new Error('the known id and geometry did not open the stored pyramid');
         r.geometry.push({ first: num(g, 'data-ms-first-view') });
 
+        // The same two, on a page that has loaded (an app whose viewer is up opens a survey's image).
+        for (const [key, params] of [
+          ['warmKnown', { store: '/', pyramid: id }],
+          ['warmGeometry', { store: '/', pyramid: id, geometry }],
+        ]) {
+          const w = await measure(work, page(params), (a) => a['data-state'] === 'error' || a['data-ms-first-view'], `${app.url}/?store=/`);
+          if (w['data-source'] !== 'store' || w['data-decodes'] !== '0') throw new Error(`${key}: did not open the stored pyramid`);
+          r[key].push({ first: num(w, 'data-ms-first-view') });
+        }
+
         const del = await fetch(`${app.url}/pyramids/${id}`, { method: 'DELETE' });
         if (!del.ok) throw new Error(`DELETE /pyramids/${id}: ${del.status}`);
         console.error(
           `${img.name} run ${i + 1}/${runs}: browser first view ${r.browser.at(-1).first} ms (pyramid ${r.browser.at(-1).pyramid}); ` +
             `tile+upload first view ${r.upload.at(-1).first} ms, pyramid ${r.upload.at(-1).pyramid}, committed ${r.upload.at(-1).saved} ms; ` +
-            `reused ${r.reused.at(-1).first} ms; known id ${r.known.at(-1).first} ms; known id + geometry ${r.geometry.at(-1).first} ms`,
+            `reused ${r.reused.at(-1).first} ms; known id ${r.known.at(-1).first} ms; known id + geometry ${r.geometry.at(-1).first} ms; ` +
+            `on a loaded page: known id ${r.warmKnown.at(-1).first} ms, known id + geometry ${r.warmGeometry.at(-1).first} ms`,
         );
       }
       const label = `${img.mp} MP ${img.width}×${img.height}`;
@@ -187,11 +211,13 @@ async function main() {
       rows.push(row('reused (download + hash)', median(r.reused.map((x) => x.first)), null, null, null));
       rows.push(row('reused (known id)', median(r.known.map((x) => x.first)), null, null, null));
       rows.push(row('reused (known id + geometry)', median(r.geometry.map((x) => x.first)), null, null, null));
+      rows.push(row('reused (known id), page loaded', median(r.warmKnown.map((x) => x.first)), null, null, null));
+      rows.push(row('reused (known id + geometry), page loaded', median(r.warmGeometry.map((x) => x.first)), null, null, null));
     }
     console.log(table(rows));
     console.log(
       `\nMedians of ${runs} runs; Chromium ${VIEWPORT.width}×${VIEWPORT.height}, fresh profile per load; tile-store on the disk store, ` +
-        `same origin, loopback. Times from setImageSrc on the page clock: first view = two frames after the first fully-loaded image; ` +
+        `same origin, loopback. Times from setImageSrc on the page clock (with the page's load unless "page loaded": then the image is set once the viewer is up): first view = two frames after the first fully-loaded image; ` +
         `committed = the commit's answer; upload = committed − decoded (the upload starts with the tiling and runs beside it); ` +
         `upload tail = committed − whole pyramid.`,
     );

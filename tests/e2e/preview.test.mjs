@@ -49,3 +49,20 @@ test('a large JPEG is previewed upright before its tiles, which then replace the
   await waitForSettled(t.page);
   await checkQuadrants('tiles');
 });
+
+test('with a known id the store does not have, the preview worker starts late and still previews first', async () => {
+  // The worker asks the store for the known id first (404), then downloads and hashes the image and
+  // asks again by its real id: that second request is held until the preview is on screen.
+  const unknown = 'f'.repeat(64);
+  const check = await holdRequest(t.page, new RegExp(`/pyramids/(?!${unknown})[0-9a-f]{64}\\.dzi$`));
+  await t.open({ src: `/e2e/${t.files.large}`, store: '/', pyramid: unknown });
+  await check.requested;
+  const early = await waitForAttribute(t.page, 'data-ms-preview');
+  assert.notEqual(early['data-state'], 'error', early['data-error']);
+  assert.equal(early['data-state'], 'loading', 'the tiles were drawn before any preview');
+  assert.equal(early['data-preview-decoder'], 'browser');
+  await checkQuadrants('late preview');
+  assert.ok(await check.release(), 'the store check was still waiting when the preview was drawn');
+  const attrs = await waitForState(t.page, ['ready', 'error']);
+  assert.equal(attrs['data-state'], 'ready', attrs['data-error']);
+});

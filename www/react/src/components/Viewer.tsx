@@ -198,6 +198,9 @@ export function Viewer({ tileSource, status, onViewer, children, initialView = n
             tileSource,
             ...IMAGE_PLACEMENT,
             crossOriginPolicy: 'Anonymous' as const,
+            // Stored tiles arrive together: the view's own level is asked for first and alone, not
+            // after every coarser level (which takes the browser's few connections for a round).
+            immediateRender: true,
             loadTilesWithAjax: ajax,
             ajaxHeaders: ajax ? headers : undefined,
           }

@@ -129,7 +129,9 @@ export class TilerClient {
   /** Null when it could not be created (the failure is reported through `onError`). */
   private readonly worker: Worker | null;
   /** Decodes a preview on the other core while `worker` decodes the image; gone once not needed. */
-  private preview: Worker | null;
+  private preview: Worker | null = null;
+  /** Starts the preview worker when the tiler worker asks (see the constructor); null once done or not wanted. */
+  private startLatePreview: (() => void) | null = null;
   /** Tiler workers helping `worker` make the pyramid (see `WorkerSettings.tilerWorkers`); gone once done. */
   private helpers: Worker[] = [];
   private readonly waiters = new Map<number, Waiter>();
@@ -176,28 +178,55 @@ export class TilerClient {
     // not share the cores with workers that would go unused), so a missed hint tiles in one worker.
     const helperCount = target?.pyramidId ? 0 : tilerWorkerCount(workers?.tilerWorkers) - 1;
     const helpers = this.startHelpers(createWorker, helperCount, wasmUrl);
-    // The tiler worker hands a large image's bytes straight to the preview worker, which answers here.
-    const channel = new MessageChannel();
-    const preview = startWorker(createWorker, 'preview');
-    // A preview is optional: without its worker, the tiles still come.
-    this.preview = preview instanceof Worker ? preview : null;
-    if (!this.preview) {
-      this.send({ type: 'open', source: resolved, options, target, wasmUrl, earlyResponse, helpers }, helpers);
-    } else {
-      this.preview.onmessage = (e: MessageEvent<FromPreviewWorker>) => this.receivePreview(e.data);
-      // A preview is optional: if its worker fails, the tiles still come.
-      this.preview.onerror = (e) => {
-        e.preventDefault();
-        this.stopPreview();
+    if (target?.pyramidId) {
+      // The same holds for the preview worker: the tiler worker asks for it (`wantPreview`) once it
+      // is to download and decode the image, and it starts while the image downloads.
+      this.startLatePreview = () => {
+        const port = this.startPreview(createWorker, wasmUrl);
+        this.send({ type: 'previewPort', port }, port ? [port] : []);
       };
-      const port: PreviewPort = { type: 'port', port: channel.port2, wasmUrl };
-      this.preview.postMessage(port, [channel.port2]);
       this.send(
-        { type: 'open', source: resolved, options, target, previewPort: channel.port1, previewDecoder, wasmUrl, earlyResponse, helpers },
-        [channel.port1, ...helpers],
+        { type: 'open', source: resolved, options, target, previewDecoder, wasmUrl, earlyResponse, latePreview: true, helpers },
+        helpers,
+      );
+    } else {
+      const port = this.startPreview(createWorker, wasmUrl);
+      this.send(
+        {
+          type: 'open',
+          source: resolved,
+          options,
+          target,
+          previewPort: port ?? undefined,
+          previewDecoder,
+          wasmUrl,
+          earlyResponse,
+          helpers,
+        },
+        port ? [port, ...helpers] : helpers,
       );
     }
     if (earlyResponse && resolved.kind === 'url') this.fetchEarly(resolved.url);
+  }
+
+  /**
+   * Starts the preview worker; the port to hand the tiler worker, which sends it a large image's
+   * bytes (the preview worker answers here). Null without one: a preview is optional.
+   */
+  private startPreview(create: (kind: WorkerKind) => Worker, wasmUrl: string | undefined): MessagePort | null {
+    const preview = startWorker(create, 'preview');
+    if (!(preview instanceof Worker)) return null;
+    this.preview = preview;
+    preview.onmessage = (e: MessageEvent<FromPreviewWorker>) => this.receivePreview(e.data);
+    // If it fails, the tiles still come.
+    preview.onerror = (e) => {
+      e.preventDefault();
+      this.stopPreview();
+    };
+    const channel = new MessageChannel();
+    const port: PreviewPort = { type: 'port', port: channel.port2, wasmUrl };
+    preview.postMessage(port, [channel.port2]);
+    return channel.port1;
   }
 
   /**
@@ -318,6 +347,10 @@ export class TilerClient {
   private receive(msg: FromWorker): void {
     if (this.terminated) return;
     switch (msg.type) {
+      case 'wantPreview':
+        this.startLatePreview?.();
+        this.startLatePreview = null;
+        return;
       case 'progress':
         this.events.onProgress?.(msg.progress);
         return;

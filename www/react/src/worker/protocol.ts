@@ -79,6 +79,11 @@ export type ToWorker =
       previewDecoder?: PreviewDecoder;
       wasmUrl?: string;
       earlyResponse?: boolean;
+      /**
+       * No `previewPort` yet: the page starts the preview worker when this worker asks (`wantPreview`),
+       * which it does once it is to decode the image (a known id the store did not have).
+       */
+      latePreview?: boolean;
       /** Ports to the helper workers (`helper` messages), which encode some of the full-resolution tiles. */
       helpers?: MessagePort[];
     }
@@ -88,6 +93,8 @@ export type ToWorker =
    */
   | { type: 'helper'; port: MessagePort; wasmUrl?: string }
   | { type: 'response'; response: EarlyResponse }
+  /** The answer to `wantPreview`: the preview worker's port, or null if it could not start. */
+  | { type: 'previewPort'; port: MessagePort | null }
   | { type: 'tile'; id: number; level: number; col: number; row: number }
   | { type: 'cancelTile'; id: number };
 
@@ -150,6 +157,8 @@ export type FromHelper =
 
 export type FromWorker =
   | { type: 'progress'; progress: Progress }
+  /** Start the preview worker now and send its port (`previewPort`); see `latePreview`. */
+  | { type: 'wantPreview' }
   /** How many workers make the pyramid, and how the helpers got their pixels. */
   | { type: 'workers'; workers: number; memory: TilerMemory }
   | { type: 'metadata'; metadata: Metadata }

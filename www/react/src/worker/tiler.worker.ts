@@ -262,6 +262,8 @@ class WorkerState {
   readonly delegated = new Set<string>();
   /** Helper workers still encoding their rows. */
   readonly helpers = new Set<Helper>();
+  /** Answers `wantPreview` with the preview worker's port (see `latePreview`). */
+  answerPreview: (port: MessagePort | null) => void = () => undefined;
   /** Set once `pyramidDone` is posted. */
   done = false;
   /** Hands rows to the helpers; called once, when the background reaches the full-resolution level. */
@@ -697,7 +699,7 @@ type OpenMessage = Extract<ToWorker, { type: 'open' }>;
 
 async function open(
   s: WorkerState,
-  { source, options, target, previewPort, previewDecoder = 'browser', wasmUrl, helpers = [] }: OpenMessage,
+  { source, options, target, previewPort, previewDecoder = 'browser', wasmUrl, latePreview, helpers = [] }: OpenMessage,
 ): Promise<void> {
   // The module compiles while the first request (the manifest, or the image) is on its way.
   const wasm = loadWasm(wasmUrl);
@@ -713,6 +715,13 @@ async function open(
       return;
     }
   }
+  // The image is to be decoded here after all: the page starts the preview worker while it downloads.
+  const previewReady: Promise<MessagePort | null | undefined> = latePreview
+    ? new Promise((resolve) => {
+        s.answerPreview = resolve;
+        post({ type: 'wantPreview' });
+      })
+    : Promise.resolve(previewPort);
   const hashing = sourceHash(wasm);
   hashing.catch(() => undefined);
   let read: SourceBytes & { what: string };
@@ -736,11 +745,11 @@ async function open(
   try {
     metadata = probe(bytes, options?.limits);
     post({ type: 'metadata', metadata });
-    requestPreview(previewPort, previewDecoder, read, metadata, options);
+    requestPreview((await previewReady) ?? undefined, previewDecoder, read, metadata, options);
   } catch (e) {
     // Over the limits, say: the store may still have the pyramid, so this is reported only if not.
     probeFailure = e;
-    previewPort?.close();
+    previewReady.then((port) => port?.close());
   }
   const pyramidId = await identify;
   const stored = store && pyramidId !== target?.pyramidId ? await storedPyramid(store, pyramidId, wasm) : null;
@@ -799,6 +808,9 @@ const handlers: { [K in ToWorker['type']]: (s: WorkerState, msg: Extract<ToWorke
   },
   response(s, { response }) {
     s.answerEarly(response);
+  },
+  previewPort(s, { port }) {
+    s.answerPreview(port);
   },
 };
 
