@@ -177,6 +177,16 @@ impl Tiling {
                 settings.spool_dir.display()
             ))
         })?;
+        // Sources left by a process killed mid-job (orthomosaics can be gigabytes).
+        match spool::sweep_orphans(&settings.spool_dir) {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(removed = n, dir = %settings.spool_dir.display(), "removed spooled sources of dead processes")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, dir = %settings.spool_dir.display(), "could not sweep the spool folder")
+            }
+        }
         Ok(Tiling {
             source_budget: budget(settings.max_queued_source_bytes),
             s3_source_prefixes: settings.s3_source_prefixes.clone(),

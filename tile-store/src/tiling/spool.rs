@@ -27,6 +27,8 @@ pub struct Spooled {
     /// Its length in bytes.
     pub len: u64,
     hasher: IdHasher,
+    /// Keeps the file's lock (see [`sweep_orphans`]) until it is removed.
+    _locked: std::fs::File,
 }
 
 fn spool_error(what: &str, e: std::io::Error) -> AppError {
@@ -37,10 +39,13 @@ impl Spool {
     /// A new, empty file in `dir`.
     pub fn create(dir: &Path) -> Result<Self> {
         let named = tempfile::Builder::new()
-            .prefix("tessera-source-")
+            .prefix(PREFIX)
             .tempfile_in(dir)
             .map_err(|e| spool_error(&format!("create a file in {}", dir.display()), e))?;
         let (file, path) = named.into_parts();
+        // Held for the file's life, so a sweep can tell it from one whose process died.
+        file.try_lock()
+            .map_err(|e| spool_error("lock the new file", std::io::Error::other(e)))?;
         Ok(Spool {
             file: tokio::fs::File::from_std(file),
             path,
@@ -59,6 +64,7 @@ impl Spool {
             path: self.path,
             len: self.len,
             hasher: self.hasher,
+            _locked: self.file.into_std().await,
         })
     }
 }
@@ -85,6 +91,43 @@ impl AsyncWrite for Spool {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.get_mut().file).poll_shutdown(cx)
     }
+}
+
+/// The prefix of every spooled source's file name.
+const PREFIX: &str = "tessera-source-";
+
+/// Spooled files younger than this are left alone by a sweep: a file is locked just after
+/// it is made, and this leaves that moment out of the question.
+const SWEEP_MIN_AGE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Removes the spooled sources in `dir` that no live process holds: the files a process
+/// killed mid-job left behind (each live one is locked by its owner, and a lock dies with
+/// its process). Other instances sharing `dir` keep theirs. Returns how many were removed.
+pub fn sweep_orphans(dir: &Path) -> std::io::Result<usize> {
+    let mut removed = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if !name.to_str().is_some_and(|n| n.starts_with(PREFIX)) {
+            continue;
+        }
+        let Ok(meta) = entry.metadata() else { continue };
+        let old = meta
+            .modified()
+            .ok()
+            .and_then(|m| m.elapsed().ok())
+            .is_some_and(|age| age >= SWEEP_MIN_AGE);
+        if !meta.is_file() || !old {
+            continue;
+        }
+        let Ok(file) = std::fs::File::open(entry.path()) else {
+            continue;
+        };
+        if file.try_lock().is_ok() && std::fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 impl Spooled {
@@ -117,5 +160,43 @@ mod tests {
         let path = spooled.path.to_path_buf();
         drop(spooled);
         assert!(!path.exists(), "the spooled file is removed with it");
+    }
+
+    /// Marks `path` as last written an hour ago, past the sweep's minimum age.
+    fn age(path: &Path) {
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .and_then(|f| f.set_modified(hour_ago))
+            .expect("set mtime");
+    }
+
+    #[tokio::test]
+    async fn a_sweep_removes_the_files_of_dead_owners_and_keeps_live_and_young_ones() {
+        let dir = tempfile::tempdir().expect("dir");
+        // A live job's source, old enough to be considered.
+        let mut live = Spool::create(dir.path()).expect("spool");
+        live.write_all(b"live").await.expect("write");
+        let live = live.finish().await.expect("finish");
+        age(&live.path);
+        // What a killed process leaves: the file, old, and nobody's lock on it.
+        let dead = dir.path().join(format!("{PREFIX}dead"));
+        std::fs::write(&dead, b"dead").expect("write");
+        age(&dead);
+        // Unlocked but just made (the moment between creating a file and locking it).
+        let young = dir.path().join(format!("{PREFIX}young"));
+        std::fs::write(&young, b"young").expect("write");
+        // Not a spooled source at all.
+        let other = dir.path().join("someone-elses");
+        std::fs::write(&other, b"other").expect("write");
+        age(&other);
+
+        assert_eq!(sweep_orphans(dir.path()).expect("sweep"), 1);
+        assert!(!dead.exists(), "the dead owner's file is removed");
+        assert!(live.path.exists(), "the live job's file stays");
+        assert_eq!(std::fs::read(&live.path).expect("read"), b"live");
+        assert!(young.exists(), "a young file stays");
+        assert!(other.exists(), "another program's file stays");
     }
 }
