@@ -166,6 +166,10 @@ export function Viewer({ tileSource, status, onViewer, children, initialView = n
     const onAddItem = (e: OpenSeadragon.WorldEvent) => {
       const item = (e as unknown as { item: OpenSeadragon.TiledImage }).item;
       if (item.source !== tileSource) return;
+      // Stored tiles arrive together: the view's own level is asked for alone, not after every
+      // coarser level (which would take the browser's few connections for a round first). Set on
+      // the item, since OpenSeadragon takes this option from the viewer only; read at its first update.
+      if (tileSource.kind === 'store') (item as unknown as { immediateRender: boolean }).immediateRender = true;
       item.addHandler('fully-loaded-change', (ev) => {
         const full = (ev as unknown as { fullyLoaded: boolean }).fullyLoaded;
         if (!full) return setFullyLoaded(false);
@@ -198,9 +202,6 @@ export function Viewer({ tileSource, status, onViewer, children, initialView = n
             tileSource,
             ...IMAGE_PLACEMENT,
             crossOriginPolicy: 'Anonymous' as const,
-            // Stored tiles arrive together: the view's own level is asked for first and alone, not
-            // after every coarser level (which takes the browser's few connections for a round).
-            immediateRender: true,
             loadTilesWithAjax: ajax,
             ajaxHeaders: ajax ? headers : undefined,
           }
