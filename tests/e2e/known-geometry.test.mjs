@@ -67,9 +67,21 @@ test('a known id with its geometry draws the stored tiles before the manifest is
   const check = await holdRequest(t.page, '**/pyramids/*.dzi');
   const imageRequests = [];
   t.page.on('request', (r) => r.url().endsWith(`/e2e/${t.files.quadrants}`) && imageRequests.push(r.url()));
+  /** The levels of the stored tiles asked for before the view was drawn, in order. */
+  const levels = [];
+  let drawn = false;
+  const onTile = (r) => {
+    const m = r.url().match(new RegExp(`/pyramids/${id}_files/(\\d+)/`));
+    if (m && !drawn) levels.push(Number(m[1]));
+  };
+  t.page.on('request', onTile);
   await t.open({ src: `/e2e/${t.files.quadrants}`, store: '/', pyramid: id, geometry: JSON.stringify(geometry) });
   const attrs = await waitForState(t.page, ['ready', 'error'], 30_000);
+  drawn = true;
+  t.page.off('request', onTile);
   assert.equal(attrs['data-state'], 'ready', attrs['data-error']);
+  // The view's own level is asked for first, not after every coarser one.
+  assert.equal(levels[0], Math.max(...levels), `tiles asked for before the first view, by level: ${levels.join(', ')}`);
   assert.equal(attrs['data-source'], 'store');
   assert.equal(attrs['data-decodes'], '0');
   await check.requested;
