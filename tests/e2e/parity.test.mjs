@@ -62,11 +62,17 @@ test('tiles made in wasm are byte-identical to tiles made natively', () => {
   try {
     const ppm = photo(dir, 'photo', 1501, 1003);
     execFileSync('vips', ['copy', ppm, `${join(dir, 'photo.jpg')}[Q=90,strip]`]);
+    // Quality 90 keeps every chroma sample (vips subsamples below 90); cameras store 4:2:0, the web progressive.
+    execFileSync('vips', ['copy', ppm, `${join(dir, 'photo-420.jpg')}[Q=80,subsample-mode=on,strip]`]);
+    execFileSync('vips', ['copy', ppm, `${join(dir, 'photo-progressive.jpg')}[Q=80,interlace,strip]`]);
+    assert.match(execFileSync('vipsheader', ['-f', 'jpeg-chroma-subsample', join(dir, 'photo-420.jpg')], { encoding: 'utf8' }), /4:2:0/);
     execFileSync('vips', ['copy', ppm, join(dir, 'photo.png')]);
     const images = makeImages(dir);
     const alpha = makeAlphaPng(dir);
     const cases = [
       ['JPEG', join(dir, 'photo.jpg'), [], undefined],
+      ['JPEG 4:2:0', join(dir, 'photo-420.jpg'), [], undefined],
+      ['progressive JPEG 4:2:0', join(dir, 'photo-progressive.jpg'), [], undefined],
       ['PNG', join(dir, 'photo.png'), [], undefined],
       ['PNG with alpha', join(dir, alpha), [], undefined],
       ['JPEG with EXIF orientation 6', join(dir, images.oriented), [], undefined],
