@@ -716,6 +716,12 @@ async fn cors_and_the_web_app() {
     )
     .unwrap();
     std::fs::write(web.path().join("app.js"), "console.log(1)").unwrap();
+    std::fs::create_dir(web.path().join("assets")).unwrap();
+    std::fs::write(
+        web.path().join("assets/index-DZnQTezH.js"),
+        "console.log(2)",
+    )
+    .unwrap();
     let mut state = state(dir.path());
     state.cors_origins = vec!["http://localhost:5173".into()];
     state.web_dir = Some(web.path().to_owned());
@@ -730,9 +736,24 @@ async fn cors_and_the_web_app() {
         .to_str()
         .unwrap()
         .contains("javascript"));
-    let (status, _, body) = send(&app, request("GET", "/viewer/some/route", None, "")).await;
+    assert_eq!(
+        headers["cache-control"], "no-cache",
+        "an unhashed file is revalidated"
+    );
+    let (status, headers, _) =
+        send(&app, request("GET", "/assets/index-DZnQTezH.js", None, "")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        headers["cache-control"], "public, max-age=31536000, immutable",
+        "a bundler's content-hashed file is kept"
+    );
+    let (status, headers, body) = send(&app, request("GET", "/viewer/some/route", None, "")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(String::from_utf8(body).unwrap().contains("Tessera"));
+    assert_eq!(
+        headers["cache-control"], "no-cache",
+        "index.html is revalidated: a new build is seen at once"
+    );
     // A missing file is a 404, not the app's index page.
     let (status, _, body) = send(&app, request("GET", "/samples/typo.jpg", None, "")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);

@@ -28,7 +28,7 @@ use axum::body::Body;
 use axum::extract::rejection::PathRejection;
 use axum::extract::Path;
 use axum::extract::Request;
-use axum::http::{header, HeaderName, HeaderValue, Method};
+use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -139,6 +139,7 @@ async fn serve_web_app(web_app: WebApp, request: Request) -> Response {
         .rsplit('/')
         .next()
         .is_some_and(|last| last.contains('.'));
+    let hashed = names_a_file && content_hashed(path);
     let response = if names_a_file {
         web_app.files.oneshot(request).await
     } else {
@@ -148,6 +149,18 @@ async fn serve_web_app(web_app: WebApp, request: Request) -> Response {
         Ok(response) => response.map(Body::new),
         Err(infallible) => match infallible {},
     };
+    if response.status().is_success() || response.status() == StatusCode::NOT_MODIFIED {
+        let cache = if hashed {
+            "public, max-age=31536000, immutable"
+        } else {
+            // index.html and unhashed files: asked again each time (304 while unchanged), so a
+            // new build is seen at once.
+            "no-cache"
+        };
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    }
     if web_app.isolated {
         // Cross-origin isolation: the page (and its workers, whose scripts come from here too)
         // may use SharedArrayBuffer. Everything the app loads from this origin needs nothing
@@ -163,6 +176,34 @@ async fn serve_web_app(web_app: WebApp, request: Request) -> Response {
         );
     }
     response
+}
+
+/// Whether `path` names a bundler's content-hashed file, which never changes under its name:
+/// directly under `/assets/` (Vite's output folder) and named as Vite names them,
+/// `name-HASH.ext` with an 8-character base64url hash (one with a capital or a digit, so that
+/// an ordinary word is not taken for one). Other files of an app are revalidated.
+fn content_hashed(path: &str) -> bool {
+    let Some(name) = path.strip_prefix("/assets/") else {
+        return false;
+    };
+    let Some((stem, _ext)) = name.rsplit_once('.') else {
+        return false;
+    };
+    let Some(split) = stem.len().checked_sub(9) else {
+        return false;
+    };
+    let (Some(before), Some(hash)) = (stem.get(..split + 1), stem.get(split + 1..)) else {
+        return false;
+    };
+    !name.contains('/')
+        && before.len() > 1
+        && before.ends_with('-')
+        && hash
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && hash
+            .bytes()
+            .any(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
 fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
@@ -249,4 +290,35 @@ fn parse_tile_path(files: &str, level: &str, tile: &str) -> Result<(PyramidId, T
             format,
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::content_hashed;
+
+    #[test]
+    fn vite_output_names_are_content_hashed_and_other_names_are_not() {
+        for hashed in [
+            "/assets/index-DZnQTezH.js",
+            "/assets/openseadragon-CL4v-o81.js",
+            "/assets/tiler_wasm_bg-DtYOqfzg.wasm",
+            "/assets/index-Dox-lfO2.css",
+        ] {
+            assert!(content_hashed(hashed), "{hashed}");
+        }
+        for not in [
+            "/index.html",
+            "/app.js",
+            "/assets/app.js",
+            "/assets/my-favorite.png",
+            "/assets/-DZnQTezH.js",
+            "/assets/sub/index-DZnQTezH.js",
+            "/samples/index-DZnQTezH.js",
+            "/assets/index-DZnQTez.js",
+            "/assets/index-DZnQTezH",
+            "/assets/index-DZ.QTezH.js",
+        ] {
+            assert!(!content_hashed(not), "{not}");
+        }
+    }
 }
