@@ -178,34 +178,31 @@ export class TilerClient {
     // not share the cores with workers that would go unused), so a missed hint tiles in one worker.
     const helperCount = target?.pyramidId ? 0 : tilerWorkerCount(workers?.tilerWorkers) - 1;
     const helpers = this.startHelpers(createWorker, helperCount, wasmUrl);
-    if (target?.pyramidId) {
-      // The same holds for the preview worker: the tiler worker asks for it (`wantPreview`) once it
-      // is to download and decode the image, and it starts while the image downloads.
+    // The same holds for the preview worker with a known id: the tiler worker asks for it
+    // (`wantPreview`) once it is to download and decode the image, and it starts while that downloads.
+    const latePreview = Boolean(target?.pyramidId);
+    const port = latePreview ? null : this.startPreview(createWorker, wasmUrl);
+    if (latePreview) {
       this.startLatePreview = () => {
-        const port = this.startPreview(createWorker, wasmUrl);
-        this.send({ type: 'previewPort', port }, port ? [port] : []);
+        const late = this.startPreview(createWorker, wasmUrl);
+        this.send({ type: 'previewPort', port: late }, late ? [late] : []);
       };
-      this.send(
-        { type: 'open', source: resolved, options, target, previewDecoder, wasmUrl, earlyResponse, latePreview: true, helpers },
-        helpers,
-      );
-    } else {
-      const port = this.startPreview(createWorker, wasmUrl);
-      this.send(
-        {
-          type: 'open',
-          source: resolved,
-          options,
-          target,
-          previewPort: port ?? undefined,
-          previewDecoder,
-          wasmUrl,
-          earlyResponse,
-          helpers,
-        },
-        port ? [port, ...helpers] : helpers,
-      );
     }
+    this.send(
+      {
+        type: 'open',
+        source: resolved,
+        options,
+        target,
+        previewPort: port ?? undefined,
+        previewDecoder,
+        wasmUrl,
+        earlyResponse,
+        latePreview,
+        helpers,
+      },
+      port ? [port, ...helpers] : helpers,
+    );
     if (earlyResponse && resolved.kind === 'url') this.fetchEarly(resolved.url);
   }
 
