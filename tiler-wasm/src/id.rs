@@ -1,14 +1,14 @@
 //! The pyramid id: a content address shared by the browser, the server and the store.
 //!
-//! Recipe (version 2), documented in docs/pyramid-format.md:
-//! `id = hex(SHA-256("tessera-pyramid-v2;format=F;quality=Q;tile_size=T;overlap=O;source=" + hex(SHA-256(source bytes))))`
+//! Recipe (version 3), documented in docs/pyramid-format.md:
+//! `id = hex(SHA-256("tessera-pyramid-v3;format=F;quality=Q;tile_size=T;overlap=O;source=" + hex(SHA-256(source bytes))))`
 //! where `F` is `auto`, `jpeg`, `png` or `webp` as requested, and `Q` the JPEG/WebP quality.
 
 use crate::Options;
 use sha2::{Digest, Sha256};
 
 /// Bumped whenever the pixels a pyramid holds for the same source and settings could change.
-pub const ID_VERSION: u32 = 2;
+pub const ID_VERSION: u32 = 3;
 
 /// Hashes source bytes as they arrive, so the id is ready when the download ends.
 #[derive(Default, Clone)]
@@ -62,11 +62,11 @@ mod tests {
     const VECTORS: &[(&[u8], &str)] = &[
         (
             b"hello",
-            "9f4ee70e550bd09048ea884ee11c0160debc93a9301b117f97aa34be8a0f9326",
+            "c385fe214721af3917a8620411fd020cb866f3c76b982e088176f77070ab6350",
         ),
         (
             b"",
-            "2a20cc60a85d4144b3a1cb4600d6b2d2d963a5961a4d5dec1e50065458374604",
+            "a995f69ff3c79ee81c335a3bd06fbabc45953b6b56374b5294cfa8c5e652c0ae",
         ),
     ];
 
@@ -85,7 +85,7 @@ mod tests {
         };
         assert_eq!(
             pyramid_id(b"hello", &q90),
-            "4cbd98be746b90c6c16400b338ff706080bc36d52fbeca6b18425bde1ab4433a"
+            "9f58ed7bafd88a15fb951a33b5ad67580c42a8cccad9f7d574041691aae32136"
         );
         let png = Options {
             format: Some(TileFormat::Png),
@@ -95,7 +95,7 @@ mod tests {
         };
         assert_eq!(
             pyramid_id(b"hello", &png),
-            "4ba1110b476c19b070edde39e0070fd1b3cbabdc39913b0f5965406c472a2b88"
+            "e4b654f0f8ceb5ef6382c3c9d01b58473e6408818f69258709797fb155ffde0b"
         );
         // From the source's digest, as the store and the streaming hasher compute it.
         assert_eq!(
@@ -103,7 +103,7 @@ mod tests {
                 "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
                 &png
             ),
-            "4ba1110b476c19b070edde39e0070fd1b3cbabdc39913b0f5965406c472a2b88"
+            "e4b654f0f8ceb5ef6382c3c9d01b58473e6408818f69258709797fb155ffde0b"
         );
     }
 
