@@ -5,7 +5,8 @@
 
 use crate::name::canonical_format;
 use crate::{
-    Dzi, Error, ErrorCode, IdHasher, Layout, Limits, Options, TileAddr, TileFormat, TileName, Tiler,
+    Dzi, Error, ErrorCode, IdHasher, Layout, Limits, Metadata, Options, TileAddr, TileFormat,
+    TileName, Tiler,
 };
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
@@ -172,13 +173,31 @@ pub struct WasmTiler(Tiler);
 
 #[wasm_bindgen(js_class = Tiler)]
 impl WasmTiler {
-    /// Decodes `bytes` (JPEG, PNG, WebP or TIFF), applies EXIF orientation and converts to sRGB.
+    /// Decodes `bytes` (JPEG, PNG, WebP or TIFF), applies EXIF orientation and converts to sRGB;
+    /// an AVIF (which `probe` reads) is refused here: its pixels come through `fromPixels`.
     pub fn open(
         bytes: &[u8],
         #[wasm_bindgen(unchecked_param_type = "Options | undefined")] options: JsValue,
     ) -> Result<WasmTiler, JsValue> {
         let options: Options = from_js_or_default(options)?;
         Tiler::open(bytes, &options)
+            .map(WasmTiler)
+            .map_err(core_error)
+    }
+
+    /// Tiles upright sRGB RGBA `pixels` (a canvas's `getImageData`) that the browser decoded from
+    /// the image `metadata` describes (`probe` of its source, an AVIF): checked against its size
+    /// and `options.limits`; the alpha channel is kept only if `metadata.hasAlpha`.
+    #[wasm_bindgen(js_name = fromPixels)]
+    pub fn from_pixels(
+        #[wasm_bindgen(unchecked_param_type = "Metadata")] metadata: JsValue,
+        pixels: Vec<u8>,
+        #[wasm_bindgen(unchecked_param_type = "Options | undefined")] options: JsValue,
+    ) -> Result<WasmTiler, JsValue> {
+        let metadata: Metadata =
+            serde_wasm_bindgen::from_value(metadata).map_err(argument_error)?;
+        let options: Options = from_js_or_default(options)?;
+        Tiler::from_pixels(metadata, pixels, &options)
             .map(WasmTiler)
             .map_err(core_error)
     }
