@@ -7,7 +7,8 @@
 // (`vips copy x.avif x.png`, `tile-store tile x.png`): that isolates the browser's decoder. The
 // bounds allow for YUV→RGB rounding and chroma upsampling that differ between Chromium and libheif,
 // and for JPEG tiles re-encoded from those pixels. The pyramid id is hashed over the .avif bytes.
-// A HEIC, which Chromium does not decode either, is refused by name, and no server tiling is offered.
+// A HEIC, which Chromium does not decode either, is refused by name, and no server tiling is offered;
+// nor for an AVIF over the browser's limits, since tile-store does not decode AVIF.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -59,7 +60,14 @@ before(async () => {
     vips('heifsave', ppm, join(dir, 'photo.avif'), '--compression', 'av1', '--Q', '90', '--effort', '0');
     vips('heifsave', ppm, join(dir, 'photo.heic'), '--Q', '50');
     rmSync(ppm);
-    return { avif: 'photo.avif', heic: 'photo.heic' };
+    // The same file declaring 40000×20000 (800 MP, over the default 600 MP): refused from its header.
+    const huge = readFileSync(join(dir, 'photo.avif'));
+    for (let at = huge.indexOf('ispe'); at >= 0; at = huge.indexOf('ispe', at + 4)) {
+      huge.writeUInt32BE(40_000, at + 8);
+      huge.writeUInt32BE(20_000, at + 12);
+    }
+    writeFileSync(join(dir, 'huge.avif'), huge);
+    return { avif: 'photo.avif', heic: 'photo.heic', huge: 'huge.avif' };
   });
   reference = mkdtempSync(join(tmpdir(), 'tessera-avif-vips-'));
   vips('dzsave', join(t.imagesDir, 'photo.avif'), join(reference, 'vips'));
@@ -169,5 +177,14 @@ test('a HEIC is refused by name, with no offer to tile it on the server', async 
   assert.equal(attrs['data-state'], 'error');
   assert.equal(attrs['data-error-code'], 'unsupported', attrs['data-error']);
   assert.match(attrs['data-error'], /HEIC images are not supported/);
+  assert.equal(await t.page.getByTestId('tile-on-server').count(), 0);
+});
+
+test('an AVIF over the limits is refused from its header, with no offer to tile it on the server', async () => {
+  await t.open({ src: `/e2e/${t.files.huge}`, store: '/' });
+  const attrs = await waitForState(t.page, ['ready', 'error'], 15_000);
+  assert.equal(attrs['data-state'], 'error');
+  assert.equal(attrs['data-error-code'], 'limits', attrs['data-error']);
+  assert.match(attrs['data-error'], /40000×20000 = 800000000 pixels exceeds the limit.*tile-store does not decode this format/);
   assert.equal(await t.page.getByTestId('tile-on-server').count(), 0);
 });

@@ -70,6 +70,12 @@ impl SourceFormat {
         heif_brand(bytes).filter(|&name| name == HEIC)
     }
 
+    /// Whether tile-store (the native build, with its default features) decodes this format: all
+    /// but AVIF, whose pixels only a browser's own decoder gives.
+    pub fn decoded_natively(self) -> bool {
+        self != SourceFormat::Avif
+    }
+
     /// The `image` crate's name for this format; `None` for JPEG XL, which it does not decode.
     pub(crate) fn image_format(self) -> Option<image::ImageFormat> {
         match self {
@@ -259,6 +265,10 @@ mod tests {
             Some(SourceFormat::Tiff)
         );
         assert_eq!(SourceFormat::sniff(b"<!doctype html>"), None);
+        let avif = crate::avif::tests::avif(2, 2, None, false);
+        assert_eq!(SourceFormat::sniff(&avif), Some(SourceFormat::Avif));
+        assert!(!SourceFormat::Avif.decoded_natively());
+        assert!(SourceFormat::Jxl.decoded_natively());
         assert_eq!(SourceFormat::sniff(b""), None);
     }
 

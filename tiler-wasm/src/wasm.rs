@@ -133,6 +133,13 @@ pub fn probe(
     to_js(&metadata)
 }
 
+/// Whether tile-store can tile `bytes` (the native build decodes its format), so that an image
+/// too large for the browser is offered to it only when it can: not an AVIF, nor an unknown file.
+#[wasm_bindgen(js_name = serverCanTile)]
+pub fn server_can_tile(bytes: &[u8]) -> bool {
+    crate::SourceFormat::sniff(bytes).is_some_and(crate::SourceFormat::decoded_natively)
+}
+
 /// For a large JPEG, a small upright JPEG of it decoded at 1/2–1/8 scale (longer side at least
 /// `minSide`), much quicker than `Tiler.open`, to show until the tiles arrive; `undefined` for
 /// other images. It never feeds the pyramid.

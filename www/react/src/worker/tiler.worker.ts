@@ -4,7 +4,7 @@
  * requests first and makes the rest of the pyramid in the background. One worker per image: the
  * page terminates it to cancel, so nothing here needs to be cancellable.
  */
-import init, { IdHasher, TileBand, Tiler, parseDzi, probe, pyramidIdFromSha256 } from '@tessera/tiler-wasm';
+import init, { IdHasher, TileBand, Tiler, parseDzi, probe, pyramidIdFromSha256, serverCanTile } from '@tessera/tiler-wasm';
 import type {
   EarlyResponse,
   FailureCode,
@@ -47,8 +47,11 @@ function toFailure(e: unknown): TilerFailure {
     return failure('panic', `The tiler crashed (${e.message}); this is a bug, please report it with the image.`);
   }
   if (typeof e === 'object' && e !== null && 'code' in e && 'message' in e) {
-    const { code, message } = e as { code: unknown; message: unknown };
-    if (typeof code === 'string' && typeof message === 'string') return failure(code as FailureCode, message);
+    const { code, message, serverCanTile } = e as { code: unknown; message: unknown; serverCanTile?: unknown };
+    if (typeof code === 'string' && typeof message === 'string') {
+      const f = failure(code as FailureCode, message);
+      return typeof serverCanTile === 'boolean' ? { ...f, serverCanTile } : f;
+    }
   }
   if (e instanceof Error) return failure('worker', e.message);
   return failure('worker', String(e));
@@ -201,8 +204,8 @@ async function readSource(
   }
 }
 
-/** Adds which file was at fault to the core's messages for people. */
-function explain(f: TilerFailure, what: string, contentType: string | null): TilerFailure {
+/** Adds which file was at fault to the core's messages for people, and whether tile-store could tile it instead. */
+function explain(f: TilerFailure, what: string, contentType: string | null, serverCanTile: boolean): TilerFailure {
   switch (f.code) {
     case 'unknown_format':
       return failure(
@@ -215,6 +218,15 @@ function explain(f: TilerFailure, what: string, contentType: string | null): Til
               : '.'),
       );
     case 'limits':
+      if (!serverCanTile) {
+        return {
+          ...failure(
+            f.code,
+            `${what}: ${f.message}. Images this large cannot be tiled in the browser, and tile-store does not decode this format.`,
+          ),
+          serverCanTile,
+        };
+      }
       return failure(
         f.code,
         `${what}: ${f.message}. Images this large cannot be tiled in the browser; ` +
@@ -817,7 +829,7 @@ async function open(
     schedule(s);
     if (store) startUpload(s, store, info, target?.batchBytes);
   } catch (e) {
-    throw explain(toFailure(e), what, contentType);
+    throw explain(toFailure(e), what, contentType, serverCanTile(bytes));
   }
 }
 
