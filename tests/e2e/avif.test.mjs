@@ -8,18 +8,23 @@
 // bounds allow for YUV→RGB rounding and chroma upsampling that differ between Chromium and libheif,
 // and for JPEG tiles re-encoded from those pixels. The pyramid id is hashed over the .avif bytes.
 // A HEIC, which Chromium does not decode either, is refused by name, and no server tiling is offered;
-// nor for an AVIF over the browser's limits, since tile-store does not decode AVIF.
+// nor for an AVIF over the browser's limits, since tile-store does not decode AVIF. A large AVIF is
+// previewed by the browser's decoder before its tiles (the store check held until then, as in
+// preview.test.mjs), and the metadata panel names the format.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { TILE_STORE, setup, waitForState } from './harness.mjs';
+import { TILE_STORE, holdRequest, near, pixel, setup, toScreen, waitForAttribute, waitForState } from './harness.mjs';
+import { quadrantColour, writePpm } from './images.mjs';
 import { Tiler, parseTileName, pyramidId } from './tiler.mjs';
 
 /** 5 × 3 full-resolution tiles: tile rows for a helper worker, and quick to encode. */
 const IMAGE = { width: 1100, height: 700 };
+/** Large enough for a preview (the longer side at least twice 1280), flat quadrants to encode in a blink. */
+const LARGE = { width: 2700, height: 1800 };
 /**
  * The lowest PSNR accepted, over a set of tiles and for its worst tile. Against vips's
  * full-resolution tiles measured 37.1 dB overall, 36.8 dB worst (Chromium, vips 8.14.1 with
@@ -32,6 +37,79 @@ const MIN_PSNR = { vipsTop: { all: 35, tile: 34 }, core: { all: 45, tile: 36 } }
 function vips(...args) {
   // stderr is kept for the error a failure throws: heifload warns of every nclx box it ignores.
   execFileSync('vips', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
+/**
+ * `avif` (a Buffer) with an `irot` of `turns` anticlockwise quarter turns given to the primary item
+ * (vips's heifsave writes none): the box appended to `ipco`, associated (essential) in `ipma`, the
+ * sizes of the boxes around them and the file offsets in `iloc` moved by what was added.
+ */
+function withIrot(avif, turns) {
+  const boxes = (buf, start, end) => {
+    const out = [];
+    for (let at = start; at < end; ) {
+      const size = buf.readUInt32BE(at);
+      assert.ok(size >= 8 && at + size <= end, 'a 32-bit box size');
+      out.push({ kind: buf.toString('latin1', at + 4, at + 8), at, size });
+      at += size;
+    }
+    return out;
+  };
+  const find = (list, kind) => list.find((b) => b.kind === kind) ?? assert.fail(`no ${kind} box`);
+  const meta = find(boxes(avif, 0, avif.length), 'meta');
+  const inMeta = boxes(avif, meta.at + 12, meta.at + meta.size);
+  const iprp = find(inMeta, 'iprp');
+  const ipco = find(boxes(avif, iprp.at + 8, iprp.at + iprp.size), 'ipco');
+  const ipma = find(boxes(avif, iprp.at + 8, iprp.at + iprp.size), 'ipma');
+  const properties = boxes(avif, ipco.at + 8, ipco.at + ipco.size).length;
+  const irot = Buffer.from([0, 0, 0, 9, ...Buffer.from('irot'), turns]);
+  // ipma version 0, flags 0 (vips's): u16 item ids, one-byte associations; item 1 first.
+  assert.equal(avif.readUInt32BE(ipma.at + 8), 0, 'ipma version 0, flags 0');
+  const primaryPitm = find(inMeta, 'pitm');
+  const primary = avif.readUInt16BE(primaryPitm.at + 12);
+  assert.equal(avif.readUInt16BE(ipma.at + 16), primary, 'the primary item is the first in ipma');
+  const count = avif[ipma.at + 18];
+  const association = Buffer.from([0x80 | (properties + 1)]);
+  const added = irot.length + association.length;
+  const out = Buffer.concat([
+    avif.subarray(0, ipco.at + ipco.size),
+    irot,
+    avif.subarray(ipco.at + ipco.size, ipma.at + 19 + count),
+    association,
+    avif.subarray(ipma.at + 19 + count),
+  ]);
+  // Everything before ipco's end keeps its place; ipma moved by the irot box.
+  const grow = (at, by) => out.writeUInt32BE(out.readUInt32BE(at) + by, at);
+  grow(meta.at, added);
+  grow(iprp.at, added);
+  grow(ipco.at, irot.length);
+  grow(ipma.at + irot.length, association.length);
+  out[ipma.at + irot.length + 18] = count + 1;
+  // iloc (before iprp in vips's files, so in place): construction method 0, offsets into the file.
+  const iloc = find(inMeta, 'iloc');
+  assert.ok(iloc.at < iprp.at, 'iloc before iprp');
+  const version = out[iloc.at + 8];
+  const offsetSize = out[iloc.at + 12] >> 4;
+  const lengthSize = out[iloc.at + 12] & 15;
+  const baseSize = out[iloc.at + 13] >> 4;
+  assert.ok(version < 2 && [0, 4].includes(offsetSize) && [0, 4].includes(baseSize), 'iloc v0/v1, 32-bit offsets');
+  let at = iloc.at + 14;
+  const items = out.readUInt16BE(at);
+  at += 2;
+  for (let i = 0; i < items; i++) {
+    at += 2 + (version === 1 ? 2 : 0) + 2;
+    if (baseSize === 4) {
+      if (out.readUInt32BE(at) > 0) grow(at, added);
+      at += 4;
+    }
+    const extents = out.readUInt16BE(at);
+    at += 2;
+    for (let e = 0; e < extents; e++) {
+      if (offsetSize === 4 && baseSize === 0) grow(at, added);
+      at += offsetSize + lengthSize;
+    }
+  }
+  return out;
 }
 
 /** A photo-like picture: gradients and a wave under seeded noise. */
@@ -58,8 +136,16 @@ before(async () => {
     const ppm = join(dir, 'photo.ppm');
     photoPpm(ppm, IMAGE);
     vips('heifsave', ppm, join(dir, 'photo.avif'), '--compression', 'av1', '--Q', '90', '--effort', '0');
-    vips('heifsave', ppm, join(dir, 'photo.heic'), '--Q', '50');
+    // Small: x265 takes seconds over a megapixel, and the file is refused from its first bytes anyway.
+    const tiny = join(dir, 'tiny.ppm');
+    vips('crop', ppm, tiny, '0', '0', '64', '48');
+    vips('heifsave', tiny, join(dir, 'photo.heic'), '--Q', '50');
     rmSync(ppm);
+    rmSync(tiny);
+    const quadrants = join(dir, 'quadrants.ppm');
+    writePpm(quadrants, LARGE.width, LARGE.height, (x, y) => quadrantColour(x, y, LARGE.width, LARGE.height));
+    vips('heifsave', quadrants, join(dir, 'quadrants.avif'), '--compression', 'av1', '--Q', '80', '--effort', '0');
+    rmSync(quadrants);
     // The same file declaring 40000×20000 (800 MP, over the default 600 MP): refused from its header.
     const huge = readFileSync(join(dir, 'photo.avif'));
     for (let at = huge.indexOf('ispe'); at >= 0; at = huge.indexOf('ispe', at + 4)) {
@@ -67,9 +153,11 @@ before(async () => {
       huge.writeUInt32BE(20_000, at + 12);
     }
     writeFileSync(join(dir, 'huge.avif'), huge);
-    return { avif: 'photo.avif', heic: 'photo.heic', huge: 'huge.avif' };
+    writeFileSync(join(dir, 'turned.avif'), withIrot(readFileSync(join(dir, 'photo.avif')), 1));
+    return { avif: 'photo.avif', heic: 'photo.heic', huge: 'huge.avif', large: 'quadrants.avif', turned: 'turned.avif' };
   });
   reference = mkdtempSync(join(tmpdir(), 'tessera-avif-vips-'));
+  vips('dzsave', join(t.imagesDir, 'turned.avif'), join(reference, 'turned'));
   vips('dzsave', join(t.imagesDir, 'photo.avif'), join(reference, 'vips'));
   vips('copy', join(t.imagesDir, 'photo.avif'), join(reference, 'decoded.png'));
   execFileSync(TILE_STORE, ['tile', join(reference, 'decoded.png'), join(reference, 'core')], {
@@ -187,4 +275,61 @@ test('an AVIF over the limits is refused from its header, with no offer to tile 
   assert.equal(attrs['data-error-code'], 'limits', attrs['data-error']);
   assert.match(attrs['data-error'], /40000×20000 = 800000000 pixels exceeds the limit.*tile-store does not decode this format/);
   assert.equal(await t.page.getByTestId('tile-on-server').count(), 0);
+});
+
+test('a large AVIF is previewed by the browser decoder before its tiles', async () => {
+  const check = await holdRequest(t.page, '**/pyramids/*.dzi');
+  await t.open({ src: `/e2e/${t.files.large}`, store: '/' });
+  await check.requested;
+  const early = await waitForAttribute(t.page, 'data-ms-preview', 15_000);
+  assert.notEqual(early['data-state'], 'error', early['data-error']);
+  assert.equal(early['data-state'], 'loading', 'the tiles were drawn before any preview');
+  assert.equal(early['data-preview-decoder'], 'browser');
+  const box = await t.page.getByTestId('viewer').boundingBox();
+  const shot = await t.shot('large-preview');
+  const { width: W, height: H } = LARGE;
+  for (const [x, y] of [
+    [W / 4, H / 4],
+    [(3 * W) / 4, H / 4],
+    [W / 4, (3 * H) / 4],
+    [(3 * W) / 4, (3 * H) / 4],
+  ]) {
+    const at = toScreen(box, LARGE, 1, x, y);
+    const want = quadrantColour(x, y, W, H);
+    const got = pixel(shot.png, at.x, at.y);
+    assert.ok(near(got, want), `preview (${x}, ${y}): got ${got}, want ${want}; see ${shot.path}`);
+  }
+  assert.ok(await check.release(), 'the store check was still waiting when the preview was drawn');
+  const attrs = await waitForState(t.page, ['ready', 'error'], 15_000);
+  assert.equal(attrs['data-state'], 'ready', attrs['data-error']);
+  assert.equal(Number(attrs['data-width']), W);
+  const panel = t.page.getByTestId('metadata');
+  assert.equal(await panel.locator('[data-field="format"] dd').innerText(), 'AVIF');
+  assert.equal(await panel.locator('[data-field="size"] dd').innerText(), `${W} × ${H} px (4.9 MP)`);
+});
+
+test('an AVIF turned by irot is tiled upright, as vips shows it', async () => {
+  await t.open({ src: `/e2e/${t.files.turned}`, store: '/' });
+  await t.page.waitForFunction(
+    () => {
+      const el = document.querySelector('[data-testid="viewer"]');
+      return ['saved', 'failed'].includes(el?.getAttribute('data-upload')) || el?.getAttribute('data-state') === 'error';
+    },
+    null,
+    { timeout: 15_000, polling: 50 },
+  );
+  const attrs = await t.page.getByTestId('viewer').evaluate((el) => Object.fromEntries([...el.attributes].map((a) => [a.name, a.value])));
+  assert.equal(attrs['data-upload'], 'saved', attrs['data-error'] ?? attrs['data-upload-error']);
+  assert.deepEqual([Number(attrs['data-width']), Number(attrs['data-height'])], [IMAGE.height, IMAGE.width]);
+  const id = attrs['data-pyramid-id'];
+  const names = tilesIn(join(reference, 'turned_files'));
+  const top = String(Math.max(...names.map((n) => parseTileName(n).level)));
+  const got = await compare(
+    names.filter((n) => n.startsWith(`${top}/`)),
+    async (name) => new Uint8Array(await (await fetch(`${t.app.url}/pyramids/${id}_files/${name}`)).arrayBuffer()),
+    (name) => readFileSync(join(reference, 'turned_files', name)),
+  );
+  console.log(`turned AVIF vs vips: ${got.count} tiles, ${got.all.toFixed(1)} dB overall, worst ${got.worst.psnr.toFixed(1)} dB`);
+  assert.ok(got.all >= MIN_PSNR.vipsTop.all, `${got.all.toFixed(1)} dB`);
+  assert.ok(got.worst.psnr >= MIN_PSNR.vipsTop.tile, `${got.worst.psnr.toFixed(1)} dB at ${got.worst.name}`);
 });
