@@ -11,7 +11,7 @@
 // nor for an AVIF over the browser's limits, since tile-store does not decode AVIF. A large AVIF is
 // previewed by the browser's decoder before its tiles (the store check held until then, as in
 // preview.test.mjs), and the metadata panel names the format. A file given an `irot` is tiled turned, as
-// vips shows it; one with an alpha plane keeps it (PNG tiles).
+// vips shows it; one with an alpha plane keeps it (PNG tiles); one with EXIF shows it in the panel.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -19,7 +19,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TILE_STORE, holdRequest, near, pixel, setup, toScreen, waitForAttribute, waitForState } from './harness.mjs';
-import { quadrantColour, writePpm } from './images.mjs';
+import { EXIF, exifSegment, quadrantColour, withExif, writePpm } from './images.mjs';
 import { Tiler, parseTileName, pyramidId } from './tiler.mjs';
 
 /** 5 × 3 full-resolution tiles: tile rows for a helper worker, and quick to encode. */
@@ -170,6 +170,12 @@ before(async () => {
     vips('bandjoin', `${corner} ${alpha}`, rgba);
     vips('heifsave', rgba, join(dir, 'alpha.avif'), '--compression', 'av1', '--Q', '90', '--effort', '0');
     for (const f of [corner, alpha, rgba]) rmSync(f);
+    // EXIF (camera, date, lenses, GPS; orientation 1), carried from a JPEG into the AVIF by heifsave.
+    const small = join(dir, 'exif-source.jpg');
+    vips('crop', join(dir, 'photo.avif'), `${small}[Q=90,strip]`, '0', '0', '320', '200');
+    writeFileSync(small, withExif(readFileSync(small), exifSegment(1, 320, 200)));
+    vips('heifsave', small, join(dir, 'exif.avif'), '--compression', 'av1', '--Q', '80', '--effort', '0');
+    rmSync(small);
     return {
       avif: 'photo.avif',
       heic: 'photo.heic',
@@ -177,6 +183,7 @@ before(async () => {
       large: 'quadrants.avif',
       turned: 'turned.avif',
       alpha: 'alpha.avif',
+      exif: 'exif.avif',
     };
   });
   reference = mkdtempSync(join(tmpdir(), 'tessera-avif-vips-'));
@@ -397,4 +404,17 @@ test("an AVIF with alpha keeps it: PNG tiles, as the core tiles vips's decode", 
   );
   assert.ok(got.all >= MIN_PSNR.alpha.all, `${got.all.toFixed(1)} dB over all tiles, below ${MIN_PSNR.alpha.all}`);
   assert.ok(got.worst.psnr >= MIN_PSNR.alpha.tile, `${got.worst.psnr.toFixed(1)} dB at ${got.worst.name}, below ${MIN_PSNR.alpha.tile}`);
+});
+
+test("the panel shows an AVIF's EXIF", async () => {
+  await t.open({ src: `/e2e/${t.files.exif}` });
+  const attrs = await waitForState(t.page, ['ready', 'error'], 15_000);
+  assert.equal(attrs['data-state'], 'ready', attrs['data-error']);
+  const panel = t.page.getByTestId('metadata');
+  const field = (name) => panel.locator(`[data-field="${name}"] dd`).innerText();
+  assert.equal(await field('format'), 'AVIF');
+  assert.equal(await field('camera'), `${EXIF.make} ${EXIF.model}`);
+  assert.equal(await field('date'), EXIF.dateTimeOriginal);
+  assert.equal(await field('focal-length'), `${EXIF.focalLength} mm`);
+  assert.equal(await field('gps'), '47.500000° N, 8.250000° E');
 });
