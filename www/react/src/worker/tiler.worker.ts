@@ -740,6 +740,7 @@ async function openDecoded(bytes: Uint8Array, metadata: Metadata, options: Optio
     const context = canvas.getContext('2d', { colorSpace: 'srgb', alpha: metadata.hasAlpha, willReadFrequently: true });
     if (!context) throw failure('worker', 'This browser gives workers no 2D canvas to read decoded pixels from.');
     context.drawImage(picture.source, 0, 0, width, height);
+    // Let the decoded frame go before getImageData makes a third copy of the image (closing twice is harmless).
     picture.close();
     const data = context.getImageData(0, 0, width, height, { colorSpace: 'srgb' }).data;
     pixels = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
