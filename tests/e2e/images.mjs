@@ -111,7 +111,7 @@ export const EXIF = {
 };
 
 /** An APP1 EXIF segment: orientation, camera, date, focal lengths, pixel size and GPS. */
-function exifSegment(orientation, width, height) {
+export function exifSegment(orientation, width, height) {
   const exifIfd = [
     ascii(0x9003, EXIF.dateTimeOriginal),
     rational(0x920a, [EXIF.focalLength, 1]),
@@ -147,7 +147,7 @@ function exifSegment(orientation, width, height) {
   return Buffer.concat([head, body]);
 }
 
-function withExif(jpeg, segment) {
+export function withExif(jpeg, segment) {
   if (jpeg[0] !== 0xff || jpeg[1] !== 0xd8) throw new Error('not a JPEG');
   return Buffer.concat([jpeg.subarray(0, 2), segment, jpeg.subarray(2)]);
 }

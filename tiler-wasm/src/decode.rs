@@ -9,7 +9,7 @@
 use crate::bitmap::Bitmap;
 use crate::color;
 use crate::error::{Error, Result};
-use crate::meta::{ExifData, Metadata, SourceFormat};
+use crate::meta::{ExifData, Metadata, SourceFormat, AVIF};
 use crate::orient;
 use crate::Limits;
 use image::{DynamicImage, ImageDecoder};
@@ -32,6 +32,10 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<(Metadata, Bitmap)> {
 }
 
 fn decode_unguarded(bytes: &[u8], limits: &Limits) -> Result<(Metadata, Bitmap)> {
+    if SourceFormat::sniff(bytes) == Some(SourceFormat::Avif) {
+        // No AV1 decoder is built in; a browser decodes AVIF itself ([`crate::Tiler::from_pixels`]).
+        return Err(Error::UnsupportedFormat(AVIF));
+    }
     let header = Header::read(bytes, limits)?;
     // zune-jpeg (like libjpeg) and image-webp's lossy decoder fill missing data
     // with grey; a truncated upload must fail rather than become a half-grey pyramid.
@@ -39,7 +43,7 @@ fn decode_unguarded(bytes: &[u8], limits: &Limits) -> Result<(Metadata, Bitmap)>
         SourceFormat::Jpeg => jpeg_has_end(bytes),
         SourceFormat::Webp => riff_is_complete(bytes),
         // jxl-oxide refuses a truncated file itself (no complete frame).
-        SourceFormat::Png | SourceFormat::Tiff | SourceFormat::Jxl => true,
+        SourceFormat::Png | SourceFormat::Tiff | SourceFormat::Jxl | SourceFormat::Avif => true,
     };
     if !complete {
         return Err(Error::Decode("the image file is truncated".into()));
@@ -76,8 +80,10 @@ impl Header {
         let format = SourceFormat::sniff(bytes).ok_or_else(|| {
             SourceFormat::refused(bytes).map_or(Error::UnknownFormat, Error::UnsupportedFormat)
         })?;
-        if format == SourceFormat::Jxl {
-            return Self::read_jxl(bytes, limits);
+        match format {
+            SourceFormat::Jxl => return Self::read_jxl(bytes, limits),
+            SourceFormat::Avif => return Self::read_avif(bytes, limits),
+            _ => {}
         }
         let (width, height, has_alpha, jpeg_space) = match jpeg_header(bytes, format, limits)? {
             Some((w, h, space)) => (
@@ -111,6 +117,28 @@ impl Header {
 }
 
 impl Header {
+    /// An AVIF header, its size checked as that of the RGBA pixels a browser's decoder gives.
+    /// The decoder applies `irot` itself, so the size is the turned one; EXIF is read for the
+    /// panel only, its orientation ignored (HEIF turns images with `irot`, never with EXIF).
+    fn read_avif(bytes: &[u8], limits: &Limits) -> Result<Self> {
+        let avif = crate::avif::header(bytes)?;
+        check_size(avif.width, avif.height, 4, limits)?;
+        // `irot` turns anticlockwise; EXIF's 8, 3 and 6 name a quarter, half and three-quarter turn.
+        let orientation = [1, 8, 3, 6][usize::from(avif.quarter_turns & 3)];
+        let (width, height) = orient::oriented_size(avif.width, avif.height, orientation);
+        Ok(Header {
+            metadata: Metadata {
+                format: SourceFormat::Avif,
+                width,
+                height,
+                orientation,
+                has_alpha: avif.has_alpha,
+                exif: ExifData::read(bytes).fields(),
+            },
+            jpeg_space: None,
+        })
+    }
+
     /// A JPEG XL header, checked against the limits before anything is decoded or allocated.
     #[cfg(feature = "jxl")]
     fn read_jxl(bytes: &[u8], limits: &Limits) -> Result<Self> {
@@ -157,7 +185,12 @@ pub(crate) fn check_sides(width: u32, height: u32, limits: &Limits) -> Result<()
 }
 
 /// Refuses a declared size past the limits, before anything is allocated for it.
-fn check_size(width: u32, height: u32, bytes_per_pixel: u64, limits: &Limits) -> Result<()> {
+pub(crate) fn check_size(
+    width: u32,
+    height: u32,
+    bytes_per_pixel: u64,
+    limits: &Limits,
+) -> Result<()> {
     check_sides(width, height, limits)?;
     let pixels = u64::from(width) * u64::from(height);
     if pixels > limits.max_pixels {
@@ -431,6 +464,32 @@ mod tests {
         // A thumbnail's end before the main scan does not count.
         assert!(!jpeg_has_end(&[0xFF, 0xDA, 0xFF, 0xD9, 0xFF, 0xDA, 1, 2]));
         assert!(!jpeg_has_end(&[0xFF, 0xD8]));
+    }
+
+    /// An AVIF's header is read (size turned by `irot`, alpha, limits) though its pixels are not.
+    #[test]
+    fn avif_is_probed_but_not_decoded() {
+        use crate::avif::tests::avif;
+        let limits = Limits::default();
+        let meta = probe(&avif(300, 200, Some(1), true), &limits).expect("probes");
+        assert_eq!(meta.format, SourceFormat::Avif);
+        assert_eq!((meta.width, meta.height, meta.orientation), (200, 300, 8));
+        assert!(meta.has_alpha);
+        let meta = probe(&avif(300, 200, None, false), &limits).expect("probes");
+        assert_eq!((meta.width, meta.height, meta.orientation), (300, 200, 1));
+        assert!(!meta.has_alpha);
+        let small = Limits {
+            max_pixels: 300 * 200 - 1,
+            ..limits
+        };
+        assert!(matches!(
+            probe(&avif(300, 200, None, false), &small),
+            Err(Error::Limits(_))
+        ));
+        match decode(&avif(300, 200, None, false), &limits) {
+            Err(e @ Error::UnsupportedFormat("AVIF")) => assert_eq!(e.code(), "unsupported"),
+            other => panic!("AVIF decoded natively: {other:?}"),
+        }
     }
 
     #[test]

@@ -22,6 +22,7 @@ compile_error!(
     "the wasm build leaves JPEG XL to the server: build tiler-wasm with --no-default-features"
 );
 
+mod avif;
 pub mod band;
 pub mod batch;
 pub mod bitmap;

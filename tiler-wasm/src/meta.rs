@@ -7,6 +7,11 @@ use std::io::Cursor;
 /// The JPEG XL container's signature box.
 const JXL_BOX: &[u8] = b"\0\0\0\x0cJXL \r\n\x87\n";
 
+/// AVIF's name in errors that refuse it where no decoder for it is at hand.
+pub(crate) const AVIF: &str = "AVIF";
+/// HEIC's (HEIF with HEVC) name in errors: no decoder for it anywhere, browsers' included.
+const HEIC: &str = "HEIC";
+
 /// The container format of a source image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
@@ -22,6 +27,9 @@ pub enum SourceFormat {
     Tiff,
     /// JPEG XL, bare codestream or container; decoded only where the `jxl` feature is built in.
     Jxl,
+    /// AVIF: its header is read here, its pixels only by a browser's own decoder
+    /// ([`crate::Tiler::from_pixels`]); refused elsewhere.
+    Avif,
 }
 
 impl SourceFormat {
@@ -41,13 +49,15 @@ impl SourceFormat {
         {
             // Classic TIFF and BigTIFF.
             Some(SourceFormat::Tiff)
+        } else if heif_brand(bytes) == Some(AVIF) {
+            Some(SourceFormat::Avif)
         } else {
             None
         }
     }
 
     /// The name of an image format recognised from its first bytes only to be refused, because
-    /// no decoder for it is built in (HEIC, AVIF, JPEG 2000, GIF), so that the error can name it
+    /// no decoder for it is built in (HEIC, JPEG 2000, GIF), so that the error can name it
     /// rather than call the file unknown.
     pub fn refused(bytes: &[u8]) -> Option<&'static str> {
         const JP2_BOX: &[u8] = b"\0\0\0\x0cjP  \r\n\x87\n";
@@ -57,28 +67,13 @@ impl SourceFormat {
         if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
             return Some("GIF");
         }
-        // ISO base media: an `ftyp` box whose major and compatible brands say which image it is.
-        if bytes.get(4..8) != Some(b"ftyp") {
-            return None;
-        }
-        let size = bytes
-            .get(..4)
-            .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize);
-        let brands: Vec<&[u8]> = bytes
-            .get(8..size.min(bytes.len()).max(8))
-            .unwrap_or_default()
-            .chunks_exact(4)
-            .collect();
-        let has = |names: &[&[u8; 4]]| brands.iter().any(|b| names.iter().any(|n| b == n));
-        if has(&[b"avif", b"avis"]) {
-            Some("AVIF")
-        } else if has(&[
-            b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1",
-        ]) {
-            Some("HEIC")
-        } else {
-            None
-        }
+        heif_brand(bytes).filter(|&name| name == HEIC)
+    }
+
+    /// Whether tile-store (the native build, with its default features) decodes this format: all
+    /// but AVIF, whose pixels only a browser's own decoder gives.
+    pub fn decoded_natively(self) -> bool {
+        self != SourceFormat::Avif
     }
 
     /// The `image` crate's name for this format; `None` for JPEG XL, which it does not decode.
@@ -88,8 +83,34 @@ impl SourceFormat {
             SourceFormat::Png => Some(image::ImageFormat::Png),
             SourceFormat::Webp => Some(image::ImageFormat::WebP),
             SourceFormat::Tiff => Some(image::ImageFormat::Tiff),
-            SourceFormat::Jxl => None,
+            SourceFormat::Jxl | SourceFormat::Avif => None,
         }
+    }
+}
+
+/// Which HEIF image an ISO base media file is, `"AVIF"` or `"HEIC"`, from the major and
+/// compatible brands of its `ftyp` box; `None` for anything else.
+fn heif_brand(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.get(4..8) != Some(b"ftyp") {
+        return None;
+    }
+    let size = bytes
+        .get(..4)
+        .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize);
+    let brands: Vec<&[u8]> = bytes
+        .get(8..size.min(bytes.len()).max(8))
+        .unwrap_or_default()
+        .chunks_exact(4)
+        .collect();
+    let has = |names: &[&[u8; 4]]| brands.iter().any(|b| names.iter().any(|n| b == n));
+    if has(&[b"avif", b"avis"]) {
+        Some(AVIF)
+    } else if has(&[
+        b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1",
+    ]) {
+        Some(HEIC)
+    } else {
+        None
     }
 }
 
@@ -244,6 +265,10 @@ mod tests {
             Some(SourceFormat::Tiff)
         );
         assert_eq!(SourceFormat::sniff(b"<!doctype html>"), None);
+        let avif = crate::avif::tests::avif(2, 2, None, false);
+        assert_eq!(SourceFormat::sniff(&avif), Some(SourceFormat::Avif));
+        assert!(!SourceFormat::Avif.decoded_natively());
+        assert!(SourceFormat::Jxl.decoded_natively());
         assert_eq!(SourceFormat::sniff(b""), None);
     }
 

@@ -1,5 +1,6 @@
 //! [`Tiler`]: one opened image and its pyramid, tiles made on demand.
 
+use crate::bitmap::Bitmap;
 use crate::decode;
 use crate::dzi::{Dzi, TileFormat};
 use crate::encode;
@@ -44,6 +45,49 @@ impl Tiler {
             quality: encoding.quality,
             channels: pixels.channels(),
             pyramid: Pyramid::new(pixels, layout)?,
+        })
+    }
+
+    /// Tiles upright 8-bit sRGB RGBA `pixels` that another decoder made of the image `metadata`
+    /// describes ([`crate::probe`] of its source): in the browser, an AVIF the browser decoded.
+    ///
+    /// The pixels are checked against the metadata's size and the limits. The alpha channel is
+    /// kept only if the source declares one, as [`Tiler::open`] does for every format (a PNG
+    /// with an alpha channel keeps it, however opaque): the decoder's RGBA for an image without
+    /// alpha is opaque, and its pyramid is the RGB one `vips dzsave` makes.
+    pub fn from_pixels(
+        metadata: Metadata,
+        mut pixels: Vec<u8>,
+        options: &Options,
+    ) -> Result<Tiler> {
+        options.encoding(false)?;
+        let (width, height) = (metadata.width, metadata.height);
+        decode::check_size(width, height, 4, &options.limits)?;
+        let expected = u64::from(width) * u64::from(height) * 4;
+        if pixels.len() as u64 != expected {
+            return Err(Error::Decode(format!(
+                "the decoder gave {} bytes for a {width}×{height} RGBA image",
+                pixels.len()
+            )));
+        }
+        let channels = if metadata.has_alpha { 4 } else { 3 };
+        if channels == 3 {
+            // In place, front to back: pixel i's RGB moves to 3i, which is never past 4i.
+            for i in 0..pixels.len() / 4 {
+                pixels.copy_within(4 * i..4 * i + 3, 3 * i);
+            }
+            pixels.truncate(pixels.len() / 4 * 3);
+            pixels.shrink_to_fit();
+        }
+        let bitmap = Bitmap::new(width, height, channels, pixels)?;
+        let layout = Layout::new(width, height, options.tile_size, options.overlap)?;
+        let encoding = options.encoding(bitmap.has_alpha())?;
+        Ok(Tiler {
+            metadata,
+            format: encoding.format,
+            quality: encoding.quality,
+            channels,
+            pyramid: Pyramid::new(bitmap, layout)?,
         })
     }
 
@@ -143,6 +187,119 @@ impl Tiler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::meta::SourceFormat;
+
+    /// A `width`×`height` PNG of a pattern with every channel varying, with alpha if `alpha`.
+    fn png(width: u32, height: u32, alpha: bool) -> Vec<u8> {
+        let pixel = |x: u32, y: u32| {
+            let v = |k: u32| ((x * k + y * (k + 3) + x * y) % 251) as u8;
+            [v(3), v(5), v(7), 255 - v(11) / 2]
+        };
+        let mut out = Vec::new();
+        let encoder = image::codecs::png::PngEncoder::new(&mut out);
+        let (data, color): (Vec<u8>, _) = if alpha {
+            let data = (0..height)
+                .flat_map(|y| (0..width).flat_map(move |x| pixel(x, y)))
+                .collect();
+            (data, image::ExtendedColorType::Rgba8)
+        } else {
+            let data = (0..height)
+                .flat_map(|y| (0..width).flat_map(move |x| pixel(x, y)[..3].to_vec()))
+                .collect();
+            (data, image::ExtendedColorType::Rgb8)
+        };
+        image::ImageEncoder::write_image(encoder, &data, width, height, color).expect("encodes");
+        out
+    }
+
+    /// RGBA as a browser's canvas gives it: opaque where the image has no alpha.
+    fn as_rgba(bitmap: &Bitmap) -> Vec<u8> {
+        match bitmap.channels() {
+            4 => bitmap.data().to_vec(),
+            _ => bitmap
+                .data()
+                .chunks_exact(3)
+                .flat_map(|p| [p[0], p[1], p[2], 255])
+                .collect(),
+        }
+    }
+
+    fn all_tiles(tiler: &mut Tiler) -> Vec<(TileAddr, Vec<u8>)> {
+        let mut tiles = Vec::new();
+        tiler
+            .walk::<Error>(|addr, bytes| {
+                tiles.push((addr, bytes));
+                Ok(())
+            })
+            .expect("tiles");
+        tiles
+    }
+
+    /// Pixels handed over raw make the pyramid, byte for byte, that decoding the same pixels
+    /// makes: JPEG tiles from RGB, PNG tiles from RGBA.
+    #[test]
+    fn raw_pixels_tile_as_the_decoded_image() {
+        for alpha in [false, true] {
+            let source = png(700, 300, alpha);
+            let options = Options {
+                tile_size: 254,
+                overlap: 1,
+                ..Options::default()
+            };
+            let (metadata, bitmap) = decode::decode(&source, &options.limits).expect("decodes");
+            let mut decoded = Tiler::open(&source, &options).expect("opens");
+            let mut raw =
+                Tiler::from_pixels(metadata.clone(), as_rgba(&bitmap), &options).expect("raw");
+            assert_eq!(raw.channels(), if alpha { 4 } else { 3 });
+            assert_eq!(raw.format(), decoded.format());
+            assert_eq!(raw.dzi().to_xml(), decoded.dzi().to_xml());
+            assert_eq!(raw.metadata(), &metadata);
+            let (a, b) = (all_tiles(&mut raw), all_tiles(&mut decoded));
+            assert_eq!(a.len(), b.len());
+            for ((addr, x), (_, y)) in a.iter().zip(&b) {
+                assert!(x == y, "alpha {alpha}: tile {addr:?} differs");
+            }
+        }
+    }
+
+    #[test]
+    fn raw_pixels_are_checked() {
+        let metadata = Metadata {
+            format: SourceFormat::Avif,
+            width: 30,
+            height: 20,
+            orientation: 1,
+            has_alpha: false,
+            exif: crate::meta::Exif::default(),
+        };
+        let options = Options::default();
+        assert!(Tiler::from_pixels(metadata.clone(), vec![0; 30 * 20 * 4], &options).is_ok());
+        assert!(matches!(
+            Tiler::from_pixels(metadata.clone(), vec![0; 30 * 20 * 3], &options),
+            Err(Error::Decode(_))
+        ));
+        let small = Options {
+            limits: crate::Limits {
+                max_pixels: 599,
+                ..crate::Limits::default()
+            },
+            ..Options::default()
+        };
+        assert!(matches!(
+            Tiler::from_pixels(metadata.clone(), vec![0; 30 * 20 * 4], &small),
+            Err(Error::Limits(_))
+        ));
+        let huge = Metadata {
+            width: u32::MAX,
+            height: u32::MAX,
+            ..metadata
+        };
+        assert!(matches!(
+            Tiler::from_pixels(huge, Vec::new(), &options),
+            Err(Error::Limits(_))
+        ));
+    }
 
     #[test]
     fn tiler_can_move_between_threads() {

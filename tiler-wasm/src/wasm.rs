@@ -5,7 +5,8 @@
 
 use crate::name::canonical_format;
 use crate::{
-    Dzi, Error, ErrorCode, IdHasher, Layout, Limits, Options, TileAddr, TileFormat, TileName, Tiler,
+    Dzi, Error, ErrorCode, IdHasher, Layout, Limits, Metadata, Options, TileAddr, TileFormat,
+    TileName, Tiler,
 };
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
@@ -132,6 +133,13 @@ pub fn probe(
     to_js(&metadata)
 }
 
+/// Whether tile-store can tile `bytes` (the native build decodes its format), so that an image
+/// too large for the browser is offered to it only when it can: not an AVIF, nor an unknown file.
+#[wasm_bindgen(js_name = serverCanTile)]
+pub fn server_can_tile(bytes: &[u8]) -> bool {
+    crate::SourceFormat::sniff(bytes).is_some_and(crate::SourceFormat::decoded_natively)
+}
+
 /// For a large JPEG, a small upright JPEG of it decoded at 1/2–1/8 scale (longer side at least
 /// `minSide`), much quicker than `Tiler.open`, to show until the tiles arrive; `undefined` for
 /// other images. It never feeds the pyramid.
@@ -172,13 +180,31 @@ pub struct WasmTiler(Tiler);
 
 #[wasm_bindgen(js_class = Tiler)]
 impl WasmTiler {
-    /// Decodes `bytes` (JPEG, PNG, WebP or TIFF), applies EXIF orientation and converts to sRGB.
+    /// Decodes `bytes` (JPEG, PNG, WebP or TIFF), applies EXIF orientation and converts to sRGB;
+    /// an AVIF (which `probe` reads) is refused here: its pixels come through `fromPixels`.
     pub fn open(
         bytes: &[u8],
         #[wasm_bindgen(unchecked_param_type = "Options | undefined")] options: JsValue,
     ) -> Result<WasmTiler, JsValue> {
         let options: Options = from_js_or_default(options)?;
         Tiler::open(bytes, &options)
+            .map(WasmTiler)
+            .map_err(core_error)
+    }
+
+    /// Tiles upright sRGB RGBA `pixels` (a canvas's `getImageData`) that the browser decoded from
+    /// the image `metadata` describes (`probe` of its source, an AVIF): checked against its size
+    /// and `options.limits`; the alpha channel is kept only if `metadata.hasAlpha`.
+    #[wasm_bindgen(js_name = fromPixels)]
+    pub fn from_pixels(
+        #[wasm_bindgen(unchecked_param_type = "Metadata")] metadata: JsValue,
+        pixels: Vec<u8>,
+        #[wasm_bindgen(unchecked_param_type = "Options | undefined")] options: JsValue,
+    ) -> Result<WasmTiler, JsValue> {
+        let metadata: Metadata =
+            serde_wasm_bindgen::from_value(metadata).map_err(argument_error)?;
+        let options: Options = from_js_or_default(options)?;
+        Tiler::from_pixels(metadata, pixels, &options)
             .map(WasmTiler)
             .map_err(core_error)
     }

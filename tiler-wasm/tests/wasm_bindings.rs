@@ -4,8 +4,8 @@
 
 use serde_json::{json, Value};
 use tiler_wasm::wasm::{
-    parse_dzi, parse_tile_name, probe, pyramid_id_from_sha256, WasmIdHasher, WasmLayout,
-    WasmTileBand, WasmTiler,
+    parse_dzi, parse_tile_name, probe, pyramid_id_from_sha256, server_can_tile, WasmIdHasher,
+    WasmLayout, WasmTileBand, WasmTiler,
 };
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::wasm_bindgen_test;
@@ -128,6 +128,56 @@ fn a_band_copied_out_makes_the_tilers_tiles() {
     let (code, message) = thrown(tiler.copy_rows(top, 63, 193, &short));
     assert_eq!(code, "invalid_argument");
     assert!(message.contains("holds 10"), "{message}");
+}
+
+/// `fromPixels` takes `probe`'s metadata and a canvas's RGBA: the tiles `open` makes of the same
+/// image; a value that is not metadata is `invalid_argument`, pixels of the wrong size `decode`.
+#[wasm_bindgen_test]
+fn raw_pixels_tile_as_the_opened_image() {
+    let source = png(300, 200, false);
+    let meta = probe(&source, JsValue::UNDEFINED).unwrap();
+    let rgba: Vec<u8> = (0..300 * 200)
+        .flat_map(|i| {
+            if i % 300 < 150 {
+                [255, 0, 0, 255]
+            } else {
+                [0, 0, 255, 255]
+            }
+        })
+        .collect();
+    let mut raw = WasmTiler::from_pixels(meta.clone(), rgba.clone(), JsValue::UNDEFINED).unwrap();
+    let mut opened = WasmTiler::open(&source, JsValue::UNDEFINED).unwrap();
+    assert_eq!(raw.channels(), 3);
+    assert_eq!(to_json(raw.metadata().unwrap()), to_json(meta.clone()));
+    for (col, row) in [(0, 0), (1, 0)] {
+        assert_eq!(
+            raw.tile(9, col, row).unwrap(),
+            opened.tile(9, col, row).unwrap()
+        );
+    }
+    let (code, _) = thrown(WasmTiler::from_pixels(
+        js(json!({ "width": 300 })),
+        rgba.clone(),
+        JsValue::UNDEFINED,
+    ));
+    assert_eq!(code, "invalid_argument");
+    let (code, message) = thrown(WasmTiler::from_pixels(
+        meta,
+        rgba[4..].to_vec(),
+        JsValue::UNDEFINED,
+    ));
+    assert_eq!(code, "decode");
+    assert!(message.contains("300×200"), "{message}");
+}
+
+/// Only a format tile-store decodes is offered to it: not AVIF, nor an unknown file.
+#[wasm_bindgen_test]
+fn the_server_can_tile_what_it_decodes() {
+    assert!(server_can_tile(&png(4, 4, false)));
+    let mut avif = 24u32.to_be_bytes().to_vec();
+    avif.extend_from_slice(b"ftypavif\0\0\0\0mif1avif");
+    assert!(!server_can_tile(&avif));
+    assert!(!server_can_tile(b"<!doctype html>"));
 }
 
 #[wasm_bindgen_test]

@@ -1,6 +1,6 @@
 /**
  * The offer shown when an image cannot be tiled in the browser — over the browser's limits
- * (`limits`) or in a format only tile-store decodes (`server_only`, e.g. JPEG XL) — and a store is
+ * (`limits`, unless tile-store cannot decode it either: `serverCanTile: false`) or in a format only tile-store decodes (`server_only`, e.g. JPEG XL) — and a store is
  * configured: "Tile on the server" asks tile-store to fetch and tile the image (`POST /pyramids`),
  * waits for the job, then hands back the pyramid's id, which the page opens from the store.
  */
@@ -10,7 +10,7 @@ import type { TilerFailure } from '../worker/protocol.js';
 
 /** Whether `error` means the image must be tiled on the server. */
 export function needsServer(error: TilerFailure | null): boolean {
-  return error?.code === 'limits' || error?.code === 'server_only';
+  return (error?.code === 'limits' && error.serverCanTile !== false) || error?.code === 'server_only';
 }
 
 export interface ServerTilingProps {

@@ -27,8 +27,13 @@ function reply(message: FromPreviewWorker): void {
 /** Where the page said the module is; it is loaded only if the browser's decoder cannot serve. */
 let wasmUrl: string | undefined;
 
-/** What the browser's decoders read: TIFF is not among them. */
-const BROWSER_MIME: Partial<Record<PreviewRequest['format'], string>> = { jpeg: 'image/jpeg', png: 'image/png', webp: 'image/webp' };
+/** What the browser's decoders read: TIFF is not among them; AVIF, which tiler-wasm does not decode, is. */
+const BROWSER_MIME: Partial<Record<PreviewRequest['format'], string>> = {
+  jpeg: 'image/jpeg',
+  png: 'image/png',
+  webp: 'image/webp',
+  avif: 'image/avif',
+};
 
 /** The parts as one buffer (the parts themselves if there is one). */
 function joined(parts: Uint8Array[]): Uint8Array {

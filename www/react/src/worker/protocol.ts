@@ -6,6 +6,8 @@ import type { StoreFailure, StoreSettings } from '../api/tileStore.js';
 export interface TilerFailure {
   code: FailureCode;
   message: string;
+  /** `false` for a `limits` failure tile-store cannot take over either (an AVIF: only browsers decode it). */
+  serverCanTile?: boolean;
 }
 
 export type FailureCode =

@@ -4,7 +4,7 @@
  * requests first and makes the rest of the pyramid in the background. One worker per image: the
  * page terminates it to cancel, so nothing here needs to be cancellable.
  */
-import init, { IdHasher, TileBand, Tiler, parseDzi, probe, pyramidIdFromSha256 } from '@tessera/tiler-wasm';
+import init, { IdHasher, TileBand, Tiler, parseDzi, probe, pyramidIdFromSha256, serverCanTile } from '@tessera/tiler-wasm';
 import type {
   EarlyResponse,
   FailureCode,
@@ -47,8 +47,11 @@ function toFailure(e: unknown): TilerFailure {
     return failure('panic', `The tiler crashed (${e.message}); this is a bug, please report it with the image.`);
   }
   if (typeof e === 'object' && e !== null && 'code' in e && 'message' in e) {
-    const { code, message } = e as { code: unknown; message: unknown };
-    if (typeof code === 'string' && typeof message === 'string') return failure(code as FailureCode, message);
+    const { code, message, serverCanTile } = e as { code: unknown; message: unknown; serverCanTile?: unknown };
+    if (typeof code === 'string' && typeof message === 'string') {
+      const f = failure(code as FailureCode, message);
+      return typeof serverCanTile === 'boolean' ? { ...f, serverCanTile } : f;
+    }
   }
   if (e instanceof Error) return failure('worker', e.message);
   return failure('worker', String(e));
@@ -201,8 +204,8 @@ async function readSource(
   }
 }
 
-/** Adds which file was at fault to the core's messages for people. */
-function explain(f: TilerFailure, what: string, contentType: string | null): TilerFailure {
+/** Adds which file was at fault to the core's messages for people, and whether tile-store could tile it instead. */
+function explain(f: TilerFailure, what: string, contentType: string | null, serverCanTile: boolean): TilerFailure {
   switch (f.code) {
     case 'unknown_format':
       return failure(
@@ -215,6 +218,15 @@ function explain(f: TilerFailure, what: string, contentType: string | null): Til
               : '.'),
       );
     case 'limits':
+      if (!serverCanTile) {
+        return {
+          ...failure(
+            f.code,
+            `${what}: ${f.message}. Images this large cannot be tiled in the browser, and tile-store does not decode this format.`,
+          ),
+          serverCanTile,
+        };
+      }
       return failure(
         f.code,
         `${what}: ${f.message}. Images this large cannot be tiled in the browser; ` +
@@ -686,6 +698,60 @@ function requestPreview(
   port.close();
 }
 
+/**
+ * A `metadata.format` image (AVIF: tiler-wasm has no AV1 decoder) decoded by the browser's own
+ * decoder and opened from its pixels. `probe` has read the size from the header and checked it
+ * against the limits before this allocates anything; the decoder applies `irot` (upright, as
+ * vips's heifload) and the sRGB canvas converts the colour, as the core does for other formats.
+ * A browser without a decoder for it gets the core's own refusal, which names the format.
+ */
+async function openDecoded(bytes: Uint8Array, metadata: Metadata, options: Options | undefined): Promise<Tiler> {
+  const type = `image/${metadata.format}`;
+  const viaDecoder = typeof ImageDecoder === 'function' && (await ImageDecoder.isTypeSupported(type));
+  if (!viaDecoder && typeof createImageBitmap !== 'function') return Tiler.open(bytes, options);
+  if (typeof OffscreenCanvas !== 'function') return Tiler.open(bytes, options);
+  let picture: { source: CanvasImageSource; width: number; height: number; close(): void };
+  try {
+    if (viaDecoder) {
+      const decoder = new ImageDecoder({ data: bytes, type, colorSpaceConversion: 'default', preferAnimation: false });
+      try {
+        const { image } = await decoder.decode({ frameIndex: 0 });
+        picture = { source: image, width: image.displayWidth, height: image.displayHeight, close: () => image.close() };
+      } finally {
+        decoder.close();
+      }
+    } else {
+      const bitmap = await createImageBitmap(new Blob([bytes as Uint8Array<ArrayBuffer>], { type }), {
+        imageOrientation: 'from-image',
+        colorSpaceConversion: 'default',
+        premultiplyAlpha: 'none',
+      });
+      picture = { source: bitmap, width: bitmap.width, height: bitmap.height, close: () => bitmap.close() };
+    }
+  } catch (e) {
+    // The header read, so the browser's decoder refused the data: damaged, or a variant it lacks.
+    throw failure('decode', `the browser cannot decode this ${type} image (${toFailure(e).message})`);
+  }
+  let pixels: Uint8Array;
+  try {
+    const { width, height } = metadata;
+    if (picture.width !== width || picture.height !== height) {
+      throw failure('decode', `the browser decoded a ${picture.width}×${picture.height} image where the header says ${width}×${height}`);
+    }
+    const canvas = new OffscreenCanvas(width, height);
+    const context = canvas.getContext('2d', { colorSpace: 'srgb', alpha: metadata.hasAlpha, willReadFrequently: true });
+    if (!context) throw failure('worker', 'This browser gives workers no 2D canvas to read decoded pixels from.');
+    context.drawImage(picture.source, 0, 0, width, height);
+    // Let the decoded frame go before getImageData makes a third copy of the image (closing twice is harmless).
+    picture.close();
+    const data = context.getImageData(0, 0, width, height, { colorSpace: 'srgb' }).data;
+    pixels = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  } finally {
+    picture.close();
+  }
+  return Tiler.fromPixels(metadata, pixels, options);
+}
+
 /** The module, compiled once: from `wasmUrl` when the page gave one, else where the bundler put it. */
 async function loadWasm(wasmUrl: string | undefined): Promise<void> {
   try {
@@ -761,7 +827,8 @@ async function open(
   try {
     if (probeFailure !== null) throw probeFailure;
     post({ type: 'progress', progress: { phase: 'decode', bytes: bytes.byteLength } });
-    const t = Tiler.open(bytes, options);
+    // The format is sniffed once, by `probe`: an AVIF is decoded by the browser.
+    const t = metadata?.format === 'avif' ? await openDecoded(bytes, metadata, options) : Tiler.open(bytes, options);
     const info: PyramidInfo = { ...t.geometry(), dziXml: t.dziXml(), pyramidId };
     s.tiler = t;
     s.totalTiles = info.tileCount;
@@ -772,7 +839,7 @@ async function open(
     schedule(s);
     if (store) startUpload(s, store, info, target?.batchBytes);
   } catch (e) {
-    throw explain(toFailure(e), what, contentType);
+    throw explain(toFailure(e), what, contentType, serverCanTile(bytes));
   }
 }
 
