@@ -53,7 +53,7 @@ test('not an image', () =>
     'not-image',
     `/e2e/${t.files.notImage}`,
     'unknown_format',
-    /not an image Tessera can read \(JPEG, PNG, WebP or TIFF\)/,
+    /not an image Tessera can read \(JPEG, PNG, WebP, TIFF or AVIF\)/,
   ));
 
 test('cross-origin URL without CORS headers', () =>

@@ -1,5 +1,14 @@
 //! The crate's one error type.
 
+/// The formats this build reads, for people: the browser's build leaves JPEG XL to tile-store and
+/// has AVIF decoded by the browser itself; natively AVIF has no decoder.
+#[cfg(target_arch = "wasm32")]
+const READABLE: &str = "JPEG, PNG, WebP, TIFF or AVIF";
+#[cfg(all(not(target_arch = "wasm32"), feature = "jxl"))]
+const READABLE: &str = "JPEG, PNG, WebP, TIFF or JPEG XL";
+#[cfg(all(not(target_arch = "wasm32"), not(feature = "jxl")))]
+const READABLE: &str = "JPEG, PNG, WebP or TIFF";
+
 /// Everything that can go wrong while opening or tiling an image.
 ///
 /// Each variant has a stable machine-readable [`Error::code`] that crosses the
@@ -7,7 +16,7 @@
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The bytes are not an image in any supported format.
-    #[error("not a supported image (JPEG, PNG, WebP or TIFF)")]
+    #[error("not an image Tessera can read ({READABLE})")]
     UnknownFormat,
     /// A format recognised only to be refused (HEIC, AVIF, JPEG XL, ...): no decoder for it is
     /// built in. Its code is `unsupported`; the message names the format.

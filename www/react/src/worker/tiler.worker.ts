@@ -210,7 +210,7 @@ function explain(f: TilerFailure, what: string, contentType: string | null, serv
     case 'unknown_format':
       return failure(
         f.code,
-        `${what} is not an image Tessera can read (JPEG, PNG, WebP or TIFF)` +
+        `${what} is ${f.message}` +
           (contentType?.startsWith('text/html')
             ? '; the server sent a web page instead, so the address is probably wrong.'
             : contentType
