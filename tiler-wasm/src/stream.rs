@@ -9,15 +9,20 @@
 //! with [`crate::pyramid`]'s row shrink, and tiles are cut and encoded as the
 //! whole-image walk does, so the tiles are byte for byte those of [`crate::Tiler`].
 
+use crate::bitmap::Bitmap;
 use crate::dzi::{Dzi, TileFormat};
+use crate::encode;
 use crate::error::{Error, Result};
 use crate::layout::{Layout, TileAddr};
 use crate::levelwise::{encode_rows, Band, Encoding};
 use crate::meta::SourceFormat;
 use crate::pyramid::shrink_pair;
 use crate::tiff_stream::TiffSource;
-use crate::{Options, Tiler};
+use crate::{Limits, Options, Tiler};
 use std::io::{Read, Seek, SeekFrom};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::sync_channel;
+use std::sync::{Mutex, PoisonError};
 
 /// A pyramid being built from rows pushed top to bottom (see the module documentation).
 #[derive(Debug)]
@@ -113,6 +118,26 @@ impl StreamTiler {
             let row = u64::from(level.width).saturating_mul(self.channels as u64);
             sum.saturating_add(row.saturating_mul(rows.min(u64::from(level.height) + 1)))
         })
+    }
+
+    /// This tiler, unless the levels' rows and `band_bytes` (what the source holds while it
+    /// decodes one band) need more than `limits.max_alloc` bytes at once; `source` names the
+    /// source in the refusal.
+    pub(crate) fn within(
+        self,
+        band_bytes: u64,
+        limits: &Limits,
+        source: impl FnOnce() -> String,
+    ) -> Result<Self> {
+        let needed = self.held_bytes().saturating_add(band_bytes);
+        if needed > limits.max_alloc {
+            return Err(Error::Limits(format!(
+                "streaming {} needs {needed} bytes at once, more than the {} allowed",
+                source(),
+                limits.max_alloc
+            )));
+        }
+        Ok(self)
     }
 
     /// Takes the next whole rows of the full-resolution image (packed, [`Self::row_bytes`]
@@ -271,6 +296,123 @@ where
     Ok(())
 }
 
+/// Pushes `bands` (packed rows of the full-resolution image, top to bottom) into `tiler`, which
+/// hands every tile to `f` as it is finished. With `threads` above one, three stages run at once:
+/// a thread decodes the next band, this one shrinks levels and cuts finished tiles, and `threads`
+/// workers encode them and call `f`, so no stage waits for a whole band of another. At most two
+/// bands and a few dozen cut tiles are held beyond the levels' rows.
+pub(crate) fn stream_bands<B, E, F>(
+    bands: B,
+    mut tiler: StreamTiler,
+    threads: usize,
+    f: &F,
+) -> Result<(), E>
+where
+    B: Iterator<Item = Result<Vec<u8>>> + Send,
+    E: From<Error> + Send,
+    F: Fn(TileAddr, Vec<u8>) -> Result<(), E> + Sync + ?Sized,
+{
+    if threads <= 1 {
+        for band in bands {
+            tiler.push_rows(&band?, threads, f)?;
+        }
+        return tiler.finish().map_err(E::from);
+    }
+    let encoding = tiler.encoding();
+    let layout = *tiler.layout();
+    let stop = AtomicBool::new(false);
+    let first_error: Mutex<Option<E>> = Mutex::new(None);
+    let fail = |e: E| {
+        stop.store(true, Ordering::Relaxed);
+        first_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert(e);
+    };
+    let (tile_sender, tiles) = sync_channel::<(TileAddr, Bitmap)>(8 * threads);
+    let tiles = Mutex::new(tiles);
+    let encode_one = |addr: TileAddr, tile: &Bitmap| {
+        let outcome = encode::encode(tile, encoding.format, encoding.quality)
+            .map_err(E::from)
+            .and_then(|bytes| f(addr, bytes));
+        if let Err(e) = outcome {
+            fail(e);
+        }
+    };
+    std::thread::scope(|scope| {
+        let (band_sender, received) = sync_channel::<Result<Vec<u8>>>(1);
+        let reader = std::thread::Builder::new().spawn_scoped(scope, move || {
+            for band in bands {
+                let failed = band.is_err();
+                // A closed channel means the tiler stopped: nothing more to read.
+                if band_sender.send(band).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        if let Err(e) = reader {
+            fail(Error::Decode(format!("cannot start the source reader: {e}")).into());
+            return;
+        }
+        let mut workers = 0;
+        for _ in 0..threads {
+            let spawned = std::thread::Builder::new().spawn_scoped(scope, || loop {
+                let next = tiles.lock().unwrap_or_else(PoisonError::into_inner).recv();
+                match next {
+                    Ok((addr, tile)) if !stop.load(Ordering::Relaxed) => encode_one(addr, &tile),
+                    Ok(_) => {} // stopping: drain so that the cutter never blocks
+                    Err(_) => return,
+                }
+            });
+            workers += usize::from(spawned.is_ok());
+        }
+        let mut cut = |band: &Band<'_>, level: u32, row: u32| -> Result<(), E> {
+            let (cols, _) = layout
+                .grid(level)
+                .ok_or(Error::NoSuchTile { level, col: 0, row })?;
+            for col in 0..cols {
+                if stop.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+                let addr = TileAddr { level, col, row };
+                let rect = layout.tile_rect(level, col, row)?;
+                let tile = band.crop(rect)?;
+                if workers == 0 {
+                    encode_one(addr, &tile);
+                } else if tile_sender.send((addr, tile)).is_err() {
+                    return Err(Error::Decode("the tile encoders stopped".into()).into());
+                }
+            }
+            Ok(())
+        };
+        let run = || -> Result<(), E> {
+            for band in received.iter() {
+                if stop.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+                tiler.push_rows_to(&band?, &mut cut)?;
+            }
+            if stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            tiler.finish().map_err(E::from)
+        };
+        if let Err(e) = run() {
+            fail(e);
+        }
+        // Dropping the senders and receivers ends the workers and the reader.
+        drop(tile_sender);
+        drop(received);
+    });
+    match first_error
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner)
+    {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
 /// Every tile of one source's pyramid, by whichever path suits it: streamed for the TIFF and
 /// BigTIFF variants [`TiffSource`] reads (memory bounded by the width), decoded whole for
 /// everything else (memory bounded by [`crate::Limits`]). The CLI and server jobs use this
@@ -352,7 +494,6 @@ impl<R: Read + Seek> Walk<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bitmap::Bitmap;
     use std::collections::BTreeMap;
     use std::sync::Mutex;
 
