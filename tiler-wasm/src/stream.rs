@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::layout::{Layout, TileAddr};
 use crate::levelwise::{encode_rows, Band, Encoding};
 use crate::meta::SourceFormat;
+use crate::png_stream::PngSource;
 use crate::pyramid::shrink_pair;
 use crate::tiff_stream::TiffSource;
 use crate::{Limits, Options, Tiler};
@@ -414,34 +415,44 @@ where
 }
 
 /// Every tile of one source's pyramid, by whichever path suits it: streamed for the TIFF and
-/// BigTIFF variants [`TiffSource`] reads (memory bounded by the width), decoded whole for
-/// everything else (memory bounded by [`crate::Limits`]). The CLI and server jobs use this
-/// one choice so that they tile the same source the same way.
+/// BigTIFF variants [`TiffSource`] reads and the PNGs [`PngSource`] reads (memory bounded by the
+/// width), decoded whole for everything else (memory bounded by [`crate::Limits`]). The CLI and
+/// server jobs use this one choice so that they tile the same source the same way.
 #[derive(Debug)]
 pub enum Walk<R: Read + Seek> {
-    /// A TIFF read band by band.
-    Streamed(Box<(TiffSource<R>, StreamTiler)>),
+    /// A source read band by band.
+    Streamed(Box<(Streamed<R>, StreamTiler)>),
     /// Any image decoded whole (boxed too: the variants' sizes differ by hundreds of bytes).
     Whole(Box<Tiler>),
 }
 
+/// A source that streams.
+#[derive(Debug)]
+pub enum Streamed<R: Read + Seek> {
+    /// Read strip by strip or tile row by tile row.
+    Tiff(TiffSource<R>),
+    /// Read row by row.
+    Png(PngSource<R>),
+}
+
 impl<R: Read + Seek> Walk<R> {
-    /// The streamed walk of `reader` when it is a TIFF whose variant streams; `None` when it
-    /// is another format or a TIFF variant to decode whole (then see [`Walk::whole`]).
+    /// The streamed walk of `reader` when it is a TIFF or PNG whose variant streams; `None`
+    /// when it is another format or a variant to decode whole (then see [`Walk::whole`]).
     pub fn streamed(mut reader: R, options: &Options) -> Result<Option<Self>> {
-        let mut magic = [0u8; 4];
+        let mut magic = [0u8; 8];
         let read = reader
             .read(&mut magic)
             .and_then(|n| reader.seek(SeekFrom::Start(0)).map(|_| n))
             .map_err(|e| Error::Decode(format!("cannot read the source: {e}")))?;
-        if SourceFormat::sniff(&magic[..read]) != Some(SourceFormat::Tiff) {
-            return Ok(None);
-        }
-        match TiffSource::open(reader, &options.limits) {
-            Ok(source) => {
-                let tiler = source.tiler(options)?;
-                Ok(Some(Walk::Streamed(Box::new((source, tiler)))))
-            }
+        let opened = match SourceFormat::sniff(&magic[..read]) {
+            Some(SourceFormat::Tiff) => TiffSource::open(reader, &options.limits)
+                .and_then(|source| Ok((source.tiler(options)?, Streamed::Tiff(source)))),
+            Some(SourceFormat::Png) => PngSource::open(reader, &options.limits)
+                .and_then(|source| Ok((source.tiler(options)?, Streamed::Png(source)))),
+            _ => return Ok(None),
+        };
+        match opened {
+            Ok((tiler, source)) => Ok(Some(Walk::Streamed(Box::new((source, tiler))))),
             Err(Error::Unsupported(_)) => Ok(None),
             Err(e) => Err(e),
         }
@@ -474,7 +485,8 @@ impl<R: Read + Seek> Walk<R> {
     }
 
     /// Hands every tile to `f` from up to `threads` threads, in no set order; stops at the
-    /// first error. See [`Tiler::into_walk_parallel`] and [`TiffSource::stream_into`].
+    /// first error. See [`Tiler::into_walk_parallel`], [`TiffSource::stream_into`] and
+    /// [`PngSource::stream_into`].
     pub fn run<E, F>(self, threads: usize, f: F) -> Result<(), E>
     where
         R: Send,
@@ -482,10 +494,10 @@ impl<R: Read + Seek> Walk<R> {
         F: Fn(TileAddr, Vec<u8>) -> Result<(), E> + Sync,
     {
         match self {
-            Walk::Streamed(streamed) => {
-                let (source, tiler) = *streamed;
-                source.stream_into(tiler, threads, &f)
-            }
+            Walk::Streamed(streamed) => match *streamed {
+                (Streamed::Tiff(source), tiler) => source.stream_into(tiler, threads, &f),
+                (Streamed::Png(source), tiler) => source.stream_into(tiler, threads, &f),
+            },
             Walk::Whole(tiler) => tiler.into_walk_parallel(threads, f),
         }
     }
