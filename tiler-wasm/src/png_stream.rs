@@ -135,7 +135,7 @@ impl<R: Read + Seek> PngSource<R> {
 
     /// Whether the image has an alpha channel (its own, or from a tRNS chunk).
     pub fn has_alpha(&self) -> bool {
-        self.samples % 2 == 0
+        matches!(self.samples, 2 | 4)
     }
 
     /// Bytes of one row as the reader hands it over.

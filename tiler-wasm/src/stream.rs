@@ -428,6 +428,8 @@ pub enum Walk<R: Read + Seek> {
 
 /// A source that streams.
 #[derive(Debug)]
+// Held only inside `Walk::Streamed`'s box: a second box would save nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Streamed<R: Read + Seek> {
     /// Read strip by strip or tile row by tile row.
     Tiff(TiffSource<R>),
