@@ -89,6 +89,7 @@ impl<R: Read + Seek> PngSource<R> {
         // What `image`'s PNG decoder asks for, so that the samples are the same.
         decoder.set_transformations(png::Transformations::EXPAND);
         let reader = decoder.read_info()?;
+        check_palette(reader.info())?;
         if reader.info().animation_control.is_some() {
             return Err(Error::Unsupported("an animated PNG is not streamed".into()));
         }
@@ -250,6 +251,23 @@ impl<R: Read + Seek> PngSource<R> {
             ),
         };
         Ok(color::to_srgb8(image, self.icc.as_deref())?.into_data())
+    }
+}
+
+/// Refuses a palette that is not whole RGB entries or holds more than 256 of them, on which the
+/// `png` crate's palette expansion panics (found by the `stream_tile` fuzz target).
+pub(crate) fn check_palette(info: &png::Info<'_>) -> Result<()> {
+    match &info.palette {
+        Some(palette) if info.color_type == png::ColorType::Indexed => {
+            if palette.len() % 3 != 0 || palette.len() > 3 * 256 {
+                return Err(Error::Decode(format!(
+                    "a PNG palette of {} bytes",
+                    palette.len()
+                )));
+            }
+            Ok(())
+        }
+        _ => Ok(()),
     }
 }
 

@@ -474,6 +474,27 @@ fn damaged_and_oversized_pngs_give_typed_errors() {
         );
     }
 
+    // A palette that is not whole entries, on which the `png` crate's expansion panics.
+    let indexed = &kinds(w, h)
+        .into_iter()
+        .find(|(name, _)| *name == "palette4")
+        .unwrap()
+        .1;
+    let at = indexed.windows(4).position(|c| c == b"PLTE").unwrap() - 4;
+    let len = u32::from_be_bytes(indexed[at..at + 4].try_into().unwrap()) as usize;
+    let mut palette = indexed[at + 8..at + 8 + len].to_vec();
+    palette.push(7);
+    let broken = [
+        &indexed[..at],
+        &chunk(b"PLTE", &palette),
+        &indexed[at + 12 + len..],
+    ]
+    .concat();
+    let outcome = stream(&broken, &options);
+    assert!(matches!(outcome, Err(Error::Decode(_))), "{outcome:?}");
+    let whole = Tiler::open(&broken, &options).map(|_| ());
+    assert!(matches!(whole, Err(Error::Decode(_))), "{whole:?}");
+
     // A side past the largest allowed, and a width whose rows need more memory than allowed.
     let huge = png_header(2_000_000, 10);
     assert!(matches!(stream(&huge, &options), Err(Error::Limits(_))));
