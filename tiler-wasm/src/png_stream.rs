@@ -57,7 +57,8 @@ impl<R: Read + Seek> std::fmt::Debug for PngSource<R> {
 }
 
 impl<R: Read + Seek> PngSource<R> {
-    /// Reads the header and every chunk before the pixels. The size is checked against
+    /// Looks through the chunk headers for an eXIf chunk (skipping their data), then reads the
+    /// header and every chunk before the pixels. The size is checked against
     /// `limits.max_dimension` only: the area is what streaming makes affordable (see
     /// [`PngSource::tiler`]); the decoder's own buffers are held to `limits.max_alloc`.
     pub fn open(reader: R, limits: &Limits) -> Result<Self> {
