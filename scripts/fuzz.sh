@@ -13,7 +13,7 @@ cd "$(dirname "$0")/../fuzz"
 seconds=${1:-${FUZZ_SECONDS:-20}}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(image_tile dzi_parse dzi_layout batch_parse)
+[ ${#targets[@]} -gt 0 ] || targets=(image_tile stream_tile dzi_parse dzi_layout batch_parse)
 export RUSTC_BOOTSTRAP=1
 # Safe Rust throughout (unsafe_code is forbidden in our crates), so no sanitizer: ~2× the executions.
 cargo fuzz build -s none

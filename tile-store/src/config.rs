@@ -174,7 +174,8 @@ pub struct ServeConfig {
     pub max_queued_source_bytes: u64,
 
     /// Folder fetched sources (URLs, S3 objects) are written to while their jobs run,
-    /// rather than memory: a TIFF/BigTIFF then tiles in memory bounded by its width.
+    /// rather than memory: a TIFF/BigTIFF or non-interlaced PNG then tiles in memory bounded
+    /// by its width.
     /// Default: the system's temporary folder.
     #[arg(long, env = "TILE_STORE_SPOOL_DIR")]
     pub spool_dir: Option<std::path::PathBuf>,

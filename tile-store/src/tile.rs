@@ -105,8 +105,8 @@ pub fn run(args: &TileArgs) -> Result<()> {
     let in_context = |e: tiler_wasm::Error| {
         AppError::bad_request(e.code(), format!("{}: {e}", args.image.display()))
     };
-    // TIFF and BigTIFF stream from the file in memory bounded by the width; anything else is
-    // read and decoded whole.
+    // TIFF, BigTIFF and non-interlaced PNG stream from the file in memory bounded by the
+    // width; anything else is read and decoded whole.
     let file = std::fs::File::open(&args.image).map_err(read_error)?;
     let tiler = match Walk::streamed(BufReader::new(file), &options).map_err(in_context)? {
         Some(streamed) => streamed,

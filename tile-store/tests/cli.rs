@@ -266,6 +266,53 @@ fn streams_a_tiled_bigtiff_in_memory_bounded_by_its_width() {
     );
 }
 
+/// A 108-megapixel PNG is tiled streaming row by row: peak memory far below the 324 MB its pixels
+/// take decoded whole (the whole-image path, which an interlaced PNG still takes, peaks at about
+/// 350 MB here), with every tile of the pyramid written.
+#[test]
+fn streams_a_png_in_memory_bounded_by_its_width() {
+    let dir = tempfile::tempdir().unwrap();
+    let cell = dir.path().join("cell.png");
+    write_source(&cell, 1200, 900);
+    let source = dir.path().join("big.png");
+    let target = format!("{}[compression=1]", source.display());
+    vips(&[
+        "replicate".as_ref(),
+        cell.as_os_str(),
+        target.as_ref(),
+        "10".as_ref(),
+        "10".as_ref(),
+    ]);
+    let (width, height) = (12_000u32, 9_000u32);
+    let whole = u64::from(width) * u64::from(height) * 3;
+
+    let mut ours = tile_store();
+    ours.arg("tile")
+        .arg(&source)
+        .arg(dir.path().join("ours/big"))
+        .stderr(std::process::Stdio::null());
+    let peak = peak_rss(ours);
+    println!(
+        "tile-store tile: peak RSS {} MB for a {} MP PNG ({} MB decoded whole)",
+        peak / 1_000_000,
+        u64::from(width) * u64::from(height) / 1_000_000,
+        whole / 1_000_000
+    );
+    assert!(
+        peak < whole / 4,
+        "peak RSS {peak} bytes is not well below the {whole} bytes of a whole decode"
+    );
+
+    let layout = Layout::new(width, height, 254, 1).unwrap();
+    let xml = std::fs::read_to_string(dir.path().join("ours/big.dzi")).unwrap();
+    assert_eq!(xml, Dzi::new(&layout, TileFormat::Jpeg).to_xml());
+    let expected: BTreeSet<String> = layout
+        .tiles()
+        .map(|a| format!("{}/{}_{}.jpeg", a.level, a.col, a.row))
+        .collect();
+    assert_eq!(files_under(&dir.path().join("ours/big_files")), expected);
+}
+
 /// Entry names of a ZIP archive and the bytes of one entry, read by Python's `zipfile` (an
 /// independent reader, which also checks every entry's CRC).
 fn zip_listing(archive: &Path, entry: &str) -> (BTreeSet<String>, String) {

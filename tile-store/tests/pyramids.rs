@@ -135,6 +135,35 @@ async fn by_body_upload_and_events_until_ready() {
     assert_same_as_native(dir.path(), last, &photo);
 }
 
+/// A 16-bit PNG with alpha by URL (spooled to a file) is streamed row by row into exactly what
+/// the core makes decoding it whole.
+#[tokio::test]
+async fn a_png_by_url_is_streamed_into_what_the_core_makes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut pixels = image::load_from_memory(&photo_jpeg(500, 400, 5))
+        .unwrap()
+        .into_rgba16();
+    for (x, y, p) in pixels.enumerate_pixels_mut() {
+        p.0[3] = if x < 40 {
+            0
+        } else {
+            ((x * 97 + y * 301) % 65_536) as u16
+        };
+    }
+    let mut png = Vec::new();
+    image::DynamicImage::ImageRgba16(pixels)
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    let origin = Origin::start(png.clone()).await;
+    let app = app(state(dir.path(), &["127.0.0.1"], 4));
+    // The origin's route is named for a JPEG; the tiler sniffs the bytes.
+    let (status, _, view) = post_json(&app, json!({ "src": origin.url("/photo.jpg") })).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{view}");
+    let done = finished_job(&app, view["job"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "ready", "{done}");
+    assert_same_as_native(dir.path(), &done, &png);
+}
+
 /// A tiled, JPEG-compressed BigTIFF (as `vips tiffsave` writes orthomosaics) posted as the body
 /// is streamed into the pyramid `vips dzsave` makes: same `.dzi`, same tiles. The whole-image
 /// decoder cannot read such a TIFF, so a pyramid at all shows the job streamed it.

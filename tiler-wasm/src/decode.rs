@@ -48,6 +48,15 @@ fn decode_unguarded(bytes: &[u8], limits: &Limits) -> Result<(Metadata, Bitmap)>
     if !complete {
         return Err(Error::Decode("the image file is truncated".into()));
     }
+    if header.metadata.format == SourceFormat::Png {
+        // Only the palette is checked here; the decode below reports any other damage.
+        let max_alloc = usize::try_from(limits.max_alloc).unwrap_or(usize::MAX);
+        let decoder =
+            png::Decoder::new_with_limits(Cursor::new(bytes), png::Limits { bytes: max_alloc });
+        if let Ok(reader) = decoder.read_info() {
+            crate::png_stream::check_palette(reader.info())?;
+        }
+    }
     #[cfg(feature = "jxl")]
     if header.metadata.format == SourceFormat::Jxl {
         // Decoded upright: JPEG XL's orientation is in its header, applied by jxl-oxide.

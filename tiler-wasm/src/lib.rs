@@ -39,6 +39,7 @@ mod levelwise;
 pub mod meta;
 pub mod name;
 pub mod orient;
+pub mod png_stream;
 pub mod preview;
 pub mod pyramid;
 pub mod stream;
@@ -56,8 +57,9 @@ pub use id::{is_valid_id, pyramid_id, IdHasher};
 pub use layout::{Layout, Rect, TileAddr};
 pub use meta::{Exif, Metadata, SourceFormat};
 pub use name::TileName;
+pub use png_stream::PngSource;
 pub use preview::preview_jpeg;
-pub use stream::{StreamTiler, Walk};
+pub use stream::{StreamTiler, Streamed, Walk};
 pub use tiff_stream::TiffSource;
 pub use tiler::Tiler;
 

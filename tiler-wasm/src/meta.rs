@@ -172,6 +172,11 @@ impl ExifData {
         ExifData(parsed)
     }
 
+    /// Parses an EXIF block found by the caller (a PNG's eXIf chunk, read from a file).
+    pub(crate) fn from_raw(raw: Vec<u8>) -> Self {
+        ExifData(exif::Reader::new().read_raw(raw).ok())
+    }
+
     fn field(&self, tag: exif::Tag) -> Option<&exif::Field> {
         self.0.as_ref()?.get_field(tag, exif::In::PRIMARY)
     }

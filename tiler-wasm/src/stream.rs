@@ -9,15 +9,21 @@
 //! with [`crate::pyramid`]'s row shrink, and tiles are cut and encoded as the
 //! whole-image walk does, so the tiles are byte for byte those of [`crate::Tiler`].
 
+use crate::bitmap::Bitmap;
 use crate::dzi::{Dzi, TileFormat};
+use crate::encode;
 use crate::error::{Error, Result};
 use crate::layout::{Layout, TileAddr};
 use crate::levelwise::{encode_rows, Band, Encoding};
 use crate::meta::SourceFormat;
+use crate::png_stream::PngSource;
 use crate::pyramid::shrink_pair;
 use crate::tiff_stream::TiffSource;
-use crate::{Options, Tiler};
+use crate::{Limits, Options, Tiler};
 use std::io::{Read, Seek, SeekFrom};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::sync_channel;
+use std::sync::{Mutex, PoisonError};
 
 /// A pyramid being built from rows pushed top to bottom (see the module documentation).
 #[derive(Debug)]
@@ -113,6 +119,26 @@ impl StreamTiler {
             let row = u64::from(level.width).saturating_mul(self.channels as u64);
             sum.saturating_add(row.saturating_mul(rows.min(u64::from(level.height) + 1)))
         })
+    }
+
+    /// This tiler, unless the levels' rows and `band_bytes` (what the source holds while it
+    /// decodes one band) need more than `limits.max_alloc` bytes at once; `source` names the
+    /// source in the refusal.
+    pub(crate) fn within(
+        self,
+        band_bytes: u64,
+        limits: &Limits,
+        source: impl FnOnce() -> String,
+    ) -> Result<Self> {
+        let needed = self.held_bytes().saturating_add(band_bytes);
+        if needed > limits.max_alloc {
+            return Err(Error::Limits(format!(
+                "streaming {} needs {needed} bytes at once, more than the {} allowed",
+                source(),
+                limits.max_alloc
+            )));
+        }
+        Ok(self)
     }
 
     /// Takes the next whole rows of the full-resolution image (packed, [`Self::row_bytes`]
@@ -271,35 +297,164 @@ where
     Ok(())
 }
 
+/// Pushes `bands` (packed rows of the full-resolution image, top to bottom) into `tiler`, which
+/// hands every tile to `f` as it is finished. With `threads` above one, three stages run at once:
+/// a thread decodes the next band, this one shrinks levels and cuts finished tiles, and `threads`
+/// workers encode them and call `f`, so no stage waits for a whole band of another. At most two
+/// bands and a few dozen cut tiles are held beyond the levels' rows.
+pub(crate) fn stream_bands<B, E, F>(
+    bands: B,
+    mut tiler: StreamTiler,
+    threads: usize,
+    f: &F,
+) -> Result<(), E>
+where
+    B: Iterator<Item = Result<Vec<u8>>> + Send,
+    E: From<Error> + Send,
+    F: Fn(TileAddr, Vec<u8>) -> Result<(), E> + Sync + ?Sized,
+{
+    if threads <= 1 {
+        for band in bands {
+            tiler.push_rows(&band?, threads, f)?;
+        }
+        return tiler.finish().map_err(E::from);
+    }
+    let encoding = tiler.encoding();
+    let layout = *tiler.layout();
+    let stop = AtomicBool::new(false);
+    let first_error: Mutex<Option<E>> = Mutex::new(None);
+    let fail = |e: E| {
+        stop.store(true, Ordering::Relaxed);
+        first_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert(e);
+    };
+    let (tile_sender, tiles) = sync_channel::<(TileAddr, Bitmap)>(8 * threads);
+    let tiles = Mutex::new(tiles);
+    let encode_one = |addr: TileAddr, tile: &Bitmap| {
+        let outcome = encode::encode(tile, encoding.format, encoding.quality)
+            .map_err(E::from)
+            .and_then(|bytes| f(addr, bytes));
+        if let Err(e) = outcome {
+            fail(e);
+        }
+    };
+    std::thread::scope(|scope| {
+        let (band_sender, received) = sync_channel::<Result<Vec<u8>>>(1);
+        let reader = std::thread::Builder::new().spawn_scoped(scope, move || {
+            for band in bands {
+                let failed = band.is_err();
+                // A closed channel means the tiler stopped: nothing more to read.
+                if band_sender.send(band).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        if let Err(e) = reader {
+            fail(Error::Decode(format!("cannot start the source reader: {e}")).into());
+            return;
+        }
+        let mut workers = 0;
+        for _ in 0..threads {
+            let spawned = std::thread::Builder::new().spawn_scoped(scope, || loop {
+                let next = tiles.lock().unwrap_or_else(PoisonError::into_inner).recv();
+                match next {
+                    Ok((addr, tile)) if !stop.load(Ordering::Relaxed) => encode_one(addr, &tile),
+                    Ok(_) => {} // stopping: drain so that the cutter never blocks
+                    Err(_) => return,
+                }
+            });
+            workers += usize::from(spawned.is_ok());
+        }
+        let mut cut = |band: &Band<'_>, level: u32, row: u32| -> Result<(), E> {
+            let (cols, _) = layout
+                .grid(level)
+                .ok_or(Error::NoSuchTile { level, col: 0, row })?;
+            for col in 0..cols {
+                if stop.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+                let addr = TileAddr { level, col, row };
+                let rect = layout.tile_rect(level, col, row)?;
+                let tile = band.crop(rect)?;
+                if workers == 0 {
+                    encode_one(addr, &tile);
+                } else if tile_sender.send((addr, tile)).is_err() {
+                    return Err(Error::Decode("the tile encoders stopped".into()).into());
+                }
+            }
+            Ok(())
+        };
+        let run = || -> Result<(), E> {
+            for band in received.iter() {
+                if stop.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+                tiler.push_rows_to(&band?, &mut cut)?;
+            }
+            if stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            tiler.finish().map_err(E::from)
+        };
+        if let Err(e) = run() {
+            fail(e);
+        }
+        // Dropping the senders and receivers ends the workers and the reader.
+        drop(tile_sender);
+        drop(received);
+    });
+    match first_error
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner)
+    {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
 /// Every tile of one source's pyramid, by whichever path suits it: streamed for the TIFF and
-/// BigTIFF variants [`TiffSource`] reads (memory bounded by the width), decoded whole for
-/// everything else (memory bounded by [`crate::Limits`]). The CLI and server jobs use this
-/// one choice so that they tile the same source the same way.
+/// BigTIFF variants [`TiffSource`] reads and the PNGs [`PngSource`] reads (memory bounded by the
+/// width), decoded whole for everything else (memory bounded by [`crate::Limits`]). The CLI and
+/// server jobs use this one choice so that they tile the same source the same way.
 #[derive(Debug)]
 pub enum Walk<R: Read + Seek> {
-    /// A TIFF read band by band.
-    Streamed(Box<(TiffSource<R>, StreamTiler)>),
+    /// A source read band by band.
+    Streamed(Box<(Streamed<R>, StreamTiler)>),
     /// Any image decoded whole (boxed too: the variants' sizes differ by hundreds of bytes).
     Whole(Box<Tiler>),
 }
 
+/// A source that streams.
+#[derive(Debug)]
+// Held only inside `Walk::Streamed`'s box: a second box would save nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum Streamed<R: Read + Seek> {
+    /// Read strip by strip or tile row by tile row.
+    Tiff(TiffSource<R>),
+    /// Read row by row.
+    Png(PngSource<R>),
+}
+
 impl<R: Read + Seek> Walk<R> {
-    /// The streamed walk of `reader` when it is a TIFF whose variant streams; `None` when it
-    /// is another format or a TIFF variant to decode whole (then see [`Walk::whole`]).
+    /// The streamed walk of `reader` when it is a TIFF or PNG whose variant streams; `None`
+    /// when it is another format or a variant to decode whole (then see [`Walk::whole`]).
     pub fn streamed(mut reader: R, options: &Options) -> Result<Option<Self>> {
-        let mut magic = [0u8; 4];
+        let mut magic = [0u8; 8];
         let read = reader
             .read(&mut magic)
             .and_then(|n| reader.seek(SeekFrom::Start(0)).map(|_| n))
             .map_err(|e| Error::Decode(format!("cannot read the source: {e}")))?;
-        if SourceFormat::sniff(&magic[..read]) != Some(SourceFormat::Tiff) {
-            return Ok(None);
-        }
-        match TiffSource::open(reader, &options.limits) {
-            Ok(source) => {
-                let tiler = source.tiler(options)?;
-                Ok(Some(Walk::Streamed(Box::new((source, tiler)))))
-            }
+        let opened = match SourceFormat::sniff(&magic[..read]) {
+            Some(SourceFormat::Tiff) => TiffSource::open(reader, &options.limits)
+                .and_then(|source| Ok((source.tiler(options)?, Streamed::Tiff(source)))),
+            Some(SourceFormat::Png) => PngSource::open(reader, &options.limits)
+                .and_then(|source| Ok((source.tiler(options)?, Streamed::Png(source)))),
+            _ => return Ok(None),
+        };
+        match opened {
+            Ok((tiler, source)) => Ok(Some(Walk::Streamed(Box::new((source, tiler))))),
             Err(Error::Unsupported(_)) => Ok(None),
             Err(e) => Err(e),
         }
@@ -332,7 +487,8 @@ impl<R: Read + Seek> Walk<R> {
     }
 
     /// Hands every tile to `f` from up to `threads` threads, in no set order; stops at the
-    /// first error. See [`Tiler::into_walk_parallel`] and [`TiffSource::stream_into`].
+    /// first error. See [`Tiler::into_walk_parallel`], [`TiffSource::stream_into`] and
+    /// [`PngSource::stream_into`].
     pub fn run<E, F>(self, threads: usize, f: F) -> Result<(), E>
     where
         R: Send,
@@ -340,10 +496,10 @@ impl<R: Read + Seek> Walk<R> {
         F: Fn(TileAddr, Vec<u8>) -> Result<(), E> + Sync,
     {
         match self {
-            Walk::Streamed(streamed) => {
-                let (source, tiler) = *streamed;
-                source.stream_into(tiler, threads, &f)
-            }
+            Walk::Streamed(streamed) => match *streamed {
+                (Streamed::Tiff(source), tiler) => source.stream_into(tiler, threads, &f),
+                (Streamed::Png(source), tiler) => source.stream_into(tiler, threads, &f),
+            },
             Walk::Whole(tiler) => tiler.into_walk_parallel(threads, f),
         }
     }
@@ -352,7 +508,6 @@ impl<R: Read + Seek> Walk<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bitmap::Bitmap;
     use std::collections::BTreeMap;
     use std::sync::Mutex;
 

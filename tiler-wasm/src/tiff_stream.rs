@@ -10,20 +10,14 @@
 //! rotated) are refused with [`Error::Unsupported`], which callers take as the
 //! cue to fall back to the whole-image path and its limits.
 
-use crate::bitmap::Bitmap;
 use crate::color;
-use crate::encode;
 use crate::error::{Error, Result};
 use crate::layout::TileAddr;
-use crate::levelwise::Band;
-use crate::stream::StreamTiler;
+use crate::stream::{stream_bands, StreamTiler};
 use crate::{Limits, Options};
 use image::{DynamicImage, ImageBuffer, Luma, LumaA, Rgb, Rgba};
 use std::io::{Read, Seek};
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::sync_channel;
-use std::sync::{Mutex, PoisonError};
 use tiff::decoder::{Decoder, DecodingResult};
 use tiff::tags::{PlanarConfiguration, Tag};
 use tiff::ColorType;
@@ -214,29 +208,25 @@ impl<R: Read + Seek> TiffSource<R> {
     /// need more than `options.limits.max_alloc` bytes at once (a very wide image, or one
     /// stored as a single huge strip).
     pub fn tiler(&self, options: &Options) -> Result<StreamTiler> {
-        let tiler = StreamTiler::new(self.width, self.height, self.has_alpha(), options)?;
-        let needed = tiler.held_bytes().saturating_add(self.band_bytes());
-        if needed > options.limits.max_alloc {
-            return Err(Error::Limits(format!(
-                "streaming this {}×{} TIFF ({}×{} {}) needs {needed} bytes at once, more than \
-                 the {} allowed",
-                self.width,
-                self.height,
-                self.chunk.0,
-                self.chunk.1,
-                if self.tiled { "tiles" } else { "strips" },
-                options.limits.max_alloc
-            )));
-        }
-        Ok(tiler)
+        StreamTiler::new(self.width, self.height, self.has_alpha(), options)?.within(
+            self.band_bytes(),
+            &options.limits,
+            || {
+                format!(
+                    "this {}×{} TIFF ({}×{} {})",
+                    self.width,
+                    self.height,
+                    self.chunk.0,
+                    self.chunk.1,
+                    if self.tiled { "tiles" } else { "strips" },
+                )
+            },
+        )
     }
 
     /// Decodes the image band by band into `tiler` (made by [`TiffSource::tiler`]), which
-    /// hands every tile to `f` as it is finished. With `threads` above one, three stages run at
-    /// once: a thread decodes the next band, this one shrinks levels and cuts finished tiles, and
-    /// `threads` workers encode them and call `f`, so no stage waits for a whole band of another.
-    /// At most two bands and a few dozen cut tiles are held beyond the levels' rows.
-    pub fn stream_into<E, F>(self, mut tiler: StreamTiler, threads: usize, f: &F) -> Result<(), E>
+    /// hands every tile to `f` as it is finished; see [`crate::stream::stream_bands`].
+    pub fn stream_into<E, F>(self, tiler: StreamTiler, threads: usize, f: &F) -> Result<(), E>
     where
         R: Send,
         E: From<Error> + Send,
@@ -245,108 +235,7 @@ impl<R: Read + Seek> TiffSource<R> {
         if (tiler.layout().width(), tiler.layout().height()) != (self.width, self.height) {
             return Err(Error::InvalidOption("the pyramid is not this image's".into()).into());
         }
-        if threads <= 1 {
-            for band in self.bands() {
-                tiler.push_rows(&band?, threads, f)?;
-            }
-            return tiler.finish().map_err(E::from);
-        }
-        let encoding = tiler.encoding();
-        let layout = *tiler.layout();
-        let stop = AtomicBool::new(false);
-        let first_error: Mutex<Option<E>> = Mutex::new(None);
-        let fail = |e: E| {
-            stop.store(true, Ordering::Relaxed);
-            first_error
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .get_or_insert(e);
-        };
-        let (tile_sender, tiles) = sync_channel::<(TileAddr, Bitmap)>(8 * threads);
-        let tiles = Mutex::new(tiles);
-        let encode_one = |addr: TileAddr, tile: &Bitmap| {
-            let outcome = encode::encode(tile, encoding.format, encoding.quality)
-                .map_err(E::from)
-                .and_then(|bytes| f(addr, bytes));
-            if let Err(e) = outcome {
-                fail(e);
-            }
-        };
-        std::thread::scope(|scope| {
-            let (band_sender, bands) = sync_channel::<Result<Vec<u8>>>(1);
-            let reader = std::thread::Builder::new().spawn_scoped(scope, move || {
-                for band in self.bands() {
-                    let failed = band.is_err();
-                    // A closed channel means the tiler stopped: nothing more to read.
-                    if band_sender.send(band).is_err() || failed {
-                        return;
-                    }
-                }
-            });
-            if let Err(e) = reader {
-                fail(Error::Decode(format!("cannot start the TIFF reader: {e}")).into());
-                return;
-            }
-            let mut workers = 0;
-            for _ in 0..threads {
-                let spawned = std::thread::Builder::new().spawn_scoped(scope, || loop {
-                    let next = tiles.lock().unwrap_or_else(PoisonError::into_inner).recv();
-                    match next {
-                        Ok((addr, tile)) if !stop.load(Ordering::Relaxed) => {
-                            encode_one(addr, &tile)
-                        }
-                        Ok(_) => {} // stopping: drain so that the cutter never blocks
-                        Err(_) => return,
-                    }
-                });
-                workers += usize::from(spawned.is_ok());
-            }
-            let mut cut = |band: &Band<'_>, level: u32, row: u32| -> Result<(), E> {
-                let (cols, _) =
-                    layout
-                        .grid(level)
-                        .ok_or(Error::NoSuchTile { level, col: 0, row })?;
-                for col in 0..cols {
-                    if stop.load(Ordering::Relaxed) {
-                        return Ok(());
-                    }
-                    let addr = TileAddr { level, col, row };
-                    let rect = layout.tile_rect(level, col, row)?;
-                    let tile = band.crop(rect)?;
-                    if workers == 0 {
-                        encode_one(addr, &tile);
-                    } else if tile_sender.send((addr, tile)).is_err() {
-                        return Err(Error::Decode("the tile encoders stopped".into()).into());
-                    }
-                }
-                Ok(())
-            };
-            let run = || -> Result<(), E> {
-                for band in bands.iter() {
-                    if stop.load(Ordering::Relaxed) {
-                        return Ok(());
-                    }
-                    tiler.push_rows_to(&band?, &mut cut)?;
-                }
-                if stop.load(Ordering::Relaxed) {
-                    return Ok(());
-                }
-                tiler.finish().map_err(E::from)
-            };
-            if let Err(e) = run() {
-                fail(e);
-            }
-            // Dropping the senders and receivers ends the workers and the reader.
-            drop(tile_sender);
-            drop(bands);
-        });
-        match first_error
-            .into_inner()
-            .unwrap_or_else(PoisonError::into_inner)
-        {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        stream_bands(self.bands(), tiler, threads, f)
     }
 
     /// Every band of rows, top to bottom, as 8-bit sRGB(A).

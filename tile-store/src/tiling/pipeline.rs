@@ -179,8 +179,8 @@ trait SourceReader: std::io::Read + std::io::Seek + Send {}
 impl<R: std::io::Read + std::io::Seek + Send> SourceReader for R {}
 
 impl Held {
-    /// The walk of the source: TIFF and BigTIFF streamed from it in memory bounded by the
-    /// width; any other format decoded whole (a spooled one read into memory first,
+    /// The walk of the source: TIFF, BigTIFF and non-interlaced PNG streamed from it in
+    /// memory bounded by the width; anything else decoded whole (a spooled one read into memory first,
     /// within `--max-source-bytes`, and its size checked against `max_tiles` from its
     /// header before it is decoded).
     fn walk(self, options: &Options, max_tiles: u64) -> Result<Walk<Box<dyn SourceReader>>> {

@@ -1,5 +1,5 @@
 //! Fetched sources (URLs, S3 objects) are spooled to a file as they arrive, never
-//! held in memory: a TIFF or BigTIFF orthomosaic then streams from the file in memory
+//! held in memory: a TIFF, BigTIFF or non-interlaced PNG then streams from the file in memory
 //! bounded by its width, whatever its size. The pyramid id is hashed on the way in,
 //! so the bytes are not read a second time for it.
 
