@@ -58,12 +58,35 @@ async function previewThenTiles(file, label, params = {}) {
   return { early, preview, tiles, box };
 }
 
-/** Every grid point: the preview's pixel is the tiles' within PREVIEW_TOLERANCE, and the tiles' is the image's own. */
+/**
+ * The tiles' pixel within one screen pixel of (`sx`, `sy`) nearest in colour to `want`: the two pictures
+ * are resampled differently, and on the waves' steep slopes (a period of about 34 screen pixels) half a
+ * pixel moves a channel by more than the tolerance. Measured on this test's screenshots: the preview
+ * moved by 3 screen pixels still passes, by 5 fails at 11 to 19 of the 35 points.
+ */
+function closestAround(png, sx, sy, want) {
+  let best = null;
+  let bestDiff = Number.POSITIVE_INFINITY;
+  for (let dx = -1; dx <= 1; dx++) {
+    for (let dy = -1; dy <= 1; dy++) {
+      const c = pixel(png, sx + dx, sy + dy);
+      const diff = Math.max(...c.map((v, i) => Math.abs(v - want[i])));
+      if (diff < bestDiff) [best, bestDiff] = [c, diff];
+    }
+  }
+  return best;
+}
+
+/** Every grid point: the preview's pixel is the tiles' (within a pixel) within PREVIEW_TOLERANCE, and the tiles' is the image's own. */
 function assertSamePicture({ preview, tiles, box }, { exact = true } = {}) {
   for (const { x, y, screen } of grid(box)) {
     const a = pixel(preview.png, screen.x, screen.y);
     const b = pixel(tiles.png, screen.x, screen.y);
-    assert.ok(near(a, b, PREVIEW_TOLERANCE), `(${x}, ${y}): preview ${a}, tiles ${b}; see ${preview.path} and ${tiles.path}`);
+    const around = closestAround(tiles.png, screen.x, screen.y, a);
+    assert.ok(
+      near(a, around, PREVIEW_TOLERANCE),
+      `(${x}, ${y}): preview ${a}, tiles ${b} (nearest within a pixel ${around}); see ${preview.path} and ${tiles.path}`,
+    );
     if (exact) {
       const want = wavesColour(x, y, WAVES.width, WAVES.height);
       assert.ok(near(b, want), `(${x}, ${y}): tiles ${b}, image ${want}; see ${tiles.path}`);
