@@ -211,19 +211,16 @@ fn peak_rss(mut cmd: Command) -> u64 {
     }
 }
 
-/// A 108-megapixel tiled JPEG BigTIFF is tiled streaming: peak memory far below the 324 MB
-/// its pixels take decoded whole (the whole-image path's minimum), and the pyramid is the one
-/// `vips dzsave` writes (same `.dzi` bytes, same files). `make bench-gigapixel` does 2 GP.
-#[test]
-fn streams_a_tiled_bigtiff_in_memory_bounded_by_its_width() {
-    let dir = tempfile::tempdir().unwrap();
-    let cell = dir.path().join("cell.png");
-    write_source(&cell, 1200, 900);
-    let source = dir.path().join("ortho.tif");
-    let target = format!(
-        "{}[tile,bigtiff,compression=jpeg,tile-width=256,tile-height=256]",
-        source.display()
-    );
+/// The size of [`tile_a_replicated_source`]'s image: a 1200×900 cell ten times each way.
+const REPLICATED: (u32, u32) = (12_000, 9_000);
+
+/// Writes `source` (saved with vips's `options`, e.g. `[compression=1]`) as a photo-like cell
+/// replicated to [`REPLICATED`], tiles it with `tile-store tile` into `dir/ours/{name}`, and
+/// returns the process's peak RSS and the bytes the pixels take decoded whole.
+fn tile_a_replicated_source(dir: &Path, source: &Path, options: &str, name: &str) -> (u64, u64) {
+    let cell = dir.join("cell.png");
+    write_source(&cell, REPLICATED.0 / 10, REPLICATED.1 / 10);
+    let target = format!("{}{options}", source.display());
     vips(&[
         "replicate".as_ref(),
         cell.as_os_str(),
@@ -231,20 +228,36 @@ fn streams_a_tiled_bigtiff_in_memory_bounded_by_its_width() {
         "10".as_ref(),
         "10".as_ref(),
     ]);
-    let (width, height) = (12_000u64, 9_000u64);
+    let (width, height) = (u64::from(REPLICATED.0), u64::from(REPLICATED.1));
     let whole = width * height * 3;
-
     let mut ours = tile_store();
     ours.arg("tile")
-        .arg(&source)
-        .arg(dir.path().join("ours/ortho"))
+        .arg(source)
+        .arg(dir.join("ours").join(name))
         .stderr(std::process::Stdio::null());
     let peak = peak_rss(ours);
     println!(
-        "tile-store tile: peak RSS {} MB for {} MP ({} MB decoded whole)",
+        "tile-store tile: peak RSS {} MB for the {} MP {} ({} MB decoded whole)",
         peak / 1_000_000,
         width * height / 1_000_000,
+        source.display(),
         whole / 1_000_000
+    );
+    (peak, whole)
+}
+
+/// A 108-megapixel tiled JPEG BigTIFF is tiled streaming: peak memory far below the 324 MB
+/// its pixels take decoded whole (the whole-image path's minimum), and the pyramid is the one
+/// `vips dzsave` writes (same `.dzi` bytes, same files). `make bench-gigapixel` does 2 GP.
+#[test]
+fn streams_a_tiled_bigtiff_in_memory_bounded_by_its_width() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("ortho.tif");
+    let (peak, whole) = tile_a_replicated_source(
+        dir.path(),
+        &source,
+        "[tile,bigtiff,compression=jpeg,tile-width=256,tile-height=256]",
+        "ortho",
     );
     assert!(
         peak < whole / 2,
@@ -272,38 +285,14 @@ fn streams_a_tiled_bigtiff_in_memory_bounded_by_its_width() {
 #[test]
 fn streams_a_png_in_memory_bounded_by_its_width() {
     let dir = tempfile::tempdir().unwrap();
-    let cell = dir.path().join("cell.png");
-    write_source(&cell, 1200, 900);
     let source = dir.path().join("big.png");
-    let target = format!("{}[compression=1]", source.display());
-    vips(&[
-        "replicate".as_ref(),
-        cell.as_os_str(),
-        target.as_ref(),
-        "10".as_ref(),
-        "10".as_ref(),
-    ]);
-    let (width, height) = (12_000u32, 9_000u32);
-    let whole = u64::from(width) * u64::from(height) * 3;
-
-    let mut ours = tile_store();
-    ours.arg("tile")
-        .arg(&source)
-        .arg(dir.path().join("ours/big"))
-        .stderr(std::process::Stdio::null());
-    let peak = peak_rss(ours);
-    println!(
-        "tile-store tile: peak RSS {} MB for a {} MP PNG ({} MB decoded whole)",
-        peak / 1_000_000,
-        u64::from(width) * u64::from(height) / 1_000_000,
-        whole / 1_000_000
-    );
+    let (peak, whole) = tile_a_replicated_source(dir.path(), &source, "[compression=1]", "big");
     assert!(
         peak < whole / 4,
         "peak RSS {peak} bytes is not well below the {whole} bytes of a whole decode"
     );
 
-    let layout = Layout::new(width, height, 254, 1).unwrap();
+    let layout = Layout::new(REPLICATED.0, REPLICATED.1, 254, 1).unwrap();
     let xml = std::fs::read_to_string(dir.path().join("ours/big.dzi")).unwrap();
     assert_eq!(xml, Dzi::new(&layout, TileFormat::Jpeg).to_xml());
     let expected: BTreeSet<String> = layout
