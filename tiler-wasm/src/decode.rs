@@ -28,7 +28,7 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<(Metadata, Bitmap)> {
     // Decoders are third-party code fed hostile bytes: a panic in one becomes an
     // error rather than taking the service down (natively; wasm aborts anyway). It stays
     // `Error::Panic`, never a decode error, so tests and fuzzers count it as the bug it is.
-    std::panic::catch_unwind(|| decode_unguarded(bytes, limits)).unwrap_or(Err(Error::Panic))
+    crate::error::contain(|| decode_unguarded(bytes, limits))
 }
 
 fn decode_unguarded(bytes: &[u8], limits: &Limits) -> Result<(Metadata, Bitmap)> {

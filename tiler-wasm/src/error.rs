@@ -212,6 +212,12 @@ impl From<zune_jpeg::errors::DecodeErrors> for Error {
     }
 }
 
+/// Runs `decode`, a third-party decoder's work on untrusted bytes, turning a panic inside it
+/// into [`Error::Panic`]: a malformed file must fail as an error, never take the caller down.
+pub(crate) fn contain<T>(decode: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)).unwrap_or(Err(Error::Panic))
+}
+
 #[cfg(test)]
 mod tests {
     use super::ErrorCode;

@@ -21,7 +21,6 @@ use crate::stream::{stream_bands, StreamTiler};
 use crate::{Limits, Options};
 use image::{DynamicImage, ImageBuffer, Luma, LumaA, Rgb, Rgba};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
-use std::panic::AssertUnwindSafe;
 
 /// Rows decoded before they are converted and pushed, so that the per-call cost of colour
 /// conversion is spread over enough pixels.
@@ -63,8 +62,7 @@ impl<R: Read + Seek> PngSource<R> {
     /// [`PngSource::tiler`]); the decoder's own buffers are held to `limits.max_alloc`.
     pub fn open(reader: R, limits: &Limits) -> Result<Self> {
         // As in `bands`: a panic of the decoder on hostile bytes becomes an error.
-        std::panic::catch_unwind(AssertUnwindSafe(|| Self::open_unguarded(reader, limits)))
-            .unwrap_or(Err(Error::Panic))
+        crate::error::contain(|| Self::open_unguarded(reader, limits))
     }
 
     fn open_unguarded(reader: R, limits: &Limits) -> Result<Self> {
@@ -190,8 +188,7 @@ impl<R: Read + Seek> PngSource<R> {
             let rows = BAND_ROWS.min(self.height - y);
             // The `png` crate is third-party code fed hostile bytes: a panic becomes an error
             // (the stream stops at it), kept apart from decode errors as the bug it is.
-            let band = std::panic::catch_unwind(AssertUnwindSafe(|| self.read_band(y, rows)))
-                .unwrap_or(Err(Error::Panic));
+            let band = crate::error::contain(|| self.read_band(y, rows));
             y += rows;
             Some(band)
         })

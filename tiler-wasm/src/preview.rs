@@ -25,8 +25,7 @@ const PREVIEW_QUALITY: u8 = 85;
 /// or the image's own, at the smallest DCT scale that gives that; `None` for
 /// other formats and for JPEG colour spaces a preview does not handle (CMYK).
 pub fn preview_jpeg(bytes: &[u8], min_side: u32, limits: &Limits) -> Result<Option<Vec<u8>>> {
-    std::panic::catch_unwind(|| preview_unguarded(bytes, min_side, limits))
-        .unwrap_or(Err(Error::Panic))
+    crate::error::contain(|| preview_unguarded(bytes, min_side, limits))
 }
 
 fn preview_unguarded(bytes: &[u8], min_side: u32, limits: &Limits) -> Result<Option<Vec<u8>>> {

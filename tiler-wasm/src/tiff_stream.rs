@@ -17,7 +17,6 @@ use crate::stream::{stream_bands, StreamTiler};
 use crate::{Limits, Options};
 use image::{DynamicImage, ImageBuffer, Luma, LumaA, Rgb, Rgba};
 use std::io::{Read, Seek};
-use std::panic::AssertUnwindSafe;
 use tiff::decoder::{Decoder, DecodingResult};
 use tiff::tags::{PlanarConfiguration, Tag};
 use tiff::ColorType;
@@ -81,8 +80,7 @@ impl<R: Read + Seek> TiffSource<R> {
     /// only: the area is what streaming makes affordable (see [`TiffSource::tiler`]).
     pub fn open(reader: R, limits: &Limits) -> Result<Self> {
         // As in `bands`: a panic of the decoder on hostile bytes becomes an error.
-        std::panic::catch_unwind(AssertUnwindSafe(|| Self::open_unguarded(reader, limits)))
-            .unwrap_or(Err(Error::Panic))
+        crate::error::contain(|| Self::open_unguarded(reader, limits))
     }
 
     fn open_unguarded(reader: R, limits: &Limits) -> Result<Self> {
@@ -249,8 +247,7 @@ impl<R: Read + Seek> TiffSource<R> {
             let rows = band_rows.min(self.height - y);
             // The `tiff` crate is third-party code fed hostile bytes: a panic becomes an error
             // (the stream stops at it), kept apart from decode errors as the bug it is.
-            let band = std::panic::catch_unwind(AssertUnwindSafe(|| self.read_band(y, rows)))
-                .unwrap_or(Err(Error::Panic));
+            let band = crate::error::contain(|| self.read_band(y, rows));
             y += rows;
             Some(band)
         })
