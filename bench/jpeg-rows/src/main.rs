@@ -134,7 +134,7 @@ fn decode_rows(bytes: &[u8], band: usize, sink: &mut dyn FnMut(&[u8])) -> usize 
     let chroma_of = |y: usize| match vs {
         2 => (
             y / 2,
-            if y % 2 == 0 {
+            if y.is_multiple_of(2) {
                 (y / 2).saturating_sub(1)
             } else {
                 (y / 2 + 1).min(ch - 1)
