@@ -113,6 +113,8 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p tiler-wasm --target wasm32-unknown-unknown --no-default-features --all-targets -- -D warnings
+	$(CARGO) fmt --manifest-path bench/jpeg-rows/Cargo.toml -- --check
+	$(CARGO) clippy --manifest-path bench/jpeg-rows/Cargo.toml -- -D warnings
 	scripts/setup.sh npm www
 	www/node_modules/.bin/biome check
 	cd www && npm run typecheck
