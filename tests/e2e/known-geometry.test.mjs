@@ -94,6 +94,40 @@ test('a known id with its geometry draws the stored tiles before the manifest is
   await checkQuadrants('hinted');
 });
 
+test("the whole-image view's stored tiles are asked for at once, ahead of OpenSeadragon, which takes them", async () => {
+  const { id, geometry } = await stored(t.files.quadrants);
+  for (const [how, params] of [
+    ['known id + geometry', { pyramid: id, geometry: JSON.stringify(geometry) }],
+    ['known id', { pyramid: id }],
+    ['by URL', {}],
+  ]) {
+    /** Stored tiles asked for before the view was drawn, as `level/col_row`. */
+    const asked = [];
+    let drawn = false;
+    const onTile = (r) => {
+      const m = r.url().match(new RegExp(`/pyramids/${id}_files/(\\d+/\\d+_\\d+)\\.`));
+      if (m && !drawn) asked.push(m[1]);
+    };
+    t.page.on('request', onTile);
+    await t.open({ src: `/e2e/${t.files.quadrants}`, store: '/', ...params });
+    const attrs = await waitForState(t.page, ['ready', 'error'], 30_000);
+    drawn = true;
+    t.page.off('request', onTile);
+    assert.equal(attrs['data-state'], 'ready', attrs['data-error']);
+    assert.equal(attrs['data-source'], 'store', how);
+    // The level drawn: the highest asked for. Every one of its tiles was asked for ahead, and
+    // OpenSeadragon took each of those instead of asking again.
+    const top = Math.max(...asked.map((a) => Number(a.split('/')[0])));
+    const topTiles = new Set(asked.filter((a) => a.startsWith(`${top}/`)));
+    const ahead = Number(attrs['data-tiles-ahead']);
+    assert.ok(ahead > 0, `${how}: no tiles asked for ahead`);
+    assert.equal(ahead, topTiles.size, `${how}: ${ahead} tiles asked for ahead, the view's level ${top} has ${topTiles.size}`);
+    assert.equal(Number(attrs['data-tiles-ahead-taken']), ahead, `${how}: OpenSeadragon did not take every tile asked for ahead`);
+    assert.equal(asked.length, new Set(asked).size, `${how}: a tile was asked for twice: ${asked.join(', ')}`);
+  }
+  await checkQuadrants('ahead');
+});
+
 test("a hint with a wrong geometry is replaced by the store's", async () => {
   const { id, geometry } = await stored(t.files.quadrants);
   // As if recorded with other tiling settings: OpenSeadragon would ask for tiles that do not exist.
