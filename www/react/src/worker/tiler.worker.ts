@@ -62,12 +62,13 @@ function describeOrigin(url: URL): string {
 }
 
 /**
- * The source's SHA-256, from which tiler-wasm makes the pyramid id. With a store to ask about a download (`streaming`),
- * the id decides whether anything else happens, so tiler-wasm's `IdHasher` is fed each chunk as it
- * arrives and the id is ready as the download ends. Otherwise the browser's native digest
- * (`crypto.subtle`, in secure contexts, loopback included) hashes the whole file once it is in:
- * several times quicker than tiler-wasm's SHA-256 and off this thread, beside the decode. Without
- * `crypto.subtle`, `IdHasher` is fed each chunk either way.
+ * The source's SHA-256, from which tiler-wasm makes the pyramid id. The browser's native digest
+ * (`crypto.subtle`, in secure contexts, loopback included) hashes the whole file once it is in,
+ * several times quicker than tiler-wasm's SHA-256 and off this thread; without it, tiler-wasm's
+ * `IdHasher` is fed each chunk as it arrives. Feeding `IdHasher` during the download even with
+ * `crypto.subtle` was tried for the reuse path and measured slower here: the worker and its module
+ * start after most of a download from a near store is in, so the chunks wait for the module and
+ * are then hashed in freshly compiled wasm (112 ms for 4.3 MB in a trace, against 6–9 ms native).
  */
 interface SourceHash {
   update(chunk: Uint8Array): void;
@@ -76,9 +77,9 @@ interface SourceHash {
   free(): void;
 }
 
-async function sourceHash(wasm: Promise<void>, streaming: boolean): Promise<SourceHash> {
+async function sourceHash(wasm: Promise<void>): Promise<SourceHash> {
   const subtle = self.crypto?.subtle;
-  if (subtle && !streaming) {
+  if (subtle) {
     return {
       update: () => undefined,
       async finish(bytes, options) {
@@ -803,7 +804,7 @@ async function open(
         post({ type: 'wantPreview' });
       })
     : Promise.resolve(previewPort);
-  const hashing = sourceHash(wasm, store !== null && source.kind === 'url');
+  const hashing = sourceHash(wasm);
   hashing.catch(() => undefined);
   let read: SourceBytes & { what: string };
   let identify: Promise<string>;
@@ -818,8 +819,8 @@ async function open(
   }
   identify.catch(() => undefined);
   const { bytes, what, contentType } = read;
-  // The store is asked as soon as the id is known (the hash ends with the download); a known id
-  // it did not have is not asked for twice.
+  // The store is asked as soon as the id is known, before the header is read and the preview
+  // started; a known id it did not have is not asked for twice.
   const asking: Promise<PyramidInfo | null> = store
     ? identify.then((id) => (id !== target?.pyramidId ? storedPyramid(store, id, wasm) : null))
     : Promise.resolve(null);
