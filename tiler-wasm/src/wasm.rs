@@ -5,8 +5,8 @@
 
 use crate::name::canonical_format;
 use crate::{
-    Dzi, Error, ErrorCode, Geometry, IdHasher, Layout, Limits, Metadata, Options, TileAddr,
-    TileFormat, TileName, Tiler,
+    Error, ErrorCode, Geometry, IdHasher, Layout, Limits, Metadata, Options, TileAddr, TileName,
+    Tiler,
 };
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
