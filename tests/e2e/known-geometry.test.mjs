@@ -1,9 +1,10 @@
 // A pyramid the store has, opened by an id the app knows together with its geometry (as the app
 // recorded `status.info` when it first opened the image): its tiles are requested at once, without
-// waiting for the manifest, so the view is on screen in one round trip; the worker still asks the
-// store beside them. Proven by holding the manifest request until the view has been drawn. A hint
-// with a wrong geometry is corrected by the store's, and one the store cannot confirm falls back to
-// tiling the image in the browser.
+// waiting for the store's answer, so the view is on screen in one round trip; the page still asks the
+// store (`{id}.json`) beside them. Proven by holding that request until the view has been drawn. A
+// known id is checked by the page itself, with no worker and no WebAssembly. A hint with a wrong
+// geometry is corrected by the store's, and one the store cannot confirm falls back to tiling the
+// image in the browser.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { QUAD, ORIENTED, makeImages, quadImageColour, quadrantColour } from './images.mjs';
@@ -62,9 +63,10 @@ async function checkQuadrants(label) {
   }
 }
 
-test('a known id with its geometry draws the stored tiles before the manifest is answered', async () => {
+test('a known id with its geometry draws the stored tiles before the store confirms it', async () => {
   const { id, geometry } = await stored(t.files.quadrants);
-  const check = await holdRequest(t.page, '**/pyramids/*.dzi');
+  // The page asks the store for the known id's geometry (`{id}.json`) beside the tiles.
+  const check = await holdRequest(t.page, `**/pyramids/${id}.json`);
   const imageRequests = [];
   t.page.on('request', (r) => r.url().endsWith(`/e2e/${t.files.quadrants}`) && imageRequests.push(r.url()));
   /** The levels of the stored tiles asked for before the view was drawn, in order. */
@@ -85,13 +87,68 @@ test('a known id with its geometry draws the stored tiles before the manifest is
   assert.equal(attrs['data-source'], 'store');
   assert.equal(attrs['data-decodes'], '0');
   await check.requested;
-  assert.ok(await check.release(), 'the manifest request was answered before the view was drawn');
+  assert.ok(await check.release(), 'the geometry request was answered before the view was drawn');
   // The store confirms the hint: the same tiles stay.
   const confirmed = await waitForValue('data-upload', 'reused');
   assert.equal(confirmed['data-upload'], 'reused');
   assert.equal(confirmed['data-pyramid-id'], id);
   assert.deepEqual(imageRequests, [], 'the image was downloaded although the store has its pyramid');
   await checkQuadrants('hinted');
+});
+
+test('a known id the store has opens its pyramid with no worker, no WebAssembly and no manifest XML', async () => {
+  const { id, geometry } = await stored(t.files.quadrants);
+  for (const [how, params] of [
+    ['known id', { pyramid: id }],
+    ['known id + geometry', { pyramid: id, geometry: JSON.stringify(geometry) }],
+  ]) {
+    const started = [];
+    const onRequest = (r) => /worker[^/]*\.js$|\.wasm$|\.dzi$/.test(new URL(r.url()).pathname) && started.push(r.url());
+    t.page.context().on('request', onRequest);
+    await t.open({ src: `/e2e/${t.files.quadrants}`, store: '/', ...params });
+    const attrs = await waitForValue('data-upload', 'reused');
+    const ready = await waitForState(t.page, ['ready', 'error']);
+    t.page.context().off('request', onRequest);
+    assert.equal(attrs['data-upload'], 'reused', attrs['data-error']);
+    assert.equal(ready['data-state'], 'ready', ready['data-error']);
+    assert.equal(ready['data-source'], 'store');
+    assert.deepEqual(started, [], `${how}: requested for a pyramid the store has`);
+  }
+  await checkQuadrants('page-checked');
+});
+
+test("the whole-image view's stored tiles are asked for at once, ahead of OpenSeadragon, which takes them", async () => {
+  const { id, geometry } = await stored(t.files.quadrants);
+  for (const [how, params] of [
+    ['known id + geometry', { pyramid: id, geometry: JSON.stringify(geometry) }],
+    ['known id', { pyramid: id }],
+    ['by URL', {}],
+  ]) {
+    /** Stored tiles asked for before the view was drawn, as `level/col_row`. */
+    const asked = [];
+    let drawn = false;
+    const onTile = (r) => {
+      const m = r.url().match(new RegExp(`/pyramids/${id}_files/(\\d+/\\d+_\\d+)\\.`));
+      if (m && !drawn) asked.push(m[1]);
+    };
+    t.page.on('request', onTile);
+    await t.open({ src: `/e2e/${t.files.quadrants}`, store: '/', ...params });
+    const attrs = await waitForState(t.page, ['ready', 'error'], 30_000);
+    drawn = true;
+    t.page.off('request', onTile);
+    assert.equal(attrs['data-state'], 'ready', attrs['data-error']);
+    assert.equal(attrs['data-source'], 'store', how);
+    // The level drawn: the highest asked for. Every one of its tiles was asked for ahead, and
+    // OpenSeadragon took each of those instead of asking again.
+    const top = Math.max(...asked.map((a) => Number(a.split('/')[0])));
+    const topTiles = new Set(asked.filter((a) => a.startsWith(`${top}/`)));
+    const ahead = Number(attrs['data-tiles-ahead']);
+    assert.ok(ahead > 0, `${how}: no tiles asked for ahead`);
+    assert.equal(ahead, topTiles.size, `${how}: ${ahead} tiles asked for ahead, the view's level ${top} has ${topTiles.size}`);
+    assert.equal(Number(attrs['data-tiles-ahead-taken']), ahead, `${how}: OpenSeadragon did not take every tile asked for ahead`);
+    assert.equal(asked.length, new Set(asked).size, `${how}: a tile was asked for twice: ${asked.join(', ')}`);
+  }
+  await checkQuadrants('ahead');
 });
 
 test("a hint with a wrong geometry is replaced by the store's", async () => {
@@ -107,9 +164,9 @@ test("a hint with a wrong geometry is replaced by the store's", async () => {
   await checkQuadrants('corrected');
 });
 
-test('a geometry without the shape tiler-wasm gives it is ignored: the manifest decides', async () => {
+test("a geometry without the shape tiler-wasm gives it is ignored: the store's decides", async () => {
   const { id } = await stored(t.files.quadrants);
-  const check = await holdRequest(t.page, '**/pyramids/*.dzi');
+  const check = await holdRequest(t.page, `**/pyramids/${id}.json`);
   await t.open({ src: `/e2e/${t.files.quadrants}`, store: '/', pyramid: id, geometry: JSON.stringify({ width: 'wide' }) });
   await check.requested;
   // Nothing is taken from the hint while the manifest is held.

@@ -50,9 +50,9 @@ test('a large JPEG is previewed upright before its tiles, which then replace the
   await checkQuadrants('tiles');
 });
 
-test('with a known id the store does not have, the preview worker starts late and still previews first', async () => {
-  // The worker asks the store for the known id first (404), then downloads and hashes the image and
-  // asks again by its real id: that second request is held until the preview is on screen.
+test('with a known id the store does not have, the image still previews first', async () => {
+  // The page asks the store for the known id first (404), then opens the image as without it: the
+  // worker downloads and hashes it and asks by its real id, a request held until the preview is on screen.
   const unknown = 'f'.repeat(64);
   const check = await holdRequest(t.page, new RegExp(`/pyramids/(?!${unknown})[0-9a-f]{64}\\.dzi$`));
   await t.open({ src: `/e2e/${t.files.large}`, store: '/', pyramid: unknown });

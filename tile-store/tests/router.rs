@@ -219,6 +219,35 @@ async fn upload_list_commit_and_read_back() {
         "{etag}"
     );
 
+    // The same geometry as JSON: tiler-wasm's `Geometry`, what `parseDzi` gives the browser.
+    let (status, headers, body) = send(
+        &app,
+        request("GET", &format!("/pyramids/{id}.json"), None, ""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "application/json");
+    assert_eq!(
+        headers["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    let geometry: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        geometry,
+        serde_json::json!({
+            "width": 300, "height": 200, "tileSize": 254, "overlap": 1, "maxLevel": 9,
+            // A JSON number (`f64` for JavaScript): 11.0, which JSON.parse reads as 11.
+            "tileCount": 11.0, "format": "png", "mime": "image/png"
+        })
+    );
+    let missing = "0".repeat(64);
+    let (status, _, _) = send(
+        &app,
+        request("GET", &format!("/pyramids/{missing}.json"), None, ""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
     // A tile: bytes as uploaded, content type, ETag, 304 on a matching If-None-Match.
     let uri = format!("/pyramids/{id}_files/9/1_0.png");
     let (status, headers, body) = send(&app, request("GET", &uri, None, "")).await;

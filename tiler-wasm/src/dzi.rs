@@ -81,6 +81,53 @@ impl std::str::FromStr for TileFormat {
     }
 }
 
+/// A pyramid's Deep Zoom geometry with what follows from it (levels, tile count, MIME type), so
+/// no JavaScript recomputes it: what tiler-wasm's `Tiler.geometry()` and `parseDzi` return, and
+/// what tile-store answers `GET /pyramids/{id}.json` with (JSON, camelCase).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
+#[serde(rename_all = "camelCase")]
+pub struct Geometry {
+    /// Width of the full-resolution (upright) image.
+    pub width: u32,
+    /// Height of the full-resolution image.
+    pub height: u32,
+    /// Tile size without overlap.
+    pub tile_size: u32,
+    /// Overlap on each side of a tile.
+    pub overlap: u32,
+    /// The full-resolution level; level 0 is 1×1.
+    pub max_level: u32,
+    /// Number of tiles in the whole pyramid (exact: layouts are capped far below 2^53 tiles).
+    pub tile_count: f64,
+    /// The tiles' format.
+    pub format: TileFormat,
+    /// The tiles' MIME type.
+    pub mime: String,
+}
+
+impl Geometry {
+    /// The geometry of `layout` with tiles in `format`.
+    pub fn new(layout: &Layout, format: TileFormat) -> Self {
+        Geometry {
+            width: layout.width(),
+            height: layout.height(),
+            tile_size: layout.tile_size(),
+            overlap: layout.overlap(),
+            max_level: layout.max_level(),
+            tile_count: layout.tile_count() as f64,
+            format,
+            mime: format.mime().to_owned(),
+        }
+    }
+
+    /// The geometry a `.dzi` document describes; `Error::Dzi` for one that is not a valid pyramid's.
+    pub fn from_dzi(xml: &[u8]) -> Result<Self> {
+        let dzi = Dzi::parse(xml)?;
+        Ok(Geometry::new(&dzi.layout()?, dzi.format))
+    }
+}
+
 /// The contents of a `.dzi` manifest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Dzi {

@@ -51,7 +51,7 @@ pub mod wasm;
 pub use band::TileBand;
 pub use bitmap::Bitmap;
 pub use decode::probe;
-pub use dzi::{Dzi, TileFormat};
+pub use dzi::{Dzi, Geometry, TileFormat};
 pub use error::{Error, ErrorCode, Result};
 pub use id::{is_valid_id, pyramid_id, IdHasher};
 pub use layout::{Layout, Rect, TileAddr};

@@ -5,8 +5,8 @@
 
 use crate::name::canonical_format;
 use crate::{
-    Dzi, Error, ErrorCode, IdHasher, Layout, Limits, Metadata, Options, TileAddr, TileFormat,
-    TileName, Tiler,
+    Error, ErrorCode, Geometry, IdHasher, Layout, Limits, Metadata, Options, TileAddr, TileName,
+    Tiler,
 };
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
@@ -14,44 +14,6 @@ use wasm_bindgen::prelude::*;
 // The TypeScript types of `Metadata`, `Options`, `Limits`, `Exif`, `TileFormat`, `SourceFormat`,
 // `TileName` and `ErrorCode` are generated from the Rust types by their `tsify::Tsify` derives (on
 // wasm32 only).
-
-/// A pyramid's Deep Zoom geometry with what follows from it (levels, tile count, MIME type), so
-/// no JavaScript recomputes it.
-#[derive(Serialize, tsify::Tsify)]
-#[serde(rename_all = "camelCase")]
-pub struct Geometry {
-    /// Width of the full-resolution (upright) image.
-    pub width: u32,
-    /// Height of the full-resolution image.
-    pub height: u32,
-    /// Tile size without overlap.
-    pub tile_size: u32,
-    /// Overlap on each side of a tile.
-    pub overlap: u32,
-    /// The full-resolution level; level 0 is 1×1.
-    pub max_level: u32,
-    /// Number of tiles in the whole pyramid (exact: layouts are capped far below 2^53 tiles).
-    pub tile_count: f64,
-    /// The tiles' format.
-    pub format: TileFormat,
-    /// The tiles' MIME type.
-    pub mime: String,
-}
-
-impl Geometry {
-    fn new(layout: &Layout, format: TileFormat) -> Self {
-        Geometry {
-            width: layout.width(),
-            height: layout.height(),
-            tile_size: layout.tile_size(),
-            overlap: layout.overlap(),
-            max_level: layout.max_level(),
-            tile_count: layout.tile_count() as f64,
-            format,
-            mime: format.mime().to_owned(),
-        }
-    }
-}
 
 /// The code the bindings add to the core's [`ErrorCode`]: a JavaScript value that does not
 /// deserialize. (A trap is reported by its caller as the core's `panic`.)
@@ -157,11 +119,7 @@ pub fn preview_jpeg(
 /// `dzi` for a document that is not one or describes no valid pyramid.
 #[wasm_bindgen(js_name = parseDzi, unchecked_return_type = "Geometry")]
 pub fn parse_dzi(xml: &str) -> Result<JsValue, JsValue> {
-    let dzi = Dzi::parse(xml.as_bytes()).map_err(core_error)?;
-    to_js(&Geometry::new(
-        &dzi.layout().map_err(core_error)?,
-        dzi.format,
-    ))
+    to_js(&Geometry::from_dzi(xml.as_bytes()).map_err(core_error)?)
 }
 
 /// The tile a name inside `{id}_files/` (`level/col_row.ext`) stands for; `undefined` for any

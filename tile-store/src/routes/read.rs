@@ -51,7 +51,9 @@ fn none_match(headers: &HeaderMap, etag: &str) -> bool {
         .any(|candidate| candidate == "*" || candidate.trim_start_matches("W/") == etag)
 }
 
-/// `GET`/`HEAD /pyramids/{id}.dzi`: only committed pyramids have a manifest.
+/// `GET`/`HEAD /pyramids/{id}.dzi`: only committed pyramids have a manifest. Also
+/// `/pyramids/{id}.json`: the geometry that manifest describes, as tiler-wasm's `Geometry` in JSON
+/// (what `parseDzi` returns in the browser), so a page can open a stored pyramid without parsing XML.
 pub async fn get_manifest(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -63,7 +65,11 @@ pub async fn get_manifest(
         let id = crate::store::PyramidId::parse(id)?;
         return super::szi::stream(&state, id, cache_control(&state, true)).await;
     }
-    let id = parse_manifest_name(&name)?;
+    let json = name.strip_suffix(".json");
+    let id = match json {
+        Some(id) => crate::store::PyramidId::parse(id)?,
+        None => parse_manifest_name(&name)?,
+    };
     let bytes = state
         .store
         .get(&Key::Dzi(id.clone()))
@@ -71,7 +77,21 @@ pub async fn get_manifest(
         .ok_or_else(|| AppError::NotFound(format!("pyramid {id} is not committed")))?;
     state.committed.insert(&id);
     let cache = cache_control(&state, true);
-    Ok(respond(&state, &headers, bytes, "application/xml", cache))
+    if json.is_none() {
+        return Ok(respond(&state, &headers, bytes, "application/xml", cache));
+    }
+    // Committed manifests were checked at the commit; one that no longer parses is the store's fault.
+    let geometry = tiler_wasm::Geometry::from_dzi(&bytes)
+        .map_err(|e| AppError::Internal(format!("the stored manifest of {id}: {e}")))?;
+    let body = serde_json::to_vec(&geometry)
+        .map_err(|e| AppError::Internal(format!("the geometry of {id}: {e}")))?;
+    Ok(respond(
+        &state,
+        &headers,
+        Bytes::from(body),
+        "application/json",
+        cache,
+    ))
 }
 
 /// `GET`/`HEAD /pyramids/{id}_files/{level}/{col}_{row}.{ext}`.

@@ -6,6 +6,8 @@
  * since sending the same request again cannot change the answer.
  */
 
+import type { Geometry } from '@tessera/tiler-wasm';
+
 /** Where the store is and how to authenticate to it. */
 export interface StoreSettings {
   /** Base URL of tile-store (its API is under `{url}/pyramids/`); relative URLs are resolved by the caller. */
@@ -166,6 +168,16 @@ export class TileStoreClient {
   async manifest(id: string, policy: RetryPolicy = CHECK_ONCE): Promise<string | null> {
     const response = await this.request(this.manifestUrl(id), { method: 'GET' }, policy, [404]);
     return response.status === 404 ? null : response.text();
+  }
+
+  /**
+   * The geometry of the committed pyramid `id` — tile-store's `/pyramids/{id}.json`, tiler-wasm's
+   * `Geometry` (what `parseDzi` makes of the manifest) — or null when it is not committed (404).
+   * The page asks this itself: no XML to parse, so no WebAssembly and no worker.
+   */
+  async geometry(id: string, policy: RetryPolicy = CHECK_ONCE): Promise<Geometry | null> {
+    const response = await this.request(`${this.base}/pyramids/${id}.json`, { method: 'GET' }, policy, [404]);
+    return response.status === 404 ? null : ((await readJson(response)) as Geometry);
   }
 
   /** What the store holds of `id`: to resume an upload with only the missing tiles. */

@@ -48,6 +48,8 @@ export function Viewer({ tileSource, status, onViewer, children, initialView = n
   const [drawn, setDrawn] = useState<ImageTileSource | null>(null);
   /** `performance.now()` when the current source's first full view was painted. */
   const [drawnAt, setDrawnAt] = useState<number | null>(null);
+  /** A stored pyramid's tiles asked for ahead of OpenSeadragon, and those it took, at the first full view. */
+  const [ahead, setAhead] = useState<{ asked: number; taken: number } | null>(null);
   const [fullyLoaded, setFullyLoaded] = useState(false);
   const [tileError, setTileError] = useState<string | null>(null);
   const [animating, setAnimating] = useState(false);
@@ -151,11 +153,21 @@ export function Viewer({ tileSource, status, onViewer, children, initialView = n
     };
   }, [viewer, preview]);
 
+  // A stored pyramid's whole-image view: its tiles are asked for now, all together, while the
+  // viewer opens the source (and before OpenSeadragon exists at all, on a page still starting).
+  useLayoutEffect(() => {
+    const el = element.current;
+    if (!el || tileSource?.kind !== 'store' || opening.current.view) return;
+    tileSource.prefetchHome(el.clientWidth, el.clientHeight);
+    return () => tileSource.cancelPrefetch();
+  }, [tileSource]);
+
   useEffect(() => {
     if (!viewer) return;
     drawnRef.current = false;
     setDrawn(null);
     setDrawnAt(null);
+    setAhead(null);
     setFullyLoaded(false);
     setTileError(null);
     if (!tileSource) {
@@ -179,7 +191,10 @@ export function Viewer({ tileSource, status, onViewer, children, initialView = n
           removePreview(viewer, previewItem, previewPending);
           setFullyLoaded(true);
           setDrawn((d) => {
-            if (d !== tileSource) setDrawnAt(performance.now());
+            if (d !== tileSource) {
+              setDrawnAt(performance.now());
+              setAhead(tileSource.kind === 'store' ? { ...tileSource.ahead } : null);
+            }
             return tileSource;
           });
         });
@@ -267,6 +282,8 @@ export function Viewer({ tileSource, status, onViewer, children, initialView = n
         data-tiling={status.phase}
         data-ms-opened={since(status.openedAt)}
         data-ms-first-view={state === 'ready' ? since(drawnAt) : undefined}
+        data-tiles-ahead={state === 'ready' ? ahead?.asked : undefined}
+        data-tiles-ahead-taken={state === 'ready' ? ahead?.taken : undefined}
         data-ms-preview={since(previewAt)}
         data-preview-decoder={status.previewDecoder ?? undefined}
         data-ms-pyramid={since(status.doneAt)}

@@ -209,87 +209,114 @@ export function useTilingImage(
       }));
     };
 
-    // A known id lets the worker ask the store before it downloads (and hashes) anything.
+    // A known id lets the store be asked before anything is downloaded (and hashed).
     const known = hint?.pyramidId;
     const pyramidId = known && isPyramidId(known) ? known : undefined;
     const batchBytes = settingsRef.current?.batchBytes ?? undefined;
-    const target: StoreTarget | undefined = store ? { store, batchBytes, pyramidId } : undefined;
-    // A known id with its geometry: the stored tiles are asked for now, the worker confirms beside them.
+    // A known id with its geometry: the stored tiles are asked for now, the store confirms beside them.
     if (store && pyramidId && isGeometry(hint?.geometry)) {
       const hinted: PyramidGeometry = { ...hint.geometry, pyramidId };
       showStored(hinted);
       setStatus((s) => ({ ...s, source: 'store', info: hinted, tilesTotal: hinted.tileCount, openedAt: performance.now() }));
     }
-    // Events of a replaced client are dropped: `mine` tells whether this one is still current.
-    let me: TilerClient | null = null;
-    const mine = () => me !== null && client.current === me;
-    me = new TilerClient(
-      source,
-      {
-        onProgress: (p) => {
-          if (!mine()) return;
-          if (p.phase === 'decode') {
-            decodesStarted++;
-            // The store did not have the hinted pyramid: its tiles (failing) give way to the worker's.
-            if (shown) {
-              shown = null;
-              setTileSource(null);
-            }
+    if (store && pyramidId) {
+      // The page asks the store for the pyramid's geometry itself (JSON, no XML to parse): no worker
+      // and no WebAssembly start unless the store does not have it.
+      new TileStoreClient(store).geometry(pyramidId).then(
+        (geometry) => {
+          if (generation.current !== current) return;
+          if (isGeometry(geometry)) return openStored({ ...geometry, pyramidId }, null);
+          // Not committed: the hinted tiles (failing) give way, and the image is opened as without
+          // a hint, its own id computed from its bytes.
+          if (shown) {
+            shown = null;
+            setTileSource(null);
+            setStatus((s) => ({ ...s, source: null, info: null, tilesTotal: 0, openedAt: null }));
           }
-          setStatus((s) => {
-            switch (p.phase) {
-              case 'fetch':
-                return { ...s, loaded: p.loaded, total: p.total };
-              case 'decode':
-                return { ...s, phase: 'decoding', source: 'worker' };
-              case 'tiles':
-                return { ...s, tilesDone: p.done, tilesTotal: p.total };
+          startClient({ store, batchBytes });
+        },
+        // The store could not say (unreachable, an error): the worker asks it again, once, before
+        // downloading the image.
+        () => generation.current === current && startClient({ store, batchBytes, pyramidId }),
+      );
+      return;
+    }
+    startClient(store ? { store, batchBytes } : undefined);
+
+    function startClient(target: StoreTarget | undefined): void {
+      // Events of a replaced client are dropped: `mine` tells whether this one is still current.
+      let me: TilerClient | null = null;
+      const mine = () => me !== null && client.current === me;
+      me = new TilerClient(
+        source,
+        {
+          onProgress: (p) => {
+            if (!mine()) return;
+            if (p.phase === 'decode') {
+              decodesStarted++;
+              // The store did not have the hinted pyramid: its tiles (failing) give way to the worker's.
+              if (shown) {
+                shown = null;
+                setTileSource(null);
+              }
             }
-          });
+            setStatus((s) => {
+              switch (p.phase) {
+                case 'fetch':
+                  return { ...s, loaded: p.loaded, total: p.total };
+                case 'decode':
+                  return { ...s, phase: 'decoding', source: 'worker' };
+                case 'tiles':
+                  return { ...s, tilesDone: p.done, tilesTotal: p.total };
+              }
+            });
+          },
+          onMetadata: (metadata) => mine() && setStatus((s) => ({ ...s, metadata })),
+          onPreview: (picture, previewDecoder) => {
+            if (!mine()) return;
+            revokePreview(previewUrl);
+            const preview = URL.createObjectURL(picture);
+            previewUrl.current = preview;
+            setStatus((s) => ({ ...s, preview, previewDecoder }));
+          },
+          onOpened: (info, metadata) => {
+            if (!mine() || !me) return;
+            const opened = me;
+            loadTileSources().then(
+              ({ WorkerTileSource }) => mine() && setTileSource(new WorkerTileSource(opened, info)),
+              (e) => mine() && setStatus((s) => ({ ...s, phase: 'error', error: failedToLoad(e) })),
+            );
+            setStatus((s) => ({ ...s, phase: 'tiling', info, metadata, tilesTotal: info.tileCount, openedAt: performance.now() }));
+          },
+          onWorkers: (workers, memory) => mine() && setStatus((s) => ({ ...s, tilers: { workers, memory } })),
+          onPyramidDone: (tiles) => mine() && setStatus((s) => ({ ...s, phase: 'done', tilesDone: tiles, doneAt: performance.now() })),
+          onStored: (info, metadata) => {
+            if (!mine()) return;
+            openStored(info, metadata);
+            // Nothing more to do there, and it holds the whole source image.
+            me?.terminate();
+          },
+          onUpload: (upload) =>
+            mine() &&
+            setStatus((s) => ({ ...s, upload, savedAt: upload.state === 'saved' && s.savedAt === null ? performance.now() : s.savedAt })),
+          onError: (error) => {
+            if (!mine()) return;
+            setTileSource(null);
+            setStatus((s) => ({ ...s, phase: 'error', error }));
+          },
         },
-        onMetadata: (metadata) => mine() && setStatus((s) => ({ ...s, metadata })),
-        onPreview: (picture, previewDecoder) => {
-          if (!mine()) return;
-          revokePreview(previewUrl);
-          const preview = URL.createObjectURL(picture);
-          previewUrl.current = preview;
-          setStatus((s) => ({ ...s, preview, previewDecoder }));
-        },
-        onOpened: (info, metadata) => {
-          if (!mine() || !me) return;
-          const opened = me;
-          loadTileSources().then(
-            ({ WorkerTileSource }) => mine() && setTileSource(new WorkerTileSource(opened, info)),
-            (e) => mine() && setStatus((s) => ({ ...s, phase: 'error', error: failedToLoad(e) })),
-          );
-          setStatus((s) => ({ ...s, phase: 'tiling', info, metadata, tilesTotal: info.tileCount, openedAt: performance.now() }));
-        },
-        onWorkers: (workers, memory) => mine() && setStatus((s) => ({ ...s, tilers: { workers, memory } })),
-        onPyramidDone: (tiles) => mine() && setStatus((s) => ({ ...s, phase: 'done', tilesDone: tiles, doneAt: performance.now() })),
-        onStored: (info, metadata) => {
-          if (!mine()) return;
-          openStored(info, metadata);
-          // Nothing more to do there, and it holds the whole source image.
-          me?.terminate();
-        },
-        onUpload: (upload) =>
-          mine() &&
-          setStatus((s) => ({ ...s, upload, savedAt: upload.state === 'saved' && s.savedAt === null ? performance.now() : s.savedAt })),
-        onError: (error) => {
-          if (!mine()) return;
-          setTileSource(null);
-          setStatus((s) => ({ ...s, phase: 'error', error }));
-        },
-      },
-      optionsRef.current,
-      target,
-      settingsRef.current?.workers,
-    );
-    client.current = me;
+        optionsRef.current,
+        target,
+        settingsRef.current?.workers,
+      );
+      client.current = me;
+    }
   }, []);
 
   useEffect(
     () => () => {
+      // Answers the store gives after unmount start nothing.
+      generation.current++;
       client.current?.terminate();
       client.current = null;
       revokePreview(previewUrl);
