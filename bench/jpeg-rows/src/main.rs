@@ -16,7 +16,8 @@ use zune_jpeg::zune_core::colorspace::ColorSpace;
 use zune_jpeg::zune_core::options::DecoderOptions;
 use zune_jpeg::{JpegDecoder, RawImcuRowStatus};
 
-/// libjpeg's `ycc_rgb_convert` tables (16-bit fixed point, halves rounded in).
+/// libjpeg's `ycc_rgb_convert` tables (16-bit fixed point, halves rounded in): tiler-wasm's
+/// `color::YccToRgb`, restated because this crate cannot depend on tiler-wasm (see Cargo.toml).
 struct YccToRgb {
     cr_r: [i32; 256],
     cb_b: [i32; 256],
