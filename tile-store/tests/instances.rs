@@ -511,6 +511,47 @@ async fn disk_two_instances_racing_to_claim_one_job_exactly_one_wins() {
     claims_are_exclusive(Arc::new(store)).await;
 }
 
+/// A job posted to an instance with a free place is held by it from the record's first
+/// write: another instance looking at once (its scan) finds it taken, never free; with
+/// no free place the record is left for any instance.
+#[tokio::test]
+async fn a_posted_job_is_held_from_its_first_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = tile_store::store::disk::DiskStore::open(dir.path()).unwrap();
+    let (a, b) = (
+        board("a", Duration::from_secs(30)),
+        board("b", Duration::from_secs(30)),
+    );
+    let mut held = Vec::new();
+    for round in 0..tile_store::tiling::board::CLAIMS_AT_ONCE as u32 {
+        let id = JobId::parse(&format!("{round:032x}")).unwrap();
+        let claim = a
+            .create_claimed(&store, &queued(id.as_str()))
+            .await
+            .unwrap()
+            .expect("A has a free place and holds the job");
+        assert_eq!(claim.record.instance.as_deref(), Some("a"));
+        assert_eq!(claim.record.attempts, 1);
+        match b.look(&store, &id).await.unwrap() {
+            Look::Waiting(record) => assert_eq!(record.instance.as_deref(), Some("a")),
+            other => panic!("round {round}: B looking at once got {other:?}"),
+        }
+        held.push(claim);
+    }
+    // A's places are all taken: the next job waits for whichever instance is free.
+    let id = JobId::parse(&"e".repeat(32)).unwrap();
+    assert!(a
+        .create_claimed(&store, &queued(id.as_str()))
+        .await
+        .unwrap()
+        .is_none());
+    let Look::Claimed(claim) = b.look(&store, &id).await.unwrap() else {
+        panic!("B claims the job A had no place for");
+    };
+    assert_eq!(claim.record.instance.as_deref(), Some("b"));
+    drop(held);
+}
+
 /// The stored copy of an uploaded image outlives the job that ends first while another
 /// unended job (the same image with other settings, posted anywhere) still needs it.
 #[tokio::test]

@@ -147,6 +147,42 @@ impl Board {
         }
     }
 
+    /// Writes the record of a job posted here, already held by this instance when it
+    /// has a free place, so that no other instance claims it between the write and a
+    /// claim (the instance that has the upload in memory runs it). Returns the claim;
+    /// `None` when the record was left for any instance (no free place here).
+    pub async fn create_claimed(
+        &self,
+        store: &dyn Store,
+        record: &JobRecord,
+    ) -> Result<Option<Claim>> {
+        let Ok(place) = Arc::clone(&self.places).try_acquire_owned() else {
+            self.create(store, record).await?;
+            return Ok(None);
+        };
+        let id = record_id(record)?;
+        let mut held = record.clone();
+        held.instance = Some(self.settings.instance.clone());
+        held.attempts = held.attempts.saturating_add(1);
+        held.beat = held.beat.wrapping_add(1);
+        self.create(store, &held).await?;
+        // The version is the store's to give (an ETag); a read after the write gets it.
+        // Other instances leave the record alone for a whole lease, so it is ours.
+        match self.read(store, &id).await {
+            Ok(Some((stored, version))) if stored == held => Ok(Some(Claim {
+                record: held,
+                version,
+                _place: place,
+            })),
+            // Not readable now: the record still names this instance, which claims it
+            // again once its lease lapses, like any other.
+            Ok(_) | Err(_) => {
+                tracing::warn!(job = %id, "new job record not read back; claimed later");
+                Ok(None)
+            }
+        }
+    }
+
     /// The job's record and its version.
     pub async fn read(
         &self,

@@ -1,5 +1,5 @@
 //! Runs the jobs this instance holds. A job posted here is recorded in the store,
-//! then claimed here when a place is free; otherwise this instance follows its
+//! held by this instance from that first write when a place is free; otherwise this instance follows its
 //! record (another instance may claim it first) until it ends, claiming it whenever
 //! it is free again. The scan ([`spawn_scan`]) claims jobs posted to other instances
 //! and removes records past their retention.
@@ -34,16 +34,11 @@ pub async fn submit(
     local: LocalSource,
 ) -> Result<bool> {
     let board = &state.tiling.board;
-    if let Err(e) = board.create(&*state.store, &record).await {
-        state.tiling.jobs.finish(&job, Err(JobError::from(&e)));
-        return Err(e);
-    }
-    let claim = match board.look(&*state.store, job.job_id()).await {
-        Ok(Look::Claimed(claim)) => Some(claim),
-        Ok(_) => None,
+    let claim = match board.create_claimed(&*state.store, &record).await {
+        Ok(claim) => claim,
         Err(e) => {
-            tracing::warn!(job = job.id(), error = %e, "job not claimed");
-            None
+            state.tiling.jobs.finish(&job, Err(JobError::from(&e)));
+            return Err(e);
         }
     };
     let claimed = claim.is_some();
