@@ -31,6 +31,9 @@ async function checkQuadrants(label) {
   }
 }
 
+/** The pyramid id the first test's page made (and saved to the store). */
+let largeId = null;
+
 test('a large JPEG is previewed upright before its tiles, which then replace the preview', async () => {
   const check = await holdRequest(t.page, '**/pyramids/*.dzi');
   await t.open({ src: `/e2e/${t.files.large}`, store: '/' });
@@ -46,8 +49,32 @@ test('a large JPEG is previewed upright before its tiles, which then replace the
   assert.equal(Number(attrs['data-width']), LARGE.width);
   assert.equal(Number(attrs['data-height']), LARGE.height);
   assert.ok(Number(attrs['data-ms-preview']) < Number(attrs['data-ms-first-view']));
+  largeId = attrs['data-pyramid-id'];
   await waitForSettled(t.page);
   await checkQuadrants('tiles');
+});
+
+test('the same JPEG by its URL, once the store has it, is not previewed: no decode takes a core from its tiles', async () => {
+  assert.ok(largeId, 'needs the first test');
+  const deadline = Date.now() + 60_000;
+  while ((await fetch(`${t.app.url}/pyramids/${largeId}.dzi`)).status !== 200) {
+    assert.ok(Date.now() < deadline, 'the first test\'s page did not save the pyramid within 60 s');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  // The store's answer is held a moment (well inside the worker's wait for it): a preview started
+  // alongside the store check, as before, would be drawn meanwhile.
+  const check = await holdRequest(t.page, `**/pyramids/${largeId}.dzi`);
+  await t.open({ src: `/e2e/${t.files.large}`, store: '/' });
+  await check.requested;
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  assert.ok(await check.release(), 'the store check was abandoned');
+  const attrs = await waitForState(t.page, ['ready', 'error']);
+  assert.equal(attrs['data-state'], 'ready', attrs['data-error']);
+  assert.equal(attrs['data-source'], 'store');
+  assert.equal(attrs['data-decodes'], '0', 'nothing was decoded in the browser');
+  assert.equal(attrs['data-ms-preview'], undefined, 'a preview was drawn for a pyramid the store has');
+  await waitForSettled(t.page);
+  await checkQuadrants('stored');
 });
 
 test('with a known id the store does not have, the image still previews first', async () => {

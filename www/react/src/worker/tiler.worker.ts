@@ -32,6 +32,11 @@ const PROGRESS_EVERY = 16;
 const PREVIEW_SIDE = 1280;
 /** A helper worker silent this long (no tile, no answer) fails the image: no wait is unbounded. */
 const HELPER_SILENCE_MS = 30_000;
+/**
+ * How long the header and the preview wait for the store to say whether it has the pyramid: one
+ * small request, while a preview decodes the whole image on the cores a stored pyramid's tiles need.
+ */
+const STORE_ANSWER_WAIT_MS = 500;
 
 function post(message: FromWorker, transfer: Transferable[] = []): void {
   self.postMessage(message, transfer);
@@ -824,16 +829,40 @@ async function open(
   const asking: Promise<PyramidInfo | null> = store
     ? identify.then((id) => (id !== target?.pyramidId ? storedPyramid(store, id, wasm) : null))
     : Promise.resolve(null);
-  asking.catch(() => undefined);
-  // While the store answers: header and EXIF (the panel fills in) and a large image's preview,
-  // started on the other core (the page stops that worker if the store has the pyramid).
+  // `undefined` until the store has answered.
+  let answer: PyramidInfo | null | undefined;
+  asking.then(
+    (info) => {
+      answer = info;
+    },
+    () => {
+      answer = null;
+    },
+  );
+  // The header (the EXIF panel) and a large image's preview wait a moment for the store's answer:
+  // a pyramid it has needs no preview, and this thread's probe would hold back the request.
+  if (store) {
+    let waited: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      asking.then(
+        () => undefined,
+        () => undefined,
+      ),
+      new Promise<void>((resolve) => {
+        waited = setTimeout(resolve, STORE_ANSWER_WAIT_MS);
+      }),
+    ]);
+    clearTimeout(waited);
+  }
   await wasm;
   let metadata: Metadata | null = null;
   let probeFailure: unknown = null;
   try {
     metadata = probe(bytes, options?.limits);
     post({ type: 'metadata', metadata });
-    requestPreview((await previewReady) ?? undefined, previewDecoder, read, metadata, options);
+    // Unless the store has it: then the preview would only take a core from the stored tiles.
+    if (answer) previewReady.then((port) => port?.close());
+    else requestPreview((await previewReady) ?? undefined, previewDecoder, read, metadata, options);
   } catch (e) {
     // Over the limits, say: the store may still have the pyramid, so this is reported only if not.
     probeFailure = e;
