@@ -58,7 +58,7 @@ test('the same JPEG by its URL, once the store has it, is not previewed: no deco
   assert.ok(largeId, 'needs the first test');
   const deadline = Date.now() + 60_000;
   while ((await fetch(`${t.app.url}/pyramids/${largeId}.dzi`)).status !== 200) {
-    assert.ok(Date.now() < deadline, 'the first test\'s page did not save the pyramid within 60 s');
+    assert.ok(Date.now() < deadline, "the first test's page did not save the pyramid within 60 s");
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   // The store's answer is held a moment (well inside the worker's wait for it): a preview started
