@@ -525,6 +525,86 @@ async fn bad_ids_and_paths_never_reach_the_disk() {
     assert_eq!(beside, vec![std::ffi::OsString::from("data")]);
 }
 
+/// `GET /pyramids?source=`: the committed pyramid of an image by its SHA-256 and settings, the id
+/// made by the recipe here (fixed vectors from tiler-wasm's `id.rs`, computed with Python's hashlib).
+#[tokio::test]
+async fn a_pyramid_is_found_by_its_sources_digest_and_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(state(dir.path()));
+    // SHA-256 of b"hello", and the id of b"hello" as PNG tiles of 256 without overlap.
+    let hello = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+    let id = "e4b654f0f8ceb5ef6382c3c9d01b58473e6408818f69258709797fb155ffde0b";
+    let settings = "format=png&tileSize=256&overlap=0";
+    let find = |query: String| request("GET", &format!("/pyramids?{query}"), None, "");
+
+    let (status, _, body) = send(&app, find(format!("source={hello}&{settings}"))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "not committed yet");
+    assert_eq!(error_code(&body), "not_found");
+
+    let pyramid = Pyramid::new(300, 200);
+    let (status, _, body) = send(
+        &app,
+        request(
+            "POST",
+            &format!("/pyramids/{id}/tiles"),
+            Some(TOKEN),
+            pyramid.batch(&[]),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let (status, _, body) = send(
+        &app,
+        request(
+            "PUT",
+            &format!("/pyramids/{id}.dzi"),
+            Some(TOKEN),
+            pyramid.dzi.to_xml(),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&body));
+
+    let (status, headers, body) = send(&app, find(format!("source={hello}&{settings}"))).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(headers["content-type"], "application/json");
+    assert_eq!(headers["cache-control"], "no-cache");
+    let found: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(found["id"], id);
+    assert_eq!(
+        found["geometry"],
+        serde_json::json!({
+            "width": 300, "height": 200, "tileSize": 254, "overlap": 1, "maxLevel": 9,
+            "tileCount": 11.0, "format": "png", "mime": "image/png"
+        })
+    );
+
+    // Other settings are another pyramid (the default-settings id of b"hello" is not committed).
+    let (status, _, _) = send(&app, find(format!("source={hello}"))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    for (query, code) in [
+        (
+            format!("source={}&{settings}", &hello[..63]),
+            "invalid_source",
+        ),
+        (
+            format!("source={}&{settings}", hello.to_uppercase()),
+            "invalid_source",
+        ),
+        (
+            format!("source=../{}&{settings}", &hello[3..]),
+            "invalid_source",
+        ),
+        (settings.to_owned(), "invalid_query"),
+        (format!("source={hello}&quality=0"), "invalid_option"),
+        (format!("source={hello}&colour=red"), "invalid_query"),
+    ] {
+        let (status, _, body) = send(&app, find(query.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");
+        assert_eq!(error_code(&body), code, "{query}");
+    }
+}
+
 #[tokio::test]
 async fn tile_bytes_must_match_their_extension_and_geometry() {
     let dir = tempfile::tempdir().unwrap();

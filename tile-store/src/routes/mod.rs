@@ -12,6 +12,7 @@
 //! | DELETE | `/pyramids/{id}` | remove a pyramid |
 //! | GET | `/healthz` | liveness |
 //! | POST | `/pyramids` | tile an image on the server ([`pyramids`]) |
+//! | GET | `/pyramids?source={sha256}&…` | the committed pyramid of an image, by its digest |
 //! | GET | `/jobs/{job}` | a tiling job's state |
 //! | GET | `/jobs/{job}/events` | the same, as Server-Sent Events |
 
@@ -58,7 +59,10 @@ pub fn router(state: AppState) -> Router {
             get(write::list_tiles).post(write::upload_batch),
         )
         .route("/healthz", get(|| async { "ok" }))
-        .route("/pyramids", axum::routing::post(pyramids::create))
+        .route(
+            "/pyramids",
+            get(read::find_by_source).post(pyramids::create),
+        )
         .route("/jobs/{job}", get(pyramids::get_job))
         .route("/jobs/{job}/events", get(pyramids::job_events))
         .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })

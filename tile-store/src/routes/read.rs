@@ -4,10 +4,11 @@
 use super::{parse_manifest_name, parse_tile_path, segments};
 use crate::commit::is_committed;
 use crate::error::{AppError, Result};
-use crate::store::Key;
+use crate::store::{Key, PyramidId, SourceDigest};
+use crate::tiling::Settings;
 use crate::AppState;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -80,10 +81,7 @@ pub async fn get_manifest(
     if json.is_none() {
         return Ok(respond(&state, &headers, bytes, "application/xml", cache));
     }
-    // Committed manifests were checked at the commit; one that no longer parses is the store's fault.
-    let geometry = tiler_wasm::Geometry::from_dzi(&bytes)
-        .map_err(|e| AppError::Internal(format!("the stored manifest of {id}: {e}")))?;
-    let body = serde_json::to_vec(&geometry)
+    let body = serde_json::to_vec(&geometry(&id, &bytes)?)
         .map_err(|e| AppError::Internal(format!("the geometry of {id}: {e}")))?;
     Ok(respond(
         &state,
@@ -91,6 +89,74 @@ pub async fn get_manifest(
         Bytes::from(body),
         "application/json",
         cache,
+    ))
+}
+
+/// The geometry a committed manifest describes. Manifests were checked at the commit, so one
+/// that no longer parses is the store's fault.
+fn geometry(id: &PyramidId, dzi: &[u8]) -> Result<tiler_wasm::Geometry> {
+    tiler_wasm::Geometry::from_dzi(dzi)
+        .map_err(|e| AppError::Internal(format!("the stored manifest of {id}: {e}")))
+}
+
+/// The query of `GET /pyramids?source=…`: the image's SHA-256 and the tiling settings
+/// (as `POST /pyramids` takes them; omitted ones are the defaults).
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SourceQuery {
+    source: String,
+    format: Option<String>,
+    quality: Option<u8>,
+    tile_size: Option<u32>,
+    overlap: Option<u32>,
+}
+
+/// `GET /pyramids?source={sha256}&…settings`: the committed pyramid of the image with that
+/// SHA-256, tiled with those settings, as `{ "id", "geometry" }`; `404` if there is none. The id is
+/// made here by tiler-wasm's recipe, so a page that has hashed the image (natively, in the browser)
+/// asks without loading the tiler. `no-cache`: the answer changes when the pyramid is committed or
+/// deleted.
+pub async fn find_by_source(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: std::result::Result<Query<SourceQuery>, QueryRejection>,
+) -> Result<Response> {
+    state.auth.authorize_read(&headers).await?;
+    let Query(query) = query.map_err(|e| AppError::bad_request("invalid_query", e.body_text()))?;
+    let digest = SourceDigest::parse_hex(&query.source).ok_or_else(|| {
+        AppError::bad_request(
+            "invalid_source",
+            "source is the image's SHA-256: 64 lowercase hex characters",
+        )
+    })?;
+    let options = Settings {
+        format: query.format,
+        quality: query.quality,
+        tile_size: query.tile_size,
+        overlap: query.overlap,
+    }
+    .options()?;
+    let id = PyramidId::parse(&tiler_wasm::id::id_from_source_digest(
+        &digest.to_string(),
+        &options,
+    ))?;
+    let bytes = state
+        .store
+        .get(&Key::Dzi(id.clone()))
+        .await?
+        .ok_or_else(|| {
+            AppError::NotFound(format!(
+                "no pyramid of source {digest} with these settings is committed"
+            ))
+        })?;
+    state.committed.insert(&id);
+    let body = serde_json::json!({ "id": id.as_str(), "geometry": geometry(&id, &bytes)? });
+    Ok(respond(
+        &state,
+        &headers,
+        Bytes::from(body.to_string()),
+        "application/json",
+        cache_control(&state, false),
     ))
 }
 
