@@ -10,13 +10,14 @@
 // folder) from one origin, as `make run` does. Each run, in a fresh Chromium profile each:
 //   1. browser only: `?src=` with no store;
 //   2. tile + upload: `?src=&store=/` on an empty store, until the pyramid is committed;
-//   3. reused: `?src=&store=/` again, in a new profile: the worker downloads and hashes the image,
-//      finds the pyramid committed and OpenSeadragon reads the store's tiles (no decode);
-//   4. reused, known id: `?src=&store=/&pyramid={id}`: one manifest request, no download;
+//   3. reused: `?src=&store=/` again, in a new profile: the page downloads the image and hashes it
+//      (the browser's SHA-256), asks the store by the digest (`GET /pyramids?source=`), finds the
+//      pyramid committed and OpenSeadragon reads the store's tiles (no decode);
+//   4. reused, known id: `?src=&store=/&pyramid={id}`: one geometry request, no download;
 //   5. reused, known id + geometry: `?src=&store=/&pyramid={id}&geometry={json}` (the geometry the
 //      store's manifest describes, as an app records `status.info`): the tiles are requested at once,
 //      the manifest request goes beside them;
-//   6. 4 and 5 again on a page that has loaded: `?store=/` first, then, once the viewer is up, the
+//   6. 3, 4 and 5 again on a page that has loaded: `?store=/` first, then, once the viewer is up, the
 //      address changes as an app's link would (history + popstate), so app and viewer start-up are not counted;
 // then the pyramid is deleted so the next run uploads again.
 // Times are the viewer's data-ms-* attributes (milliseconds on the page clock from setImageSrc).
@@ -31,7 +32,8 @@ import { fmt, median, table } from './table.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const CACHE = join(ROOT, 'bench/out');
-const DIST = join(ROOT, 'www/demo/dist');
+// `DIST` names another build of the demo app (to compare two builds with one bench).
+const DIST = process.env.DIST ?? join(ROOT, 'www/demo/dist');
 const { chromium } = createRequire(join(ROOT, 'tests/e2e/package.json'))('playwright-core');
 const { CHROMIUM_ARGS } = await import('../tests/e2e/harness.mjs');
 const { tileStore } = await import('../tests/e2e/servers.mjs');
@@ -121,7 +123,7 @@ async function main() {
     for (const img of images) {
       const src = `/bench/${img.name}`;
       const page = (params) => `${app.url}/?${new URLSearchParams({ src, ...params })}`;
-      const r = { browser: [], upload: [], reused: [], known: [], geometry: [], warmKnown: [], warmGeometry: [] };
+      const r = { browser: [], upload: [], reused: [], known: [], geometry: [], warmUrl: [], warmKnown: [], warmGeometry: [] };
       for (let i = 0; i < runs; i++) {
         const b = await measure(work, page({}), (a) => a['data-state'] === 'error' || (a['data-ms-first-view'] && a['data-ms-pyramid']));
         r.browser.push({ first: num(b, 'data-ms-first-view'), pyramid: num(b, 'data-ms-pyramid') });
@@ -167,6 +169,7 @@ async function main() {
 
         // The same two, on a page that has loaded (an app whose viewer is up opens a survey's image).
         for (const [key, params] of [
+          ['warmUrl', { store: '/' }],
           ['warmKnown', { store: '/', pyramid: id }],
           ['warmGeometry', { store: '/', pyramid: id, geometry }],
         ]) {
@@ -181,7 +184,7 @@ async function main() {
           `${img.name} run ${i + 1}/${runs}: browser first view ${r.browser.at(-1).first} ms (pyramid ${r.browser.at(-1).pyramid}); ` +
             `tile+upload first view ${r.upload.at(-1).first} ms, pyramid ${r.upload.at(-1).pyramid}, committed ${r.upload.at(-1).saved} ms; ` +
             `reused ${r.reused.at(-1).first} ms; known id ${r.known.at(-1).first} ms; known id + geometry ${r.geometry.at(-1).first} ms; ` +
-            `on a loaded page: known id ${r.warmKnown.at(-1).first} ms, known id + geometry ${r.warmGeometry.at(-1).first} ms`,
+            `on a loaded page: by URL ${r.warmUrl.at(-1).first} ms, known id ${r.warmKnown.at(-1).first} ms, known id + geometry ${r.warmGeometry.at(-1).first} ms`,
         );
       }
       const label = `${img.mp} MP ${img.width}×${img.height}`;
@@ -211,6 +214,7 @@ async function main() {
       rows.push(row('reused (download + hash)', median(r.reused.map((x) => x.first)), null, null, null));
       rows.push(row('reused (known id)', median(r.known.map((x) => x.first)), null, null, null));
       rows.push(row('reused (known id + geometry)', median(r.geometry.map((x) => x.first)), null, null, null));
+      rows.push(row('reused (download + hash), page loaded', median(r.warmUrl.map((x) => x.first)), null, null, null));
       rows.push(row('reused (known id), page loaded', median(r.warmKnown.map((x) => x.first)), null, null, null));
       rows.push(row('reused (known id + geometry), page loaded', median(r.warmGeometry.map((x) => x.first)), null, null, null));
     }

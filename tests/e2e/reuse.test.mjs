@@ -5,6 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -182,7 +183,14 @@ describe('tile once, reuse everywhere', () => {
     assert.ok(shotA, 'needs the first test');
     pageB = await freshPage();
     const tileRequests = [];
-    pageB.on('request', (r) => r.url().startsWith(`${store.url}/pyramids/${firstId}_files/`) && tileRequests.push(r.url()));
+    const bySource = [];
+    const manifests = [];
+    pageB.on('request', (r) => {
+      const url = r.url();
+      if (url.startsWith(`${store.url}/pyramids/${firstId}_files/`)) tileRequests.push(url);
+      if (url.startsWith(`${store.url}/pyramids?source=`)) bySource.push(url);
+      if (url.startsWith(`${store.url}/pyramids/${firstId}.dzi`)) manifests.push(url);
+    });
     await pageB.goto(`${t.app.url}/?${new URLSearchParams({ src: `/e2e/${images.first}`, store: store.url })}`);
     const ready = await waitForState(pageB, ['ready', 'error']);
     assert.equal(ready['data-state'], 'ready', ready['data-error']);
@@ -192,6 +200,19 @@ describe('tile once, reuse everywhere', () => {
     assert.equal(ready['data-decodes'], '0', 'nothing was decoded in the browser');
     assert.equal(ready['data-tiles-done'], '0', 'the worker made no tile');
     assert.ok(tileRequests.length > 0, 'the tiles came from the store');
+    // The page hashed the download and asked the store by the image's SHA-256, once; the worker did
+    // not ask again by the id.
+    const sha256 = createHash('sha256')
+      .update(readFileSync(join(t.imagesDir, images.first)))
+      .digest('hex');
+    assert.deepEqual(
+      bySource.map((u) => new URL(u).searchParams.get('source')),
+      [sha256],
+    );
+    assert.deepEqual(manifests, [], 'the worker asked for the manifest too');
+    // The header is still read (by the worker, which then stops): the image's own panel fills in.
+    const panel = pageB.getByTestId('metadata');
+    assert.equal(await panel.locator('[data-field="format"] dd').innerText(), 'JPEG');
     await pageB.getByText('Opened from the store: no tiling needed.').waitFor();
 
     await waitForSettled(pageB);

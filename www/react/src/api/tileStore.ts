@@ -6,7 +6,7 @@
  * since sending the same request again cannot change the answer.
  */
 
-import type { Geometry } from '@tessera/tiler-wasm';
+import type { Geometry, Options } from '@tessera/tiler-wasm';
 
 /** Where the store is and how to authenticate to it. */
 export interface StoreSettings {
@@ -178,6 +178,30 @@ export class TileStoreClient {
   async geometry(id: string, policy: RetryPolicy = CHECK_ONCE): Promise<Geometry | null> {
     const response = await this.request(`${this.base}/pyramids/${id}.json`, { method: 'GET' }, policy, [404]);
     return response.status === 404 ? null : ((await readJson(response)) as Geometry);
+  }
+
+  /**
+   * The committed pyramid of the image whose SHA-256 is `sha256` (lowercase hex), tiled with
+   * `options` — tile-store's `GET /pyramids?source=`, which makes the id by tiler-wasm's recipe — or
+   * null when there is none (404). A page that hashed the image natively asks this without the tiler.
+   */
+  async findBySource(
+    sha256: string,
+    options: Options | undefined,
+    policy: RetryPolicy = CHECK_ONCE,
+  ): Promise<{ id: string; geometry: Geometry } | null> {
+    const q = new URLSearchParams({ source: sha256 });
+    if (options?.format) q.set('format', options.format);
+    if (options?.quality !== undefined) q.set('quality', String(options.quality));
+    if (options?.tileSize !== undefined) q.set('tileSize', String(options.tileSize));
+    if (options?.overlap !== undefined) q.set('overlap', String(options.overlap));
+    const response = await this.request(`${this.base}/pyramids?${q}`, { method: 'GET' }, policy, [404]);
+    if (response.status === 404) return null;
+    const body = (await readJson(response)) as { id?: unknown; geometry?: unknown };
+    if (typeof body.id !== 'string' || typeof body.geometry !== 'object' || body.geometry === null) {
+      throw protocol(`the store's answer for source ${sha256} is not { id, geometry }`);
+    }
+    return { id: body.id, geometry: body.geometry as Geometry };
   }
 
   /** What the store holds of `id`: to resume an upload with only the missing tiles. */

@@ -290,12 +290,9 @@ export function useTilingImage(
           },
           onWorkers: (workers, memory) => mine() && setStatus((s) => ({ ...s, tilers: { workers, memory } })),
           onPyramidDone: (tiles) => mine() && setStatus((s) => ({ ...s, phase: 'done', tilesDone: tiles, doneAt: performance.now() })),
-          onStored: (info, metadata) => {
-            if (!mine()) return;
-            openStored(info, metadata);
-            // Nothing more to do there, and it holds the whole source image.
-            me?.terminate();
-          },
+          // The client stops the worker once it has said so (after the header's metadata, when the
+          // page found the pyramid by the image's digest first).
+          onStored: (info, metadata) => mine() && openStored(info, metadata),
           onUpload: (upload) =>
             mine() &&
             setStatus((s) => ({ ...s, upload, savedAt: upload.state === 'saved' && s.savedAt === null ? performance.now() : s.savedAt })),

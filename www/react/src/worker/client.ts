@@ -1,5 +1,6 @@
 /** A typed client over one tiler worker. One client per image: `terminate()` cancels everything. */
 import type { Metadata, Options } from '@tessera/tiler-wasm';
+import { TileStoreClient } from '../api/tileStore.js';
 import type {
   EarlyResponse,
   FromPreviewWorker,
@@ -8,13 +9,21 @@ import type {
   PreviewDecoder,
   PreviewPort,
   Progress,
+  PyramidGeometry,
   PyramidInfo,
+  StoreAnswer,
   StoreTarget,
   TilerFailure,
   TilerMemory,
   ToWorker,
   UploadProgress,
 } from './protocol.js';
+
+/**
+ * The largest download the page hashes itself to ask the store (`pageAsksStore`): it holds a copy
+ * while it hashes. Larger images are asked for by the worker, by their id, as before.
+ */
+const PAGE_HASH_MAX_BYTES = 256 * 1024 * 1024;
 
 export type {
   ImageSource,
@@ -41,8 +50,11 @@ export interface TilerEvents {
   onPyramidDone?: (tiles: number, bytes: number) => void;
   /** How many workers make the pyramid (after `onOpened`), and how the helpers get their pixels. */
   onWorkers?: (workers: number, memory: TilerMemory) => void;
-  /** The store has the pyramid committed; nothing was decoded. */
-  onStored?: (info: PyramidInfo, metadata: Metadata | null) => void;
+  /**
+   * The store has the pyramid committed; nothing was decoded. `metadata` is null when the page found
+   * it by the image's digest before the worker read the header: `onMetadata` follows.
+   */
+  onStored?: (info: PyramidGeometry, metadata: Metadata | null) => void;
   /** Progress of the upload to the store. */
   onUpload?: (upload: UploadProgress) => void;
   /** Fatal: the image cannot be shown. Called at most once. */
@@ -140,6 +152,8 @@ export class TilerClient {
   private terminated = false;
   /** Aborts the page's request for a URL source (see `fetchEarly`). */
   private readonly download = new AbortController();
+  /** Set when the page found the pyramid in the store itself (see `askStore`). */
+  private storedByPage = false;
 
   constructor(
     source: ImageSource,
@@ -172,6 +186,9 @@ export class TilerClient {
     // The page makes the request now, so the download overlaps the worker's start; not with a known
     // id, which the store is asked for first so that the image need not be downloaded at all.
     const earlyResponse = resolved.kind === 'url' && !target?.pyramidId;
+    // The page then also hashes the body (the browser's native SHA-256) and asks the store for the
+    // image's pyramid itself, while the worker and its module are still starting.
+    const pageAsksStore = earlyResponse && target !== undefined && globalThis.crypto?.subtle !== undefined;
     const previewDecoder = workers?.previewDecoder ?? 'browser';
     // Helpers start now, so that their module loads while the image downloads; not with a known id,
     // which the store most likely has (nothing is tiled then: the stored pyramid's first view should
@@ -198,12 +215,13 @@ export class TilerClient {
         previewDecoder,
         wasmUrl,
         earlyResponse,
+        pageAsksStore,
         latePreview,
         helpers,
       },
       port ? [port, ...helpers] : helpers,
     );
-    if (earlyResponse && resolved.kind === 'url') this.fetchEarly(resolved.url);
+    if (earlyResponse && resolved.kind === 'url') this.fetchEarly(resolved.url, pageAsksStore && target ? { target, options } : null);
   }
 
   /**
@@ -259,11 +277,15 @@ export class TilerClient {
     this.helpers = [];
   }
 
-  /** Requests a URL source from the page and hands the answer to the worker (see `EarlyResponse`). */
-  private fetchEarly(url: string): void {
+  /**
+   * Requests a URL source from the page and hands the answer to the worker (see `EarlyResponse`).
+   * With `asking`, a copy of the body is hashed here and the store asked (`askStore`).
+   */
+  private fetchEarly(url: string, asking: { target: StoreTarget; options: Options | undefined } | null): void {
     const answer = (response: EarlyResponse, transfer: Transferable[] = []) => {
       if (!this.terminated) this.send({ type: 'response', response }, transfer);
     };
+    const unknown = () => asking && this.answerStore({ kind: 'unknown' });
     fetch(url, { mode: 'cors', credentials: 'omit', signal: this.download.signal }).then(
       (r) => {
         const head = {
@@ -272,17 +294,79 @@ export class TilerClient {
           contentType: r.headers.get('content-type'),
           contentLength: r.headers.get('content-length'),
         };
-        if (!r.body) return answer({ kind: 'response', ...head, body: null });
+        if (!r.body) {
+          unknown();
+          return answer({ kind: 'response', ...head, body: null });
+        }
+        const hashing = asking && r.ok && Number(head.contentLength ?? 0) <= PAGE_HASH_MAX_BYTES;
+        const [body, copy] = hashing ? r.body.tee() : [r.body, null];
         try {
-          answer({ kind: 'response', ...head, body: r.body }, [r.body]);
+          answer({ kind: 'response', ...head, body }, [body]);
         } catch {
           // A browser without transferable streams: the worker fetches it itself.
           void r.body.cancel();
-          answer({ kind: 'unsent' });
+          unknown();
+          return answer({ kind: 'unsent' });
         }
+        if (copy && asking) this.askStore(copy, asking.target, asking.options);
+        else unknown();
       },
-      () => answer({ kind: 'failed' }),
+      () => {
+        unknown();
+        answer({ kind: 'failed' });
+      },
     );
+  }
+
+  /**
+   * Reads `body` (the page's copy of the download), hashes it with the browser's SHA-256 and asks
+   * the store for its pyramid (`GET /pyramids?source=`, the id made by the store): found, the
+   * image opens from the store now, the helpers and the preview stop, and the worker only reads the
+   * header; otherwise the worker goes on.
+   */
+  private async askStore(body: ReadableStream<Uint8Array>, target: StoreTarget, options: Options | undefined): Promise<void> {
+    let answer: StoreAnswer = { kind: 'unknown' };
+    try {
+      const reader = body.getReader();
+      const chunks: Uint8Array[] = [];
+      let length = 0;
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        length += value.byteLength;
+        if (length > PAGE_HASH_MAX_BYTES) {
+          void reader.cancel();
+          return;
+        }
+        chunks.push(value);
+      }
+      const bytes = new Uint8Array(length);
+      let at = 0;
+      for (const c of chunks) {
+        bytes.set(c, at);
+        at += c.byteLength;
+      }
+      chunks.length = 0;
+      const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+      const hex = Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
+      const found = await new TileStoreClient(target.store).findBySource(hex, options);
+      if (this.terminated) return;
+      if (found) {
+        answer = { kind: 'found', info: { ...found.geometry, pyramidId: found.id } };
+        this.storedByPage = true;
+        this.stopPreview();
+        this.stopHelpers();
+        this.events.onStored?.(answer.info, null);
+      } else answer = { kind: 'missing' };
+    } catch {
+      // Aborted, the store unreachable or refusing: the worker asks it by the id.
+    } finally {
+      this.answerStore(answer);
+    }
+  }
+
+  private answerStore(answer: StoreAnswer): void {
+    if (!this.terminated) this.send({ type: 'storeAnswer', answer });
   }
 
   /** Asks for one tile; tiles asked for are made before the background ones. */
@@ -382,10 +466,12 @@ export class TilerClient {
         this.events.onPyramidDone?.(msg.tiles, msg.bytes);
         return;
       case 'stored':
-        // Nothing is decoded: the store's own tiles come at once.
+        // Nothing is decoded: the store's own tiles come at once. The worker has nothing more to
+        // do, and it holds the whole source image.
         this.stopPreview();
         this.stopHelpers();
-        this.events.onStored?.(msg.info, msg.metadata);
+        if (!this.storedByPage) this.events.onStored?.(msg.info, msg.metadata);
+        this.terminate();
         return;
       case 'upload':
         this.events.onUpload?.(msg.upload);

@@ -72,6 +72,10 @@ export type ToWorker =
   /** `wasmUrl`: where to load tiler_wasm_bg.wasm from instead of the bundler's URL. */
   /** `previewDecoder`: which decoder the preview worker uses first (default `browser`). */
   /** `earlyResponse`: the page fetches the URL source itself and sends a `response` message next. */
+  /**
+   * `pageAsksStore`: the page also hashes the body it fetched (natively) and asks the store itself,
+   * then sends a `storeAnswer` message: this worker does not ask the store for the image's id.
+   */
   | {
       type: 'open';
       source: ImageSource;
@@ -81,6 +85,7 @@ export type ToWorker =
       previewDecoder?: PreviewDecoder;
       wasmUrl?: string;
       earlyResponse?: boolean;
+      pageAsksStore?: boolean;
       /**
        * No `previewPort` yet: the page starts the preview worker when this worker asks (`wantPreview`),
        * which it does once it is to decode the image (a known id the store did not have).
@@ -95,6 +100,7 @@ export type ToWorker =
    */
   | { type: 'helper'; port: MessagePort; wasmUrl?: string }
   | { type: 'response'; response: EarlyResponse }
+  | { type: 'storeAnswer'; answer: StoreAnswer }
   /** The answer to `wantPreview`: the preview worker's port, or null if it could not start. */
   | { type: 'previewPort'; port: MessagePort | null }
   | { type: 'tile'; id: number; level: number; col: number; row: number }
@@ -117,6 +123,14 @@ export type EarlyResponse =
     }
   | { kind: 'failed' }
   | { kind: 'unsent' };
+
+/**
+ * What the page learnt from the store about a URL source it hashed (`pageAsksStore`): the store has
+ * its pyramid (`found`: the page opens it; this worker only reads the header for the metadata), has
+ * not (`missing`), or the page could not ask (`unknown`: too large to hash there, no body, the store
+ * did not answer) and this worker asks by the id as usual.
+ */
+export type StoreAnswer = { kind: 'found'; info: PyramidGeometry } | { kind: 'missing' } | { kind: 'unknown' };
 
 export type Progress =
   | { phase: 'fetch'; loaded: number; total: number | null }
@@ -169,7 +183,7 @@ export type FromWorker =
   | { type: 'tileError'; id: number; error: TilerFailure }
   | { type: 'pyramidDone'; tiles: number; bytes: number }
   /** The store has this pyramid committed: nothing is decoded; open it from the store. */
-  | { type: 'stored'; info: PyramidInfo; metadata: Metadata | null }
+  | { type: 'stored'; info: PyramidGeometry; metadata: Metadata | null }
   | { type: 'upload'; upload: UploadProgress }
   | { type: 'error'; error: TilerFailure };
 

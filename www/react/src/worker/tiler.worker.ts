@@ -13,8 +13,10 @@ import type {
   ImageSource,
   PreviewDecoder,
   PreviewRequest,
+  PyramidGeometry,
   PyramidInfo,
   RowRequest,
+  StoreAnswer,
   TilerFailure,
   ToWorker,
   UploadProgress,
@@ -304,6 +306,9 @@ class WorkerState {
   /** The page's response to the image's request, when it makes it (`open`'s `earlyResponse`). */
   early: Promise<EarlyResponse> | null = null;
   answerEarly: (response: EarlyResponse) => void = () => undefined;
+  /** The page's answer from the store, when it asks it (`open`'s `pageAsksStore`). */
+  storeAnswer: Promise<StoreAnswer> | null = null;
+  answerStore: (answer: StoreAnswer) => void = () => undefined;
 }
 
 const state = new WorkerState();
@@ -825,12 +830,16 @@ async function open(
   identify.catch(() => undefined);
   const { bytes, what, contentType } = read;
   // The store is asked as soon as the id is known, before the header is read and the preview
-  // started; a known id it did not have is not asked for twice.
-  const asking: Promise<PyramidInfo | null> = store
-    ? identify.then((id) => (id !== target?.pyramidId ? storedPyramid(store, id, wasm) : null))
-    : Promise.resolve(null);
+  // started; a known id it did not have is not asked for twice. When the page asks it (it hashed
+  // the body natively as it came), its answer stands, unless it could not ask.
+  const byId = (): Promise<PyramidGeometry | null> =>
+    store ? identify.then((id) => (id !== target?.pyramidId ? storedPyramid(store, id, wasm) : null)) : Promise.resolve(null);
+  const fromPage = s.storeAnswer;
+  const asking: Promise<PyramidGeometry | null> = fromPage
+    ? fromPage.then((a) => (a.kind === 'found' ? a.info : a.kind === 'missing' ? null : byId()))
+    : byId();
   // `undefined` until the store has answered.
-  let answer: PyramidInfo | null | undefined;
+  let answer: PyramidGeometry | null | undefined;
   asking.then(
     (info) => {
       answer = info;
@@ -903,6 +912,7 @@ const handlers: { [K in ToWorker['type']]: (s: WorkerState, msg: Extract<ToWorke
     }
     s.opened = true;
     if (msg.earlyResponse) s.early = new Promise((resolve) => (s.answerEarly = resolve));
+    if (msg.pageAsksStore) s.storeAnswer = new Promise((resolve) => (s.answerStore = resolve));
     open(s, msg).catch((e) => fail(s, e));
   },
   helper(s, { port, wasmUrl }) {
@@ -926,6 +936,9 @@ const handlers: { [K in ToWorker['type']]: (s: WorkerState, msg: Extract<ToWorke
   },
   response(s, { response }) {
     s.answerEarly(response);
+  },
+  storeAnswer(s, { answer }) {
+    s.answerStore(answer);
   },
   previewPort(s, { port }) {
     s.answerPreview(port);
