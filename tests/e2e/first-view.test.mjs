@@ -8,7 +8,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WAVES, makeWavesCmyk, makeWavesPng, makeWavesSideways, wavesColour } from './images.mjs';
-import { holdRequest, near, pixel, setup, toScreen, waitForAttribute, waitForSettled, waitForState } from './harness.mjs';
+import { holdRequest, STORE_CHECK, near, pixel, setup, toScreen, waitForAttribute, waitForSettled, waitForState } from './harness.mjs';
 
 /** Preview against tiles: a downscaled decode against tiles, both JPEG-encoded, at the same screen point. */
 const PREVIEW_TOLERANCE = 24;
@@ -39,7 +39,7 @@ function grid(box) {
 
 /** Opens `file`, screenshots its preview while the tiles are held back, then the tiles; returns both. */
 async function previewThenTiles(file, label, params = {}) {
-  const check = await holdRequest(t.page, '**/pyramids/*.dzi');
+  const check = await holdRequest(t.page, STORE_CHECK);
   await t.open({ src: `/e2e/${file}`, store: '/', ...params });
   await check.requested;
   const early = await waitForAttribute(t.page, 'data-ms-preview');

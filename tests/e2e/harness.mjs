@@ -301,6 +301,13 @@ export function assertBoxNear(got, want, what, tolerance = 2) {
 }
 
 /**
+ * The page's question to the store for a downloaded image's pyramid, by the image's SHA-256
+ * (`GET /pyramids?source=`): made before anything is decoded, and answered before the worker
+ * starts a preview (or 500 ms, whichever comes first).
+ */
+export const STORE_CHECK = /\/pyramids\?source=[0-9a-f]{64}/;
+
+/**
  * Holds the first request matching `pattern` (a playwright URL glob) until `release()`, as a
  * deterministic brake: the page cannot get past that request while the test waits for an event.
  * `requested` resolves when the request arrives (and rejects if none has within `timeout`);

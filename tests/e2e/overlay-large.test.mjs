@@ -11,6 +11,7 @@ import { LARGE, LARGE_LANDSCAPE, makeLargeLandscape, makeLargeSideways, quadrant
 import {
   assertBoxNear,
   holdRequest,
+  STORE_CHECK,
   moveView,
   near,
   pixel,
@@ -90,11 +91,11 @@ async function imageShot(label) {
 
 /**
  * Opens `params`, waits for the first full view, and returns the viewer's attributes. With
- * `previewFirst` (and a store in `params`), the worker's store check, which it makes before decoding,
+ * `previewFirst` (and a store in `params`), the store check (the page's, by the image's digest), made before anything is decoded,
  * is held until the preview is on screen, so the layer is first placed over the preview for certain.
  */
 async function openReady(params, { previewFirst = null } = {}) {
-  const check = previewFirst ? await holdRequest(t.page, '**/pyramids/*.dzi') : null;
+  const check = previewFirst ? await holdRequest(t.page, STORE_CHECK) : null;
   await t.open(params);
   if (check) {
     await check.requested;

@@ -5,10 +5,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { LARGE, makeLargeSideways, quadrantColour } from './images.mjs';
-import { holdRequest, near, pixel, setup, toScreen, waitForAttribute, waitForSettled, waitForState } from './harness.mjs';
-
-/** The page's question to the store for a downloaded image's pyramid, by the image's SHA-256. */
-const BY_SOURCE = /\/pyramids\?source=[0-9a-f]{64}/;
+import { holdRequest, STORE_CHECK, near, pixel, setup, toScreen, waitForAttribute, waitForSettled, waitForState } from './harness.mjs';
 
 let t;
 before(async () => {
@@ -38,7 +35,7 @@ async function checkQuadrants(label) {
 let largeId = null;
 
 test('a large JPEG is previewed upright before its tiles, which then replace the preview', async () => {
-  const check = await holdRequest(t.page, BY_SOURCE);
+  const check = await holdRequest(t.page, STORE_CHECK);
   await t.open({ src: `/e2e/${t.files.large}`, store: '/' });
   await check.requested;
   const early = await waitForAttribute(t.page, 'data-ms-preview');
@@ -66,7 +63,7 @@ test('the same JPEG by its URL, once the store has it, is not previewed: no deco
   }
   // The store's answer is held a moment (well inside the worker's wait for it): a preview started
   // alongside the store check, as before, would be drawn meanwhile.
-  const check = await holdRequest(t.page, BY_SOURCE);
+  const check = await holdRequest(t.page, STORE_CHECK);
   await t.open({ src: `/e2e/${t.files.large}`, store: '/' });
   await check.requested;
   await new Promise((resolve) => setTimeout(resolve, 150));
@@ -84,7 +81,7 @@ test('with a known id the store does not have, the image still previews first', 
   // The page asks the store for the known id first (404), then opens the image as without it: it
   // downloads and hashes it and asks by its digest, a request held until the preview is on screen.
   const unknown = 'f'.repeat(64);
-  const check = await holdRequest(t.page, BY_SOURCE);
+  const check = await holdRequest(t.page, STORE_CHECK);
   await t.open({ src: `/e2e/${t.files.large}`, store: '/', pyramid: unknown });
   await check.requested;
   const early = await waitForAttribute(t.page, 'data-ms-preview');
