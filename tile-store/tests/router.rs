@@ -563,7 +563,12 @@ async fn a_pyramid_is_found_by_its_sources_digest_and_settings() {
         ),
     )
     .await;
-    assert_eq!(status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
 
     let (status, headers, body) = send(&app, find(format!("source={hello}&{settings}"))).await;
     assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
