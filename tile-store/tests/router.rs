@@ -542,32 +542,9 @@ async fn a_pyramid_is_found_by_its_sources_digest_and_settings() {
     assert_eq!(error_code(&body), "not_found");
 
     let pyramid = Pyramid::new(300, 200);
-    let (status, _, body) = send(
-        &app,
-        request(
-            "POST",
-            &format!("/pyramids/{id}/tiles"),
-            Some(TOKEN),
-            pyramid.batch(&[]),
-        ),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
-    let (status, _, body) = send(
-        &app,
-        request(
-            "PUT",
-            &format!("/pyramids/{id}.dzi"),
-            Some(TOKEN),
-            pyramid.dzi.to_xml(),
-        ),
-    )
-    .await;
     assert_eq!(
-        status,
-        StatusCode::CREATED,
-        "{}",
-        String::from_utf8_lossy(&body)
+        upload_and_commit(&app, id, &pyramid, Some(TOKEN)).await,
+        StatusCode::CREATED
     );
 
     let (status, headers, body) = send(&app, find(format!("source={hello}&{settings}"))).await;
