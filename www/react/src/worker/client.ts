@@ -1,6 +1,7 @@
 /** A typed client over one tiler worker. One client per image: `terminate()` cancels everything. */
 import type { Metadata, Options } from '@tessera/tiler-wasm';
 import { TileStoreClient } from '../api/tileStore.js';
+import { joinChunks } from './chunks.js';
 import type {
   EarlyResponse,
   FromPreviewWorker,
@@ -340,12 +341,7 @@ export class TilerClient {
         }
         chunks.push(value);
       }
-      const bytes = new Uint8Array(length);
-      let at = 0;
-      for (const c of chunks) {
-        bytes.set(c, at);
-        at += c.byteLength;
-      }
+      const bytes = joinChunks(chunks, length);
       chunks.length = 0;
       const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
       const hex = Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');

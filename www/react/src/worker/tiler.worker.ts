@@ -23,6 +23,7 @@ import type {
 } from './protocol.js';
 import type { Metadata, Options } from '@tessera/tiler-wasm';
 import { TileStoreClient } from '../api/tileStore.js';
+import { joinChunks } from './chunks.js';
 import { PyramidUploader } from './upload.js';
 import type { MadeTile } from './upload.js';
 
@@ -201,13 +202,7 @@ async function fetchBytes(href: string, hashing: Promise<SourceHash>, early: Pro
   hash = await hashing;
   feed();
   post({ type: 'progress', progress: { phase: 'fetch', loaded, total: total ?? loaded } });
-  const bytes = new Uint8Array(loaded);
-  let at = 0;
-  for (const c of chunks) {
-    bytes.set(c, at);
-    at += c.byteLength;
-  }
-  return { bytes, parts: chunks, contentType };
+  return { bytes: joinChunks(chunks, loaded), parts: chunks, contentType };
 }
 
 async function readSource(
@@ -840,7 +835,7 @@ async function open(
     : byId();
   // `undefined` until the store has answered.
   let answer: PyramidGeometry | null | undefined;
-  asking.then(
+  const answered = asking.then(
     (info) => {
       answer = info;
     },
@@ -853,10 +848,7 @@ async function open(
   if (store) {
     let waited: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
-      asking.then(
-        () => undefined,
-        () => undefined,
-      ),
+      answered,
       new Promise<void>((resolve) => {
         waited = setTimeout(resolve, STORE_ANSWER_WAIT_MS);
       }),
