@@ -8,6 +8,7 @@
 //! | PUT | `/pyramids/{id}_files/{level}/{col}_{row}.{ext}` | upload one tile |
 //! | POST | `/pyramids/{id}/tiles` | upload many tiles ([`batch`] wire format) |
 //! | GET | `/pyramids/{id}/tiles` | tiles already stored (to resume an upload) |
+//! | GET | `/pyramids/{id}/levels?from=&to=` | whole levels' tiles in one response ([`levels`]) |
 //! | PUT | `/pyramids/{id}.dzi` | commit: checks every tile, then writes the manifest once |
 //! | DELETE | `/pyramids/{id}` | remove a pyramid |
 //! | GET | `/healthz` | liveness |
@@ -17,6 +18,7 @@
 //! | GET | `/jobs/{job}/events` | the same, as Server-Sent Events |
 
 pub mod batch;
+pub mod levels;
 pub mod pyramids;
 pub mod read;
 pub mod szi;
@@ -58,6 +60,7 @@ pub fn router(state: AppState) -> Router {
             "/pyramids/{id}/tiles",
             get(write::list_tiles).post(write::upload_batch),
         )
+        .route("/pyramids/{id}/levels", get(levels::get_levels))
         .route("/healthz", get(|| async { "ok" }))
         .route(
             "/pyramids",

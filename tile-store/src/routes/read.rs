@@ -26,7 +26,7 @@ pub const PRIVATE_REVALIDATE: &str = "private, no-cache";
 /// The `Cache-Control` for an object of a committed (or not yet committed) pyramid.
 /// Behind read tokens, shared caches must not keep it: a proxy or CDN would serve it
 /// to anyone, token or not.
-fn cache_control(state: &AppState, committed: bool) -> &'static str {
+pub(super) fn cache_control(state: &AppState, committed: bool) -> &'static str {
     match (state.auth.reads_need_token(), committed) {
         (false, true) => IMMUTABLE,
         (false, false) => REVALIDATE,
@@ -185,6 +185,23 @@ fn respond(
     content_type: &'static str,
     cache: &'static str,
 ) -> Response {
+    respond_with(
+        state,
+        headers,
+        bytes,
+        HeaderValue::from_static(content_type),
+        cache,
+    )
+}
+
+/// `bytes` with `content_type`, `cache`, a strong ETag, and `304` for a matching `If-None-Match`.
+pub(super) fn respond_with(
+    state: &AppState,
+    headers: &HeaderMap,
+    bytes: Bytes,
+    content_type: HeaderValue,
+    cache: &'static str,
+) -> Response {
     let tag = etag(&bytes);
     let status = if none_match(headers, &tag) {
         StatusCode::NOT_MODIFIED
@@ -197,7 +214,7 @@ fn respond(
         (status, bytes).into_response()
     };
     let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CONTENT_TYPE, content_type);
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     if state.auth.reads_need_token() {
         h.insert(header::VARY, HeaderValue::from_static("Authorization"));

@@ -1,0 +1,222 @@
+//! `GET /pyramids/{id}/levels?from={a}&to={b}`: every tile of levels `a..=b` of a committed
+//! pyramid in one response, so that a viewer opening a stored pyramid gets its whole-image view
+//! in one round trip instead of dozens of requests queued six at a time behind HTTP/1.1's
+//! per-host limit.
+//!
+//! The body is `multipart/form-data` (RFC 7578), one part per tile, named by its path under
+//! `{id}_files/` (`11/3_2.jpeg`, as [`TileName::relative`] writes it) and typed with the tile's
+//! MIME type. That is a format the browser parses itself (`Response.formData()` hands out each
+//! tile as a `File`), so no parser of ours ships to the page. Its parts are written here rather
+//! than with a crate: the layout is five lines of RFC 7578, and the crates that write multipart
+//! bodies are request builders for HTTP clients.
+
+use super::read::{cache_control, respond_with};
+use super::segments;
+use crate::error::{AppError, Result};
+use crate::store::{Key, PyramidId, TileName};
+use crate::AppState;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::Response;
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use memchr::memmem;
+
+/// Most tiles one response carries: the whole-image view of a 2560×1440 viewer of a 96 MP
+/// image and the coarser levels beneath it need about 130.
+pub const MAX_TILES: u64 = 192;
+/// Tiles read from the store at once for one response.
+const READS_AT_ONCE: usize = 16;
+
+/// The query of `GET /pyramids/{id}/levels`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LevelsQuery {
+    from: u32,
+    to: u32,
+}
+
+/// `GET /pyramids/{id}/levels?from=&to=`: the tiles of levels `from..=to` of a committed
+/// pyramid, as `multipart/form-data`; `404` when the pyramid is not committed, `400
+/// invalid_levels` for levels it does not have or more than [`MAX_TILES`] tiles.
+pub async fn get_levels(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: std::result::Result<Path<String>, PathRejection>,
+    query: std::result::Result<Query<LevelsQuery>, QueryRejection>,
+) -> Result<Response> {
+    state.auth.authorize_read(&headers).await?;
+    let id = PyramidId::parse(&segments(path)?)?;
+    let Query(LevelsQuery { from, to }) =
+        query.map_err(|e| AppError::bad_request("invalid_query", e.body_text()))?;
+    let dzi = state
+        .store
+        .get(&Key::Dzi(id.clone()))
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("pyramid {id} is not committed")))?;
+    state.committed.insert(&id);
+    let manifest = tiler_wasm::dzi::Dzi::parse(&dzi)
+        .map_err(|e| AppError::Internal(format!("the stored manifest of {id}: {e}")))?;
+    let layout = manifest
+        .layout()
+        .map_err(|e| AppError::Internal(format!("the stored manifest of {id}: {e}")))?;
+    let names = tiles_of_levels(&layout, manifest.format, from, to)?;
+    let reads = names.iter().copied().map(|name| {
+        let store = state.store.clone();
+        let key = Key::Tile(id.clone(), name);
+        async move {
+            let bytes = store.get(&key).await?;
+            // Every tile of a committed pyramid was checked at its commit.
+            bytes.ok_or_else(|| {
+                AppError::Internal(format!("committed pyramid has no {}", key.path()))
+            })
+        }
+    });
+    let tiles: Vec<Bytes> = futures::stream::iter(reads)
+        .buffered(READS_AT_ONCE)
+        .try_collect()
+        .await?;
+    let (boundary, body) = form_data(&id, names.iter().zip(&tiles));
+    let content_type = HeaderValue::from_str(&format!("multipart/form-data; boundary={boundary}"))
+        .map_err(|e| AppError::Internal(format!("a multipart boundary: {e}")))?;
+    Ok(respond_with(
+        &state,
+        &headers,
+        Bytes::from(body),
+        content_type,
+        cache_control(&state, true),
+    ))
+}
+
+/// The tiles of levels `from..=to` of `layout`, level by level, row by row; bounded by [`MAX_TILES`].
+fn tiles_of_levels(
+    layout: &tiler_wasm::Layout,
+    format: tiler_wasm::TileFormat,
+    from: u32,
+    to: u32,
+) -> Result<Vec<TileName>> {
+    let invalid = |message: String| AppError::bad_request("invalid_levels", message);
+    if from > to || to > layout.max_level() {
+        return Err(invalid(format!(
+            "levels {from} to {to}: this pyramid has levels 0 to {}, and from is at most to",
+            layout.max_level()
+        )));
+    }
+    let mut count = 0u64;
+    for level in from..=to {
+        let (cols, rows) = layout
+            .grid(level)
+            .ok_or_else(|| invalid(format!("no level {level}")))?;
+        count = count
+            .checked_add(u64::from(cols) * u64::from(rows))
+            .filter(|&n| n <= MAX_TILES)
+            .ok_or_else(|| {
+                invalid(format!(
+                    "levels {from} to {to} hold more than {MAX_TILES} tiles: ask for fewer levels"
+                ))
+            })?;
+    }
+    let mut names = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
+    for level in from..=to {
+        let Some((cols, rows)) = layout.grid(level) else {
+            continue;
+        };
+        for row in 0..rows {
+            for col in 0..cols {
+                names.push(TileName {
+                    level,
+                    col,
+                    row,
+                    format,
+                });
+            }
+        }
+    }
+    Ok(names)
+}
+
+/// `tiles` as a `multipart/form-data` body, and its boundary: one that occurs in no tile
+/// (RFC 2046 §5.1.1), derived from the pyramid's id so that the same levels give the same bytes
+/// (and ETag) every time.
+fn form_data<'a>(
+    id: &PyramidId,
+    tiles: impl Iterator<Item = (&'a TileName, &'a Bytes)> + Clone,
+) -> (String, Vec<u8>) {
+    let boundary = (0u32..)
+        .map(|n| format!("tessera-{}-{n}", &id.as_str()[..id.as_str().len().min(32)]))
+        .find(|b| {
+            let finder = memmem::Finder::new(b.as_bytes());
+            tiles.clone().all(|(_, bytes)| finder.find(bytes).is_none())
+        })
+        .unwrap_or_default();
+    let mut body = Vec::with_capacity(tiles.clone().map(|(_, b)| b.len() + 160).sum::<usize>() + 64);
+    for (name, bytes) in tiles {
+        let path = name.relative();
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{path}\"; filename=\"{path}\"\r\nContent-Type: {}\r\n\r\n",
+                name.format.mime()
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (boundary, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout() -> tiler_wasm::Layout {
+        // 5472×3648 in 254-pixel tiles: levels 0..=13; level 11 is 1368×912, 6×4 tiles.
+        tiler_wasm::Layout::new(5472, 3648, 254, 1).unwrap()
+    }
+
+    #[test]
+    fn whole_levels_are_listed_level_by_level_and_row_by_row() {
+        let names = tiles_of_levels(&layout(), tiler_wasm::TileFormat::Jpeg, 8, 11).unwrap();
+        let paths: Vec<String> = names.iter().map(TileName::relative).collect();
+        // Level 8 is 171×114 (1 tile), 9 is 342×228 (2×1), 10 is 684×456 (3×2), 11 is 6×4.
+        assert_eq!(paths.len(), 1 + 2 + 6 + 24);
+        assert_eq!(&paths[..4], ["8/0_0.jpeg", "9/0_0.jpeg", "9/1_0.jpeg", "10/0_0.jpeg"]);
+        assert_eq!(paths[9], "11/0_0.jpeg");
+        assert_eq!(paths[15], "11/0_1.jpeg");
+        assert_eq!(paths.last().unwrap(), "11/5_3.jpeg");
+    }
+
+    #[test]
+    fn levels_it_does_not_have_or_too_many_tiles_are_refused() {
+        for (from, to) in [(12, 11), (0, 14), (14, 14), (0, 13), (13, 13)] {
+            let e = tiles_of_levels(&layout(), tiler_wasm::TileFormat::Jpeg, from, to).unwrap_err();
+            assert!(
+                matches!(e, AppError::BadRequest { code: "invalid_levels", .. }),
+                "{from}..={to}: {e:?}"
+            );
+        }
+        // Level 13 alone is 22×15 = 330 tiles; level 12 is 11×8 = 88, and with 11 and 10 it is 118.
+        assert_eq!(tiles_of_levels(&layout(), tiler_wasm::TileFormat::Png, 10, 12).unwrap().len(), 118);
+    }
+
+    #[test]
+    fn the_boundary_is_one_no_tile_contains() {
+        let id = PyramidId::parse(&"ab".repeat(32)).unwrap();
+        let name = TileName {
+            level: 0,
+            col: 0,
+            row: 0,
+            format: tiler_wasm::TileFormat::Png,
+        };
+        let first = format!("tessera-{}-0", &"ab".repeat(16));
+        let tile = Bytes::from(format!("\r\n--{first}\r\nx"));
+        let (boundary, body) = form_data(&id, [(&name, &tile)].into_iter());
+        assert_eq!(boundary, format!("tessera-{}-1", &"ab".repeat(16)));
+        let expected = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"0/0_0.png\"; filename=\"0/0_0.png\"\r\nContent-Type: image/png\r\n\r\n\r\n--{first}\r\nx\r\n--{boundary}--\r\n"
+        );
+        assert_eq!(String::from_utf8(body).unwrap(), expected);
+    }
+}
