@@ -69,12 +69,16 @@ test('a known id with its geometry draws the stored tiles before the store confi
   const check = await holdRequest(t.page, `**/pyramids/${id}.json`);
   const imageRequests = [];
   t.page.on('request', (r) => r.url().endsWith(`/e2e/${t.files.quadrants}`) && imageRequests.push(r.url()));
-  /** The levels of the stored tiles asked for before the view was drawn, in order. */
-  const levels = [];
+  /** Stored tiles asked for before the view was drawn: whole levels (`to` of each), and one by one (their level). */
+  const wholeLevels = [];
+  const single = [];
   let drawn = false;
   const onTile = (r) => {
-    const m = r.url().match(new RegExp(`/pyramids/${id}_files/(\\d+)/`));
-    if (m && !drawn) levels.push(Number(m[1]));
+    if (drawn) return;
+    const url = new URL(r.url());
+    if (url.pathname === `/pyramids/${id}/levels`) wholeLevels.push(Number(url.searchParams.get('to')));
+    const m = url.pathname.match(new RegExp(`^/pyramids/${id}_files/(\\d+)/`));
+    if (m) single.push(Number(m[1]));
   };
   t.page.on('request', onTile);
   await t.open({ src: `/e2e/${t.files.quadrants}`, store: '/', pyramid: id, geometry: JSON.stringify(geometry) });
@@ -82,8 +86,9 @@ test('a known id with its geometry draws the stored tiles before the store confi
   drawn = true;
   t.page.off('request', onTile);
   assert.equal(attrs['data-state'], 'ready', attrs['data-error']);
-  // The view's own level is asked for first, not after every coarser one.
-  assert.equal(levels[0], Math.max(...levels), `tiles asked for before the first view, by level: ${levels.join(', ')}`);
+  // The view's own level came in the one request for whole levels, not tile by tile.
+  assert.equal(wholeLevels.length, 1, `requests for whole levels before the first view: ${wholeLevels.length}`);
+  assert.ok(!single.includes(wholeLevels[0]), `tiles of the view's level ${wholeLevels[0]} asked for one by one: ${single.join(', ')}`);
   assert.equal(attrs['data-source'], 'store');
   assert.equal(attrs['data-decodes'], '0');
   await check.requested;
@@ -117,36 +122,52 @@ test('a known id the store has opens its pyramid with no worker, no WebAssembly 
   await checkQuadrants('page-checked');
 });
 
-test("the whole-image view's stored tiles are asked for at once, ahead of OpenSeadragon, which takes them", async () => {
+test("the whole-image view's stored tiles come in one request, ahead of OpenSeadragon, which takes them", async () => {
   const { id, geometry } = await stored(t.files.quadrants);
   for (const [how, params] of [
     ['known id + geometry', { pyramid: id, geometry: JSON.stringify(geometry) }],
     ['known id', { pyramid: id }],
     ['by URL', {}],
   ]) {
-    /** Stored tiles asked for before the view was drawn, as `level/col_row`. */
-    const asked = [];
+    /** Stored tiles asked for one by one before the view was drawn, as `level/col_row`. */
+    const single = [];
+    /** Requests for whole levels (`/pyramids/{id}/levels?from=&to=`) before the view was drawn. */
+    const levels = [];
     let drawn = false;
-    const onTile = (r) => {
-      const m = r.url().match(new RegExp(`/pyramids/${id}_files/(\\d+/\\d+_\\d+)\\.`));
-      if (m && !drawn) asked.push(m[1]);
+    const onRequest = (r) => {
+      if (drawn) return;
+      const url = new URL(r.url());
+      const tile = url.pathname.match(new RegExp(`^/pyramids/${id}_files/(\\d+/\\d+_\\d+)\\.`));
+      if (tile) single.push(tile[1]);
+      if (url.pathname === `/pyramids/${id}/levels`) levels.push(url);
     };
-    t.page.on('request', onTile);
+    t.page.on('request', onRequest);
     await t.open({ src: `/e2e/${t.files.quadrants}`, store: '/', ...params });
     const attrs = await waitForState(t.page, ['ready', 'error'], 30_000);
     drawn = true;
-    t.page.off('request', onTile);
+    t.page.off('request', onRequest);
     assert.equal(attrs['data-state'], 'ready', attrs['data-error']);
     assert.equal(attrs['data-source'], 'store', how);
-    // The level drawn: the highest asked for. Every one of its tiles was asked for ahead, and
-    // OpenSeadragon took each of those instead of asking again.
-    const top = Math.max(...asked.map((a) => Number(a.split('/')[0])));
-    const topTiles = new Set(asked.filter((a) => a.startsWith(`${top}/`)));
-    const ahead = Number(attrs['data-tiles-ahead']);
-    assert.ok(ahead > 0, `${how}: no tiles asked for ahead`);
-    assert.equal(ahead, topTiles.size, `${how}: ${ahead} tiles asked for ahead, the view's level ${top} has ${topTiles.size}`);
-    assert.equal(Number(attrs['data-tiles-ahead-taken']), ahead, `${how}: OpenSeadragon did not take every tile asked for ahead`);
-    assert.equal(asked.length, new Set(asked).size, `${how}: a tile was asked for twice: ${asked.join(', ')}`);
+    assert.equal(levels.length, 1, `${how}: ${levels.length} requests for whole levels`);
+    const from = Number(levels[0].searchParams.get('from'));
+    const to = Number(levels[0].searchParams.get('to'));
+    // What that request answers, read by node's own multipart parser: a part per tile of those levels.
+    const answer = await fetch(`${t.app.url}${levels[0].pathname}${levels[0].search}`);
+    assert.equal(answer.status, 200);
+    const parts = [...(await answer.formData()).keys()];
+    assert.ok(parts.length > 0 && parts.every((p) => new RegExp(`^\\d+/\\d+_\\d+\\.${geometry.format}$`).test(p)), parts.join());
+    assert.equal(new Set(parts.map((p) => Number(p.split('/')[0]))).size, to - from + 1, `${how}: levels ${from}..${to}: ${parts}`);
+    assert.equal(Number(attrs['data-tiles-ahead']), parts.length, `${how}: tiles asked for ahead`);
+    // The view's level is the highest asked for: OpenSeadragon took every one of its tiles from the
+    // answer and asked for none of the answer's levels again.
+    const viewTiles = parts.filter((p) => p.startsWith(`${to}/`)).length;
+    const taken = Number(attrs['data-tiles-ahead-taken']);
+    assert.ok(
+      taken >= viewTiles && taken <= parts.length,
+      `${how}: OpenSeadragon took ${taken} of ${parts.length} (${viewTiles} at the view's level ${to})`,
+    );
+    const again = single.filter((a) => Number(a.split('/')[0]) >= from);
+    assert.deepEqual(again, [], `${how}: tiles of levels ${from}..${to} asked for one by one`);
   }
   await checkQuadrants('ahead');
 });

@@ -596,14 +596,20 @@ async fn a_pyramid_is_found_by_its_sources_digest_and_settings() {
 /// name, content type, bytes.
 async fn form_parts(content_type: &str, body: Vec<u8>) -> Vec<(String, String, String, Vec<u8>)> {
     let boundary = multer::parse_boundary(content_type).expect("a multipart content type");
-    let stream = futures::stream::once(async move { Ok::<_, std::io::Error>(bytes::Bytes::from(body)) });
+    let stream =
+        futures::stream::once(async move { Ok::<_, std::io::Error>(bytes::Bytes::from(body)) });
     let mut form = multer::Multipart::new(stream, boundary);
     let mut parts = Vec::new();
     while let Some(field) = form.next_field().await.expect("a well-formed part") {
         let name = field.name().expect("named").to_owned();
         let file = field.file_name().expect("a file").to_owned();
         let mime = field.content_type().expect("typed").to_string();
-        parts.push((name, file, mime, field.bytes().await.expect("bytes").to_vec()));
+        parts.push((
+            name,
+            file,
+            mime,
+            field.bytes().await.expect("bytes").to_vec(),
+        ));
     }
     parts
 }
@@ -621,20 +627,33 @@ async fn whole_levels_come_in_one_multipart_response() {
 
     // 300×200 in 254-pixel tiles: level 9 is 2×1 tiles, 8 is 150×100 and 7 is 75×50 (one each).
     let pyramid = Pyramid::new(300, 200);
-    assert_eq!(upload_and_commit(&app, &id, &pyramid, Some(TOKEN)).await, StatusCode::CREATED);
+    assert_eq!(
+        upload_and_commit(&app, &id, &pyramid, Some(TOKEN)).await,
+        StatusCode::CREATED
+    );
 
     let (status, headers, body) = send(&app, levels("from=7&to=9")).await;
     assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
-    assert_eq!(headers["cache-control"], "public, max-age=31536000, immutable");
+    assert_eq!(
+        headers["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
     let content_type = headers["content-type"].to_str().unwrap().to_owned();
-    assert!(content_type.starts_with("multipart/form-data; boundary="), "{content_type}");
+    assert!(
+        content_type.starts_with("multipart/form-data; boundary="),
+        "{content_type}"
+    );
     let parts = form_parts(&content_type, body.clone()).await;
     let names: Vec<&str> = parts.iter().map(|p| p.0.as_str()).collect();
     assert_eq!(names, ["7/0_0.png", "8/0_0.png", "9/0_0.png", "9/1_0.png"]);
     for (name, file, mime, bytes) in &parts {
         assert_eq!(file, name);
         assert_eq!(mime, "image/png");
-        let stored = pyramid.tiles.iter().find(|(t, _)| &t.relative() == name).expect("a tile of the pyramid");
+        let stored = pyramid
+            .tiles
+            .iter()
+            .find(|(t, _)| &t.relative() == name)
+            .expect("a tile of the pyramid");
         assert_eq!(bytes, &stored.1, "{name}: the uploaded bytes");
     }
 
@@ -643,7 +662,9 @@ async fn whole_levels_come_in_one_multipart_response() {
     let (_, again, same) = send(&app, levels("from=7&to=9")).await;
     assert_eq!(same, body);
     let mut conditional = levels("from=7&to=9");
-    conditional.headers_mut().insert("if-none-match", etag.clone());
+    conditional
+        .headers_mut()
+        .insert("if-none-match", etag.clone());
     let (status, _, _) = send(&app, conditional).await;
     assert_eq!((status, &again["etag"]), (StatusCode::NOT_MODIFIED, &etag));
 
@@ -659,7 +680,11 @@ async fn whole_levels_come_in_one_multipart_response() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");
         assert_eq!(error_code(&body), code, "{query}");
     }
-    let (status, _, body) = send(&app, request("GET", "/pyramids/..%2Fx/levels?from=0&to=1", None, "")).await;
+    let (status, _, body) = send(
+        &app,
+        request("GET", "/pyramids/..%2Fx/levels?from=0&to=1", None, ""),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(error_code(&body), "invalid_id");
 }

@@ -150,7 +150,8 @@ fn form_data<'a>(
             tiles.clone().all(|(_, bytes)| finder.find(bytes).is_none())
         })
         .unwrap_or_default();
-    let mut body = Vec::with_capacity(tiles.clone().map(|(_, b)| b.len() + 160).sum::<usize>() + 64);
+    let mut body =
+        Vec::with_capacity(tiles.clone().map(|(_, b)| b.len() + 160).sum::<usize>() + 64);
     for (name, bytes) in tiles {
         let path = name.relative();
         body.extend_from_slice(
@@ -182,7 +183,10 @@ mod tests {
         let paths: Vec<String> = names.iter().map(TileName::relative).collect();
         // Level 8 is 171×114 (1 tile), 9 is 342×228 (2×1), 10 is 684×456 (3×2), 11 is 6×4.
         assert_eq!(paths.len(), 1 + 2 + 6 + 24);
-        assert_eq!(&paths[..4], ["8/0_0.jpeg", "9/0_0.jpeg", "9/1_0.jpeg", "10/0_0.jpeg"]);
+        assert_eq!(
+            &paths[..4],
+            ["8/0_0.jpeg", "9/0_0.jpeg", "9/1_0.jpeg", "10/0_0.jpeg"]
+        );
         assert_eq!(paths[9], "11/0_0.jpeg");
         assert_eq!(paths[15], "11/0_1.jpeg");
         assert_eq!(paths.last().unwrap(), "11/5_3.jpeg");
@@ -193,12 +197,23 @@ mod tests {
         for (from, to) in [(12, 11), (0, 14), (14, 14), (0, 13), (13, 13)] {
             let e = tiles_of_levels(&layout(), tiler_wasm::TileFormat::Jpeg, from, to).unwrap_err();
             assert!(
-                matches!(e, AppError::BadRequest { code: "invalid_levels", .. }),
+                matches!(
+                    e,
+                    AppError::BadRequest {
+                        code: "invalid_levels",
+                        ..
+                    }
+                ),
                 "{from}..={to}: {e:?}"
             );
         }
         // Level 13 alone is 22×15 = 330 tiles; level 12 is 11×8 = 88, and with 11 and 10 it is 118.
-        assert_eq!(tiles_of_levels(&layout(), tiler_wasm::TileFormat::Png, 10, 12).unwrap().len(), 118);
+        assert_eq!(
+            tiles_of_levels(&layout(), tiler_wasm::TileFormat::Png, 10, 12)
+                .unwrap()
+                .len(),
+            118
+        );
     }
 
     #[test]

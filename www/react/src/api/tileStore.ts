@@ -159,6 +159,14 @@ export class TileStoreClient {
     return `${this.base}/pyramids/${id}_files/`;
   }
 
+  /**
+   * Every tile of levels `from..=to` of a committed pyramid in one response (`multipart/form-data`,
+   * a part per tile named by its path under `tilesUrl`; the browser parses it with `Response.formData()`).
+   */
+  levelsUrl(id: string, from: number, to: number): string {
+    return `${this.base}/pyramids/${id}/levels?from=${from}&to=${to}`;
+  }
+
   /** Headers a read of this store needs (the token, if any). */
   readHeaders(): Record<string, string> {
     return this.settings.token ? { Authorization: `Bearer ${this.settings.token}` } : {};

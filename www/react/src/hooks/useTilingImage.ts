@@ -187,7 +187,12 @@ export function useTilingImage(
       const api = new TileStoreClient(store ?? { url: '' });
       loadTileSources().then(
         ({ StoreTileSource }) =>
-          generation.current === current && setTileSource(new StoreTileSource(info, api.tilesUrl(info.pyramidId), api.readHeaders())),
+          generation.current === current &&
+          setTileSource(
+            new StoreTileSource(info, api.tilesUrl(info.pyramidId), api.readHeaders(), (from, to) =>
+              api.levelsUrl(info.pyramidId, from, to),
+            ),
+          ),
         (e) => generation.current === current && setStatus((s) => ({ ...s, phase: 'error', error: failedToLoad(e) })),
       );
     };

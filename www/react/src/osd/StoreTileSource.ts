@@ -2,8 +2,11 @@
 import OpenSeadragon from 'openseadragon';
 import type { Geometry } from '@tessera/tiler-wasm';
 
-/** The most tiles `prefetchHome` asks for: a whole-image view of a usual viewer needs a few dozen. */
-const MAX_PREFETCH = 64;
+/**
+ * The most tiles `prefetchHome` asks for in its one request (tile-store answers up to 192): a
+ * whole-image view of a usual viewer and the coarser levels beneath it need a few dozen.
+ */
+const MAX_PREFETCH = 128;
 
 interface JobData {
   /** The image element OpenSeadragon's own loader would have made (its abort clears it). */
@@ -19,12 +22,18 @@ export class StoreTileSource extends OpenSeadragon.DziTileSource {
    * empty when tiles load as plain images.
    */
   readonly readHeaders: Record<string, string>;
-  /** Tiles asked for ahead of OpenSeadragon (`prefetchHome`), by URL, until OpenSeadragon takes them. */
-  private readonly prefetched = new Map<string, { image: HTMLImageElement; decoded: Promise<HTMLImageElement> }>();
+  /** Tiles asked for ahead of OpenSeadragon (`prefetchHome`), decoded, by URL, until OpenSeadragon takes them. */
+  private readonly prefetched = new Map<string, Promise<ImageBitmap>>();
+  /** Ends the request of `prefetchHome` when the source is dropped. */
+  private prefetchAbort: AbortController | null = null;
+  /** The URL of every tile of levels `from..=to` in one response (tile-store's `/levels`). */
+  private readonly levelsUrl: (from: number, to: number) => string;
+  /** The folder of the tiles: a tile's URL is this and its path (`level/col_row.ext`). */
+  private readonly tilesFolder: string;
   /** How many tiles `prefetchHome` asked for, and how many of them OpenSeadragon then took. */
   readonly ahead = { asked: 0, taken: 0 };
 
-  constructor(geometry: Geometry, tilesUrl: string, readHeaders: Record<string, string>) {
+  constructor(geometry: Geometry, tilesUrl: string, readHeaders: Record<string, string>, levelsUrl: (from: number, to: number) => string) {
     super({
       width: geometry.width,
       height: geometry.height,
@@ -34,6 +43,8 @@ export class StoreTileSource extends OpenSeadragon.DziTileSource {
       fileFormat: geometry.format,
     } as OpenSeadragon.IDziTileSourceOptions);
     this.readHeaders = readHeaders;
+    this.levelsUrl = levelsUrl;
+    this.tilesFolder = tilesUrl;
   }
 
   /**
@@ -55,46 +66,75 @@ export class StoreTileSource extends OpenSeadragon.DziTileSource {
         break;
       }
     }
+    return { level, urls: this.levelUrls(level) };
+  }
+
+  /** The URLs of every tile of `level`, row by row. */
+  private levelUrls(level: number): string[] {
     const { x: cols, y: rows } = this.getNumTiles(level);
-    if (cols * rows > MAX_PREFETCH) return null;
     const urls: string[] = [];
     for (let y = 0; y < rows; y++) for (let x = 0; x < cols; x++) urls.push(this.getTileUrl(level, x, y) as string);
-    return { level, urls };
+    return urls;
   }
 
   /**
-   * Asks for the tiles of the whole-image view in a `width`×`height` viewer now, all at once, before
-   * OpenSeadragon has opened the source and worked out its first frame; its requests for them then
-   * take these (`downloadTileStart`), decoded ahead of drawing (`HTMLImageElement.decode`).
-   * Only for plain image loads (no read headers): the URLs a store that wants a token would refuse.
+   * Asks for the tiles of the whole-image view in a `width`×`height` viewer now, before OpenSeadragon
+   * has opened the source and worked out its first frame, in one request: that level and the
+   * coarser ones OpenSeadragon loads while it waits for them (it walks down to its cut-off level,
+   * `getClosestLevel`, the last of a single tile). One response instead of dozens of requests
+   * queued six at a time (HTTP/1.1's limit per host), and each tile decoded off the main thread
+   * (`createImageBitmap`) where an `<img>` would be decoded again as the canvas drawer copies it.
+   * OpenSeadragon's requests for these tiles then take them (`downloadTileStart`).
    */
-  prefetchHome(width: number, height: number): string[] {
-    if (Object.keys(this.readHeaders).length > 0) return [];
+  prefetchHome(width: number, height: number): void {
     const home = this.homeTiles(width, height);
-    if (!home) return [];
-    for (const url of home.urls) {
-      if (this.prefetched.has(url)) continue;
-      const image = new Image();
-      // As OpenSeadragon loads stored tiles (`crossOriginPolicy: 'Anonymous'`), so the canvas stays readable.
-      image.crossOrigin = 'anonymous';
-      image.src = url;
-      const decoded = image.decode().then(() => image);
-      // Handled where OpenSeadragon takes the tile; one never taken is no error.
-      decoded.catch(() => undefined);
-      this.prefetched.set(url, { image, decoded });
-      this.ahead.asked++;
+    if (!home || this.prefetched.size > 0) return;
+    let from = Math.min(home.level, Math.max(this.minLevel, this.getClosestLevel()));
+    const count = (l: number) => {
+      const { x, y } = this.getNumTiles(l);
+      return x * y;
+    };
+    let total = 0;
+    for (let l = from; l <= home.level; l++) total += count(l);
+    while (total > MAX_PREFETCH && from < home.level) total -= count(from++);
+    if (total > MAX_PREFETCH) return;
+    const abort = new AbortController();
+    this.prefetchAbort = abort;
+    const form = fetch(this.levelsUrl(from, home.level), { headers: this.readHeaders, signal: abort.signal }).then((r) => {
+      if (!r.ok) throw new Error(`${r.status} ${r.statusText}`);
+      return r.formData();
+    });
+    // Handled where OpenSeadragon takes a tile; a failed request then loads each tile the usual way.
+    form.catch(() => undefined);
+    for (let level = from; level <= home.level; level++) {
+      for (const url of this.levelUrls(level)) {
+        const name = url.slice(this.tilesFolder.length);
+        const decoded = form.then((parts) => {
+          const tile = parts.get(name);
+          if (!(tile instanceof Blob)) throw new Error(`no tile ${name} in the answer`);
+          return createImageBitmap(tile);
+        });
+        decoded.catch(() => undefined);
+        this.prefetched.set(url, decoded);
+        this.ahead.asked++;
+      }
     }
-    return home.urls;
   }
 
   /** Drops the tiles asked for ahead that OpenSeadragon did not take (the source was replaced). */
   cancelPrefetch(): void {
-    for (const { image } of this.prefetched.values()) image.src = '';
+    this.prefetchAbort?.abort();
+    this.prefetchAbort = null;
+    for (const decoded of this.prefetched.values())
+      decoded.then(
+        (bitmap) => bitmap.close(),
+        () => undefined,
+      );
     this.prefetched.clear();
   }
 
   override downloadTileStart(job: OpenSeadragon.ImageJob): void {
-    const ahead = job.loadWithAjax ? undefined : this.prefetched.get(job.src);
+    const ahead = this.prefetched.get(job.src);
     if (!ahead) {
       super.downloadTileStart(job);
       return;
@@ -102,9 +142,10 @@ export class StoreTileSource extends OpenSeadragon.DziTileSource {
     this.prefetched.delete(job.src);
     this.ahead.taken++;
     const data = job.userData as JobData;
-    ahead.decoded.then(
-      (image) => {
-        if (!data.aborted) job.finish(image, null, 'image');
+    ahead.then(
+      (bitmap) => {
+        if (data.aborted) bitmap.close();
+        else job.finish(bitmap, null, 'imageBitmap');
       },
       // A failed early request is made again the usual way, which retries and reports.
       () => {
