@@ -174,12 +174,13 @@ mod tests {
 
     fn layout() -> tiler_wasm::Layout {
         // 5472×3648 in 254-pixel tiles: levels 0..=13; level 11 is 1368×912, 6×4 tiles.
-        tiler_wasm::Layout::new(5472, 3648, 254, 1).unwrap()
+        tiler_wasm::Layout::new(5472, 3648, 254, 1).expect("a layout")
     }
 
     #[test]
     fn whole_levels_are_listed_level_by_level_and_row_by_row() {
-        let names = tiles_of_levels(&layout(), tiler_wasm::TileFormat::Jpeg, 8, 11).unwrap();
+        let names =
+            tiles_of_levels(&layout(), tiler_wasm::TileFormat::Jpeg, 8, 11).expect("levels it has");
         let paths: Vec<String> = names.iter().map(TileName::relative).collect();
         // Level 8 is 171×114 (1 tile), 9 is 342×228 (2×1), 10 is 684×456 (3×2), 11 is 6×4.
         assert_eq!(paths.len(), 1 + 2 + 6 + 24);
@@ -189,13 +190,14 @@ mod tests {
         );
         assert_eq!(paths[9], "11/0_0.jpeg");
         assert_eq!(paths[15], "11/0_1.jpeg");
-        assert_eq!(paths.last().unwrap(), "11/5_3.jpeg");
+        assert_eq!(paths.last().expect("tiles"), "11/5_3.jpeg");
     }
 
     #[test]
     fn levels_it_does_not_have_or_too_many_tiles_are_refused() {
         for (from, to) in [(12, 11), (0, 14), (14, 14), (0, 13), (13, 13)] {
-            let e = tiles_of_levels(&layout(), tiler_wasm::TileFormat::Jpeg, from, to).unwrap_err();
+            let e = tiles_of_levels(&layout(), tiler_wasm::TileFormat::Jpeg, from, to)
+                .expect_err("refused");
             assert!(
                 matches!(
                     e,
@@ -210,7 +212,7 @@ mod tests {
         // Level 13 alone is 22×15 = 330 tiles; level 12 is 11×8 = 88, and with 11 and 10 it is 118.
         assert_eq!(
             tiles_of_levels(&layout(), tiler_wasm::TileFormat::Png, 10, 12)
-                .unwrap()
+                .expect("levels it has")
                 .len(),
             118
         );
@@ -218,7 +220,7 @@ mod tests {
 
     #[test]
     fn the_boundary_is_one_no_tile_contains() {
-        let id = PyramidId::parse(&"ab".repeat(32)).unwrap();
+        let id = PyramidId::parse(&"ab".repeat(32)).expect("an id");
         let name = TileName {
             level: 0,
             col: 0,
@@ -232,6 +234,6 @@ mod tests {
         let expected = format!(
             "--{boundary}\r\nContent-Disposition: form-data; name=\"0/0_0.png\"; filename=\"0/0_0.png\"\r\nContent-Type: image/png\r\n\r\n\r\n--{first}\r\nx\r\n--{boundary}--\r\n"
         );
-        assert_eq!(String::from_utf8(body).unwrap(), expected);
+        assert_eq!(String::from_utf8(body).expect("text"), expected);
     }
 }
