@@ -12,22 +12,44 @@
 
 use super::read::{cache_control, respond_with};
 use super::segments;
-use crate::error::{AppError, Result};
-use crate::store::{Key, PyramidId, TileName};
+use crate::error::{AppError, Result, RETRY_AFTER_BUSY_QUEUE_SECS};
+use crate::store::{Key, PyramidId, Store, TileName};
 use crate::AppState;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
 use bytes::Bytes;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use memchr::memmem;
+use std::sync::{Arc, LazyLock};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Most tiles one response carries: the whole-image view of a 2560×1440 viewer of a 96 MP
 /// image and the coarser levels beneath it need about 130.
 pub const MAX_TILES: u64 = 192;
+/// Most tile bytes one response carries (a whole-image view's are a few hundred KB; tiles may be
+/// up to `--max-tile-bytes` each).
+pub const MAX_BYTES: usize = 16 << 20;
+/// Responses assembled at once: each holds its tiles, then its body (at most twice [`MAX_BYTES`]).
+pub const RESPONSES_AT_ONCE: usize = 8;
 /// Tiles read from the store at once for one response.
 const READS_AT_ONCE: usize = 16;
+
+static RESPONSES: LazyLock<Arc<Semaphore>> =
+    LazyLock::new(|| Arc::new(Semaphore::new(RESPONSES_AT_ONCE)));
+
+/// A turn to assemble a response, or `503 busy` at once: a viewer then loads the tiles one by one.
+fn turn(permits: &Arc<Semaphore>) -> Result<OwnedSemaphorePermit> {
+    Arc::clone(permits)
+        .try_acquire_owned()
+        .map_err(|_| AppError::Busy {
+            message: format!(
+                "{RESPONSES_AT_ONCE} responses of whole levels are being assembled; retry later"
+            ),
+            retry_after_secs: RETRY_AFTER_BUSY_QUEUE_SECS,
+        })
+}
 
 /// The query of `GET /pyramids/{id}/levels`.
 #[derive(Debug, serde::Deserialize)]
@@ -50,6 +72,7 @@ pub async fn get_levels(
     let id = PyramidId::parse(&segments(path)?)?;
     let Query(LevelsQuery { from, to }) =
         query.map_err(|e| AppError::bad_request("invalid_query", e.body_text()))?;
+    let _turn = turn(&RESPONSES)?;
     let dzi = state
         .store
         .get(&Key::Dzi(id.clone()))
@@ -62,21 +85,7 @@ pub async fn get_levels(
         .layout()
         .map_err(|e| AppError::Internal(format!("the stored manifest of {id}: {e}")))?;
     let names = tiles_of_levels(&layout, manifest.format, from, to)?;
-    let reads = names.iter().copied().map(|name| {
-        let store = state.store.clone();
-        let key = Key::Tile(id.clone(), name);
-        async move {
-            let bytes = store.get(&key).await?;
-            // Every tile of a committed pyramid was checked at its commit.
-            bytes.ok_or_else(|| {
-                AppError::Internal(format!("committed pyramid has no {}", key.path()))
-            })
-        }
-    });
-    let tiles: Vec<Bytes> = futures::stream::iter(reads)
-        .buffered(READS_AT_ONCE)
-        .try_collect()
-        .await?;
+    let tiles = read_tiles(&state.store, &id, &names, MAX_BYTES).await?;
     let (boundary, body) = form_data(&id, names.iter().zip(&tiles));
     let content_type = HeaderValue::from_str(&format!("multipart/form-data; boundary={boundary}"))
         .map_err(|e| AppError::Internal(format!("a multipart boundary: {e}")))?;
@@ -87,6 +96,43 @@ pub async fn get_levels(
         content_type,
         cache_control(&state, true),
     ))
+}
+
+/// The bytes of `names` of committed pyramid `id`, in order; `400 invalid_levels` past `max_bytes`.
+async fn read_tiles(
+    store: &Arc<dyn Store>,
+    id: &PyramidId,
+    names: &[TileName],
+    max_bytes: usize,
+) -> Result<Vec<Bytes>> {
+    let (store, id) = (Arc::clone(store), id.clone());
+    let mut reads = futures::stream::iter(names.iter().copied().map(move |name| {
+        let (store, key) = (Arc::clone(&store), Key::Tile(id.clone(), name));
+        async move {
+            let bytes = store.get(&key).await?;
+            // Every tile of a committed pyramid was checked at its commit.
+            bytes.ok_or_else(|| {
+                AppError::Internal(format!("committed pyramid has no {}", key.path()))
+            })
+        }
+    }))
+    .buffered(READS_AT_ONCE);
+    let mut tiles = Vec::with_capacity(names.len());
+    let mut total = 0usize;
+    while let Some(bytes) = reads.next().await {
+        let bytes = bytes?;
+        total = total
+            .checked_add(bytes.len())
+            .filter(|&t| t <= max_bytes)
+            .ok_or_else(|| {
+                AppError::bad_request(
+                    "invalid_levels",
+                    format!("these levels hold more than {max_bytes} bytes of tiles: ask for fewer levels"),
+                )
+            })?;
+        tiles.push(bytes);
+    }
+    Ok(tiles)
 }
 
 /// The tiles of levels `from..=to` of `layout`, level by level, row by row; bounded by [`MAX_TILES`].
@@ -216,6 +262,63 @@ mod tests {
                 .len(),
             118
         );
+    }
+
+    #[tokio::test]
+    async fn tiles_are_read_in_order_within_the_byte_budget() {
+        let dir = tempfile::tempdir().expect("a folder");
+        let store: Arc<dyn Store> =
+            Arc::new(crate::store::disk::DiskStore::open(dir.path()).expect("a store"));
+        let id = PyramidId::parse(&"cd".repeat(32)).expect("an id");
+        let names: Vec<TileName> = (0..3)
+            .map(|col| TileName {
+                level: 1,
+                col,
+                row: 0,
+                format: tiler_wasm::TileFormat::Png,
+            })
+            .collect();
+        for (i, name) in names.iter().enumerate() {
+            let bytes = Bytes::from(vec![b'a' + i as u8; 10 + i]);
+            store
+                .put(&Key::Tile(id.clone(), *name), bytes)
+                .await
+                .expect("put");
+        }
+        let tiles = read_tiles(&store, &id, &names, 33)
+            .await
+            .expect("33 bytes fit");
+        let lens: Vec<(usize, u8)> = tiles.iter().map(|t| (t.len(), t[0])).collect();
+        assert_eq!(lens, [(10, b'a'), (11, b'b'), (12, b'c')]);
+        let e = read_tiles(&store, &id, &names, 32)
+            .await
+            .expect_err("33 bytes > 32");
+        assert!(
+            matches!(
+                e,
+                AppError::BadRequest {
+                    code: "invalid_levels",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        // A tile missing from a committed pyramid is the store's fault, not the client's.
+        let missing = [TileName { col: 3, ..names[0] }];
+        let e = read_tiles(&store, &id, &missing, 32)
+            .await
+            .expect_err("missing");
+        assert!(matches!(e, AppError::Internal(_)), "{e:?}");
+    }
+
+    #[test]
+    fn past_the_responses_at_once_the_answer_is_busy() {
+        let permits = Arc::new(Semaphore::new(1));
+        let first = turn(&permits).expect("a turn");
+        let e = turn(&permits).expect_err("no turn left");
+        assert!(matches!(e, AppError::Busy { .. }), "{e:?}");
+        drop(first);
+        let _again = turn(&permits).expect("a turn again");
     }
 
     #[test]
