@@ -237,7 +237,7 @@ async fn upload_list_commit_and_read_back() {
         serde_json::json!({
             "width": 300, "height": 200, "tileSize": 254, "overlap": 1, "maxLevel": 9,
             // A JSON number (`f64` for JavaScript): 11.0, which JSON.parse reads as 11.
-            "tileCount": 11.0, "format": "png", "mime": "image/png"
+            "tileCount": 11, "format": "png", "mime": "image/png"
         })
     );
     let missing = "0".repeat(64);
@@ -562,7 +562,7 @@ async fn a_pyramid_is_found_by_its_sources_digest_and_settings() {
         found["geometry"],
         serde_json::json!({
             "width": 300, "height": 200, "tileSize": 254, "overlap": 1, "maxLevel": 9,
-            "tileCount": 11.0, "format": "png", "mime": "image/png"
+            "tileCount": 11, "format": "png", "mime": "image/png"
         })
     );
 

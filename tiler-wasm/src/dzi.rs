@@ -98,8 +98,9 @@ pub struct Geometry {
     pub overlap: u32,
     /// The full-resolution level; level 0 is 1×1.
     pub max_level: u32,
-    /// Number of tiles in the whole pyramid (exact: layouts are capped far below 2^53 tiles).
-    pub tile_count: f64,
+    /// Number of tiles in the whole pyramid; a JavaScript number (layouts are capped far below 2^53
+    /// tiles), and a whole number in JSON.
+    pub tile_count: u64,
     /// The tiles' format.
     pub format: TileFormat,
     /// The tiles' MIME type.
@@ -115,7 +116,7 @@ impl Geometry {
             tile_size: layout.tile_size(),
             overlap: layout.overlap(),
             max_level: layout.max_level(),
-            tile_count: layout.tile_count() as f64,
+            tile_count: layout.tile_count(),
             format,
             mime: format.mime().to_owned(),
         }
