@@ -61,7 +61,8 @@ pub struct LevelsQuery {
 
 /// `GET /pyramids/{id}/levels?from=&to=`: the tiles of levels `from..=to` of a committed
 /// pyramid, as `multipart/form-data`; `404` when the pyramid is not committed, `400
-/// invalid_levels` for levels it does not have or more than [`MAX_TILES`] tiles.
+/// invalid_levels` for levels it does not have or more than [`MAX_TILES`] tiles or [`MAX_BYTES`]
+/// bytes, `503 busy` while [`RESPONSES_AT_ONCE`] others are being assembled.
 pub async fn get_levels(
     State(state): State<AppState>,
     headers: HeaderMap,
