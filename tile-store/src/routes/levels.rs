@@ -10,7 +10,7 @@
 //! than with a crate: the layout is five lines of RFC 7578, and the crates that write multipart
 //! bodies are request builders for HTTP clients.
 
-use super::read::{cache_control, respond_with};
+use super::read::{cache_control, committed_manifest, respond_with};
 use super::segments;
 use crate::error::{AppError, Result, RETRY_AFTER_BUSY_QUEUE_SECS};
 use crate::store::{Key, PyramidId, Store, TileName};
@@ -74,12 +74,7 @@ pub async fn get_levels(
     let Query(LevelsQuery { from, to }) =
         query.map_err(|e| AppError::bad_request("invalid_query", e.body_text()))?;
     let _turn = turn(&RESPONSES)?;
-    let dzi = state
-        .store
-        .get(&Key::Dzi(id.clone()))
-        .await?
-        .ok_or_else(|| AppError::NotFound(format!("pyramid {id} is not committed")))?;
-    state.committed.insert(&id);
+    let dzi = committed_manifest(&state, &id).await?;
     let manifest = tiler_wasm::dzi::Dzi::parse(&dzi)
         .map_err(|e| AppError::Internal(format!("the stored manifest of {id}: {e}")))?;
     let layout = manifest

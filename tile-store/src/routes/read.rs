@@ -71,12 +71,7 @@ pub async fn get_manifest(
         Some(id) => crate::store::PyramidId::parse(id)?,
         None => parse_manifest_name(&name)?,
     };
-    let bytes = state
-        .store
-        .get(&Key::Dzi(id.clone()))
-        .await?
-        .ok_or_else(|| AppError::NotFound(format!("pyramid {id} is not committed")))?;
-    state.committed.insert(&id);
+    let bytes = committed_manifest(&state, &id).await?;
     let cache = cache_control(&state, true);
     if json.is_none() {
         return Ok(respond(&state, &headers, bytes, "application/xml", cache));
@@ -90,6 +85,18 @@ pub async fn get_manifest(
         "application/json",
         cache,
     ))
+}
+
+/// The stored `.dzi` of pyramid `id`, which exists once it is committed (`404` before); the id is
+/// then remembered as committed.
+pub(super) async fn committed_manifest(state: &AppState, id: &PyramidId) -> Result<Bytes> {
+    let bytes = state
+        .store
+        .get(&Key::Dzi(id.clone()))
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("pyramid {id} is not committed")))?;
+    state.committed.insert(id);
+    Ok(bytes)
 }
 
 /// The geometry a committed manifest describes. Manifests were checked at the commit, so one

@@ -38,11 +38,7 @@ pub async fn stream(state: &AppState, id: PyramidId, cache: &'static str) -> Res
             message: format!("{ARCHIVES_AT_ONCE} archives are being streamed; retry later"),
             retry_after_secs: RETRY_AFTER_BUSY_QUEUE_SECS,
         })?;
-    let dzi = state
-        .store
-        .get(&Key::Dzi(id.clone()))
-        .await?
-        .ok_or_else(|| AppError::NotFound(format!("pyramid {id} is not committed")))?;
+    let dzi = super::read::committed_manifest(state, &id).await?;
     let tiles = ordered(state.store.list_tiles(&id).await?);
     let (writer, reader) = tokio::io::duplex(PIPE_BYTES);
     let store = std::sync::Arc::clone(&state.store);
