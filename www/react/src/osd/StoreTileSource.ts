@@ -48,25 +48,21 @@ export class StoreTileSource extends OpenSeadragon.DziTileSource {
   }
 
   /**
-   * The level OpenSeadragon draws the whole image at in a `width`×`height` (CSS pixels) viewer, and
-   * the URLs of that level's tiles: OpenSeadragon's own choice (`TiledImage._updateLevelsForViewport`:
-   * the highest level whose tiles are shown at no less than `minPixelRatio` screen pixels per tile
-   * pixel), made from this source's own level arithmetic and URLs.
+   * The level OpenSeadragon draws the whole image at in a `width`×`height` (CSS pixels) viewer:
+   * OpenSeadragon's own choice (`TiledImage._updateLevelsForViewport`: the highest level whose tiles
+   * are shown at no less than `minPixelRatio` screen pixels per tile pixel), made from this source's
+   * own level arithmetic; null for an empty viewer.
    */
-  homeTiles(width: number, height: number, minPixelRatio = 0.5): { level: number; urls: string[] } | null {
+  homeLevel(width: number, height: number, minPixelRatio = 0.5): number | null {
     const { x: w, y: h } = this.dimensions;
     if (!(width > 0 && height > 0 && w > 0 && h > 0)) return null;
     // The home view fits the whole image in the viewer.
     const shown = Math.min(width, (height * w) / h);
-    let level = this.minLevel;
     for (let l = this.maxLevel; l > this.minLevel; l--) {
       // A Point, whatever the typings say: screen pixels per tile pixel are its x times the shown width.
-      if (shown * (this.getPixelRatio(l) as unknown as OpenSeadragon.Point).x >= minPixelRatio) {
-        level = l;
-        break;
-      }
+      if (shown * (this.getPixelRatio(l) as unknown as OpenSeadragon.Point).x >= minPixelRatio) return l;
     }
-    return { level, urls: this.levelUrls(level) };
+    return this.minLevel;
   }
 
   /** The URLs of every tile of `level`, row by row. */
@@ -87,26 +83,26 @@ export class StoreTileSource extends OpenSeadragon.DziTileSource {
    * OpenSeadragon's requests for these tiles then take them (`downloadTileStart`).
    */
   prefetchHome(width: number, height: number): void {
-    const home = this.homeTiles(width, height);
-    if (!home || this.prefetched.size > 0) return;
-    let from = Math.min(home.level, Math.max(this.minLevel, this.getClosestLevel()));
+    const home = this.homeLevel(width, height);
+    if (home === null || this.prefetched.size > 0) return;
+    let from = Math.min(home, Math.max(this.minLevel, this.getClosestLevel()));
     const count = (l: number) => {
       const { x, y } = this.getNumTiles(l);
       return x * y;
     };
     let total = 0;
-    for (let l = from; l <= home.level; l++) total += count(l);
-    while (total > MAX_PREFETCH && from < home.level) total -= count(from++);
+    for (let l = from; l <= home; l++) total += count(l);
+    while (total > MAX_PREFETCH && from < home) total -= count(from++);
     if (total > MAX_PREFETCH) return;
     const abort = new AbortController();
     this.prefetchAbort = abort;
-    const form = fetch(this.levelsUrl(from, home.level), { headers: this.readHeaders, signal: abort.signal }).then((r) => {
+    const form = fetch(this.levelsUrl(from, home), { headers: this.readHeaders, signal: abort.signal }).then((r) => {
       if (!r.ok) throw new Error(`${r.status} ${r.statusText}`);
       return r.formData();
     });
     // Handled where OpenSeadragon takes a tile; a failed request then loads each tile the usual way.
     form.catch(() => undefined);
-    for (let level = from; level <= home.level; level++) {
+    for (let level = from; level <= home; level++) {
       for (const url of this.levelUrls(level)) {
         const name = url.slice(this.tilesFolder.length);
         const decoded = form.then((parts) => {
