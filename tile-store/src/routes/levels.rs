@@ -146,6 +146,7 @@ fn tiles_of_levels(
         )));
     }
     let mut count = 0u64;
+    let mut grids = Vec::new();
     for level in from..=to {
         let (cols, rows) = layout
             .grid(level)
@@ -158,12 +159,10 @@ fn tiles_of_levels(
                     "levels {from} to {to} hold more than {MAX_TILES} tiles: ask for fewer levels"
                 ))
             })?;
+        grids.push((level, cols, rows));
     }
     let mut names = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
-    for level in from..=to {
-        let Some((cols, rows)) = layout.grid(level) else {
-            continue;
-        };
+    for (level, cols, rows) in grids {
         for row in 0..rows {
             for col in 0..cols {
                 names.push(TileName {

@@ -28,8 +28,6 @@ export class StoreTileSource extends OpenSeadragon.DziTileSource {
   private prefetchAbort: AbortController | null = null;
   /** The URL of every tile of levels `from..=to` in one response (tile-store's `/levels`). */
   private readonly levelsUrl: (from: number, to: number) => string;
-  /** The folder of the tiles: a tile's URL is this and its path (`level/col_row.ext`). */
-  private readonly tilesFolder: string;
   /** How many tiles `prefetchHome` asked for, and how many of them OpenSeadragon then took. */
   readonly ahead = { asked: 0, taken: 0 };
 
@@ -44,7 +42,6 @@ export class StoreTileSource extends OpenSeadragon.DziTileSource {
     } as OpenSeadragon.IDziTileSourceOptions);
     this.readHeaders = readHeaders;
     this.levelsUrl = levelsUrl;
-    this.tilesFolder = tilesUrl;
   }
 
   /**
@@ -104,7 +101,8 @@ export class StoreTileSource extends OpenSeadragon.DziTileSource {
     form.catch(() => undefined);
     for (let level = from; level <= home; level++) {
       for (const url of this.levelUrls(level)) {
-        const name = url.slice(this.tilesFolder.length);
+        // A part is named by the tile's path under the folder (`level/col_row.ext`), as its URL ends.
+        const name = url.slice(this.tilesUrl.length);
         const decoded = form.then((parts) => {
           const tile = parts.get(name);
           if (!(tile instanceof Blob)) throw new Error(`no tile ${name} in the answer`);
